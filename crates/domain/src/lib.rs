@@ -1,0 +1,35 @@
+//! Kassa's pure domain: money, tax, receipt maths, the order state machine and validated ids.
+//!
+//! Nothing here does I/O or reads a clock, so Central, the register and the wasm UI all compute
+//! the same receipts and accept the same input. Types that cross the HTTP API derive
+//! `utoipa::ToSchema` when the `openapi` feature is on.
+
+pub mod api;
+pub mod cart;
+pub mod ids;
+pub mod money;
+pub mod order;
+pub mod tax;
+
+pub use cart::{
+    check_line_qty, compute_totals, CartError, CartLine, LineTotal, QtyOutOfRange, TaxLine, Totals,
+    CART_LINES_MAX, LINE_QTY_MAX,
+};
+pub use ids::{
+    ean13_check_digit, Barcode, BarcodeKind, IdError, IdempotencyKey, Role, Sku, Username,
+};
+pub use money::{round_money, try_round_money, Currency, Money, MoneyError};
+pub use order::{IllegalTransition, OrderEvent, OrderStatus, UnknownOrderStatus};
+pub use tax::{PriceMode, TaxClass, TaxError, TaxRate, TaxTable};
+
+/// Untrusted input quoted in an error message, cut to a length that is safe to log and echo.
+pub(crate) fn clipped(s: &str) -> String {
+    const CHARS_MAX: usize = 40;
+    if s.chars().count() <= CHARS_MAX {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(CHARS_MAX).collect();
+        out.push('…');
+        out
+    }
+}
