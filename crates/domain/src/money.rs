@@ -602,6 +602,13 @@ mod tests {
         }
 
         #[test]
+        fn display_amount_parses_back(c in currency(), m in any::<i64>()) {
+            let money = Money::from_minor(m, c);
+            prop_assert_eq!(Money::parse(&money.amount().to_string(), c)?, money);
+            prop_assert_eq!(money.to_string(), format!("{} {}", money.amount(), c));
+        }
+
+        #[test]
         fn times_equals_repeated_addition(c in currency(), m in minor(), qty in 0_u32..50) {
             let unit = Money::from_minor(m, c);
             let mut sum = Money::zero(c);
