@@ -1,0 +1,283 @@
+//! Authentication and authorisation: password hashes, access and refresh tokens, sessions,
+//! registers as devices, rate limits, and the routes that issue and revoke them.
+
+pub mod routes;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use kassa_domain::Role;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::config::{Config, Secret};
+use crate::http::error::ApiError;
+use crate::store::{self, Db};
+
+/// Who is calling, as proven by a live session's access token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub session_id: Uuid,
+    pub register_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    sid: Uuid,
+    role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reg: Option<Uuid>,
+    iat: u64,
+    exp: u64,
+}
+
+/// Keys, the session cache and the rate limiters; one per Central instance.
+pub struct AuthService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    session_cache_ttl: Duration,
+    /// Sessions recently confirmed live, with when. Logout evicts at once.
+    session_cache: Mutex<HashMap<Uuid, Instant>>,
+    login_by_username: DefaultKeyedRateLimiter<String>,
+    login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    requests_by_user: DefaultKeyedRateLimiter<Uuid>,
+    /// A real hash to verify against when the username is unknown, so both cases cost the same.
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for AuthService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService").field("access_ttl", &self.access_ttl).finish_non_exhaustive()
+    }
+}
+
+const SESSION_CACHE_ENTRIES_MAX: usize = 100_000;
+
+fn per_minute(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN))
+}
+
+fn retry_after(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    ApiError::TooManyRequests { retry_after_s: wait.as_secs().max(1) }
+}
+
+/// A random 256-bit token, URL-safe.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Hash for high-entropy secrets (refresh tokens, register credentials): SHA-256 is enough
+/// because they cannot be guessed; passwords use argon2id instead.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// argon2id with the crate's default (OWASP) parameters; run off the async threads.
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+    })
+    .await
+    .context("password hashing task")?
+}
+
+async fn verify_password(password: String, hash: String) -> anyhow::Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .context("password verification task")?
+}
+
+/// Password rules: long enough to resist guessing, short enough to bound hashing work.
+pub fn validate_password(password: &str) -> Result<(), ApiError> {
+    let len = password.chars().count();
+    if !(8..=128).contains(&len) {
+        return Err(ApiError::invalid("invalid_password", "password must be 8 to 128 characters"));
+    }
+    Ok(())
+}
+
+/// The signing key: the configured one, else one made once and kept in the database so that
+/// restarts and sibling instances accept each other's tokens.
+pub async fn signing_secret(db: &Db, config: &Config) -> anyhow::Result<Secret> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.clone());
+    }
+    store::settings::get_or_init(db, "jwt_secret", random_token).await.map(Secret::new)
+}
+
+impl AuthService {
+    pub async fn new(config: &Config, secret: &Secret) -> anyhow::Result<Self> {
+        let dummy_hash = hash_password(random_token()).await?;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
+            decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
+            access_ttl: config.access_token_ttl,
+            refresh_ttl: config.refresh_token_ttl,
+            session_cache_ttl: config.session_cache_ttl,
+            session_cache: Mutex::new(HashMap::new()),
+            login_by_username: RateLimiter::keyed(per_minute(config.login_per_username_per_minute)),
+            login_by_ip: RateLimiter::keyed(per_minute(config.login_per_ip_per_minute)),
+            requests_by_user: RateLimiter::keyed(
+                Quota::per_second(NonZeroU32::new(config.user_requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(config.user_requests_burst.max(1)).unwrap_or(NonZeroU32::MIN)),
+            ),
+            dummy_hash,
+        })
+    }
+
+    /// Brute-force brake: attempts per username and per client address.
+    pub fn check_login_rate(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
+        self.login_by_ip.check_key(&ip).map_err(|e| retry_after(&e))?;
+        self.login_by_username.check_key(&username.to_owned()).map_err(|e| retry_after(&e))?;
+        Ok(())
+    }
+
+    pub fn check_user_rate(&self, user_id: Uuid) -> Result<(), ApiError> {
+        self.requests_by_user.check_key(&user_id).map_err(|e| retry_after(&e))
+    }
+
+    /// Checks a password against a user's stored hash (or the dummy hash when there is no user).
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> anyhow::Result<bool> {
+        let known = hash.is_some();
+        let ok = verify_password(password.to_owned(), hash.unwrap_or(&self.dummy_hash).to_owned()).await?;
+        Ok(ok && known)
+    }
+
+    fn access_token(&self, owner: &store::sessions::SessionOwner) -> anyhow::Result<String> {
+        let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default();
+        let claims = Claims {
+            sub: owner.user_id,
+            sid: owner.session_id,
+            role: owner.role,
+            reg: owner.register_id,
+            iat: now,
+            exp: now + self.access_ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::default(), &claims, &self.encoding).context("signing access token")
+    }
+
+    /// Starts a session and returns its tokens.
+    pub async fn start_session(
+        &self,
+        db: &Db,
+        user_id: Uuid,
+        role: Role,
+        register_id: Option<Uuid>,
+    ) -> anyhow::Result<kassa_domain::api::TokenResponse> {
+        let owner = store::sessions::SessionOwner { session_id: Uuid::now_v7(), user_id, role, register_id };
+        let refresh = random_token();
+        let expires_at = store::now_ms() + i64::try_from(self.refresh_ttl.as_millis()).unwrap_or(i64::MAX);
+        store::sessions::insert(db, &owner, &token_hash(&refresh), expires_at).await?;
+        self.tokens(&owner, refresh)
+    }
+
+    fn tokens(
+        &self,
+        owner: &store::sessions::SessionOwner,
+        refresh_token: String,
+    ) -> anyhow::Result<kassa_domain::api::TokenResponse> {
+        Ok(kassa_domain::api::TokenResponse {
+            access_token: self.access_token(owner)?,
+            refresh_token,
+            token_type: "Bearer".into(),
+            expires_in: self.access_ttl.as_secs(),
+            role: owner.role,
+        })
+    }
+
+    /// Rotates a refresh token: a new pair for a current token; reuse of an old one revokes
+    /// the whole session.
+    pub async fn refresh(&self, db: &Db, refresh_token: &str) -> Result<kassa_domain::api::TokenResponse, ApiError> {
+        let new_refresh = random_token();
+        match store::sessions::rotate(db, &token_hash(refresh_token), &token_hash(&new_refresh)).await? {
+            store::sessions::Rotation::Rotated(owner) => Ok(self.tokens(&owner, new_refresh)?),
+            store::sessions::Rotation::Reused(session_id) => {
+                self.forget_session(session_id);
+                tracing::warn!(%session_id, "refresh token reused; session revoked");
+                Err(ApiError::Unauthorized("refresh token already used; the session is revoked"))
+            }
+            store::sessions::Rotation::Invalid => Err(ApiError::Unauthorized("invalid refresh token")),
+        }
+    }
+
+    pub async fn logout(&self, db: &Db, session_id: Uuid) -> anyhow::Result<()> {
+        store::sessions::revoke(db, session_id).await?;
+        self.forget_session(session_id);
+        Ok(())
+    }
+
+    fn forget_session(&self, session_id: Uuid) {
+        if let Ok(mut cache) = self.session_cache.lock() {
+            cache.remove(&session_id);
+        }
+    }
+
+    /// Verifies the token's signature and expiry, then that its session is still live
+    /// (cached for `session_cache_ttl`).
+    pub async fn authenticate(&self, db: &Db, token: &str) -> Result<Caller, ApiError> {
+        let mut validation = Validation::default();
+        validation.leeway = 0;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::Unauthorized("access token expired"),
+                _ => ApiError::Unauthorized("invalid access token"),
+            })?
+            .claims;
+        if !self.session_live(db, claims.sid).await? {
+            return Err(ApiError::Unauthorized("session ended; sign in again"));
+        }
+        Ok(Caller { user_id: claims.sub, role: claims.role, session_id: claims.sid, register_id: claims.reg })
+    }
+
+    async fn session_live(&self, db: &Db, session_id: Uuid) -> anyhow::Result<bool> {
+        let fresh = self
+            .session_cache
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&session_id).copied())
+            .is_some_and(|checked| checked.elapsed() < self.session_cache_ttl);
+        if fresh {
+            return Ok(true);
+        }
+        let live = store::sessions::is_active(db, session_id).await?;
+        if let Ok(mut cache) = self.session_cache.lock() {
+            if live {
+                if cache.len() >= SESSION_CACHE_ENTRIES_MAX {
+                    cache.clear();
+                }
+                cache.insert(session_id, Instant::now());
+            } else {
+                cache.remove(&session_id);
+            }
+        }
+        Ok(live)
+    }
+}

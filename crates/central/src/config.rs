@@ -1,0 +1,112 @@
+//! Central's configuration: environment variables with an embedded default for each.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// A secret whose `Debug` never prints it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything `serve` needs. Every queue, size and rate has a limit here.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub log_json: bool,
+    /// Signing key for access tokens; when unset, one is generated once and kept in the database.
+    pub jwt_secret: Option<Secret>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// How long a positive session check is trusted before asking the database again.
+    pub session_cache_ttl: Duration,
+    pub login_per_username_per_minute: u32,
+    pub login_per_ip_per_minute: u32,
+    pub user_requests_per_second: u32,
+    pub user_requests_burst: u32,
+    pub body_bytes_max: usize,
+    pub request_timeout: Duration,
+    pub feed_limit_max: i64,
+    pub db_connections_max: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://kassa-central.db".into(),
+            log_json: false,
+            jwt_secret: None,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_cache_ttl: Duration::from_secs(2),
+            login_per_username_per_minute: 10,
+            login_per_ip_per_minute: 60,
+            user_requests_per_second: 50,
+            user_requests_burst: 200,
+            body_bytes_max: 256 * 1024,
+            request_timeout: Duration::from_secs(15),
+            feed_limit_max: 500,
+            db_connections_max: 16,
+        }
+    }
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(raw) => raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw:?}: {e}")),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Config {
+    /// Reads `KASSA_*` variables over the defaults.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let d = Self::default();
+        Ok(Self {
+            bind: env_parse("KASSA_BIND", d.bind).context("KASSA_BIND")?,
+            database_url: std::env::var("KASSA_DATABASE_URL").unwrap_or(d.database_url),
+            log_json: std::env::var("KASSA_LOG_FORMAT").is_ok_and(|v| v == "json"),
+            jwt_secret: std::env::var("KASSA_JWT_SECRET").ok().map(Secret::new),
+            access_token_ttl: Duration::from_secs(env_parse("KASSA_ACCESS_TOKEN_TTL_S", 900)?),
+            refresh_token_ttl: Duration::from_secs(env_parse(
+                "KASSA_REFRESH_TOKEN_TTL_S",
+                d.refresh_token_ttl.as_secs(),
+            )?),
+            session_cache_ttl: Duration::from_millis(env_parse("KASSA_SESSION_CACHE_TTL_MS", 2000)?),
+            login_per_username_per_minute: env_parse(
+                "KASSA_LOGIN_PER_USERNAME_PER_MINUTE",
+                d.login_per_username_per_minute,
+            )?,
+            login_per_ip_per_minute: env_parse("KASSA_LOGIN_PER_IP_PER_MINUTE", d.login_per_ip_per_minute)?,
+            user_requests_per_second: env_parse(
+                "KASSA_USER_REQUESTS_PER_SECOND",
+                d.user_requests_per_second,
+            )?,
+            user_requests_burst: env_parse("KASSA_USER_REQUESTS_BURST", d.user_requests_burst)?,
+            body_bytes_max: env_parse("KASSA_BODY_BYTES_MAX", d.body_bytes_max)?,
+            request_timeout: Duration::from_millis(env_parse("KASSA_REQUEST_TIMEOUT_MS", 15_000)?),
+            feed_limit_max: d.feed_limit_max,
+            db_connections_max: env_parse("KASSA_DB_CONNECTIONS_MAX", d.db_connections_max)?,
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! The one error type of the HTTP boundary and its JSON body `{"error":{"code","message","details"}}`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kassa_domain::api::{ErrorBody, ErrorDetail};
+use serde_json::Value;
+
+/// Every way a request can fail. Each variant's doc names its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed (bad JSON, bad query, missing header).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 401: no valid credentials.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403: authenticated, but the role may not do this.
+    #[error("this action needs another role")]
+    Forbidden,
+    /// 404
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 405
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the request conflicts with the current state.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String, details: Value },
+    /// 412: `If-Match` names an old version; details carry the current row.
+    #[error("the resource changed since the version you based this on")]
+    PreconditionFailed { current: Value },
+    /// 413
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// 415
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 422: well-formed, but the values are invalid.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String, details: Value },
+    /// 428: a conditional header is required (`If-Match`).
+    #[error("{0}")]
+    PreconditionRequired(&'static str),
+    /// 429 with `Retry-After`.
+    #[error("too many requests")]
+    TooManyRequests { retry_after_s: u64 },
+    /// 503: a dependency (database) is unreachable.
+    #[error("service unavailable")]
+    Unavailable,
+    /// 500: logged with the request id, never echoed.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid { code, message: message.into(), details: Value::Null }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>, details: Value) -> Self {
+        Self::Conflict { code, message: message.into(), details }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, Value) {
+        match self {
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, Value::Null),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", Value::Null),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", Value::Null),
+            Self::Conflict { code, details, .. } => (StatusCode::CONFLICT, code, details.clone()),
+            Self::PreconditionFailed { current } => (
+                StatusCode::PRECONDITION_FAILED,
+                "version_conflict",
+                serde_json::json!({ "current": current }),
+            ),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", Value::Null),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", Value::Null)
+            }
+            Self::Invalid { code, details, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, details.clone()),
+            Self::PreconditionRequired(_) => {
+                (StatusCode::PRECONDITION_REQUIRED, "precondition_required", Value::Null)
+            }
+            Self::TooManyRequests { retry_after_s } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                serde_json::json!({ "retry_after_s": retry_after_s }),
+            ),
+            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Value::Null),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Value::Null),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, details) = self.parts();
+        let message = match &self {
+            Self::Internal(err) => {
+                // The span carries the request id; the body only points at it.
+                tracing::error!(error = ?err, "request failed");
+                "internal error; quote the x-request-id header when reporting it".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message, details } };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::TooManyRequests { retry_after_s } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,177 @@
+//! Extractors: JSON/query/path that fail with the common error body, and [`Auth`], the role check
+//! every non-public route takes.
+
+use std::marker::PhantomData;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use kassa_domain::Role;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::auth::Caller;
+use crate::state::AppState;
+
+/// `axum::Json` whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::Invalid {
+            code: "invalid_body",
+            message: e.body_text(),
+            details: serde_json::Value::Null,
+        },
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("invalid_json", e.body_text()),
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge
+        }
+        other => ApiError::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+/// `axum::extract::Query` whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e: QueryRejection| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// `axum::extract::Path` whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e: PathRejection| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
+/// Which roles may call a route.
+pub trait Policy: Send + Sync + 'static {
+    fn allows(role: Role) -> bool;
+}
+
+/// Anyone signed in, customers included.
+#[derive(Debug)]
+pub struct Customer;
+/// Store staff: cashiers, managers, admins.
+#[derive(Debug)]
+pub struct Staff;
+/// Managers and admins.
+#[derive(Debug)]
+pub struct Manager;
+/// Admins only.
+#[derive(Debug)]
+pub struct Admin;
+
+impl Policy for Customer {
+    fn allows(_: Role) -> bool {
+        true
+    }
+}
+impl Policy for Staff {
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Admin | Role::Manager | Role::Cashier)
+    }
+}
+impl Policy for Manager {
+    fn allows(role: Role) -> bool {
+        matches!(role, Role::Admin | Role::Manager)
+    }
+}
+impl Policy for Admin {
+    fn allows(role: Role) -> bool {
+        role == Role::Admin
+    }
+}
+
+/// The authenticated caller, admitted by policy `P`: a valid bearer token of a live session,
+/// within the per-user rate limit, with a role `P` allows (401, 429 and 403 otherwise).
+#[derive(Debug)]
+pub struct Auth<P> {
+    pub caller: Caller,
+    policy: PhantomData<P>,
+}
+
+impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        let caller = state.auth.authenticate(&state.db, token).await?;
+        state.auth.check_user_rate(caller.user_id)?;
+        if !P::allows(caller.role) {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Self { caller, policy: PhantomData })
+    }
+}
+
+/// The client's address (loopback when the server was not given connection info, as in
+/// `oneshot` tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
+        Ok(Self(ip))
+    }
+}

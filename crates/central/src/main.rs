@@ -1,0 +1,124 @@
+//! `kassa-central`: serve the API, migrate, add users, load the demo store.
+
+use std::io::Read;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kassa_central::{build_state, demo, store, Config};
+use kassa_domain::{Role, Username};
+
+#[derive(Parser)]
+#[command(name = "kassa-central", about = "Kassa Central: the API behind every register and the online shop")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API on KASSA_BIND (default 127.0.0.1:8080).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Load the demo store (locations, ~200 products, demo users). Safe to run twice.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password comes from KASSA_PASSWORD or stdin, never a flag.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("KASSA_PASSWORD") {
+        return Ok(password);
+    }
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("reading the password from stdin")?;
+    Ok(input.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    init_logging(config.log_json);
+    match cli.command {
+        Command::Serve => {
+            let bind = config.bind;
+            let state = build_state(config).await?;
+            let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+            tracing::info!("Kassa Central listening on http://{}", listener.local_addr()?);
+            kassa_central::serve(listener, state, shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let db = store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
+            db.migrate().await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::User { command: UserCommand::Add { username, role } } => {
+            let username = Username::parse(&username).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let role: Role = role.parse().map_err(|e| anyhow::anyhow!("role: {e}"))?;
+            let password = read_password()?;
+            kassa_central::auth::validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let db = store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
+            db.migrate().await?;
+            let hash = kassa_central::auth::hash_password(password).await?;
+            let user = store::users::insert(&db, &username, &hash, role).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {} ({}) with role {}", user.username, user.id, user.role.as_str());
+            Ok(())
+        }
+        Command::Demo => {
+            let db = store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
+            db.migrate().await?;
+            demo::load(&db).await?;
+            println!("demo store loaded: locations STORE-1, WAREHOUSE; users:");
+            for (username, password, role) in demo::DEMO_USERS {
+                println!("  {username:<9} {password:<16} ({})", role.as_str());
+            }
+            Ok(())
+        }
+    }
+}

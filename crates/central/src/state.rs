@@ -1,0 +1,14 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use crate::auth::AuthService;
+use crate::config::Config;
+use crate::store::Db;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub auth: Arc<AuthService>,
+}

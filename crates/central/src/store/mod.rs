@@ -1,0 +1,185 @@
+//! Storage: one SQL layer over SQLite and PostgreSQL (sqlx `Any`), migrations, and write transactions.
+//!
+//! Queries are written once in the SQL both engines understand (`$1` placeholders, `RETURNING`,
+//! `ON CONFLICT`); where the engines differ (transaction start, row locks) [`Backend`] decides.
+//! Times are unix milliseconds, money is integer minor units, ids are UUID text.
+
+pub mod catalog;
+pub mod locations;
+pub mod registers;
+pub mod sessions;
+pub mod settings;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+/// Which engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            anyhow::bail!("KASSA_DATABASE_URL must start with sqlite: or postgres://")
+        }
+    }
+}
+
+/// Pool sizes and timeouts; every one has a limit.
+#[derive(Debug, Clone)]
+pub struct PoolLimits {
+    pub connections_max: u32,
+    pub acquire_timeout: Duration,
+    pub sqlite_busy_timeout_ms: u32,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            connections_max: 16,
+            acquire_timeout: Duration::from_secs(10),
+            sqlite_busy_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// The database handle every capability uses.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+pub type Tx = Transaction<'static, Any>;
+
+static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/central/sqlite");
+static MIGRATOR_POSTGRES: sqlx::migrate::Migrator =
+    sqlx::migrate!("../../migrations/central/postgres");
+
+impl Db {
+    /// Connects; for SQLite creates the file and sets WAL, `synchronous=FULL` and a busy timeout
+    /// on every connection.
+    #[tracing::instrument(skip_all, fields(backend))]
+    pub async fn connect(url: &str, limits: &PoolLimits) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        tracing::Span::current().record("backend", format!("{backend:?}"));
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url).context("parsing KASSA_DATABASE_URL")?;
+        let busy_ms = limits.sqlite_busy_timeout_ms;
+        let pool = AnyPoolOptions::new()
+            .max_connections(limits.connections_max)
+            .acquire_timeout(limits.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        let pragmas = format!(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                             PRAGMA busy_timeout={busy_ms}; PRAGMA foreign_keys=ON;"
+                        );
+                        conn.execute(pragmas.as_str()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .context("connecting to the database")?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations for this backend.
+    #[tracing::instrument(skip_all)]
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &MIGRATOR_SQLITE,
+            Backend::Postgres => &MIGRATOR_POSTGRES,
+        };
+        migrator.run(&self.pool).await.context("applying migrations")?;
+        Ok(())
+    }
+
+    /// Starts a transaction that will write. SQLite takes the write lock up front
+    /// (`BEGIN IMMEDIATE`) so two writers queue on the busy timeout instead of one failing
+    /// when it upgrades from reading to writing.
+    pub async fn begin_write(&self) -> anyhow::Result<Tx> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        tx.context("starting a write transaction")
+    }
+
+    /// `SELECT 1`: is the database reachable?
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .context("pinging the database")?;
+        Ok(())
+    }
+
+    /// ` FOR UPDATE` on PostgreSQL; nothing on SQLite, whose write transactions are serial.
+    pub fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// Now as unix milliseconds, the unit every timestamp column uses.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// True when `err` is a unique-constraint violation (both engines).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.is_unique_violation(),
+        _ => false,
+    }
+}
+
+/// Takes the next value of a named counter inside `tx`. On PostgreSQL the row lock is held until
+/// commit, so values become visible in the order they were taken: a reader paging by this
+/// sequence never skips a row that commits later with a smaller number.
+pub async fn next_counter(tx: &mut Tx, name: &str) -> anyhow::Result<i64> {
+    let value: i64 =
+        sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await
+            .with_context(|| format!("taking counter {name}"))?;
+    Ok(value)
+}
