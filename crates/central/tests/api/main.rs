@@ -1,0 +1,8 @@
+//! Kassa Central's API tests: every story runs on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod auth;
+mod catalog;
+mod ops;
+mod roles;
