@@ -44,6 +44,12 @@ pub struct Config {
     pub request_timeout: Duration,
     pub feed_limit_max: i64,
     pub db_connections_max: u32,
+    /// How long an order's reservation holds its stock before it is released and the order
+    /// cancelled (unpaid online orders).
+    pub reservation_ttl: Duration,
+    /// An idempotency key still "in flight" after this long belongs to a request that died.
+    pub idempotency_lease: Duration,
+    pub sweep_interval: Duration,
 }
 
 impl Default for Config {
@@ -64,6 +70,9 @@ impl Default for Config {
             request_timeout: Duration::from_secs(15),
             feed_limit_max: 500,
             db_connections_max: 16,
+            reservation_ttl: Duration::from_secs(15 * 60),
+            idempotency_lease: Duration::from_secs(60),
+            sweep_interval: Duration::from_secs(1),
         }
     }
 }
@@ -107,6 +116,9 @@ impl Config {
             request_timeout: Duration::from_millis(env_parse("KASSA_REQUEST_TIMEOUT_MS", 15_000)?),
             feed_limit_max: d.feed_limit_max,
             db_connections_max: env_parse("KASSA_DB_CONNECTIONS_MAX", d.db_connections_max)?,
+            reservation_ttl: Duration::from_secs(env_parse("KASSA_RESERVATION_TTL_S", 900)?),
+            idempotency_lease: Duration::from_secs(env_parse("KASSA_IDEMPOTENCY_LEASE_S", 60)?),
+            sweep_interval: Duration::from_millis(env_parse("KASSA_SWEEP_INTERVAL_MS", 1000)?),
         })
     }
 }

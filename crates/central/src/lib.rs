@@ -5,7 +5,10 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod idempotency;
+pub mod orders;
 pub mod state;
+pub mod stock;
 pub mod store;
 
 use std::sync::Arc;

@@ -87,7 +87,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let bind = config.bind;
+            let sweep_interval = config.sweep_interval;
             let state = build_state(config).await?;
+            kassa_central::stock::spawn_sweeper(state.clone(), sweep_interval);
             let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!("Kassa Central listening on http://{}", listener.local_addr()?);
             kassa_central::serve(listener, state, shutdown_signal()).await

@@ -173,3 +173,171 @@ pub struct ProductPage {
     /// Pass back as `since` to get what changed after this page.
     pub next_cursor: String,
 }
+
+// ---- Stock, reservations, orders ----
+
+/// Why on-hand stock moved. The ledger keeps one row per movement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StockReason {
+    Receiving,
+    Sale,
+    Return,
+    Adjustment,
+    CountCorrection,
+    ReservationConversion,
+}
+
+impl StockReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Receiving => "receiving",
+            Self::Sale => "sale",
+            Self::Return => "return",
+            Self::Adjustment => "adjustment",
+            Self::CountCorrection => "count_correction",
+            Self::ReservationConversion => "reservation_conversion",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StockLevel {
+    pub sku: Sku,
+    /// Location code.
+    pub location: String,
+    pub on_hand: i64,
+    pub reserved: i64,
+    /// on_hand − reserved; never negative.
+    pub available: i64,
+    pub low_threshold: Option<i64>,
+}
+
+/// A manager's correction of on-hand stock (`delta` may be negative).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StockAdjustment {
+    pub sku: Sku,
+    pub location: String,
+    pub delta: i64,
+    /// `receiving`, `adjustment`, `count_correction` or `return`.
+    pub reason: StockReason,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetLowStockThreshold {
+    pub location: String,
+    /// `null` removes the threshold.
+    pub threshold: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LineRequest {
+    pub sku: Sku,
+    pub qty: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReservationRequest {
+    pub location: String,
+    pub lines: Vec<LineRequest>,
+    pub ttl_s: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Reservation {
+    pub id: Uuid,
+    pub location: String,
+    /// `active`, `released`, `expired` or `converted`.
+    pub status: String,
+    pub lines: Vec<LineRequest>,
+    pub expires_at: DateTime<Utc>,
+    pub order_id: Option<Uuid>,
+}
+
+/// One line of a new order; prices come from the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineRequest {
+    pub sku: Sku,
+    pub qty: u32,
+    /// Absolute discount on the line.
+    #[serde(default)]
+    pub discount: Option<Money>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    /// Made by the client (registers make UUIDv7 ids offline); Central makes one when absent.
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    /// Location code.
+    pub location: String,
+    pub lines: Vec<OrderLineRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OrderLine {
+    pub line_no: u32,
+    pub sku: Sku,
+    pub name: String,
+    pub qty: u32,
+    pub unit_price: Money,
+    pub discount: Money,
+    pub total: Money,
+    pub tax_class: TaxClass,
+    pub returned_qty: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Order {
+    pub id: Uuid,
+    pub status: crate::OrderStatus,
+    /// `online`, `register` or `offline`.
+    pub source: String,
+    pub location: String,
+    pub register_id: Option<Uuid>,
+    pub lines: Vec<OrderLine>,
+    pub totals: crate::Totals,
+    pub paid: Money,
+    pub refunded: Money,
+    pub reservation_id: Option<Uuid>,
+    pub reservation_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OrderPage {
+    pub items: Vec<Order>,
+    /// Pass back as `after` for the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A line that could not be reserved, in a 409 `insufficient_stock`'s details.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ShortLine {
+    pub sku: Sku,
+    pub requested: u32,
+    pub available: i64,
+}

@@ -97,10 +97,11 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and the JSON body this error answers with (500s are logged here).
+    pub fn render(&self) -> (StatusCode, ErrorBody) {
         let (status, code, details) = self.parts();
-        let message = match &self {
+        let message = match self {
             Self::Internal(err) => {
                 // The span carries the request id; the body only points at it.
                 tracing::error!(error = ?err, "request failed");
@@ -108,7 +109,13 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message, details } };
+        (status, ErrorBody { error: ErrorDetail { code: code.to_owned(), message, details } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.render();
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::TooManyRequests { retry_after_s } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));

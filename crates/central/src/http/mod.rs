@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, catalog};
+use crate::{auth, catalog, orders, stock};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,6 +46,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::list_products, catalog::create_product))
         .routes(routes!(catalog::get_product, catalog::update_product))
         .routes(routes!(catalog::list_locations, catalog::create_location))
+        .routes(routes!(stock::get_stock))
+        .routes(routes!(stock::adjust))
+        .routes(routes!(stock::set_threshold))
+        .routes(routes!(stock::create_reservation))
+        .routes(routes!(stock::delete_reservation))
+        .routes(routes!(orders::create_order, orders::list_orders))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::fulfill))
+        .routes(routes!(orders::cancel))
 }
 
 /// The OpenAPI document of everything [`router`] serves.

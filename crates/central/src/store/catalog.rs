@@ -260,3 +260,16 @@ pub async fn update(
     tx.commit().await.context("committing product update")?;
     Ok(product)
 }
+
+/// The product with this SKU (archived ones included; callers decide).
+pub async fn by_sku(conn: &mut sqlx::AnyConnection, sku: &str) -> anyhow::Result<Option<Product>> {
+    let row = sqlx::query("SELECT * FROM products WHERE sku = $1")
+        .bind(sku)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("loading product by sku")?;
+    match row {
+        Some(row) => Ok(decode_all(&mut *conn, vec![row]).await?.pop()),
+        None => Ok(None),
+    }
+}

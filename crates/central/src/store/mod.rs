@@ -5,10 +5,14 @@
 //! Times are unix milliseconds, money is integer minor units, ids are UUID text.
 
 pub mod catalog;
+pub mod events;
+pub mod idempotency;
 pub mod locations;
+pub mod orders;
 pub mod registers;
 pub mod sessions;
 pub mod settings;
+pub mod stock;
 pub mod users;
 
 use std::str::FromStr;

@@ -1,0 +1,149 @@
+//! Idempotency keys with Stripe's semantics: the first response of a key is kept for 24 h and
+//! replayed byte for byte (`Idempotent-Replayed: true`); the same key with another body is 422;
+//! the same key while the first request runs is 409; keys are scoped to the caller; a request
+//! that fails validation stores nothing.
+//!
+//! A key is claimed in its own committed row before the work starts (that is what lets a
+//! concurrent retry see "in flight"), and its response is saved in the transaction that does
+//! the work. If the process dies between the two, the claim goes stale after the lease and
+//! the next retry takes it over: the work never committed, so doing it then is safe.
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kassa_domain::IdempotencyKey;
+use sha2::{Digest, Sha256};
+
+use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::{self, now_ms, Db, Tx};
+
+/// How long a stored response is replayed.
+pub const RETENTION_MS: i64 = 24 * 3600 * 1000;
+
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// A key this request holds: finish it with the response, or release it.
+#[derive(Debug)]
+pub struct Claim {
+    scope: String,
+    key: String,
+}
+
+/// What to do with a request that carries an idempotency key.
+#[derive(Debug)]
+pub enum Begin {
+    /// First time: do the work.
+    Proceed(Claim),
+    /// Seen before: answer with this.
+    Replay(Response),
+}
+
+/// The `Idempotency-Key` header, required.
+pub fn key_from(headers: &HeaderMap) -> ApiResult<IdempotencyKey> {
+    let raw = headers
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::bad_request("missing_idempotency_key", "the Idempotency-Key header is required"))?;
+    let raw = raw
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be printable ASCII"))?;
+    IdempotencyKey::parse(raw).map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))
+}
+
+/// Fingerprint of what was asked: route plus the canonical JSON body (key order does not matter).
+pub fn fingerprint(route: &str, body: &serde_json::Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(route.as_bytes());
+    hasher.update([0]);
+    hasher.update(body.to_string().as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// A JSON response from an already serialised body (so the replay is byte-identical).
+pub fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+fn replay(status: u16, body: String) -> Response {
+    let mut response = json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
+    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}
+
+/// Claims `key` for `scope`, or says how to answer a repeat.
+pub async fn begin(state: &AppState, scope: &str, key: &IdempotencyKey, request_hash: &str) -> ApiResult<Begin> {
+    let db = &state.db;
+    let key = key.as_ref();
+    let claim = || Begin::Proceed(Claim { scope: scope.to_owned(), key: key.to_owned() });
+    if store::idempotency::claim(db, scope, key, request_hash).await? {
+        return Ok(claim());
+    }
+    let Some(stored) = store::idempotency::load(db, scope, key).await? else {
+        // Released between our insert and our read: claim again once.
+        return if store::idempotency::claim(db, scope, key, request_hash).await? {
+            Ok(claim())
+        } else {
+            Err(in_flight())
+        };
+    };
+    let now = now_ms();
+    if stored.created_at < now - RETENTION_MS {
+        if store::idempotency::renew_expired(db, scope, key, now - RETENTION_MS, request_hash).await? {
+            return Ok(claim());
+        }
+        return Err(in_flight());
+    }
+    if stored.request_hash != request_hash {
+        return Err(ApiError::invalid(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request; use a new key",
+        ));
+    }
+    if let Some((status, body)) = stored.response {
+        return Ok(Begin::Replay(replay(status, body)));
+    }
+    let lease_ms = i64::try_from(state.config.idempotency_lease.as_millis()).unwrap_or(i64::MAX);
+    if stored.locked_at < now - lease_ms
+        && store::idempotency::take_over(db, scope, key, stored.locked_at, request_hash).await?
+    {
+        return Ok(claim());
+    }
+    Err(in_flight())
+}
+
+fn in_flight() -> ApiError {
+    ApiError::conflict(
+        "idempotency_in_flight",
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+        serde_json::Value::Null,
+    )
+}
+
+impl Claim {
+    /// Saves the response in the work's own transaction.
+    pub async fn finish_in(&self, tx: &mut Tx, status: StatusCode, body: &str) -> anyhow::Result<()> {
+        store::idempotency::complete_in(tx, &self.scope, &self.key, status.as_u16(), body).await
+    }
+
+    /// Settles the claim for a failed request: errors from executing the request (a conflict,
+    /// insufficient stock) are stored and replayed like Stripe does; validation errors and
+    /// internal failures store nothing, so a corrected or later retry can run.
+    pub async fn settle_error(self, db: &Db, err: ApiError) -> ApiError {
+        let keep = matches!(err, ApiError::Conflict { .. });
+        let result = if keep {
+            let (status, body) = err.render();
+            let text = serde_json::to_string(&body).unwrap_or_default();
+            async {
+                let mut tx = db.begin_write().await?;
+                self.finish_in(&mut tx, status, &text).await?;
+                anyhow::Context::context(tx.commit().await, "committing idempotent error")
+            }
+            .await
+        } else {
+            store::idempotency::release(db, &self.scope, &self.key).await
+        };
+        if let Err(e) = result {
+            tracing::error!(error = ?e, "settling idempotency key");
+        }
+        err
+    }
+}

@@ -1,0 +1,116 @@
+//! SQL for idempotency keys: claim, complete, replay, release.
+
+use anyhow::Context;
+use sqlx::Row;
+
+use super::{now_ms, Db, Tx};
+
+/// What is stored under a key.
+#[derive(Debug)]
+pub struct Stored {
+    pub request_hash: String,
+    pub response: Option<(u16, String)>,
+    pub locked_at: i64,
+    pub created_at: i64,
+}
+
+/// Tries to claim `(scope, key)`; `true` when this call made the claim.
+pub async fn claim(db: &Db, scope: &str, key: &str, request_hash: &str) -> anyhow::Result<bool> {
+    let now = now_ms();
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, locked_at, created_at) \
+         VALUES ($1, $2, $3, $4, $4) ON CONFLICT (scope, key) DO NOTHING",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(request_hash)
+    .bind(now)
+    .execute(db.pool())
+    .await
+    .context("claiming idempotency key")?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+pub async fn load(db: &Db, scope: &str, key: &str) -> anyhow::Result<Option<Stored>> {
+    let row = sqlx::query(
+        "SELECT request_hash, response_status, response_body, locked_at, created_at \
+         FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await
+    .context("loading idempotency key")?;
+    let Some(row) = row else { return Ok(None) };
+    let status: Option<i64> = row.try_get("response_status")?;
+    let body: Option<String> = row.try_get("response_body")?;
+    Ok(Some(Stored {
+        request_hash: row.try_get("request_hash")?,
+        response: status.zip(body).map(|(s, b)| (u16::try_from(s).unwrap_or(500), b)),
+        locked_at: row.try_get("locked_at")?,
+        created_at: row.try_get("created_at")?,
+    }))
+}
+
+/// Takes over a claim whose holder died (its lock is older than the lease). Only one caller
+/// wins: the update is conditional on the old lock time.
+pub async fn take_over(db: &Db, scope: &str, key: &str, old_locked_at: i64, request_hash: &str) -> anyhow::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE idempotency_keys SET locked_at = $1, request_hash = $2, created_at = $1 \
+         WHERE scope = $3 AND key = $4 AND locked_at = $5 AND response_status IS NULL",
+    )
+    .bind(now_ms())
+    .bind(request_hash)
+    .bind(scope)
+    .bind(key)
+    .bind(old_locked_at)
+    .execute(db.pool())
+    .await
+    .context("taking over idempotency key")?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Replaces a record older than the retention window by a fresh claim.
+pub async fn renew_expired(db: &Db, scope: &str, key: &str, created_before: i64, request_hash: &str) -> anyhow::Result<bool> {
+    let now = now_ms();
+    let updated = sqlx::query(
+        "UPDATE idempotency_keys SET locked_at = $1, created_at = $1, request_hash = $2, \
+         response_status = NULL, response_body = NULL \
+         WHERE scope = $3 AND key = $4 AND created_at < $5",
+    )
+    .bind(now)
+    .bind(request_hash)
+    .bind(scope)
+    .bind(key)
+    .bind(created_before)
+    .execute(db.pool())
+    .await
+    .context("renewing expired idempotency key")?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Saves the response inside the transaction that did the work, so both commit or neither.
+pub async fn complete_in(tx: &mut Tx, scope: &str, key: &str, status: u16, body: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_status = $1, response_body = $2 WHERE scope = $3 AND key = $4",
+    )
+    .bind(i64::from(status))
+    .bind(body)
+    .bind(scope)
+    .bind(key)
+    .execute(&mut **tx)
+    .await
+    .context("saving idempotent response")?;
+    Ok(())
+}
+
+/// Forgets a claim whose request failed validation: nothing is stored for it.
+pub async fn release(db: &Db, scope: &str, key: &str) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL")
+        .bind(scope)
+        .bind(key)
+        .execute(db.pool())
+        .await
+        .context("releasing idempotency key")?;
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! SQL for orders and their lines.
+
+use anyhow::Context;
+use kassa_domain::api::{Order, OrderLine};
+use kassa_domain::{Currency, Money, OrderStatus, Sku, Totals};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{from_ms, now_ms, Tx};
+
+/// A new order as written.
+#[derive(Debug)]
+pub struct NewOrder<'a> {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub register_id: Option<Uuid>,
+    pub location_id: &'a str,
+    pub source: &'a str,
+    pub status: OrderStatus,
+    pub totals: &'a Totals,
+    pub names: &'a [String],
+    pub paid_minor: i64,
+}
+
+pub async fn exists(tx: &mut Tx, id: Uuid) -> anyhow::Result<bool> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .context("checking order id")?;
+    Ok(found.is_some())
+}
+
+pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
+    let now = now_ms();
+    let t = o.totals;
+    sqlx::query(
+        "INSERT INTO orders (id, owner_id, register_id, location_id, source, status, currency, subtotal_minor, \
+         discount_minor, tax_minor, total_minor, paid_minor, totals, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+    )
+    .bind(o.id.to_string())
+    .bind(o.owner_id.to_string())
+    .bind(o.register_id.map(|r| r.to_string()))
+    .bind(o.location_id)
+    .bind(o.source)
+    .bind(o.status.as_str())
+    .bind(t.currency.code())
+    .bind(t.subtotal.to_minor())
+    .bind(t.discount_total.to_minor())
+    .bind(t.tax_total.to_minor())
+    .bind(t.total.to_minor())
+    .bind(o.paid_minor)
+    .bind(serde_json::to_string(t).context("encoding totals")?)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .context("inserting order")?;
+    for (i, (line, name)) in t.lines.iter().zip(o.names).enumerate() {
+        let unit_minor = line.gross_before_discount.to_minor() / i64::from(line.qty.max(1));
+        sqlx::query(
+            "INSERT INTO order_lines (order_id, line_no, sku, name, qty, unit_price_minor, discount_minor, \
+             total_minor, tax_class) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(o.id.to_string())
+        .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+        .bind(line.sku.as_ref())
+        .bind(name)
+        .bind(i64::from(line.qty))
+        .bind(unit_minor)
+        .bind(line.discount.to_minor())
+        .bind(line.total.to_minor())
+        .bind(line.tax_class.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("inserting order line")?;
+    }
+    Ok(())
+}
+
+/// Moves the order from `from` to `to`, only if it is still in `from`.
+pub async fn set_status(tx: &mut Tx, id: Uuid, from: OrderStatus, to: OrderStatus) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE orders SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND status = $4",
+    )
+    .bind(to.as_str())
+    .bind(now_ms())
+    .bind(id.to_string())
+    .bind(from.as_str())
+    .execute(&mut **tx)
+    .await
+    .context("changing order status")?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_reservation(tx: &mut Tx, id: Uuid, reservation_id: &str) -> anyhow::Result<()> {
+    sqlx::query("UPDATE orders SET reservation_id = $1 WHERE id = $2")
+        .bind(reservation_id)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("linking reservation")?;
+    Ok(())
+}
+
+pub async fn add_paid(tx: &mut Tx, id: Uuid, amount_minor: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE orders SET paid_minor = paid_minor + $1, updated_at = $2 WHERE id = $3")
+        .bind(amount_minor)
+        .bind(now_ms())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("recording payment on order")?;
+    Ok(())
+}
+
+pub async fn add_refunded(tx: &mut Tx, id: Uuid, amount_minor: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE orders SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3")
+        .bind(amount_minor)
+        .bind(now_ms())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("recording refund on order")?;
+    Ok(())
+}
+
+pub async fn add_returned(tx: &mut Tx, id: Uuid, line_no: u32, qty: u32) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE order_lines SET returned_qty = returned_qty + $1 WHERE order_id = $2 AND line_no = $3 \
+         AND returned_qty + $1 <= qty",
+    )
+    .bind(i64::from(qty))
+    .bind(id.to_string())
+    .bind(i64::from(line_no))
+    .execute(&mut **tx)
+    .await
+    .context("recording returned quantity")?;
+    Ok(done.rows_affected() == 1)
+}
+
+const SELECT_ORDER: &str = "SELECT o.*, l.code AS location_code, r.expires_at AS reservation_expires_at \
+     FROM orders o JOIN locations l ON l.id = o.location_id LEFT JOIN reservations r ON r.id = o.reservation_id";
+
+fn decode(row: &sqlx::any::AnyRow, lines: Vec<OrderLine>) -> anyhow::Result<Order> {
+    let id: String = row.try_get("id")?;
+    let status: String = row.try_get("status")?;
+    let currency: String = row.try_get("currency")?;
+    let currency: Currency = currency.parse().map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
+    let totals: String = row.try_get("totals")?;
+    let register_id: Option<String> = row.try_get("register_id")?;
+    let reservation_id: Option<String> = row.try_get("reservation_id")?;
+    let reservation_expires_at: Option<i64> = row.try_get("reservation_expires_at")?;
+    Ok(Order {
+        id: id.parse()?,
+        status: status.parse().map_err(|e| anyhow::anyhow!("stored status: {e}"))?,
+        source: row.try_get("source")?,
+        location: row.try_get("location_code")?,
+        register_id: register_id.map(|r| r.parse()).transpose()?,
+        lines,
+        totals: serde_json::from_str(&totals).context("stored totals")?,
+        paid: Money::from_minor(row.try_get("paid_minor")?, currency),
+        refunded: Money::from_minor(row.try_get("refunded_minor")?, currency),
+        reservation_id: reservation_id.map(|r| r.parse()).transpose()?,
+        reservation_expires_at: reservation_expires_at.map(from_ms),
+        created_at: from_ms(row.try_get("created_at")?),
+        updated_at: from_ms(row.try_get("updated_at")?),
+        version: row.try_get("version")?,
+    })
+}
+
+async fn lines_of(conn: &mut sqlx::AnyConnection, id: &str, currency: Currency) -> anyhow::Result<Vec<OrderLine>> {
+    let rows = sqlx::query("SELECT * FROM order_lines WHERE order_id = $1 ORDER BY line_no")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .context("loading order lines")?;
+    rows.iter()
+        .map(|r| {
+            let sku: String = r.try_get("sku")?;
+            let tax_class: String = r.try_get("tax_class")?;
+            let qty: i64 = r.try_get("qty")?;
+            let returned: i64 = r.try_get("returned_qty")?;
+            let line_no: i64 = r.try_get("line_no")?;
+            Ok(OrderLine {
+                line_no: u32::try_from(line_no)?,
+                sku: Sku::parse(&sku)?,
+                name: r.try_get("name")?,
+                qty: u32::try_from(qty)?,
+                unit_price: Money::from_minor(r.try_get("unit_price_minor")?, currency),
+                discount: Money::from_minor(r.try_get("discount_minor")?, currency),
+                total: Money::from_minor(r.try_get("total_minor")?, currency),
+                tax_class: tax_class.parse().map_err(|e| anyhow::anyhow!("stored tax class: {e}"))?,
+                returned_qty: u32::try_from(returned)?,
+            })
+        })
+        .collect()
+}
+
+/// Loads an order; `lock` takes the row lock on PostgreSQL (pass `db.for_update()`).
+pub async fn get(conn: &mut sqlx::AnyConnection, id: Uuid, lock: &str) -> anyhow::Result<Option<Order>> {
+    let lock = if lock.is_empty() { String::new() } else { " FOR UPDATE OF o".to_owned() };
+    let row = sqlx::query(&format!("{SELECT_ORDER} WHERE o.id = $1{lock}"))
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .context("loading order")?;
+    let Some(row) = row else { return Ok(None) };
+    let currency: String = row.try_get("currency")?;
+    let currency: Currency = currency.parse().map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
+    let lines = lines_of(conn, &id.to_string(), currency).await?;
+    Ok(Some(decode(&row, lines)?))
+}
+
+/// Who owns an order, for access checks.
+pub async fn owner(conn: &mut sqlx::AnyConnection, id: Uuid) -> anyhow::Result<Option<Uuid>> {
+    let owner: Option<String> = sqlx::query_scalar("SELECT owner_id FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .context("loading order owner")?;
+    owner.map(|o| o.parse().context("owner id")).transpose()
+}
+
+/// A page of orders by id (UUIDv7 ids sort by creation), filtered.
+pub async fn list(
+    conn: &mut sqlx::AnyConnection,
+    status: Option<OrderStatus>,
+    owner: Option<Uuid>,
+    since_ms: Option<i64>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> anyhow::Result<Vec<Order>> {
+    let sql = format!(
+        "SELECT o.id FROM orders o WHERE ($1 = '' OR o.status = $1) AND ($2 = '' OR o.owner_id = $2) \
+         AND o.created_at >= $3 AND o.id > $4 ORDER BY o.id LIMIT $5"
+    );
+    let ids: Vec<String> = sqlx::query_scalar(&sql)
+        .bind(status.map(|s| s.as_str().to_owned()).unwrap_or_default())
+        .bind(owner.map(|o| o.to_string()).unwrap_or_default())
+        .bind(since_ms.unwrap_or(0))
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .context("listing orders")?;
+    let mut orders = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(order) = get(conn, id.parse()?, "").await? {
+            orders.push(order);
+        }
+    }
+    Ok(orders)
+}

@@ -1,0 +1,328 @@
+//! SQL for stock levels, the stock ledger and reservations. Every change of `on_hand` writes a
+//! ledger row in the same transaction; `available` is guarded by conditional updates and by the
+//! table's CHECK constraints.
+
+use anyhow::Context;
+use kassa_domain::api::StockReason;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{now_ms, Db, Tx};
+
+/// A stock row after a change.
+#[derive(Debug, Clone, Copy)]
+pub struct Level {
+    pub on_hand: i64,
+    pub reserved: i64,
+    pub low_threshold: Option<i64>,
+}
+
+impl Level {
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+}
+
+fn decode_level(row: &sqlx::any::AnyRow) -> anyhow::Result<Level> {
+    Ok(Level {
+        on_hand: row.try_get("on_hand")?,
+        reserved: row.try_get("reserved")?,
+        low_threshold: row.try_get("low_threshold")?,
+    })
+}
+
+/// Makes sure a row exists for (sku, location) so conditional updates have something to lock.
+pub async fn ensure_row(tx: &mut Tx, sku: &str, location_id: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO stock (sku, location_id, on_hand, reserved, updated_at) VALUES ($1, $2, 0, 0, $3) \
+         ON CONFLICT (sku, location_id) DO NOTHING",
+    )
+    .bind(sku)
+    .bind(location_id)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await
+    .context("creating stock row")?;
+    Ok(())
+}
+
+pub async fn level<'e, E>(exec: E, sku: &str, location_id: &str) -> anyhow::Result<Option<Level>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query("SELECT on_hand, reserved, low_threshold FROM stock WHERE sku = $1 AND location_id = $2")
+        .bind(sku)
+        .bind(location_id)
+        .fetch_optional(exec)
+        .await
+        .context("reading stock level")?;
+    row.as_ref().map(decode_level).transpose()
+}
+
+/// A ledger row: one movement of on_hand.
+#[derive(Debug)]
+pub struct Movement<'a> {
+    pub sku: &'a str,
+    pub location_id: &'a str,
+    pub delta: i64,
+    pub reason: StockReason,
+    pub reference: Option<&'a str>,
+    pub note: Option<&'a str>,
+    pub created_by: Option<&'a str>,
+}
+
+async fn write_ledger(tx: &mut Tx, m: &Movement<'_>) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO stock_ledger (id, sku, location_id, delta, reason, ref, note, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(m.sku)
+    .bind(m.location_id)
+    .bind(m.delta)
+    .bind(m.reason.as_str())
+    .bind(m.reference)
+    .bind(m.note)
+    .bind(m.created_by)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await
+    .context("writing stock ledger")?;
+    Ok(())
+}
+
+/// Moves on_hand by `m.delta` (with its ledger row) unless that would make available negative;
+/// `Ok(None)` then, and nothing is written.
+pub async fn move_on_hand(tx: &mut Tx, m: &Movement<'_>) -> anyhow::Result<Option<Level>> {
+    ensure_row(tx, m.sku, m.location_id).await?;
+    let row = sqlx::query(
+        "UPDATE stock SET on_hand = on_hand + $1, updated_at = $2 \
+         WHERE sku = $3 AND location_id = $4 AND on_hand + $1 - reserved >= 0 \
+         RETURNING on_hand, reserved, low_threshold",
+    )
+    .bind(m.delta)
+    .bind(now_ms())
+    .bind(m.sku)
+    .bind(m.location_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("moving stock")?;
+    let Some(row) = row else { return Ok(None) };
+    write_ledger(tx, m).await?;
+    Ok(Some(decode_level(&row)?))
+}
+
+/// Reserves `qty` if that many are available: the conditional update is the guard, so
+/// concurrent reservations can never take available below zero. `Ok(None)` when short.
+pub async fn reserve(tx: &mut Tx, sku: &str, location_id: &str, qty: i64) -> anyhow::Result<Option<Level>> {
+    let row = sqlx::query(
+        "UPDATE stock SET reserved = reserved + $1, updated_at = $2 \
+         WHERE sku = $3 AND location_id = $4 AND on_hand - reserved >= $1 \
+         RETURNING on_hand, reserved, low_threshold",
+    )
+    .bind(qty)
+    .bind(now_ms())
+    .bind(sku)
+    .bind(location_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("reserving stock")?;
+    row.as_ref().map(decode_level).transpose()
+}
+
+/// Gives reserved units back to available.
+pub async fn unreserve(tx: &mut Tx, sku: &str, location_id: &str, qty: i64) -> anyhow::Result<()> {
+    let done = sqlx::query(
+        "UPDATE stock SET reserved = reserved - $1, updated_at = $2 \
+         WHERE sku = $3 AND location_id = $4 AND reserved >= $1",
+    )
+    .bind(qty)
+    .bind(now_ms())
+    .bind(sku)
+    .bind(location_id)
+    .execute(&mut **tx)
+    .await
+    .context("releasing reserved stock")?;
+    anyhow::ensure!(done.rows_affected() == 1, "reserved stock of {sku} is smaller than a reservation");
+    Ok(())
+}
+
+/// Turns reserved units into a sale: on_hand and reserved both drop, with a ledger row.
+pub async fn convert(tx: &mut Tx, sku: &str, location_id: &str, qty: i64, order_id: &str) -> anyhow::Result<Level> {
+    let row = sqlx::query(
+        "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2 \
+         WHERE sku = $3 AND location_id = $4 AND reserved >= $1 \
+         RETURNING on_hand, reserved, low_threshold",
+    )
+    .bind(qty)
+    .bind(now_ms())
+    .bind(sku)
+    .bind(location_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("converting reservation")?
+    .context("reserved stock is smaller than the reservation being converted")?;
+    let movement = Movement {
+        sku,
+        location_id,
+        delta: -qty,
+        reason: StockReason::ReservationConversion,
+        reference: Some(order_id),
+        note: None,
+        created_by: None,
+    };
+    write_ledger(tx, &movement).await?;
+    decode_level(&row)
+}
+
+/// Locks and reads a stock row (PostgreSQL `FOR UPDATE`; SQLite's write transaction is serial).
+pub async fn lock_level(db: &Db, tx: &mut Tx, sku: &str, location_id: &str) -> anyhow::Result<Level> {
+    ensure_row(tx, sku, location_id).await?;
+    let sql = format!(
+        "SELECT on_hand, reserved, low_threshold FROM stock WHERE sku = $1 AND location_id = $2{}",
+        db.for_update()
+    );
+    let row = sqlx::query(&sql)
+        .bind(sku)
+        .bind(location_id)
+        .fetch_one(&mut **tx)
+        .await
+        .context("locking stock row")?;
+    decode_level(&row)
+}
+
+pub async fn set_threshold(tx: &mut Tx, sku: &str, location_id: &str, threshold: Option<i64>) -> anyhow::Result<Level> {
+    ensure_row(tx, sku, location_id).await?;
+    let row = sqlx::query(
+        "UPDATE stock SET low_threshold = $1, updated_at = $2 WHERE sku = $3 AND location_id = $4 \
+         RETURNING on_hand, reserved, low_threshold",
+    )
+    .bind(threshold)
+    .bind(now_ms())
+    .bind(sku)
+    .bind(location_id)
+    .fetch_one(&mut **tx)
+    .await
+    .context("setting low-stock threshold")?;
+    decode_level(&row)
+}
+
+/// Sum of the ledger for (sku, location): equals on_hand when the books balance.
+pub async fn ledger_sum(db: &Db, sku: &str, location_id: &str) -> anyhow::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM stock_ledger WHERE sku = $1 AND location_id = $2",
+    )
+    .bind(sku)
+    .bind(location_id)
+    .fetch_one(db.pool())
+    .await
+    .context("summing the stock ledger")
+}
+
+/// Records that an offline sale found `shortfall` fewer units than it sold.
+pub async fn record_discrepancy(tx: &mut Tx, sku: &str, location_id: &str, order_id: &str, shortfall: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO stock_discrepancies (id, sku, location_id, order_id, shortfall, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(sku)
+    .bind(location_id)
+    .bind(order_id)
+    .bind(shortfall)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await
+    .context("recording stock discrepancy")?;
+    Ok(())
+}
+
+// ---- reservations ----
+
+#[derive(Debug, Clone)]
+pub struct ReservationRow {
+    pub id: String,
+    pub location_id: String,
+    pub order_id: Option<String>,
+    pub status: String,
+    pub expires_at: i64,
+    pub created_by: String,
+    pub lines: Vec<(String, i64)>,
+}
+
+pub async fn insert_reservation(tx: &mut Tx, r: &ReservationRow) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO reservations (id, location_id, order_id, status, expires_at, created_by, created_at) \
+         VALUES ($1, $2, $3, 'active', $4, $5, $6)",
+    )
+    .bind(&r.id)
+    .bind(&r.location_id)
+    .bind(r.order_id.as_deref())
+    .bind(r.expires_at)
+    .bind(&r.created_by)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await
+    .context("inserting reservation")?;
+    for (sku, qty) in &r.lines {
+        sqlx::query("INSERT INTO reservation_lines (reservation_id, sku, qty) VALUES ($1, $2, $3)")
+            .bind(&r.id)
+            .bind(sku)
+            .bind(qty)
+            .execute(&mut **tx)
+            .await
+            .context("inserting reservation line")?;
+    }
+    Ok(())
+}
+
+pub async fn reservation<'c>(conn: &mut sqlx::AnyConnection, id: &str) -> anyhow::Result<Option<ReservationRow>> {
+    let row = sqlx::query("SELECT * FROM reservations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .context("loading reservation")?;
+    let Some(row) = row else { return Ok(None) };
+    let lines = sqlx::query("SELECT sku, qty FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .context("loading reservation lines")?
+        .iter()
+        .map(|r| Ok((r.try_get("sku")?, r.try_get("qty")?)))
+        .collect::<anyhow::Result<Vec<(String, i64)>>>()?;
+    Ok(Some(ReservationRow {
+        id: row.try_get("id")?,
+        location_id: row.try_get("location_id")?,
+        order_id: row.try_get("order_id")?,
+        status: row.try_get("status")?,
+        expires_at: row.try_get("expires_at")?,
+        created_by: row.try_get("created_by")?,
+        lines,
+    }))
+}
+
+/// Moves an active reservation to `to` exactly once: the update is conditional on `active`,
+/// so of two racing sweepers (or a sweeper and a payment) only one wins.
+pub async fn end_reservation(tx: &mut Tx, id: &str, to: &str) -> anyhow::Result<bool> {
+    let done = sqlx::query("UPDATE reservations SET status = $1, ended_at = $2 WHERE id = $3 AND status = 'active'")
+        .bind(to)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .context("ending reservation")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ids of active reservations past their expiry, oldest first.
+pub async fn expired_reservations(db: &Db, now: i64, limit: i64) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT id FROM reservations WHERE status = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+    .context("finding expired reservations")
+}
