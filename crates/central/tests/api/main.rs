@@ -4,5 +4,6 @@ mod helpers;
 
 mod auth;
 mod catalog;
+mod checkout;
 mod ops;
 mod roles;

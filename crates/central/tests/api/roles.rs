@@ -39,6 +39,16 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("PUT", "/v1/products/{id}", Access::Roles(MANAGERS)),
     ("GET", "/v1/locations", Access::Roles(STAFF)),
     ("POST", "/v1/locations", Access::Roles(ADMINS)),
+    ("GET", "/v1/stock/{sku}", Access::Roles(STAFF)),
+    ("POST", "/v1/stock/adjustments", Access::Roles(MANAGERS)),
+    ("PUT", "/v1/stock/{sku}/threshold", Access::Roles(MANAGERS)),
+    ("POST", "/v1/reservations", Access::Roles(ALL)),
+    ("DELETE", "/v1/reservations/{id}", Access::Roles(ALL)),
+    ("POST", "/v1/orders", Access::Roles(ALL)),
+    ("GET", "/v1/orders", Access::Roles(ALL)),
+    ("GET", "/v1/orders/{id}", Access::Roles(ALL)),
+    ("POST", "/v1/orders/{id}/fulfill", Access::Roles(STAFF)),
+    ("POST", "/v1/orders/{id}/cancel", Access::Roles(ALL)),
 ];
 
 story!(every_route_answers_each_role_as_decided);
@@ -69,30 +79,106 @@ async fn every_route_has_a_role_decision() {
 }
 
 /// A request that succeeds when the caller is allowed, built fresh for each call.
-async fn request(app: &TestApp, method: &str, path: &str, product: Uuid) -> (String, Option<Value>, Option<String>) {
+struct Probe {
+    url: String,
+    body: Option<Value>,
+    headers: Vec<(&'static str, String)>,
+}
+
+/// An order placed by `token` (or by the admin when anonymous), optionally paid in full.
+async fn probe_order(app: &TestApp, token: &str, admin: &str, paid: bool) -> Uuid {
+    let key = Uuid::new_v4().to_string();
+    let body = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-MATRIX", "qty": 1 }] });
+    let response = app.client.post(app.url("/v1/orders")).bearer_auth(token).header("idempotency-key", key).json(&body).send().await.unwrap();
+    let response = if response.status() == 201 {
+        response
+    } else {
+        let key = Uuid::new_v4().to_string();
+        app.client.post(app.url("/v1/orders")).bearer_auth(admin).header("idempotency-key", key).json(&body).send().await.unwrap()
+    };
+    let order: kassa_domain::api::Order = response.json().await.unwrap();
+    if paid {
+        let mut tx = app.state.db.begin_write().await.unwrap();
+        kassa_central::orders::record_payment(&app.state, &mut tx, order.id, order.totals.total).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    order.id
+}
+
+async fn request(app: &TestApp, method: &str, path: &str, product: Uuid, token: Option<&str>, admin: &str) -> Probe {
     let unique = Uuid::new_v4().simple().to_string();
     let n = u64::from_str_radix(&unique[..8], 16).unwrap();
+    let plain = |url: String, body: Option<Value>| Probe { url, body, headers: Vec::new() };
+    let owner = token.unwrap_or(admin);
     match (method, path) {
-        ("POST", "/v1/auth/login") => (path.into(), Some(json!({ "username": "probe", "password": "probe-pass-1" })), None),
+        ("POST", "/v1/auth/login") => plain(path.into(), Some(json!({ "username": "probe", "password": "probe-pass-1" }))),
         ("POST", "/v1/auth/refresh") => {
             let tokens = app.login("probe", "probe-pass-1").await;
-            (path.into(), Some(json!({ "refresh_token": tokens.refresh_token })), None)
+            plain(path.into(), Some(json!({ "refresh_token": tokens.refresh_token })))
         }
-        ("POST", "/v1/users") => (
+        ("POST", "/v1/users") => plain(
             path.into(),
             Some(json!({ "username": format!("u{}", &unique[..10]), "password": "long enough pw", "role": "customer" })),
-            None,
         ),
-        ("POST", "/v1/registers") => (path.into(), Some(json!({ "location": "STORE-1", "name": "Till" })), None),
-        ("POST", "/v1/products") => (path.into(), Some(product_body(&format!("S-{unique}"), &ean(n), "1.00")), None),
-        ("POST", "/v1/locations") => (path.into(), Some(json!({ "code": format!("L-{}", &unique[..8]), "name": "Loc" })), None),
+        ("POST", "/v1/registers") => plain(path.into(), Some(json!({ "location": "STORE-1", "name": "Till" }))),
+        ("POST", "/v1/products") => plain(path.into(), Some(product_body(&format!("S-{unique}"), &ean(n), "1.00"))),
+        ("POST", "/v1/locations") => plain(path.into(), Some(json!({ "code": format!("L-{}", &unique[..8]), "name": "Loc" }))),
         ("PUT", "/v1/products/{id}") => {
             let current = kassa_central::store::catalog::get(&app.state.db, product).await.unwrap().unwrap();
             let body = product_body(current.sku.as_ref(), current.barcodes[0].as_ref(), "1.00");
-            (format!("/v1/products/{product}"), Some(body), Some(format!("\"{}\"", current.version)))
+            Probe {
+                url: format!("/v1/products/{product}"),
+                body: Some(body),
+                headers: vec![("if-match", format!("\"{}\"", current.version))],
+            }
         }
-        ("GET", "/v1/products/{id}") => (format!("/v1/products/{product}"), None, None),
-        _ => (path.into(), if method == "POST" { Some(json!({})) } else { None }, None),
+        ("GET", "/v1/products/{id}") => plain(format!("/v1/products/{product}"), None),
+        ("GET", "/v1/stock/{sku}") => plain("/v1/stock/SKU-MATRIX?location=STORE-1".into(), None),
+        ("POST", "/v1/stock/adjustments") => plain(
+            path.into(),
+            Some(json!({ "sku": "SKU-MATRIX", "location": "STORE-1", "delta": 1, "reason": "receiving" })),
+        ),
+        ("PUT", "/v1/stock/{sku}/threshold") => {
+            plain("/v1/stock/SKU-MATRIX/threshold".into(), Some(json!({ "location": "STORE-1", "threshold": 3 })))
+        }
+        ("POST", "/v1/reservations") | ("POST", "/v1/orders") => Probe {
+            url: path.into(),
+            body: Some(json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-MATRIX", "qty": 1 }], "ttl_s": 60 })
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    if path == "/v1/orders" {
+                        o.remove("ttl_s");
+                    }
+                    Value::Object(o)
+                })
+                .unwrap()),
+            headers: vec![("idempotency-key", unique.clone())],
+        },
+        ("DELETE", "/v1/reservations/{id}") => {
+            let body = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-MATRIX", "qty": 1 }], "ttl_s": 60 });
+            let held: Value = app
+                .client
+                .post(app.url("/v1/reservations"))
+                .bearer_auth(owner)
+                .header("idempotency-key", unique.clone())
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            plain(format!("/v1/reservations/{}", held["id"].as_str().unwrap()), None)
+        }
+        ("GET", "/v1/orders/{id}") => plain(format!("/v1/orders/{}", probe_order(app, owner, admin, false).await), None),
+        ("POST", "/v1/orders/{id}/cancel") => {
+            plain(format!("/v1/orders/{}/cancel", probe_order(app, owner, admin, false).await), None)
+        }
+        ("POST", "/v1/orders/{id}/fulfill") => {
+            plain(format!("/v1/orders/{}/fulfill", probe_order(app, admin, admin, true).await), None)
+        }
+        _ => plain(path.into(), if method == "POST" { Some(json!({})) } else { None }),
     }
 }
 
@@ -102,6 +188,8 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
     kassa_central::store::users::insert(&app.state.db, &"probe".parse().unwrap(), &hash, Role::Customer).await.unwrap();
     assert_eq!(app.post("/v1/locations", admin.token(), &json!({ "code": "STORE-1", "name": "One" })).await.status(), 201);
     let product = create(&app, admin.token(), &product_body("SKU-MATRIX", &ean(1), "1.00")).await.id;
+    let stocked = json!({ "sku": "SKU-MATRIX", "location": "STORE-1", "delta": 10_000, "reason": "receiving" });
+    assert_eq!(app.post("/v1/stock/adjustments", admin.token(), &stocked).await.status(), 201);
     let users: Vec<(Role, uuid::Uuid)> = {
         let mut v = Vec::new();
         for role in ALL {
@@ -119,16 +207,16 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
                 }
                 None => None,
             };
-            let (url, body, if_match) = request(&app, method, path, product).await;
-            let mut req = app.client.request(method.parse().unwrap(), app.url(&url));
+            let probe = request(&app, method, path, product, token.as_deref(), admin.token()).await;
+            let mut req = app.client.request(method.parse().unwrap(), app.url(&probe.url));
             if let Some(token) = &token {
                 req = req.bearer_auth(token);
             }
-            if let Some(body) = &body {
+            if let Some(body) = &probe.body {
                 req = req.json(body);
             }
-            if let Some(tag) = if_match {
-                req = req.header("if-match", tag);
+            for (name, value) in probe.headers {
+                req = req.header(name, value);
             }
             let status = req.send().await.unwrap().status().as_u16();
             let who = caller.map_or("anonymous", |(role, _)| role.as_str());
