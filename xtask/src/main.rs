@@ -29,7 +29,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn target_dir() -> PathBuf {
@@ -51,17 +54,27 @@ fn sh(program: &str, args: &[&str]) -> anyhow::Result<()> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// Installs Debian packages that are missing (as root), or says which to install.
 fn ensure_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
-    let missing: Vec<&str> = packages.iter().filter(|(_, probe)| !Path::new(probe).exists()).map(|(p, _)| *p).collect();
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(_, probe)| !Path::new(probe).exists())
+        .map(|(p, _)| *p)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
     if !is_root() {
-        bail!("missing packages; run: sudo apt-get install -y {}", missing.join(" "));
+        bail!(
+            "missing packages; run: sudo apt-get install -y {}",
+            missing.join(" ")
+        );
     }
     sh("apt-get", &["update", "-qq"])?;
     let mut args = vec!["install", "-y", "-qq"];
@@ -71,7 +84,10 @@ fn ensure_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
 
 fn postgres_installed() -> bool {
     std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| dirs.filter_map(Result::ok).any(|d| d.path().join("bin/initdb").exists()))
+        .map(|dirs| {
+            dirs.filter_map(Result::ok)
+                .any(|d| d.path().join("bin/initdb").exists())
+        })
         .unwrap_or(false)
 }
 
@@ -95,8 +111,27 @@ fn test() -> anyhow::Result<()> {
     }
     ensure_wasm_target()?;
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
-    sh("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    sh("cargo", &["check", "--package", "kassa-domain", "--target", "wasm32-unknown-unknown"])?;
+    sh(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    sh(
+        "cargo",
+        &[
+            "check",
+            "--package",
+            "kassa-domain",
+            "--target",
+            "wasm32-unknown-unknown",
+        ],
+    )?;
     sh("cargo", &["test", "--workspace"])?;
     println!("\nall tests passed");
     Ok(())
@@ -114,7 +149,17 @@ impl Drop for Background {
 
 /// Central on SQLite with the demo store, and the payment simulator beside it.
 fn run() -> anyhow::Result<()> {
-    sh("cargo", &["build", "--package", "kassa-central", "--package", "kassa-processor-sim", "--bins"])?;
+    sh(
+        "cargo",
+        &[
+            "build",
+            "--package",
+            "kassa-central",
+            "--package",
+            "kassa-processor-sim",
+            "--bins",
+        ],
+    )?;
     let bin = target_dir().join("debug");
     let db = root().join("kassa-central.db");
     let db_url = format!("sqlite://{}", db.display());
@@ -130,13 +175,20 @@ fn run() -> anyhow::Result<()> {
     }
     let _sim = Background(
         Command::new(bin.join("kassa-processor-sim"))
-            .args(["--bind", sim_bind, "--webhook-url", &format!("http://{bind}/v1/webhooks/payments")])
+            .args([
+                "--bind",
+                sim_bind,
+                "--webhook-url",
+                &format!("http://{bind}/v1/webhooks/payments"),
+            ])
             .spawn()
             .context("starting the payment processor simulator")?,
     );
     println!("\nKassa Central: http://{bind}   (OpenAPI: http://{bind}/openapi.json)");
     println!("payment processor simulator: http://{sim_bind}");
-    println!("try: curl -s -X POST http://{bind}/v1/auth/login -H 'content-type: application/json' \\");
+    println!(
+        "try: curl -s -X POST http://{bind}/v1/auth/login -H 'content-type: application/json' \\"
+    );
     println!("       -d '{{\"username\":\"cashier\",\"password\":\"cashier-pass-1\"}}'");
     println!("demo barcodes: 2000000000015 (DEMO-0001), 2000000000022 (DEMO-0002), 2000000000039 (DEMO-0003)\n");
     let status = Command::new(bin.join("kassa-central"))
@@ -160,5 +212,17 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     if !postgres_installed() {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
     }
-    sh("cargo", &["run", "--release", "--package", "kassa-central", "--bin", "kassa-bench", "--", scenario])
+    sh(
+        "cargo",
+        &[
+            "run",
+            "--release",
+            "--package",
+            "kassa-central",
+            "--bin",
+            "kassa-bench",
+            "--",
+            scenario,
+        ],
+    )
 }

@@ -82,7 +82,9 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(raw) => raw.parse().map_err(|e| anyhow::anyhow!("{name}={raw:?}: {e}")),
+        Ok(raw) => raw
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name}={raw:?}: {e}")),
         Err(_) => Ok(default),
     }
 }
@@ -101,12 +103,18 @@ impl Config {
                 "KASSA_REFRESH_TOKEN_TTL_S",
                 d.refresh_token_ttl.as_secs(),
             )?),
-            session_cache_ttl: Duration::from_millis(env_parse("KASSA_SESSION_CACHE_TTL_MS", 2000)?),
+            session_cache_ttl: Duration::from_millis(env_parse(
+                "KASSA_SESSION_CACHE_TTL_MS",
+                2000,
+            )?),
             login_per_username_per_minute: env_parse(
                 "KASSA_LOGIN_PER_USERNAME_PER_MINUTE",
                 d.login_per_username_per_minute,
             )?,
-            login_per_ip_per_minute: env_parse("KASSA_LOGIN_PER_IP_PER_MINUTE", d.login_per_ip_per_minute)?,
+            login_per_ip_per_minute: env_parse(
+                "KASSA_LOGIN_PER_IP_PER_MINUTE",
+                d.login_per_ip_per_minute,
+            )?,
             user_requests_per_second: env_parse(
                 "KASSA_USER_REQUESTS_PER_SECOND",
                 d.user_requests_per_second,

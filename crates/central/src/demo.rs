@@ -18,17 +18,89 @@ pub const DEMO_USERS: [(&str, &str, Role); 4] = [
     ("customer", "customer-pass-1", Role::Customer),
 ];
 
-pub const DEMO_LOCATIONS: [(&str, &str); 2] = [("STORE-1", "Kassa Demo Store"), ("WAREHOUSE", "Central Warehouse")];
+pub const DEMO_LOCATIONS: [(&str, &str); 2] = [
+    ("STORE-1", "Kassa Demo Store"),
+    ("WAREHOUSE", "Central Warehouse"),
+];
 
 const CATEGORIES: [(&str, &[&str], TaxClass); 8] = [
-    ("Beverages", &["Coffee", "Green Tea", "Orange Juice", "Sparkling Water", "Cola", "Lemonade"], TaxClass::Reduced),
-    ("Bakery", &["Sourdough Bread", "Croissant", "Rye Bread", "Bagel", "Muffin"], TaxClass::Reduced),
-    ("Dairy", &["Whole Milk", "Greek Yoghurt", "Butter", "Cheddar", "Cream"], TaxClass::Reduced),
-    ("Snacks", &["Salted Crisps", "Dark Chocolate", "Trail Mix", "Pretzels", "Oat Bar"], TaxClass::Reduced),
-    ("Produce", &["Bananas", "Apples", "Tomatoes", "Carrots", "Avocado"], TaxClass::Reduced),
-    ("Household", &["Dish Soap", "Paper Towels", "Sponges", "Laundry Liquid", "Bin Bags"], TaxClass::Standard),
-    ("Personal Care", &["Toothpaste", "Shampoo", "Hand Soap", "Deodorant", "Sunscreen"], TaxClass::Standard),
-    ("Stationery", &["Notebook", "Ballpoint Pen", "Pencil Set", "Sticky Notes", "Stapler"], TaxClass::Standard),
+    (
+        "Beverages",
+        &[
+            "Coffee",
+            "Green Tea",
+            "Orange Juice",
+            "Sparkling Water",
+            "Cola",
+            "Lemonade",
+        ],
+        TaxClass::Reduced,
+    ),
+    (
+        "Bakery",
+        &[
+            "Sourdough Bread",
+            "Croissant",
+            "Rye Bread",
+            "Bagel",
+            "Muffin",
+        ],
+        TaxClass::Reduced,
+    ),
+    (
+        "Dairy",
+        &["Whole Milk", "Greek Yoghurt", "Butter", "Cheddar", "Cream"],
+        TaxClass::Reduced,
+    ),
+    (
+        "Snacks",
+        &[
+            "Salted Crisps",
+            "Dark Chocolate",
+            "Trail Mix",
+            "Pretzels",
+            "Oat Bar",
+        ],
+        TaxClass::Reduced,
+    ),
+    (
+        "Produce",
+        &["Bananas", "Apples", "Tomatoes", "Carrots", "Avocado"],
+        TaxClass::Reduced,
+    ),
+    (
+        "Household",
+        &[
+            "Dish Soap",
+            "Paper Towels",
+            "Sponges",
+            "Laundry Liquid",
+            "Bin Bags",
+        ],
+        TaxClass::Standard,
+    ),
+    (
+        "Personal Care",
+        &[
+            "Toothpaste",
+            "Shampoo",
+            "Hand Soap",
+            "Deodorant",
+            "Sunscreen",
+        ],
+        TaxClass::Standard,
+    ),
+    (
+        "Stationery",
+        &[
+            "Notebook",
+            "Ballpoint Pen",
+            "Pencil Set",
+            "Sticky Notes",
+            "Stapler",
+        ],
+        TaxClass::Standard,
+    ),
 ];
 const BRANDS: [&str; 5] = ["Nordlicht", "Acme", "Bluebird", "Kassa Basics", "Verde"];
 const VARIANTS: [&str; 5] = ["", "Large", "Organic", "Family Pack", "Mini"];
@@ -45,7 +117,11 @@ pub fn demo_products() -> anyhow::Result<Vec<ProductInput>> {
                 let barcode = Barcode::ean13_from_body(&body).context("demo barcode")?;
                 let cents = 99 + i64::from((n * 37) % 1900);
                 let brand = BRANDS[(n as usize) % BRANDS.len()];
-                let full_name = if variant.is_empty() { (*name).to_owned() } else { format!("{name} {variant}") };
+                let full_name = if variant.is_empty() {
+                    (*name).to_owned()
+                } else {
+                    format!("{name} {variant}")
+                };
                 let mut attributes = BTreeMap::new();
                 if !variant.is_empty() {
                     attributes.insert("variant".to_owned(), serde_json::json!(variant));
@@ -57,7 +133,8 @@ pub fn demo_products() -> anyhow::Result<Vec<ProductInput>> {
                     description: format!("{brand} {full_name}, from the {category} aisle."),
                     category: category.to_owned(),
                     brand: brand.to_owned(),
-                    price: Money::new(Decimal::new(cents, 2), Currency::EUR).context("demo price")?,
+                    price: Money::new(Decimal::new(cents, 2), Currency::EUR)
+                        .context("demo price")?,
                     tax_class,
                     attributes,
                     archived: false,
@@ -85,7 +162,10 @@ pub async fn load(db: &Db) -> anyhow::Result<()> {
     for product in demo_products()? {
         match store::catalog::insert(db, &product).await {
             Ok(_) => created += 1,
-            Err(store::catalog::WriteError::SkuTaken(_) | store::catalog::WriteError::BarcodeTaken(_)) => {}
+            Err(
+                store::catalog::WriteError::SkuTaken(_)
+                | store::catalog::WriteError::BarcodeTaken(_),
+            ) => {}
             Err(e) => return Err(anyhow::anyhow!("loading demo product {}: {e}", product.sku)),
         }
     }

@@ -40,13 +40,20 @@ pub enum Begin {
 
 /// The `Idempotency-Key` header, required.
 pub fn key_from(headers: &HeaderMap) -> ApiResult<IdempotencyKey> {
-    let raw = headers
-        .get("idempotency-key")
-        .ok_or_else(|| ApiError::bad_request("missing_idempotency_key", "the Idempotency-Key header is required"))?;
-    let raw = raw
-        .to_str()
-        .map_err(|_| ApiError::bad_request("invalid_idempotency_key", "Idempotency-Key must be printable ASCII"))?;
-    IdempotencyKey::parse(raw).map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))
+    let raw = headers.get("idempotency-key").ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_idempotency_key",
+            "the Idempotency-Key header is required",
+        )
+    })?;
+    let raw = raw.to_str().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be printable ASCII",
+        )
+    })?;
+    IdempotencyKey::parse(raw)
+        .map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))
 }
 
 /// Fingerprint of what was asked: route plus the canonical JSON body (key order does not matter).
@@ -60,20 +67,40 @@ pub fn fingerprint(route: &str, body: &serde_json::Value) -> String {
 
 /// A JSON response from an already serialised body (so the replay is byte-identical).
 pub fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn replay(status: u16, body: String) -> Response {
     let mut response = json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body);
-    response.headers_mut().insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+        .headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response
 }
 
 /// Claims `key` for `scope`, or says how to answer a repeat.
-pub async fn begin(state: &AppState, scope: &str, key: &IdempotencyKey, request_hash: &str) -> ApiResult<Begin> {
+pub async fn begin(
+    state: &AppState,
+    scope: &str,
+    key: &IdempotencyKey,
+    request_hash: &str,
+) -> ApiResult<Begin> {
     let db = &state.db;
     let key = key.as_ref();
-    let claim = || Begin::Proceed(Claim { scope: scope.to_owned(), key: key.to_owned() });
+    let claim = || {
+        Begin::Proceed(Claim {
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+        })
+    };
     if store::idempotency::claim(db, scope, key, request_hash).await? {
         return Ok(claim());
     }
@@ -87,7 +114,9 @@ pub async fn begin(state: &AppState, scope: &str, key: &IdempotencyKey, request_
     };
     let now = now_ms();
     if stored.created_at < now - RETENTION_MS {
-        if store::idempotency::renew_expired(db, scope, key, now - RETENTION_MS, request_hash).await? {
+        if store::idempotency::renew_expired(db, scope, key, now - RETENTION_MS, request_hash)
+            .await?
+        {
             return Ok(claim());
         }
         return Err(in_flight());
@@ -120,7 +149,12 @@ fn in_flight() -> ApiError {
 
 impl Claim {
     /// Saves the response in the work's own transaction.
-    pub async fn finish_in(&self, tx: &mut Tx, status: StatusCode, body: &str) -> anyhow::Result<()> {
+    pub async fn finish_in(
+        &self,
+        tx: &mut Tx,
+        status: StatusCode,
+        body: &str,
+    ) -> anyhow::Result<()> {
         store::idempotency::complete_in(tx, &self.scope, &self.key, status.as_u16(), body).await
     }
 

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod devtools;
 pub mod http;
 pub mod idempotency;
 pub mod orders;
@@ -19,11 +20,18 @@ pub use state::AppState;
 
 /// Connects to the database, applies migrations and builds the shared state.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let limits = store::PoolLimits { connections_max: config.db_connections_max, ..Default::default() };
+    let limits = store::PoolLimits {
+        connections_max: config.db_connections_max,
+        ..Default::default()
+    };
     let db = store::Db::connect(&config.database_url, &limits).await?;
     db.migrate().await?;
     let secret = auth::signing_secret(&db, &config).await?;
     let auth = auth::AuthService::new(&config, &secret).await?;
     http::ops::metrics_handle();
-    Ok(AppState { db, config: Arc::new(config), auth: Arc::new(auth) })
+    Ok(AppState {
+        db,
+        config: Arc::new(config),
+        auth: Arc::new(auth),
+    })
 }

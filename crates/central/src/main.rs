@@ -8,7 +8,10 @@ use kassa_central::{build_state, demo, store, Config};
 use kassa_domain::{Role, Username};
 
 #[derive(Parser)]
-#[command(name = "kassa-central", about = "Kassa Central: the API behind every register and the online shop")]
+#[command(
+    name = "kassa-central",
+    about = "Kassa Central: the API behind every register and the online shop"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,7 +78,9 @@ fn read_password() -> anyhow::Result<String> {
         return Ok(password);
     }
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).context("reading the password from stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from stdin")?;
     Ok(input.trim_end_matches(['\n', '\r']).to_owned())
 }
 
@@ -90,30 +95,48 @@ async fn main() -> anyhow::Result<()> {
             let sweep_interval = config.sweep_interval;
             let state = build_state(config).await?;
             kassa_central::stock::spawn_sweeper(state.clone(), sweep_interval);
-            let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
-            tracing::info!("Kassa Central listening on http://{}", listener.local_addr()?);
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("binding {bind}"))?;
+            tracing::info!(
+                "Kassa Central listening on http://{}",
+                listener.local_addr()?
+            );
             kassa_central::serve(listener, state, shutdown_signal()).await
         }
         Command::Migrate => {
-            let db = store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
+            let db =
+                store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
             db.migrate().await?;
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::User { command: UserCommand::Add { username, role } } => {
+        Command::User {
+            command: UserCommand::Add { username, role },
+        } => {
             let username = Username::parse(&username).map_err(|e| anyhow::anyhow!("{e}"))?;
             let role: Role = role.parse().map_err(|e| anyhow::anyhow!("role: {e}"))?;
             let password = read_password()?;
-            kassa_central::auth::validate_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let db = store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
+            kassa_central::auth::validate_password(&password)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let db =
+                store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
             db.migrate().await?;
             let hash = kassa_central::auth::hash_password(password).await?;
-            let user = store::users::insert(&db, &username, &hash, role).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created user {} ({}) with role {}", user.username, user.id, user.role.as_str());
+            let user = store::users::insert(&db, &username, &hash, role)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "created user {} ({}) with role {}",
+                user.username,
+                user.id,
+                user.role.as_str()
+            );
             Ok(())
         }
         Command::Demo => {
-            let db = store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
+            let db =
+                store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
             db.migrate().await?;
             demo::load(&db).await?;
             println!("demo store loaded: locations STORE-1, WAREHOUSE; users:");

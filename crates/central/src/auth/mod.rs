@@ -65,7 +65,9 @@ pub struct AuthService {
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthService").field("access_ttl", &self.access_ttl).finish_non_exhaustive()
+        f.debug_struct("AuthService")
+            .field("access_ttl", &self.access_ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +79,9 @@ fn per_minute(n: u32) -> Quota {
 
 fn retry_after(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
     let wait = not_until.wait_time_from(DefaultClock::default().now());
-    ApiError::TooManyRequests { retry_after_s: wait.as_secs().max(1) }
+    ApiError::TooManyRequests {
+        retry_after_s: wait.as_secs().max(1),
+    }
 }
 
 /// A random 256-bit token, URL-safe.
@@ -109,7 +113,9 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 async fn verify_password(password: String, hash: String) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
     })
     .await
     .context("password verification task")?
@@ -119,7 +125,10 @@ async fn verify_password(password: String, hash: String) -> anyhow::Result<bool>
 pub fn validate_password(password: &str) -> Result<(), ApiError> {
     let len = password.chars().count();
     if !(8..=128).contains(&len) {
-        return Err(ApiError::invalid("invalid_password", "password must be 8 to 128 characters"));
+        return Err(ApiError::invalid(
+            "invalid_password",
+            "password must be 8 to 128 characters",
+        ));
     }
     Ok(())
 }
@@ -130,7 +139,9 @@ pub async fn signing_secret(db: &Db, config: &Config) -> anyhow::Result<Secret> 
     if let Some(secret) = &config.jwt_secret {
         return Ok(secret.clone());
     }
-    store::settings::get_or_init(db, "jwt_secret", random_token).await.map(Secret::new)
+    store::settings::get_or_init(db, "jwt_secret", random_token)
+        .await
+        .map(Secret::new)
 }
 
 impl AuthService {
@@ -146,8 +157,13 @@ impl AuthService {
             login_by_username: RateLimiter::keyed(per_minute(config.login_per_username_per_minute)),
             login_by_ip: RateLimiter::keyed(per_minute(config.login_per_ip_per_minute)),
             requests_by_user: RateLimiter::keyed(
-                Quota::per_second(NonZeroU32::new(config.user_requests_per_second.max(1)).unwrap_or(NonZeroU32::MIN))
-                    .allow_burst(NonZeroU32::new(config.user_requests_burst.max(1)).unwrap_or(NonZeroU32::MIN)),
+                Quota::per_second(
+                    NonZeroU32::new(config.user_requests_per_second.max(1))
+                        .unwrap_or(NonZeroU32::MIN),
+                )
+                .allow_burst(
+                    NonZeroU32::new(config.user_requests_burst.max(1)).unwrap_or(NonZeroU32::MIN),
+                ),
             ),
             dummy_hash,
         })
@@ -155,19 +171,29 @@ impl AuthService {
 
     /// Brute-force brake: attempts per username and per client address.
     pub fn check_login_rate(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
-        self.login_by_ip.check_key(&ip).map_err(|e| retry_after(&e))?;
-        self.login_by_username.check_key(&username.to_owned()).map_err(|e| retry_after(&e))?;
+        self.login_by_ip
+            .check_key(&ip)
+            .map_err(|e| retry_after(&e))?;
+        self.login_by_username
+            .check_key(&username.to_owned())
+            .map_err(|e| retry_after(&e))?;
         Ok(())
     }
 
     pub fn check_user_rate(&self, user_id: Uuid) -> Result<(), ApiError> {
-        self.requests_by_user.check_key(&user_id).map_err(|e| retry_after(&e))
+        self.requests_by_user
+            .check_key(&user_id)
+            .map_err(|e| retry_after(&e))
     }
 
     /// Checks a password against a user's stored hash (or the dummy hash when there is no user).
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> anyhow::Result<bool> {
         let known = hash.is_some();
-        let ok = verify_password(password.to_owned(), hash.unwrap_or(&self.dummy_hash).to_owned()).await?;
+        let ok = verify_password(
+            password.to_owned(),
+            hash.unwrap_or(&self.dummy_hash).to_owned(),
+        )
+        .await?;
         Ok(ok && known)
     }
 
@@ -181,7 +207,8 @@ impl AuthService {
             iat: now,
             exp: now + self.access_ttl.as_secs(),
         };
-        jsonwebtoken::encode(&Header::default(), &claims, &self.encoding).context("signing access token")
+        jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
+            .context("signing access token")
     }
 
     /// Starts a session and returns its tokens.
@@ -192,9 +219,15 @@ impl AuthService {
         role: Role,
         register_id: Option<Uuid>,
     ) -> anyhow::Result<kassa_domain::api::TokenResponse> {
-        let owner = store::sessions::SessionOwner { session_id: Uuid::now_v7(), user_id, role, register_id };
+        let owner = store::sessions::SessionOwner {
+            session_id: Uuid::now_v7(),
+            user_id,
+            role,
+            register_id,
+        };
         let refresh = random_token();
-        let expires_at = store::now_ms() + i64::try_from(self.refresh_ttl.as_millis()).unwrap_or(i64::MAX);
+        let expires_at =
+            store::now_ms() + i64::try_from(self.refresh_ttl.as_millis()).unwrap_or(i64::MAX);
         store::sessions::insert(db, &owner, &token_hash(&refresh), expires_at).await?;
         self.tokens(&owner, refresh)
     }
@@ -215,16 +248,26 @@ impl AuthService {
 
     /// Rotates a refresh token: a new pair for a current token; reuse of an old one revokes
     /// the whole session.
-    pub async fn refresh(&self, db: &Db, refresh_token: &str) -> Result<kassa_domain::api::TokenResponse, ApiError> {
+    pub async fn refresh(
+        &self,
+        db: &Db,
+        refresh_token: &str,
+    ) -> Result<kassa_domain::api::TokenResponse, ApiError> {
         let new_refresh = random_token();
-        match store::sessions::rotate(db, &token_hash(refresh_token), &token_hash(&new_refresh)).await? {
+        match store::sessions::rotate(db, &token_hash(refresh_token), &token_hash(&new_refresh))
+            .await?
+        {
             store::sessions::Rotation::Rotated(owner) => Ok(self.tokens(&owner, new_refresh)?),
             store::sessions::Rotation::Reused(session_id) => {
                 self.forget_session(session_id);
                 tracing::warn!(%session_id, "refresh token reused; session revoked");
-                Err(ApiError::Unauthorized("refresh token already used; the session is revoked"))
+                Err(ApiError::Unauthorized(
+                    "refresh token already used; the session is revoked",
+                ))
             }
-            store::sessions::Rotation::Invalid => Err(ApiError::Unauthorized("invalid refresh token")),
+            store::sessions::Rotation::Invalid => {
+                Err(ApiError::Unauthorized("invalid refresh token"))
+            }
         }
     }
 
@@ -247,14 +290,21 @@ impl AuthService {
         validation.leeway = 0;
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => ApiError::Unauthorized("access token expired"),
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::Unauthorized("access token expired")
+                }
                 _ => ApiError::Unauthorized("invalid access token"),
             })?
             .claims;
         if !self.session_live(db, claims.sid).await? {
             return Err(ApiError::Unauthorized("session ended; sign in again"));
         }
-        Ok(Caller { user_id: claims.sub, role: claims.role, session_id: claims.sid, register_id: claims.reg })
+        Ok(Caller {
+            user_id: claims.sub,
+            role: claims.role,
+            session_id: claims.sid,
+            register_id: claims.reg,
+        })
     }
 
     async fn session_live(&self, db: &Db, session_id: Uuid) -> anyhow::Result<bool> {

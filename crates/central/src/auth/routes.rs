@@ -24,7 +24,13 @@ pub async fn login(
     let username = req.username.trim().to_lowercase();
     state.auth.check_login_rate(&username, ip)?;
     let user = store::users::find_by_username(&state.db, &username).await?;
-    let ok = state.auth.verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+    let ok = state
+        .auth
+        .verify(
+            &req.password,
+            user.as_ref().map(|u| u.password_hash.as_str()),
+        )
+        .await?;
     let Some(user) = user.filter(|_| ok) else {
         return Err(ApiError::Unauthorized("wrong username or password"));
     };
@@ -33,12 +39,17 @@ pub async fn login(
         Some(register) => {
             let stored = store::registers::credential_hash(&state.db, register.id).await?;
             if stored.as_deref() != Some(token_hash(&register.credential).as_str()) {
-                return Err(ApiError::Unauthorized("unknown register or wrong register credential"));
+                return Err(ApiError::Unauthorized(
+                    "unknown register or wrong register credential",
+                ));
             }
             Some(register.id)
         }
     };
-    let tokens = state.auth.start_session(&state.db, user.user.id, user.user.role, register_id).await?;
+    let tokens = state
+        .auth
+        .start_session(&state.db, user.user.id, user.user.role, register_id)
+        .await?;
     Ok(Json(tokens))
 }
 
@@ -49,7 +60,9 @@ pub async fn refresh(
     State(state): State<AppState>,
     Json(req): Json<RefreshRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    Ok(Json(state.auth.refresh(&state.db, &req.refresh_token).await?))
+    Ok(Json(
+        state.auth.refresh(&state.db, &req.refresh_token).await?,
+    ))
 }
 
 /// Ends the caller's session now: its access and refresh tokens stop working.
@@ -90,17 +103,37 @@ pub async fn create_register(
 ) -> ApiResult<(StatusCode, Json<RegisterCreated>)> {
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::invalid("invalid_name", "register name must be 1 to 100 characters"));
+        return Err(ApiError::invalid(
+            "invalid_name",
+            "register name must be 1 to 100 characters",
+        ));
     }
     let location = store::locations::find_by_code(&state.db, &req.location)
         .await?
-        .ok_or_else(|| ApiError::invalid("unknown_location", format!("no location with code {}", req.location)))?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "unknown_location",
+                format!("no location with code {}", req.location),
+            )
+        })?;
     let id = Uuid::now_v7();
     let credential = random_token();
-    store::registers::insert(&state.db, id, location.id, name, &token_hash(&credential), auth.caller.user_id)
-        .await?;
+    store::registers::insert(
+        &state.db,
+        id,
+        location.id,
+        name,
+        &token_hash(&credential),
+        auth.caller.user_id,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
-        Json(RegisterCreated { register_id: id, credential, location: location.code, name: name.to_owned() }),
+        Json(RegisterCreated {
+            register_id: id,
+            credential,
+            location: location.code,
+            name: name.to_owned(),
+        }),
     ))
 }

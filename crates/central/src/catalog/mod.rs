@@ -44,25 +44,36 @@ fn validate(input: &ProductInput) -> Result<(), ApiError> {
         return Err(invalid("price must not be negative".into(), "price"));
     }
     if input.barcodes.len() > BARCODES_MAX {
-        return Err(invalid(format!("at most {BARCODES_MAX} barcodes"), "barcodes"));
+        return Err(invalid(
+            format!("at most {BARCODES_MAX} barcodes"),
+            "barcodes",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for barcode in &input.barcodes {
         if !seen.insert(barcode.as_ref()) {
-            return Err(invalid(format!("barcode {barcode} is listed twice"), "barcodes"));
+            return Err(invalid(
+                format!("barcode {barcode} is listed twice"),
+                "barcodes",
+            ));
         }
     }
     if input.attributes.len() > ATTRIBUTES_MAX {
-        return Err(invalid(format!("at most {ATTRIBUTES_MAX} attributes"), "attributes"));
+        return Err(invalid(
+            format!("at most {ATTRIBUTES_MAX} attributes"),
+            "attributes",
+        ));
     }
     Ok(())
 }
 
 fn write_error(err: WriteError) -> ApiError {
     match err {
-        WriteError::SkuTaken(sku) => {
-            ApiError::conflict("sku_taken", format!("SKU {sku} is already used"), serde_json::json!({ "sku": sku }))
-        }
+        WriteError::SkuTaken(sku) => ApiError::conflict(
+            "sku_taken",
+            format!("SKU {sku} is already used"),
+            serde_json::json!({ "sku": sku }),
+        ),
         WriteError::BarcodeTaken(barcode) => ApiError::conflict(
             "barcode_taken",
             format!("barcode {barcode} is already used by another product"),
@@ -89,12 +100,19 @@ fn with_etag(status: StatusCode, product: Product) -> Response {
 fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
     let raw = headers
         .get(header::IF_MATCH)
-        .ok_or(ApiError::PreconditionRequired("If-Match with the product's version (its ETag) is required"))?;
+        .ok_or(ApiError::PreconditionRequired(
+            "If-Match with the product's version (its ETag) is required",
+        ))?;
     raw.to_str()
         .ok()
         .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::bad_request("invalid_if_match", "If-Match must be the product's ETag, e.g. \"3\""))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_if_match",
+                "If-Match must be the product's ETag, e.g. \"3\"",
+            )
+        })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -116,20 +134,24 @@ pub async fn list_products(
 ) -> ApiResult<Json<ProductPage>> {
     let since = match query.since.as_deref() {
         None | Some("") => 0,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|v| *v >= 0)
-            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "since must be a cursor from next_cursor"))?,
+        Some(raw) => raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "since must be a cursor from next_cursor")
+        })?,
     };
     let limit = query.limit.unwrap_or(FEED_LIMIT_DEFAULT);
     if limit < 1 {
-        return Err(ApiError::bad_request("invalid_limit", "limit must be at least 1"));
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            "limit must be at least 1",
+        ));
     }
     let limit = limit.min(state.config.feed_limit_max);
     let items = store::catalog::changed_since(&state.db, since, limit).await?;
     let next = items.last().map_or(since, |p| p.change_seq);
-    Ok(Json(ProductPage { items, next_cursor: next.to_string() }))
+    Ok(Json(ProductPage {
+        items,
+        next_cursor: next.to_string(),
+    }))
 }
 
 /// One product; its `ETag` is its version.
@@ -140,7 +162,9 @@ pub async fn get_product(
     _auth: Auth<Customer>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let product = store::catalog::get(&state.db, id).await?.ok_or(ApiError::NotFound("product"))?;
+    let product = store::catalog::get(&state.db, id)
+        .await?
+        .ok_or(ApiError::NotFound("product"))?;
     Ok(with_etag(StatusCode::OK, product))
 }
 
@@ -153,7 +177,9 @@ pub async fn create_product(
     Json(input): Json<ProductInput>,
 ) -> ApiResult<Response> {
     validate(&input)?;
-    let product = store::catalog::insert(&state.db, &input).await.map_err(write_error)?;
+    let product = store::catalog::insert(&state.db, &input)
+        .await
+        .map_err(write_error)?;
     Ok(with_etag(StatusCode::CREATED, product))
 }
 
@@ -170,13 +196,18 @@ pub async fn update_product(
 ) -> ApiResult<Response> {
     let expected = if_match(&headers)?;
     validate(&input)?;
-    let product = store::catalog::update(&state.db, id, expected, &input).await.map_err(write_error)?;
+    let product = store::catalog::update(&state.db, id, expected, &input)
+        .await
+        .map_err(write_error)?;
     Ok(with_etag(StatusCode::OK, product))
 }
 
 /// Stores and warehouses.
 #[utoipa::path(get, path = "/v1/locations", tag = "catalog", responses((status = 200, body = [Location])))]
-pub async fn list_locations(State(state): State<AppState>, _auth: Auth<Staff>) -> ApiResult<Json<Vec<Location>>> {
+pub async fn list_locations(
+    State(state): State<AppState>,
+    _auth: Auth<Staff>,
+) -> ApiResult<Json<Vec<Location>>> {
     Ok(Json(store::locations::list(&state.db).await?))
 }
 
@@ -191,9 +222,14 @@ pub async fn create_location(
     let code = req.code.trim();
     let valid_code = !code.is_empty()
         && code.len() <= 32
-        && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid_code {
-        return Err(ApiError::invalid("invalid_location", "code must be 1 to 32 letters, digits, '-' or '_'"));
+        return Err(ApiError::invalid(
+            "invalid_location",
+            "code must be 1 to 32 letters, digits, '-' or '_'",
+        ));
     }
     check_len("name", req.name.trim(), 1, 100)?;
     match store::locations::insert(&state.db, code, req.name.trim()).await? {

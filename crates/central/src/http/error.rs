@@ -25,7 +25,11 @@ pub enum ApiError {
     MethodNotAllowed,
     /// 409: the request conflicts with the current state.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String, details: Value },
+    Conflict {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     /// 412: `If-Match` names an old version; details carry the current row.
     #[error("the resource changed since the version you based this on")]
     PreconditionFailed { current: Value },
@@ -37,7 +41,11 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 422: well-formed, but the values are invalid.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String, details: Value },
+    Invalid {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     /// 428: a conditional header is required (`If-Match`).
     #[error("{0}")]
     PreconditionRequired(&'static str),
@@ -54,15 +62,26 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid { code, message: message.into(), details: Value::Null }
+        Self::Invalid {
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>, details: Value) -> Self {
-        Self::Conflict { code, message: message.into(), details }
+        Self::Conflict {
+            code,
+            message: message.into(),
+            details,
+        }
     }
 
     fn parts(&self) -> (StatusCode, &'static str, Value) {
@@ -71,21 +90,35 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", Value::Null),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
-            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", Value::Null),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                Value::Null,
+            ),
             Self::Conflict { code, details, .. } => (StatusCode::CONFLICT, code, details.clone()),
             Self::PreconditionFailed { current } => (
                 StatusCode::PRECONDITION_FAILED,
                 "version_conflict",
                 serde_json::json!({ "current": current }),
             ),
-            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", Value::Null),
-            Self::UnsupportedMediaType => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", Value::Null)
+            Self::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                Value::Null,
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                Value::Null,
+            ),
+            Self::Invalid { code, details, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, details.clone())
             }
-            Self::Invalid { code, details, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code, details.clone()),
-            Self::PreconditionRequired(_) => {
-                (StatusCode::PRECONDITION_REQUIRED, "precondition_required", Value::Null)
-            }
+            Self::PreconditionRequired(_) => (
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition_required",
+                Value::Null,
+            ),
             Self::TooManyRequests { retry_after_s } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
@@ -109,7 +142,16 @@ impl ApiError {
             }
             other => other.to_string(),
         };
-        (status, ErrorBody { error: ErrorDetail { code: code.to_owned(), message, details } })
+        (
+            status,
+            ErrorBody {
+                error: ErrorDetail {
+                    code: code.to_owned(),
+                    message,
+                    details,
+                },
+            },
+        )
     }
 }
 
@@ -118,7 +160,9 @@ impl IntoResponse for ApiError {
         let (status, body) = self.render();
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::TooManyRequests { retry_after_s } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         }
         response
     }

@@ -143,7 +143,10 @@ pub struct Auth<P> {
 impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -155,7 +158,10 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
         if !P::allows(caller.role) {
             return Err(ApiError::Forbidden);
         }
-        Ok(Self { caller, policy: PhantomData })
+        Ok(Self {
+            caller,
+            policy: PhantomData,
+        })
     }
 }
 

@@ -26,7 +26,10 @@ use crate::{auth, catalog, orders, stock};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Kassa Central", description = "The source of truth for catalog, stock, carts, orders and payments."),
+    info(
+        title = "Kassa Central",
+        description = "The source of truth for catalog, stock, carts, orders and payments."
+    ),
     components(schemas(kassa_domain::api::ErrorBody))
 )]
 struct ApiDoc;
@@ -80,16 +83,23 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_max))
-        .layer(middleware::from_fn_with_state(state.clone(), timeout_and_metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            timeout_and_metrics,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!("handler panicked")))
+            axum::response::IntoResponse::into_response(ApiError::Internal(anyhow::anyhow!(
+                "handler panicked"
+            )))
         }))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let request_id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id)
+        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
@@ -97,7 +107,11 @@ pub fn router(state: AppState) -> Router {
 
 /// Bounds each request's time and records `http_requests_total` and
 /// `http_request_duration_seconds` by route and status.
-async fn timeout_and_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response<axum::body::Body> {
+async fn timeout_and_metrics(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response<axum::body::Body> {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -111,7 +125,8 @@ async fn timeout_and_metrics(State(state): State<AppState>, req: Request, next: 
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -122,6 +137,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

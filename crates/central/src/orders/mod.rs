@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kassa_domain::api::{CreateOrder, LineRequest, Order, OrderPage};
-use kassa_domain::{compute_totals, CartLine, Money, OrderEvent, OrderStatus, PriceMode, Role, TaxTable};
+use kassa_domain::{
+    compute_totals, CartLine, Money, OrderEvent, OrderStatus, PriceMode, Role, TaxTable,
+};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -22,14 +24,30 @@ const PAGE_MAX: i64 = 200;
 
 /// 409 with the order's current state.
 pub fn illegal(order: &Order, event: OrderEvent) -> ApiError {
-    let err = order.status.apply(event).err().map_or_else(|| "illegal transition".to_owned(), |e| e.to_string());
-    ApiError::conflict("illegal_transition", err, serde_json::json!({ "status": order.status }))
+    let err = order
+        .status
+        .apply(event)
+        .err()
+        .map_or_else(|| "illegal transition".to_owned(), |e| e.to_string());
+    ApiError::conflict(
+        "illegal_transition",
+        err,
+        serde_json::json!({ "status": order.status }),
+    )
 }
 
 /// Applies `event` to a loaded order: checks the state machine, makes the conditional update and
 /// writes the event row.
-pub async fn transition(tx: &mut Tx, order: &Order, event: OrderEvent, payload: serde_json::Value) -> ApiResult<OrderStatus> {
-    let next = order.status.apply(event).map_err(|_| illegal(order, event))?;
+pub async fn transition(
+    tx: &mut Tx,
+    order: &Order,
+    event: OrderEvent,
+    payload: serde_json::Value,
+) -> ApiResult<OrderStatus> {
+    let next = order
+        .status
+        .apply(event)
+        .map_err(|_| illegal(order, event))?;
     if !store::orders::set_status(tx, order.id, order.status, next).await? {
         return Err(ApiError::conflict(
             "concurrent_update",
@@ -37,27 +55,51 @@ pub async fn transition(tx: &mut Tx, order: &Order, event: OrderEvent, payload: 
             serde_json::json!({ "status": order.status }),
         ));
     }
-    store::events::record(tx, next.event_type(), "order", &order.id.to_string(), &payload).await?;
+    store::events::record(
+        tx,
+        next.event_type(),
+        "order",
+        &order.id.to_string(),
+        &payload,
+    )
+    .await?;
     Ok(next)
 }
 
 /// Loads an order with its row locked (PostgreSQL), or 404.
 pub async fn load_locked(state: &AppState, tx: &mut Tx, id: Uuid) -> ApiResult<Order> {
-    store::orders::get(tx, id, state.db.for_update()).await?.ok_or(ApiError::NotFound("order"))
+    store::orders::get(tx, id, state.db.for_update())
+        .await?
+        .ok_or(ApiError::NotFound("order"))
 }
 
 /// Records a payment of `amount`; when the order is fully paid it becomes PAID and its
 /// reservation turns into a sale (on_hand drops with a `reservation_conversion` ledger row).
-pub async fn record_payment(state: &AppState, tx: &mut Tx, id: Uuid, amount: Money) -> ApiResult<Order> {
+pub async fn record_payment(
+    state: &AppState,
+    tx: &mut Tx,
+    id: Uuid,
+    amount: Money,
+) -> ApiResult<Order> {
     let order = load_locked(state, tx, id).await?;
     if order.status != OrderStatus::Reserved {
         return Err(illegal(&order, OrderEvent::Pay));
     }
-    let outstanding = order.totals.total.checked_sub(&order.paid).map_err(anyhow::Error::from)?;
-    if amount.currency() != outstanding.currency() || amount.is_negative() || amount.is_zero() || amount > outstanding {
+    let outstanding = order
+        .totals
+        .total
+        .checked_sub(&order.paid)
+        .map_err(anyhow::Error::from)?;
+    if amount.currency() != outstanding.currency()
+        || amount.is_negative()
+        || amount.is_zero()
+        || amount > outstanding
+    {
         return Err(ApiError::Invalid {
             code: "invalid_amount",
-            message: format!("amount must be more than zero and at most the {outstanding} outstanding"),
+            message: format!(
+                "amount must be more than zero and at most the {outstanding} outstanding"
+            ),
             details: serde_json::json!({ "outstanding": outstanding }),
         });
     }
@@ -68,24 +110,40 @@ pub async fn record_payment(state: &AppState, tx: &mut Tx, id: Uuid, amount: Mon
             if !store::stock::end_reservation(tx, &reservation_id, "converted").await? {
                 return Err(illegal(&order, OrderEvent::Pay));
             }
-            let r = store::stock::reservation(tx, &reservation_id).await?.ok_or_else(|| anyhow::anyhow!("reservation vanished"))?;
+            let r = store::stock::reservation(tx, &reservation_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("reservation vanished"))?;
             for (sku, qty) in &r.lines {
-                let level = store::stock::convert(tx, sku, &r.location_id, *qty, &id.to_string()).await?;
+                let level =
+                    store::stock::convert(tx, sku, &r.location_id, *qty, &id.to_string()).await?;
                 stock::note_level(tx, sku, &r.location_id, level.available(), &level).await?;
             }
         }
-        transition(tx, &order, OrderEvent::Pay, serde_json::json!({ "paid": order.totals.total })).await?;
+        transition(
+            tx,
+            &order,
+            OrderEvent::Pay,
+            serde_json::json!({ "paid": order.totals.total }),
+        )
+        .await?;
     }
-    Ok(load_locked(state, tx, id).await?)
+    load_locked(state, tx, id).await
 }
 
 /// Cancels a RESERVED order whose reservation the sweeper just expired (stock already released).
 pub async fn cancel_after_expiry(tx: &mut Tx, id: Uuid) -> anyhow::Result<()> {
-    let Some(order) = store::orders::get(tx, id, "").await? else { return Ok(()) };
+    let Some(order) = store::orders::get(tx, id, "").await? else {
+        return Ok(());
+    };
     if matches!(order.status, OrderStatus::Created | OrderStatus::Reserved) {
-        transition(tx, &order, OrderEvent::Cancel, serde_json::json!({ "reason": "reservation_expired" }))
-            .await
-            .map_err(|e| anyhow::anyhow!("cancelling expired order: {e}"))?;
+        transition(
+            tx,
+            &order,
+            OrderEvent::Cancel,
+            serde_json::json!({ "reason": "reservation_expired" }),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cancelling expired order: {e}"))?;
     }
     Ok(())
 }
@@ -95,7 +153,12 @@ async fn check_access(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<
     if matches!(caller.role, Role::Admin | Role::Manager | Role::Cashier) {
         return Ok(());
     }
-    let mut conn = state.db.pool().acquire().await.map_err(anyhow::Error::from)?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(anyhow::Error::from)?;
     match store::orders::owner(&mut conn, id).await? {
         Some(owner) if owner == caller.user_id => Ok(()),
         _ => Err(ApiError::NotFound("order")),
@@ -103,10 +166,20 @@ async fn check_access(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<
 }
 
 fn validate_order(req: &CreateOrder, caller: &Caller) -> ApiResult<()> {
-    let lines: Vec<LineRequest> = req.lines.iter().map(|l| LineRequest { sku: l.sku.clone(), qty: l.qty }).collect();
+    let lines: Vec<LineRequest> = req
+        .lines
+        .iter()
+        .map(|l| LineRequest {
+            sku: l.sku.clone(),
+            qty: l.qty,
+        })
+        .collect();
     stock::validate_lines(&lines)?;
     if req.lines.iter().any(|l| l.discount.is_some()) && caller.role == Role::Customer {
-        return Err(ApiError::invalid("discount_not_allowed", "only store staff can give line discounts"));
+        return Err(ApiError::invalid(
+            "discount_not_allowed",
+            "only store staff can give line discounts",
+        ));
     }
     Ok(())
 }
@@ -116,13 +189,14 @@ async fn price(tx: &mut Tx, req: &CreateOrder) -> ApiResult<(kassa_domain::Total
     let mut cart = Vec::with_capacity(req.lines.len());
     let mut names = Vec::with_capacity(req.lines.len());
     for line in &req.lines {
-        let product = store::catalog::by_sku(tx, line.sku.as_ref()).await?.filter(|p| !p.archived).ok_or_else(|| {
-            ApiError::Invalid {
+        let product = store::catalog::by_sku(tx, line.sku.as_ref())
+            .await?
+            .filter(|p| !p.archived)
+            .ok_or_else(|| ApiError::Invalid {
                 code: "unknown_sku",
                 message: format!("no product with SKU {}", line.sku),
                 details: serde_json::json!({ "sku": line.sku }),
-            }
-        })?;
+            })?;
         let currency = product.price.currency();
         names.push(product.name.clone());
         cart.push(CartLine {
@@ -135,8 +209,13 @@ async fn price(tx: &mut Tx, req: &CreateOrder) -> ApiResult<(kassa_domain::Total
         });
     }
     let currency = cart[0].unit_price.currency();
-    let totals = compute_totals(&cart, PriceMode::TaxInclusive, &TaxTable::default(), currency)
-        .map_err(|e| ApiError::invalid("invalid_order", e.to_string()))?;
+    let totals = compute_totals(
+        &cart,
+        PriceMode::TaxInclusive,
+        &TaxTable::default(),
+        currency,
+    )
+    .map_err(|e| ApiError::invalid("invalid_order", e.to_string()))?;
     Ok((totals, names))
 }
 
@@ -153,7 +232,10 @@ pub async fn create_order(
     let key = idempotency::key_from(&headers)?;
     validate_order(&req, &auth.caller)?;
     let location_id = stock::location_id(&state, &req.location).await?;
-    let hash = idempotency::fingerprint("POST /v1/orders", &serde_json::to_value(&req).map_err(anyhow::Error::from)?);
+    let hash = idempotency::fingerprint(
+        "POST /v1/orders",
+        &serde_json::to_value(&req).map_err(anyhow::Error::from)?,
+    );
     let claim = match idempotency::begin(&state, &stock::scope(&auth.caller), &key, &hash).await? {
         Begin::Replay(response) => return Ok(response),
         Begin::Proceed(claim) => claim,
@@ -172,13 +254,27 @@ pub async fn create_order(
     }
 }
 
-async fn create_in(state: &AppState, tx: &mut Tx, caller: &Caller, req: &CreateOrder, location_id: &str) -> ApiResult<Order> {
+async fn create_in(
+    state: &AppState,
+    tx: &mut Tx,
+    caller: &Caller,
+    req: &CreateOrder,
+    location_id: &str,
+) -> ApiResult<Order> {
     let id = req.id.unwrap_or_else(Uuid::now_v7);
     if store::orders::exists(tx, id).await? {
-        return Err(ApiError::conflict("order_exists", format!("order {id} exists"), serde_json::json!({ "id": id })));
+        return Err(ApiError::conflict(
+            "order_exists",
+            format!("order {id} exists"),
+            serde_json::json!({ "id": id }),
+        ));
     }
     let (totals, names) = price(tx, req).await?;
-    let source = if caller.register_id.is_some() { "register" } else { "online" };
+    let source = if caller.register_id.is_some() {
+        "register"
+    } else {
+        "online"
+    };
     let new = store::orders::NewOrder {
         id,
         owner_id: caller.user_id,
@@ -191,11 +287,21 @@ async fn create_in(state: &AppState, tx: &mut Tx, caller: &Caller, req: &CreateO
         paid_minor: 0,
     };
     store::orders::insert(tx, &new).await?;
-    store::events::record(tx, "order.created", "order", &id.to_string(), &serde_json::json!({
-        "location_id": location_id, "total": totals.total, "source": source,
-    }))
+    store::events::record(
+        tx,
+        "order.created",
+        "order",
+        &id.to_string(),
+        &serde_json::json!({
+            "location_id": location_id, "total": totals.total, "source": source,
+        }),
+    )
     .await?;
-    let lines: Vec<(String, i64)> = req.lines.iter().map(|l| (l.sku.to_string(), i64::from(l.qty))).collect();
+    let lines: Vec<(String, i64)> = req
+        .lines
+        .iter()
+        .map(|l| (l.sku.to_string(), i64::from(l.qty)))
+        .collect();
     stock::reserve_lines(tx, location_id, &lines).await?;
     let ttl_ms = i64::try_from(state.config.reservation_ttl.as_millis()).unwrap_or(i64::MAX);
     let reservation = store::stock::ReservationRow {
@@ -210,16 +316,35 @@ async fn create_in(state: &AppState, tx: &mut Tx, caller: &Caller, req: &CreateO
     store::stock::insert_reservation(tx, &reservation).await?;
     store::orders::set_reservation(tx, id, &reservation.id).await?;
     let created = load_locked(state, tx, id).await?;
-    transition(tx, &created, OrderEvent::Reserve, serde_json::json!({ "reservation_id": reservation.id })).await?;
+    transition(
+        tx,
+        &created,
+        OrderEvent::Reserve,
+        serde_json::json!({ "reservation_id": reservation.id }),
+    )
+    .await?;
     load_locked(state, tx, id).await
 }
 
 /// One order (its owner, or staff).
 #[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", responses((status = 200, body = Order), (status = 404)))]
-pub async fn get_order(State(state): State<AppState>, auth: Auth<Customer>, Path(id): Path<Uuid>) -> ApiResult<Json<Order>> {
+pub async fn get_order(
+    State(state): State<AppState>,
+    auth: Auth<Customer>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Order>> {
     check_access(&state, &auth.caller, id).await?;
-    let mut conn = state.db.pool().acquire().await.map_err(anyhow::Error::from)?;
-    Ok(Json(store::orders::get(&mut conn, id, "").await?.ok_or(ApiError::NotFound("order"))?))
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(Json(
+        store::orders::get(&mut conn, id, "")
+            .await?
+            .ok_or(ApiError::NotFound("order"))?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -249,7 +374,12 @@ pub async fn list_orders(
         .map_err(|e| ApiError::bad_request("invalid_status", e.to_string()))?;
     let limit = q.limit.unwrap_or(50).clamp(1, PAGE_MAX);
     let owner = (auth.caller.role == Role::Customer).then_some(auth.caller.user_id);
-    let mut conn = state.db.pool().acquire().await.map_err(anyhow::Error::from)?;
+    let mut conn = state
+        .db
+        .pool()
+        .acquire()
+        .await
+        .map_err(anyhow::Error::from)?;
     let since = q.since.map(|s| s.timestamp_millis());
     let items = store::orders::list(&mut conn, status, owner, since, q.after, limit).await?;
     let next_cursor = (items.len() == usize::try_from(limit).unwrap_or(usize::MAX))
@@ -260,7 +390,11 @@ pub async fn list_orders(
 
 /// Hands a PAID order over (staff): PAID → FULFILLED.
 #[utoipa::path(post, path = "/v1/orders/{id}/fulfill", tag = "orders", responses((status = 200, body = Order), (status = 409)))]
-pub async fn fulfill(State(state): State<AppState>, _auth: Auth<Staff>, Path(id): Path<Uuid>) -> ApiResult<Json<Order>> {
+pub async fn fulfill(
+    State(state): State<AppState>,
+    _auth: Auth<Staff>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Order>> {
     let mut tx = state.db.begin_write().await?;
     let order = load_locked(&state, &mut tx, id).await?;
     transition(&mut tx, &order, OrderEvent::Fulfill, serde_json::json!({})).await?;
@@ -271,15 +405,24 @@ pub async fn fulfill(State(state): State<AppState>, _auth: Auth<Staff>, Path(id)
 
 /// Cancels a CREATED or RESERVED order (its owner, or staff) and releases its stock.
 #[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", responses((status = 200, body = Order), (status = 409)))]
-pub async fn cancel(State(state): State<AppState>, auth: Auth<Customer>, Path(id): Path<Uuid>) -> ApiResult<Json<Order>> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Auth<Customer>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Order>> {
     check_access(&state, &auth.caller, id).await?;
     let mut tx = state.db.begin_write().await?;
     let order = load_locked(&state, &mut tx, id).await?;
     if let Some(reservation_id) = order.reservation_id {
         stock::release(&mut tx, &reservation_id.to_string(), "released").await?;
     }
-    transition(&mut tx, &order, OrderEvent::Cancel, serde_json::json!({ "reason": "cancelled", "by": auth.caller.user_id }))
-        .await?;
+    transition(
+        &mut tx,
+        &order,
+        OrderEvent::Cancel,
+        serde_json::json!({ "reason": "cancelled", "by": auth.caller.user_id }),
+    )
+    .await?;
     let order = load_locked(&state, &mut tx, id).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(Json(order))

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kassa_domain::api::{
-    LineRequest, Reservation, ReservationRequest, SetLowStockThreshold, ShortLine, StockAdjustment, StockLevel,
-    StockReason,
+    LineRequest, Reservation, ReservationRequest, SetLowStockThreshold, ShortLine, StockAdjustment,
+    StockLevel, StockReason,
 };
 use kassa_domain::{Role, Sku, LINE_QTY_MAX};
 use serde::Deserialize;
@@ -41,13 +41,26 @@ pub async fn location_id(state: &AppState, code: &str) -> ApiResult<String> {
 }
 
 /// Emits `stock.low` when this change took available from at/above the threshold to below it.
-pub async fn note_level(tx: &mut Tx, sku: &str, location_id: &str, available_before: i64, level: &Level) -> anyhow::Result<()> {
+pub async fn note_level(
+    tx: &mut Tx,
+    sku: &str,
+    location_id: &str,
+    available_before: i64,
+    level: &Level,
+) -> anyhow::Result<()> {
     if let Some(threshold) = level.low_threshold {
         if available_before >= threshold && level.available() < threshold {
             let payload = serde_json::json!({
                 "sku": sku, "location_id": location_id, "available": level.available(), "threshold": threshold
             });
-            store::events::record(tx, "stock.low", "stock", &format!("{sku}@{location_id}"), &payload).await?;
+            store::events::record(
+                tx,
+                "stock.low",
+                "stock",
+                &format!("{sku}@{location_id}"),
+                &payload,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -56,7 +69,10 @@ pub async fn note_level(tx: &mut Tx, sku: &str, location_id: &str, available_bef
 /// Checks lines: non-empty, bounded, quantities in range, each SKU once.
 pub fn validate_lines(lines: &[LineRequest]) -> ApiResult<()> {
     if lines.is_empty() || lines.len() > LINES_MAX {
-        return Err(ApiError::invalid("invalid_lines", format!("1 to {LINES_MAX} lines are required")));
+        return Err(ApiError::invalid(
+            "invalid_lines",
+            format!("1 to {LINES_MAX} lines are required"),
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     for line in lines {
@@ -68,7 +84,10 @@ pub fn validate_lines(lines: &[LineRequest]) -> ApiResult<()> {
             });
         }
         if !seen.insert(line.sku.as_ref()) {
-            return Err(ApiError::invalid("duplicate_sku", format!("{} is listed twice; add up the quantities", line.sku)));
+            return Err(ApiError::invalid(
+                "duplicate_sku",
+                format!("{} is listed twice; add up the quantities", line.sku),
+            ));
         }
     }
     Ok(())
@@ -77,15 +96,23 @@ pub fn validate_lines(lines: &[LineRequest]) -> ApiResult<()> {
 /// Reserves every line or none. Lines are taken in SKU order so two transactions never lock the
 /// same rows in opposite orders. On shortage the caller must roll back: the error names every
 /// short line with what is available.
-pub async fn reserve_lines(tx: &mut Tx, location_id: &str, lines: &[(String, i64)]) -> ApiResult<()> {
+pub async fn reserve_lines(
+    tx: &mut Tx,
+    location_id: &str,
+    lines: &[(String, i64)],
+) -> ApiResult<()> {
     let mut sorted: Vec<&(String, i64)> = lines.iter().collect();
     sorted.sort();
     let mut short = Vec::new();
     for (sku, qty) in sorted {
         match store::stock::reserve(tx, sku, location_id, *qty).await? {
-            Some(level) => note_level(tx, sku, location_id, level.available() + qty, &level).await?,
+            Some(level) => {
+                note_level(tx, sku, location_id, level.available() + qty, &level).await?
+            }
             None => {
-                let available = store::stock::level(&mut **tx, sku, location_id).await?.map_or(0, |l| l.available());
+                let available = store::stock::level(&mut **tx, sku, location_id)
+                    .await?
+                    .map_or(0, |l| l.available());
                 short.push(ShortLine {
                     sku: Sku::parse(sku).map_err(anyhow::Error::from)?,
                     requested: u32::try_from(*qty).unwrap_or(u32::MAX),
@@ -97,7 +124,10 @@ pub async fn reserve_lines(tx: &mut Tx, location_id: &str, lines: &[(String, i64
     if short.is_empty() {
         return Ok(());
     }
-    let names: Vec<String> = short.iter().map(|s| format!("{} (available {})", s.sku, s.available)).collect();
+    let names: Vec<String> = short
+        .iter()
+        .map(|s| format!("{} (available {})", s.sku, s.available))
+        .collect();
     Err(ApiError::conflict(
         "insufficient_stock",
         format!("not enough stock for {}", names.join(", ")),
@@ -111,13 +141,21 @@ pub async fn release(tx: &mut Tx, reservation_id: &str, to: &str) -> anyhow::Res
     if !store::stock::end_reservation(tx, reservation_id, to).await? {
         return Ok(false);
     }
-    let r = store::stock::reservation(tx, reservation_id).await?.ok_or_else(|| anyhow::anyhow!("reservation vanished"))?;
+    let r = store::stock::reservation(tx, reservation_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("reservation vanished"))?;
     for (sku, qty) in &r.lines {
         store::stock::unreserve(tx, sku, &r.location_id, *qty).await?;
     }
-    store::events::record(tx, &format!("reservation.{to}"), "reservation", reservation_id, &serde_json::json!({
-        "order_id": r.order_id, "lines": r.lines,
-    }))
+    store::events::record(
+        tx,
+        &format!("reservation.{to}"),
+        "reservation",
+        reservation_id,
+        &serde_json::json!({
+            "order_id": r.order_id, "lines": r.lines,
+        }),
+    )
     .await?;
     Ok(true)
 }
@@ -165,9 +203,18 @@ pub struct LocationQuery {
     pub location: String,
 }
 
-async fn level_response(state: &AppState, sku: &Sku, code: &str, location_id: &str) -> ApiResult<StockLevel> {
+async fn level_response(
+    state: &AppState,
+    sku: &Sku,
+    code: &str,
+    location_id: &str,
+) -> ApiResult<StockLevel> {
     let level = store::stock::level(state.db.pool(), sku.as_ref(), location_id).await?;
-    let level = level.unwrap_or(Level { on_hand: 0, reserved: 0, low_threshold: None });
+    let level = level.unwrap_or(Level {
+        on_hand: 0,
+        reserved: 0,
+        low_threshold: None,
+    });
     Ok(StockLevel {
         sku: sku.clone(),
         location: code.to_owned(),
@@ -189,7 +236,9 @@ pub async fn get_stock(
 ) -> ApiResult<Json<StockLevel>> {
     let sku = Sku::parse(&sku).map_err(|e| ApiError::bad_request("invalid_sku", e.to_string()))?;
     let location_id = location_id(&state, &query.location).await?;
-    Ok(Json(level_response(&state, &sku, &query.location, &location_id).await?))
+    Ok(Json(
+        level_response(&state, &sku, &query.location, &location_id).await?,
+    ))
 }
 
 /// Moves on-hand stock with a reason (manager): receiving, adjustment, count correction, return.
@@ -201,18 +250,35 @@ pub async fn adjust(
     auth: Auth<Manager>,
     Json(req): Json<StockAdjustment>,
 ) -> ApiResult<(StatusCode, Json<StockLevel>)> {
-    let manual = [StockReason::Receiving, StockReason::Adjustment, StockReason::CountCorrection, StockReason::Return];
+    let manual = [
+        StockReason::Receiving,
+        StockReason::Adjustment,
+        StockReason::CountCorrection,
+        StockReason::Return,
+    ];
     if !manual.contains(&req.reason) {
-        return Err(ApiError::invalid("invalid_reason", "sales and conversions are recorded by orders, not by hand"));
+        return Err(ApiError::invalid(
+            "invalid_reason",
+            "sales and conversions are recorded by orders, not by hand",
+        ));
     }
     if req.delta == 0 || req.delta.abs() > 1_000_000 {
-        return Err(ApiError::invalid("invalid_delta", "delta must be non-zero and at most 1,000,000 units"));
+        return Err(ApiError::invalid(
+            "invalid_delta",
+            "delta must be non-zero and at most 1,000,000 units",
+        ));
     }
     if matches!(req.reason, StockReason::Receiving | StockReason::Return) && req.delta < 0 {
-        return Err(ApiError::invalid("invalid_delta", "receiving and returns add stock"));
+        return Err(ApiError::invalid(
+            "invalid_delta",
+            "receiving and returns add stock",
+        ));
     }
     if req.note.as_ref().is_some_and(|n| n.chars().count() > 500) {
-        return Err(ApiError::invalid("invalid_note", "note is at most 500 characters"));
+        return Err(ApiError::invalid(
+            "invalid_note",
+            "note is at most 500 characters",
+        ));
     }
     let location_id = location_id(&state, &req.location).await?;
     let mut tx = state.db.begin_write().await?;
@@ -233,13 +299,23 @@ pub async fn adjust(
             serde_json::json!({ "sku": req.sku }),
         ));
     };
-    note_level(&mut tx, req.sku.as_ref(), &location_id, level.available() - req.delta, &level).await?;
+    note_level(
+        &mut tx,
+        req.sku.as_ref(),
+        &location_id,
+        level.available() - req.delta,
+        &level,
+    )
+    .await?;
     store::events::record(&mut tx, "stock.adjusted", "stock", &format!("{}@{location_id}", req.sku), &serde_json::json!({
         "sku": req.sku, "location_id": location_id, "delta": req.delta, "reason": req.reason, "on_hand": level.on_hand,
     }))
     .await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
-    Ok((StatusCode::CREATED, Json(level_response(&state, &req.sku, &req.location, &location_id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(level_response(&state, &req.sku, &req.location, &location_id).await?),
+    ))
 }
 
 /// Sets the low-stock threshold of a SKU at a location (manager); `stock.low` fires when
@@ -254,13 +330,18 @@ pub async fn set_threshold(
 ) -> ApiResult<Json<StockLevel>> {
     let sku = Sku::parse(&sku).map_err(|e| ApiError::bad_request("invalid_sku", e.to_string()))?;
     if req.threshold.is_some_and(|t| !(0..=1_000_000).contains(&t)) {
-        return Err(ApiError::invalid("invalid_threshold", "threshold must be 0 to 1,000,000"));
+        return Err(ApiError::invalid(
+            "invalid_threshold",
+            "threshold must be 0 to 1,000,000",
+        ));
     }
     let location_id = location_id(&state, &req.location).await?;
     let mut tx = state.db.begin_write().await?;
     store::stock::set_threshold(&mut tx, sku.as_ref(), &location_id, req.threshold).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
-    Ok(Json(level_response(&state, &sku, &req.location, &location_id).await?))
+    Ok(Json(
+        level_response(&state, &sku, &req.location, &location_id).await?,
+    ))
 }
 
 fn reservation_body(r: &store::stock::ReservationRow, code: &str) -> ApiResult<Reservation> {
@@ -272,11 +353,19 @@ fn reservation_body(r: &store::stock::ReservationRow, code: &str) -> ApiResult<R
             .lines
             .iter()
             .map(|(sku, qty)| {
-                Ok(LineRequest { sku: Sku::parse(sku)?, qty: u32::try_from(*qty).unwrap_or(u32::MAX) })
+                Ok(LineRequest {
+                    sku: Sku::parse(sku)?,
+                    qty: u32::try_from(*qty).unwrap_or(u32::MAX),
+                })
             })
             .collect::<anyhow::Result<_>>()?,
         expires_at: store::from_ms(r.expires_at),
-        order_id: r.order_id.as_deref().map(str::parse).transpose().map_err(anyhow::Error::from)?,
+        order_id: r
+            .order_id
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(anyhow::Error::from)?,
     })
 }
 
@@ -293,10 +382,16 @@ pub async fn create_reservation(
     let key = idempotency::key_from(&headers)?;
     validate_lines(&req.lines)?;
     if req.ttl_s == 0 || req.ttl_s > RESERVATION_TTL_S_MAX {
-        return Err(ApiError::invalid("invalid_ttl", format!("ttl_s must be 1 to {RESERVATION_TTL_S_MAX}")));
+        return Err(ApiError::invalid(
+            "invalid_ttl",
+            format!("ttl_s must be 1 to {RESERVATION_TTL_S_MAX}"),
+        ));
     }
     let location_id = location_id(&state, &req.location).await?;
-    let hash = idempotency::fingerprint("POST /v1/reservations", &serde_json::to_value(&req).map_err(anyhow::Error::from)?);
+    let hash = idempotency::fingerprint(
+        "POST /v1/reservations",
+        &serde_json::to_value(&req).map_err(anyhow::Error::from)?,
+    );
     let claim = match idempotency::begin(&state, &scope(&auth.caller), &key, &hash).await? {
         Begin::Replay(response) => return Ok(response),
         Begin::Proceed(claim) => claim,
@@ -308,13 +403,18 @@ pub async fn create_reservation(
         status: "active".into(),
         expires_at: now_ms() + i64::try_from(req.ttl_s * 1000).unwrap_or(i64::MAX),
         created_by: auth.caller.user_id.to_string(),
-        lines: req.lines.iter().map(|l| (l.sku.to_string(), i64::from(l.qty))).collect(),
+        lines: req
+            .lines
+            .iter()
+            .map(|l| (l.sku.to_string(), i64::from(l.qty)))
+            .collect(),
     };
     let work = async {
         let mut tx = state.db.begin_write().await?;
         reserve_lines(&mut tx, &location_id, &row.lines).await?;
         store::stock::insert_reservation(&mut tx, &row).await?;
-        let body = serde_json::to_string(&reservation_body(&row, &req.location)?).map_err(anyhow::Error::from)?;
+        let body = serde_json::to_string(&reservation_body(&row, &req.location)?)
+            .map_err(anyhow::Error::from)?;
         claim.finish_in(&mut tx, StatusCode::CREATED, &body).await?;
         tx.commit().await.map_err(anyhow::Error::from)?;
         Ok::<_, ApiError>(body)
@@ -334,7 +434,9 @@ pub async fn delete_reservation(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin_write().await?;
-    let r = store::stock::reservation(&mut tx, &id.to_string()).await?.ok_or(ApiError::NotFound("reservation"))?;
+    let r = store::stock::reservation(&mut tx, &id.to_string())
+        .await?
+        .ok_or(ApiError::NotFound("reservation"))?;
     let manager = matches!(auth.caller.role, Role::Admin | Role::Manager);
     if !manager && r.created_by != auth.caller.user_id.to_string() {
         return Err(ApiError::NotFound("reservation"));

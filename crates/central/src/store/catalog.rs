@@ -42,7 +42,9 @@ fn decode(row: &sqlx::any::AnyRow, barcodes: Vec<Barcode>) -> anyhow::Result<Pro
     let id: String = row.try_get("id")?;
     let sku: String = row.try_get("sku")?;
     let currency: String = row.try_get("currency")?;
-    let currency: Currency = currency.parse().map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
+    let currency: Currency = currency
+        .parse()
+        .map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
     let tax_class: String = row.try_get("tax_class")?;
     let attributes: String = row.try_get("attributes")?;
     let archived: i64 = row.try_get("archived")?;
@@ -55,7 +57,9 @@ fn decode(row: &sqlx::any::AnyRow, barcodes: Vec<Barcode>) -> anyhow::Result<Pro
         category: row.try_get("category")?,
         brand: row.try_get("brand")?,
         price: Money::from_minor(row.try_get("price_minor")?, currency),
-        tax_class: tax_class.parse().map_err(|e| anyhow::anyhow!("stored tax class: {e}"))?,
+        tax_class: tax_class
+            .parse()
+            .map_err(|e| anyhow::anyhow!("stored tax class: {e}"))?,
         attributes: serde_json::from_str(&attributes).context("stored attributes")?,
         archived: archived != 0,
         version: row.try_get("version")?,
@@ -65,7 +69,10 @@ fn decode(row: &sqlx::any::AnyRow, barcodes: Vec<Barcode>) -> anyhow::Result<Pro
 }
 
 /// Loads the barcodes of `ids`, in their stored order.
-async fn barcodes_of<'e, E>(exec: E, ids: &[String]) -> anyhow::Result<HashMap<String, Vec<Barcode>>>
+async fn barcodes_of<'e, E>(
+    exec: E,
+    ids: &[String],
+) -> anyhow::Result<HashMap<String, Vec<Barcode>>>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
@@ -85,7 +92,9 @@ where
     for row in query.fetch_all(exec).await.context("loading barcodes")? {
         let product_id: String = row.try_get("product_id")?;
         let barcode: String = row.try_get("barcode")?;
-        map.entry(product_id).or_default().push(Barcode::parse(&barcode).context("stored barcode")?);
+        map.entry(product_id)
+            .or_default()
+            .push(Barcode::parse(&barcode).context("stored barcode")?);
     }
     Ok(map)
 }
@@ -94,7 +103,10 @@ async fn decode_all<'e, E>(exec: E, rows: Vec<sqlx::any::AnyRow>) -> anyhow::Res
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let ids: Vec<String> = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
     let mut barcodes = barcodes_of(exec, &ids).await?;
     rows.iter()
         .zip(&ids)
@@ -130,12 +142,13 @@ pub async fn get(db: &Db, id: Uuid) -> anyhow::Result<Option<Product>> {
 /// Products changed after `since` (exclusive), oldest change first, at most `limit`.
 #[tracing::instrument(skip_all, fields(since, limit))]
 pub async fn changed_since(db: &Db, since: i64, limit: i64) -> anyhow::Result<Vec<Product>> {
-    let rows = sqlx::query("SELECT * FROM products WHERE change_seq > $1 ORDER BY change_seq LIMIT $2")
-        .bind(since)
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await
-        .context("reading the catalog feed")?;
+    let rows =
+        sqlx::query("SELECT * FROM products WHERE change_seq > $1 ORDER BY change_seq LIMIT $2")
+            .bind(since)
+            .bind(limit)
+            .fetch_all(db.pool())
+            .await
+            .context("reading the catalog feed")?;
     decode_all(db.pool(), rows).await
 }
 
@@ -169,12 +182,14 @@ async fn write_barcodes(tx: &mut Tx, id: &str, barcodes: &[Barcode]) -> Result<(
         .await
         .context("clearing barcodes")?;
     for (position, barcode) in barcodes.iter().enumerate() {
-        sqlx::query("INSERT INTO product_barcodes (barcode, product_id, position) VALUES ($1, $2, $3)")
-            .bind(barcode.as_ref())
-            .bind(id)
-            .bind(i64::try_from(position).unwrap_or(i64::MAX))
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO product_barcodes (barcode, product_id, position) VALUES ($1, $2, $3)",
+        )
+        .bind(barcode.as_ref())
+        .bind(id)
+        .bind(i64::try_from(position).unwrap_or(i64::MAX))
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
@@ -212,7 +227,9 @@ pub async fn insert(db: &Db, input: &ProductInput) -> Result<Product, WriteError
     .execute(&mut *tx)
     .await?;
     write_barcodes(&mut tx, &id, &input.barcodes).await?;
-    let product = get_in(&mut tx, &id).await?.context("reading back the product")?;
+    let product = get_in(&mut tx, &id)
+        .await?
+        .context("reading back the product")?;
     tx.commit().await.context("committing product")?;
     Ok(product)
 }
@@ -256,7 +273,9 @@ pub async fn update(
     .execute(&mut *tx)
     .await?;
     write_barcodes(&mut tx, &id, &input.barcodes).await?;
-    let product = get_in(&mut tx, &id).await?.context("reading back the product")?;
+    let product = get_in(&mut tx, &id)
+        .await?
+        .context("reading back the product")?;
     tx.commit().await.context("committing product update")?;
     Ok(product)
 }

@@ -46,7 +46,9 @@ pub async fn load(db: &Db, scope: &str, key: &str) -> anyhow::Result<Option<Stor
     let body: Option<String> = row.try_get("response_body")?;
     Ok(Some(Stored {
         request_hash: row.try_get("request_hash")?,
-        response: status.zip(body).map(|(s, b)| (u16::try_from(s).unwrap_or(500), b)),
+        response: status
+            .zip(body)
+            .map(|(s, b)| (u16::try_from(s).unwrap_or(500), b)),
         locked_at: row.try_get("locked_at")?,
         created_at: row.try_get("created_at")?,
     }))
@@ -54,7 +56,13 @@ pub async fn load(db: &Db, scope: &str, key: &str) -> anyhow::Result<Option<Stor
 
 /// Takes over a claim whose holder died (its lock is older than the lease). Only one caller
 /// wins: the update is conditional on the old lock time.
-pub async fn take_over(db: &Db, scope: &str, key: &str, old_locked_at: i64, request_hash: &str) -> anyhow::Result<bool> {
+pub async fn take_over(
+    db: &Db,
+    scope: &str,
+    key: &str,
+    old_locked_at: i64,
+    request_hash: &str,
+) -> anyhow::Result<bool> {
     let updated = sqlx::query(
         "UPDATE idempotency_keys SET locked_at = $1, request_hash = $2, created_at = $1 \
          WHERE scope = $3 AND key = $4 AND locked_at = $5 AND response_status IS NULL",
@@ -71,7 +79,13 @@ pub async fn take_over(db: &Db, scope: &str, key: &str, old_locked_at: i64, requ
 }
 
 /// Replaces a record older than the retention window by a fresh claim.
-pub async fn renew_expired(db: &Db, scope: &str, key: &str, created_before: i64, request_hash: &str) -> anyhow::Result<bool> {
+pub async fn renew_expired(
+    db: &Db,
+    scope: &str,
+    key: &str,
+    created_before: i64,
+    request_hash: &str,
+) -> anyhow::Result<bool> {
     let now = now_ms();
     let updated = sqlx::query(
         "UPDATE idempotency_keys SET locked_at = $1, created_at = $1, request_hash = $2, \
@@ -90,7 +104,13 @@ pub async fn renew_expired(db: &Db, scope: &str, key: &str, created_before: i64,
 }
 
 /// Saves the response inside the transaction that did the work, so both commit or neither.
-pub async fn complete_in(tx: &mut Tx, scope: &str, key: &str, status: u16, body: &str) -> anyhow::Result<()> {
+pub async fn complete_in(
+    tx: &mut Tx,
+    scope: &str,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE idempotency_keys SET response_status = $1, response_body = $2 WHERE scope = $3 AND key = $4",
     )
@@ -106,11 +126,13 @@ pub async fn complete_in(tx: &mut Tx, scope: &str, key: &str, status: u16, body:
 
 /// Forgets a claim whose request failed validation: nothing is stored for it.
 pub async fn release(db: &Db, scope: &str, key: &str) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL")
-        .bind(scope)
-        .bind(key)
-        .execute(db.pool())
-        .await
-        .context("releasing idempotency key")?;
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL",
+    )
+    .bind(scope)
+    .bind(key)
+    .execute(db.pool())
+    .await
+    .context("releasing idempotency key")?;
     Ok(())
 }

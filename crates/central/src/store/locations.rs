@@ -9,22 +9,31 @@ use super::{is_unique_violation, now_ms, Db};
 
 fn decode(row: &sqlx::any::AnyRow) -> anyhow::Result<Location> {
     let id: String = row.try_get("id")?;
-    Ok(Location { id: id.parse().context("location id")?, code: row.try_get("code")?, name: row.try_get("name")? })
+    Ok(Location {
+        id: id.parse().context("location id")?,
+        code: row.try_get("code")?,
+        name: row.try_get("name")?,
+    })
 }
 
 /// Inserts a location; `Ok(None)` when the code is taken.
 #[tracing::instrument(skip_all, fields(code))]
 pub async fn insert(db: &Db, code: &str, name: &str) -> anyhow::Result<Option<Location>> {
     let id = Uuid::now_v7();
-    let result = sqlx::query("INSERT INTO locations (id, code, name, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(id.to_string())
-        .bind(code)
-        .bind(name)
-        .bind(now_ms())
-        .execute(db.pool())
-        .await;
+    let result =
+        sqlx::query("INSERT INTO locations (id, code, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id.to_string())
+            .bind(code)
+            .bind(name)
+            .bind(now_ms())
+            .execute(db.pool())
+            .await;
     match result {
-        Ok(_) => Ok(Some(Location { id, code: code.to_owned(), name: name.to_owned() })),
+        Ok(_) => Ok(Some(Location {
+            id,
+            code: code.to_owned(),
+            name: name.to_owned(),
+        })),
         Err(e) if is_unique_violation(&e) => Ok(None),
         Err(e) => Err(anyhow::Error::from(e).context("inserting location")),
     }

@@ -79,7 +79,12 @@ pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
 }
 
 /// Moves the order from `from` to `to`, only if it is still in `from`.
-pub async fn set_status(tx: &mut Tx, id: Uuid, from: OrderStatus, to: OrderStatus) -> anyhow::Result<bool> {
+pub async fn set_status(
+    tx: &mut Tx,
+    id: Uuid,
+    from: OrderStatus,
+    to: OrderStatus,
+) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "UPDATE orders SET status = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND status = $4",
     )
@@ -115,13 +120,15 @@ pub async fn add_paid(tx: &mut Tx, id: Uuid, amount_minor: i64) -> anyhow::Resul
 }
 
 pub async fn add_refunded(tx: &mut Tx, id: Uuid, amount_minor: i64) -> anyhow::Result<()> {
-    sqlx::query("UPDATE orders SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3")
-        .bind(amount_minor)
-        .bind(now_ms())
-        .bind(id.to_string())
-        .execute(&mut **tx)
-        .await
-        .context("recording refund on order")?;
+    sqlx::query(
+        "UPDATE orders SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(amount_minor)
+    .bind(now_ms())
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("recording refund on order")?;
     Ok(())
 }
 
@@ -146,14 +153,18 @@ fn decode(row: &sqlx::any::AnyRow, lines: Vec<OrderLine>) -> anyhow::Result<Orde
     let id: String = row.try_get("id")?;
     let status: String = row.try_get("status")?;
     let currency: String = row.try_get("currency")?;
-    let currency: Currency = currency.parse().map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
+    let currency: Currency = currency
+        .parse()
+        .map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
     let totals: String = row.try_get("totals")?;
     let register_id: Option<String> = row.try_get("register_id")?;
     let reservation_id: Option<String> = row.try_get("reservation_id")?;
     let reservation_expires_at: Option<i64> = row.try_get("reservation_expires_at")?;
     Ok(Order {
         id: id.parse()?,
-        status: status.parse().map_err(|e| anyhow::anyhow!("stored status: {e}"))?,
+        status: status
+            .parse()
+            .map_err(|e| anyhow::anyhow!("stored status: {e}"))?,
         source: row.try_get("source")?,
         location: row.try_get("location_code")?,
         register_id: register_id.map(|r| r.parse()).transpose()?,
@@ -169,7 +180,11 @@ fn decode(row: &sqlx::any::AnyRow, lines: Vec<OrderLine>) -> anyhow::Result<Orde
     })
 }
 
-async fn lines_of(conn: &mut sqlx::AnyConnection, id: &str, currency: Currency) -> anyhow::Result<Vec<OrderLine>> {
+async fn lines_of(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    currency: Currency,
+) -> anyhow::Result<Vec<OrderLine>> {
     let rows = sqlx::query("SELECT * FROM order_lines WHERE order_id = $1 ORDER BY line_no")
         .bind(id)
         .fetch_all(&mut *conn)
@@ -190,7 +205,9 @@ async fn lines_of(conn: &mut sqlx::AnyConnection, id: &str, currency: Currency) 
                 unit_price: Money::from_minor(r.try_get("unit_price_minor")?, currency),
                 discount: Money::from_minor(r.try_get("discount_minor")?, currency),
                 total: Money::from_minor(r.try_get("total_minor")?, currency),
-                tax_class: tax_class.parse().map_err(|e| anyhow::anyhow!("stored tax class: {e}"))?,
+                tax_class: tax_class
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("stored tax class: {e}"))?,
                 returned_qty: u32::try_from(returned)?,
             })
         })
@@ -198,8 +215,16 @@ async fn lines_of(conn: &mut sqlx::AnyConnection, id: &str, currency: Currency) 
 }
 
 /// Loads an order; `lock` takes the row lock on PostgreSQL (pass `db.for_update()`).
-pub async fn get(conn: &mut sqlx::AnyConnection, id: Uuid, lock: &str) -> anyhow::Result<Option<Order>> {
-    let lock = if lock.is_empty() { String::new() } else { " FOR UPDATE OF o".to_owned() };
+pub async fn get(
+    conn: &mut sqlx::AnyConnection,
+    id: Uuid,
+    lock: &str,
+) -> anyhow::Result<Option<Order>> {
+    let lock = if lock.is_empty() {
+        String::new()
+    } else {
+        " FOR UPDATE OF o".to_owned()
+    };
     let row = sqlx::query(&format!("{SELECT_ORDER} WHERE o.id = $1{lock}"))
         .bind(id.to_string())
         .fetch_optional(&mut *conn)
@@ -207,7 +232,9 @@ pub async fn get(conn: &mut sqlx::AnyConnection, id: Uuid, lock: &str) -> anyhow
         .context("loading order")?;
     let Some(row) = row else { return Ok(None) };
     let currency: String = row.try_get("currency")?;
-    let currency: Currency = currency.parse().map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
+    let currency: Currency = currency
+        .parse()
+        .map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
     let lines = lines_of(conn, &id.to_string(), currency).await?;
     Ok(Some(decode(&row, lines)?))
 }
@@ -231,11 +258,9 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> anyhow::Result<Vec<Order>> {
-    let sql = format!(
-        "SELECT o.id FROM orders o WHERE ($1 = '' OR o.status = $1) AND ($2 = '' OR o.owner_id = $2) \
-         AND o.created_at >= $3 AND o.id > $4 ORDER BY o.id LIMIT $5"
-    );
-    let ids: Vec<String> = sqlx::query_scalar(&sql)
+    let sql = "SELECT o.id FROM orders o WHERE ($1 = '' OR o.status = $1) AND ($2 = '' OR o.owner_id = $2) \
+         AND o.created_at >= $3 AND o.id > $4 ORDER BY o.id LIMIT $5";
+    let ids: Vec<String> = sqlx::query_scalar(sql)
         .bind(status.map(|s| s.as_str().to_owned()).unwrap_or_default())
         .bind(owner.map(|o| o.to_string()).unwrap_or_default())
         .bind(since_ms.unwrap_or(0))

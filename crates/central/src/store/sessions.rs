@@ -65,13 +65,16 @@ pub async fn rotate(db: &Db, old_hash: &str, new_hash: &str) -> anyhow::Result<R
     .await
     .context("looking up refresh token")?;
     let Some(row) = row else {
-        let retired: Option<String> =
-            sqlx::query_scalar("SELECT session_id FROM retired_refresh_tokens WHERE refresh_hash = $1")
-                .bind(old_hash)
-                .fetch_optional(&mut *tx)
-                .await
-                .context("looking up retired refresh token")?;
-        let Some(session_id) = retired else { return Ok(Rotation::Invalid) };
+        let retired: Option<String> = sqlx::query_scalar(
+            "SELECT session_id FROM retired_refresh_tokens WHERE refresh_hash = $1",
+        )
+        .bind(old_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("looking up retired refresh token")?;
+        let Some(session_id) = retired else {
+            return Ok(Rotation::Invalid);
+        };
         revoke_in(&mut tx, &session_id, now).await?;
         tx.commit().await.context("committing session revocation")?;
         return Ok(Rotation::Reused(session_id.parse()?));
@@ -82,13 +85,14 @@ pub async fn rotate(db: &Db, old_hash: &str, new_hash: &str) -> anyhow::Result<R
         return Ok(Rotation::Invalid);
     }
     let session_id: String = row.try_get("id")?;
-    let swapped = sqlx::query("UPDATE sessions SET refresh_hash = $1 WHERE id = $2 AND refresh_hash = $3")
-        .bind(new_hash)
-        .bind(&session_id)
-        .bind(old_hash)
-        .execute(&mut *tx)
-        .await
-        .context("rotating refresh token")?;
+    let swapped =
+        sqlx::query("UPDATE sessions SET refresh_hash = $1 WHERE id = $2 AND refresh_hash = $3")
+            .bind(new_hash)
+            .bind(&session_id)
+            .bind(old_hash)
+            .execute(&mut *tx)
+            .await
+            .context("rotating refresh token")?;
     if swapped.rows_affected() != 1 {
         // Another refresh with the same token won the race: that is reuse too.
         revoke_in(&mut tx, &session_id, now).await?;
@@ -108,7 +112,9 @@ pub async fn rotate(db: &Db, old_hash: &str, new_hash: &str) -> anyhow::Result<R
     Ok(Rotation::Rotated(SessionOwner {
         session_id: session_id.parse()?,
         user_id: user_id.parse()?,
-        role: role.parse().map_err(|e| anyhow::anyhow!("stored role: {e}"))?,
+        role: role
+            .parse()
+            .map_err(|e| anyhow::anyhow!("stored role: {e}"))?,
         register_id: register_id.map(|id| id.parse()).transpose()?,
     }))
 }

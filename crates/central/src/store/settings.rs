@@ -6,7 +6,11 @@ use super::Db;
 
 /// Returns the stored value of `name`, storing `make()` first if there is none. Safe when
 /// several instances start at once: the first insert wins and everyone reads it back.
-pub async fn get_or_init(db: &Db, name: &str, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+pub async fn get_or_init(
+    db: &Db,
+    name: &str,
+    make: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
     sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
         .bind(name)
         .bind(make())

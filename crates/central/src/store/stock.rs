@@ -50,12 +50,14 @@ pub async fn level<'e, E>(exec: E, sku: &str, location_id: &str) -> anyhow::Resu
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let row = sqlx::query("SELECT on_hand, reserved, low_threshold FROM stock WHERE sku = $1 AND location_id = $2")
-        .bind(sku)
-        .bind(location_id)
-        .fetch_optional(exec)
-        .await
-        .context("reading stock level")?;
+    let row = sqlx::query(
+        "SELECT on_hand, reserved, low_threshold FROM stock WHERE sku = $1 AND location_id = $2",
+    )
+    .bind(sku)
+    .bind(location_id)
+    .fetch_optional(exec)
+    .await
+    .context("reading stock level")?;
     row.as_ref().map(decode_level).transpose()
 }
 
@@ -114,7 +116,12 @@ pub async fn move_on_hand(tx: &mut Tx, m: &Movement<'_>) -> anyhow::Result<Optio
 
 /// Reserves `qty` if that many are available: the conditional update is the guard, so
 /// concurrent reservations can never take available below zero. `Ok(None)` when short.
-pub async fn reserve(tx: &mut Tx, sku: &str, location_id: &str, qty: i64) -> anyhow::Result<Option<Level>> {
+pub async fn reserve(
+    tx: &mut Tx,
+    sku: &str,
+    location_id: &str,
+    qty: i64,
+) -> anyhow::Result<Option<Level>> {
     let row = sqlx::query(
         "UPDATE stock SET reserved = reserved + $1, updated_at = $2 \
          WHERE sku = $3 AND location_id = $4 AND on_hand - reserved >= $1 \
@@ -143,12 +150,21 @@ pub async fn unreserve(tx: &mut Tx, sku: &str, location_id: &str, qty: i64) -> a
     .execute(&mut **tx)
     .await
     .context("releasing reserved stock")?;
-    anyhow::ensure!(done.rows_affected() == 1, "reserved stock of {sku} is smaller than a reservation");
+    anyhow::ensure!(
+        done.rows_affected() == 1,
+        "reserved stock of {sku} is smaller than a reservation"
+    );
     Ok(())
 }
 
 /// Turns reserved units into a sale: on_hand and reserved both drop, with a ledger row.
-pub async fn convert(tx: &mut Tx, sku: &str, location_id: &str, qty: i64, order_id: &str) -> anyhow::Result<Level> {
+pub async fn convert(
+    tx: &mut Tx,
+    sku: &str,
+    location_id: &str,
+    qty: i64,
+    order_id: &str,
+) -> anyhow::Result<Level> {
     let row = sqlx::query(
         "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1, updated_at = $2 \
          WHERE sku = $3 AND location_id = $4 AND reserved >= $1 \
@@ -176,7 +192,12 @@ pub async fn convert(tx: &mut Tx, sku: &str, location_id: &str, qty: i64, order_
 }
 
 /// Locks and reads a stock row (PostgreSQL `FOR UPDATE`; SQLite's write transaction is serial).
-pub async fn lock_level(db: &Db, tx: &mut Tx, sku: &str, location_id: &str) -> anyhow::Result<Level> {
+pub async fn lock_level(
+    db: &Db,
+    tx: &mut Tx,
+    sku: &str,
+    location_id: &str,
+) -> anyhow::Result<Level> {
     ensure_row(tx, sku, location_id).await?;
     let sql = format!(
         "SELECT on_hand, reserved, low_threshold FROM stock WHERE sku = $1 AND location_id = $2{}",
@@ -191,7 +212,12 @@ pub async fn lock_level(db: &Db, tx: &mut Tx, sku: &str, location_id: &str) -> a
     decode_level(&row)
 }
 
-pub async fn set_threshold(tx: &mut Tx, sku: &str, location_id: &str, threshold: Option<i64>) -> anyhow::Result<Level> {
+pub async fn set_threshold(
+    tx: &mut Tx,
+    sku: &str,
+    location_id: &str,
+    threshold: Option<i64>,
+) -> anyhow::Result<Level> {
     ensure_row(tx, sku, location_id).await?;
     let row = sqlx::query(
         "UPDATE stock SET low_threshold = $1, updated_at = $2 WHERE sku = $3 AND location_id = $4 \
@@ -220,7 +246,13 @@ pub async fn ledger_sum(db: &Db, sku: &str, location_id: &str) -> anyhow::Result
 }
 
 /// Records that an offline sale found `shortfall` fewer units than it sold.
-pub async fn record_discrepancy(tx: &mut Tx, sku: &str, location_id: &str, order_id: &str, shortfall: i64) -> anyhow::Result<()> {
+pub async fn record_discrepancy(
+    tx: &mut Tx,
+    sku: &str,
+    location_id: &str,
+    order_id: &str,
+    shortfall: i64,
+) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO stock_discrepancies (id, sku, location_id, order_id, shortfall, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -276,21 +308,26 @@ pub async fn insert_reservation(tx: &mut Tx, r: &ReservationRow) -> anyhow::Resu
     Ok(())
 }
 
-pub async fn reservation<'c>(conn: &mut sqlx::AnyConnection, id: &str) -> anyhow::Result<Option<ReservationRow>> {
+pub async fn reservation(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+) -> anyhow::Result<Option<ReservationRow>> {
     let row = sqlx::query("SELECT * FROM reservations WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await
         .context("loading reservation")?;
     let Some(row) = row else { return Ok(None) };
-    let lines = sqlx::query("SELECT sku, qty FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await
-        .context("loading reservation lines")?
-        .iter()
-        .map(|r| Ok((r.try_get("sku")?, r.try_get("qty")?)))
-        .collect::<anyhow::Result<Vec<(String, i64)>>>()?;
+    let lines = sqlx::query(
+        "SELECT sku, qty FROM reservation_lines WHERE reservation_id = $1 ORDER BY sku",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await
+    .context("loading reservation lines")?
+    .iter()
+    .map(|r| Ok((r.try_get("sku")?, r.try_get("qty")?)))
+    .collect::<anyhow::Result<Vec<(String, i64)>>>()?;
     Ok(Some(ReservationRow {
         id: row.try_get("id")?,
         location_id: row.try_get("location_id")?,
@@ -305,13 +342,15 @@ pub async fn reservation<'c>(conn: &mut sqlx::AnyConnection, id: &str) -> anyhow
 /// Moves an active reservation to `to` exactly once: the update is conditional on `active`,
 /// so of two racing sweepers (or a sweeper and a payment) only one wins.
 pub async fn end_reservation(tx: &mut Tx, id: &str, to: &str) -> anyhow::Result<bool> {
-    let done = sqlx::query("UPDATE reservations SET status = $1, ended_at = $2 WHERE id = $3 AND status = 'active'")
-        .bind(to)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .context("ending reservation")?;
+    let done = sqlx::query(
+        "UPDATE reservations SET status = $1, ended_at = $2 WHERE id = $3 AND status = 'active'",
+    )
+    .bind(to)
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .context("ending reservation")?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -31,7 +31,9 @@ fn decode(row: &sqlx::any::AnyRow) -> anyhow::Result<UserRow> {
         user: User {
             id: id.parse().context("user id")?,
             username: Username::parse(&username).context("stored username")?,
-            role: role.parse().map_err(|e| anyhow::anyhow!("stored role: {e}"))?,
+            role: role
+                .parse()
+                .map_err(|e| anyhow::anyhow!("stored role: {e}"))?,
             created_at: from_ms(row.try_get("created_at")?),
         },
         password_hash: row.try_get("password_hash")?,
@@ -58,7 +60,12 @@ pub async fn insert(
     .execute(db.pool())
     .await;
     match result {
-        Ok(_) => Ok(User { id, username: username.clone(), role, created_at: from_ms(now) }),
+        Ok(_) => Ok(User {
+            id,
+            username: username.clone(),
+            role,
+            created_at: from_ms(now),
+        }),
         Err(e) if is_unique_violation(&e) => Err(CreateUserError::UsernameTaken),
         Err(e) => Err(anyhow::Error::from(e).context("inserting user").into()),
     }

@@ -1,5 +1,10 @@
 //! Kassa Central's API tests: every story runs on SQLite and on PostgreSQL.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is a failed test, with its location"
+)]
+
 mod helpers;
 
 mod auth;

@@ -14,16 +14,51 @@ story!(
 
 async fn health_ready_and_metrics_answer(app: TestApp) {
     let cashier = app.user(Role::Cashier).await;
-    assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
-    assert_eq!(app.client.get(app.url("/ready")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(app.get("/v1/products", cashier.token()).await.status(), 200);
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains(r#"http_requests_total{method="GET",route="/v1/products",status="200"}"#),
         "{metrics}"
     );
-    assert!(metrics.contains("http_request_duration_seconds_bucket"), "latency is a histogram: {metrics}");
-    let doc: serde_json::Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(
+        metrics.contains("http_request_duration_seconds_bucket"),
+        "latency is a histogram: {metrics}"
+    );
+    let doc: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["paths"]["/v1/products/{id}"]["put"].is_object());
 }
 
@@ -33,18 +68,46 @@ async fn every_response_carries_a_request_id_and_unknown_routes_get_json_errors(
     let id_a = a.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_ne!(id_a, b.headers()["x-request-id"].to_str().unwrap());
     error_body(a, 404, "not_found").await;
-    let wrong_method = app.client.delete(app.url("/v1/products")).send().await.unwrap();
+    let wrong_method = app
+        .client
+        .delete(app.url("/v1/products"))
+        .send()
+        .await
+        .unwrap();
     error_body(wrong_method, 405, "method_not_allowed").await;
-    let given = app.client.get(app.url("/health")).header("x-request-id", "till-7-abc").send().await.unwrap();
-    assert_eq!(given.headers()["x-request-id"], "till-7-abc", "a caller's request id is kept");
+    let given = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "till-7-abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        given.headers()["x-request-id"],
+        "till-7-abc",
+        "a caller's request id is kept"
+    );
 }
 
 async fn a_failing_database_gives_503_on_ready_and_a_500_that_leaks_nothing(app: TestApp) {
     let cashier = app.user(Role::Cashier).await;
     assert_eq!(app.get("/v1/products", cashier.token()).await.status(), 200);
     app.state.db.pool().close().await;
-    error_body(app.client.get(app.url("/ready")).send().await.unwrap(), 503, "unavailable").await;
-    let body = error_body(app.get("/v1/products", cashier.token()).await, 500, "internal").await;
+    error_body(
+        app.client.get(app.url("/ready")).send().await.unwrap(),
+        503,
+        "unavailable",
+    )
+    .await;
+    let body = error_body(
+        app.get("/v1/products", cashier.token()).await,
+        500,
+        "internal",
+    )
+    .await;
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(!message.contains("pool") && !message.contains("sqlx"), "internals leaked: {message}");
+    assert!(
+        !message.contains("pool") && !message.contains("sqlx"),
+        "internals leaked: {message}"
+    );
 }

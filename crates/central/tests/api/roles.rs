@@ -62,7 +62,13 @@ async fn every_route_has_a_role_decision() {
         .iter()
         .flat_map(|(path, item)| {
             let mut methods = Vec::new();
-            for (method, op) in [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("DELETE", &item.delete), ("PATCH", &item.patch)] {
+            for (method, op) in [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("DELETE", &item.delete),
+                ("PATCH", &item.patch),
+            ] {
                 if op.is_some() {
                     methods.push((method.to_owned(), path.clone()));
                 }
@@ -70,12 +76,20 @@ async fn every_route_has_a_role_decision() {
             methods
         })
         .collect();
-    let decided: BTreeSet<(String, String)> =
-        MATRIX.iter().map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let decided: BTreeSet<(String, String)> = MATRIX
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
     let undecided: Vec<_> = served.difference(&decided).collect();
-    assert!(undecided.is_empty(), "routes without a role decision in tests/api/roles.rs: {undecided:?}");
+    assert!(
+        undecided.is_empty(),
+        "routes without a role decision in tests/api/roles.rs: {undecided:?}"
+    );
     let stale: Vec<_> = decided.difference(&served).collect();
-    assert!(stale.is_empty(), "decisions for routes that are not served: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "decisions for routes that are not served: {stale:?}"
+    );
 }
 
 /// A request that succeeds when the caller is allowed, built fresh for each call.
@@ -89,26 +103,54 @@ struct Probe {
 async fn probe_order(app: &TestApp, token: &str, admin: &str, paid: bool) -> Uuid {
     let key = Uuid::new_v4().to_string();
     let body = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-MATRIX", "qty": 1 }] });
-    let response = app.client.post(app.url("/v1/orders")).bearer_auth(token).header("idempotency-key", key).json(&body).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let response = if response.status() == 201 {
         response
     } else {
         let key = Uuid::new_v4().to_string();
-        app.client.post(app.url("/v1/orders")).bearer_auth(admin).header("idempotency-key", key).json(&body).send().await.unwrap()
+        app.client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(admin)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     };
     let order: kassa_domain::api::Order = response.json().await.unwrap();
     if paid {
         let mut tx = app.state.db.begin_write().await.unwrap();
-        kassa_central::orders::record_payment(&app.state, &mut tx, order.id, order.totals.total).await.unwrap();
+        kassa_central::orders::record_payment(&app.state, &mut tx, order.id, order.totals.total)
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
     order.id
 }
 
-async fn request(app: &TestApp, method: &str, path: &str, product: Uuid, token: Option<&str>, admin: &str) -> Probe {
+async fn request(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    product: Uuid,
+    token: Option<&str>,
+    admin: &str,
+) -> Probe {
     let unique = Uuid::new_v4().simple().to_string();
     let n = u64::from_str_radix(&unique[..8], 16).unwrap();
-    let plain = |url: String, body: Option<Value>| Probe { url, body, headers: Vec::new() };
+    let plain = |url: String, body: Option<Value>| Probe {
+        url,
+        body,
+        headers: Vec::new(),
+    };
     let owner = token.unwrap_or(admin);
     match (method, path) {
         ("POST", "/v1/auth/login") => plain(path.into(), Some(json!({ "username": "probe", "password": "probe-pass-1" }))),
@@ -184,12 +226,41 @@ async fn request(app: &TestApp, method: &str, path: &str, product: Uuid, token: 
 
 async fn every_route_answers_each_role_as_decided(app: TestApp) {
     let admin = app.user(Role::Admin).await;
-    let hash = kassa_central::auth::hash_password("probe-pass-1".into()).await.unwrap();
-    kassa_central::store::users::insert(&app.state.db, &"probe".parse().unwrap(), &hash, Role::Customer).await.unwrap();
-    assert_eq!(app.post("/v1/locations", admin.token(), &json!({ "code": "STORE-1", "name": "One" })).await.status(), 201);
-    let product = create(&app, admin.token(), &product_body("SKU-MATRIX", &ean(1), "1.00")).await.id;
+    let hash = kassa_central::auth::hash_password("probe-pass-1".into())
+        .await
+        .unwrap();
+    kassa_central::store::users::insert(
+        &app.state.db,
+        &"probe".parse().unwrap(),
+        &hash,
+        Role::Customer,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.post(
+            "/v1/locations",
+            admin.token(),
+            &json!({ "code": "STORE-1", "name": "One" })
+        )
+        .await
+        .status(),
+        201
+    );
+    let product = create(
+        &app,
+        admin.token(),
+        &product_body("SKU-MATRIX", &ean(1), "1.00"),
+    )
+    .await
+    .id;
     let stocked = json!({ "sku": "SKU-MATRIX", "location": "STORE-1", "delta": 10_000, "reason": "receiving" });
-    assert_eq!(app.post("/v1/stock/adjustments", admin.token(), &stocked).await.status(), 201);
+    assert_eq!(
+        app.post("/v1/stock/adjustments", admin.token(), &stocked)
+            .await
+            .status(),
+        201
+    );
     let users: Vec<(Role, uuid::Uuid)> = {
         let mut v = Vec::new();
         for role in ALL {
@@ -202,13 +273,20 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
         for caller in std::iter::once(None).chain(users.iter().map(Some)) {
             // A fresh session per call: logout must not end the next call's session.
             let token = match caller {
-                Some((role, user_id)) => {
-                    Some(app.state.auth.start_session(&app.state.db, *user_id, *role, None).await.unwrap().access_token)
-                }
+                Some((role, user_id)) => Some(
+                    app.state
+                        .auth
+                        .start_session(&app.state.db, *user_id, *role, None)
+                        .await
+                        .unwrap()
+                        .access_token,
+                ),
                 None => None,
             };
             let probe = request(&app, method, path, product, token.as_deref(), admin.token()).await;
-            let mut req = app.client.request(method.parse().unwrap(), app.url(&probe.url));
+            let mut req = app
+                .client
+                .request(method.parse().unwrap(), app.url(&probe.url));
             if let Some(token) = &token {
                 req = req.bearer_auth(token);
             }
@@ -229,7 +307,10 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
                 (Access::Roles(roles), Some((role, _))) => roles.contains(role),
             };
             if allowed {
-                assert!((200..300).contains(&status), "{method} {path} as {who} must succeed, got {status}");
+                assert!(
+                    (200..300).contains(&status),
+                    "{method} {path} as {who} must succeed, got {status}"
+                );
             } else {
                 assert_eq!(status, 403, "{method} {path} as {who}");
             }
@@ -244,6 +325,11 @@ trait UserIdOf {
 impl UserIdOf for kassa_domain::api::TokenResponse {
     /// The user behind a token, read back through the service that issued it.
     async fn role_user_id(&self, app: &TestApp) -> uuid::Uuid {
-        app.state.auth.authenticate(&app.state.db, &self.access_token).await.unwrap().user_id
+        app.state
+            .auth
+            .authenticate(&app.state.db, &self.access_token)
+            .await
+            .unwrap()
+            .user_id
     }
 }

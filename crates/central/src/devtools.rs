@@ -1,0 +1,175 @@
+//! Throwaway PostgreSQL clusters for tests and benchmarks: `initdb` + `pg_ctl` from the system's
+//! binaries in a temp dir on a free loopback port. A watchdog shell stops the cluster and deletes
+//! its files when the owning process exits, however it exits.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::Context;
+use uuid::Uuid;
+
+/// A PostgreSQL cluster in a temp dir on a free loopback port, one per test process. A watchdog
+/// shell stops it and deletes its files when the test process exits, however it exits.
+pub struct PgCluster {
+    port: u16,
+}
+
+/// Settings for tests (fast, not crash-safe) or benchmarks (durable, like production).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Fast,
+    Durable,
+}
+
+static CLUSTER: OnceLock<Option<PgCluster>> = OnceLock::new();
+
+impl std::fmt::Debug for PgCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCluster")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+fn find_pg_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists() && bin.join("pg_ctl").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn run_pg(bin: &Path, tool: &str, args: &[&str], as_postgres: bool) -> anyhow::Result<()> {
+    let mut cmd = if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+        c
+    } else {
+        Command::new(bin.join(tool))
+    };
+    let out = cmd
+        .args(args)
+        .output()
+        .with_context(|| format!("running {tool}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{tool} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// A free loopback port (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(0, |a| a.port())
+}
+
+impl PgCluster {
+    /// One fast cluster per process, started on first use; `None` when PostgreSQL is not
+    /// installed (panics instead when `KASSA_REQUIRE_POSTGRES` is set).
+    pub fn shared() -> Option<&'static PgCluster> {
+        CLUSTER
+            .get_or_init(|| Self::start(Durability::Fast))
+            .as_ref()
+    }
+
+    /// Starts a cluster owned by this process; `None` when PostgreSQL is not installed (and
+    /// `KASSA_REQUIRE_POSTGRES` is not set: then it panics, as a failure to start does).
+    pub fn start(durability: Durability) -> Option<Self> {
+        let Some(bin) = find_pg_bin() else {
+            assert!(
+                std::env::var("KASSA_REQUIRE_POSTGRES").is_err(),
+                "KASSA_REQUIRE_POSTGRES is set but no PostgreSQL binaries are under /usr/lib/postgresql"
+            );
+            eprintln!("\n!!! SKIPPED: PostgreSQL tests (no initdb under /usr/lib/postgresql; apt-get install postgresql) !!!\n");
+            return None;
+        };
+        match Self::start_with(&bin, durability) {
+            Ok(cluster) => Some(cluster),
+            Err(e) => panic!("starting a throwaway PostgreSQL cluster: {e:#}"),
+        }
+    }
+
+    fn start_with(bin: &Path, durability: Durability) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("kassa-pg-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).context("creating the cluster dir")?;
+        let root = is_root();
+        if root {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()?;
+            anyhow::ensure!(status.success(), "chown of the PostgreSQL temp dir failed");
+        }
+        let data = dir.join("data");
+        let data_s = data.to_str().context("temp dir is not UTF-8")?.to_owned();
+        let dir_s = dir.to_str().context("temp dir is not UTF-8")?.to_owned();
+        run_pg(
+            bin,
+            "initdb",
+            &["-D", &data_s, "-A", "trust", "-U", "postgres", "-E", "UTF8"],
+            root,
+        )?;
+        let port = free_port();
+        let speed = match durability {
+            Durability::Fast => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            Durability::Durable => "-c fsync=on -c synchronous_commit=on -c full_page_writes=on",
+        };
+        let opts = format!(
+            "-p {port} -k {dir_s} -c listen_addresses=127.0.0.1 -c max_connections=400 {speed}"
+        );
+        let log = format!("{dir_s}/log");
+        run_pg(
+            bin,
+            "pg_ctl",
+            &["-D", &data_s, "-o", &opts, "-l", &log, "-w", "start"],
+            root,
+        )?;
+        let stop = format!(
+            "{} {}/pg_ctl -D {data_s} -m immediate stop >/dev/null 2>&1; rm -rf {dir_s}",
+            if root { "runuser -u postgres --" } else { "" },
+            bin.display()
+        );
+        let watchdog = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 1; done; {stop}",
+            std::process::id()
+        );
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting the PostgreSQL watchdog")?;
+        Ok(Self { port })
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// A new empty database; returns its URL.
+    pub async fn create_database(&self) -> anyhow::Result<String> {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let name = format!("t_{}", Uuid::new_v4().simple());
+        let mut conn = sqlx::AnyConnection::connect(&self.url("postgres")).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(self.url(&name))
+    }
+}
