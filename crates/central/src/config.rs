@@ -44,6 +44,12 @@ pub struct Config {
     pub request_timeout: Duration,
     pub feed_limit_max: i64,
     pub db_connections_max: u32,
+    /// How long a guest cart lives after its last write.
+    pub guest_cart_ttl: Duration,
+    /// How long a user's cart lives after its last write.
+    pub user_cart_ttl: Duration,
+    /// The currency carts are priced in; a product priced in another cannot be added.
+    pub shop_currency: kassa_domain::Currency,
 }
 
 impl Default for Config {
@@ -64,6 +70,9 @@ impl Default for Config {
             request_timeout: Duration::from_secs(15),
             feed_limit_max: 500,
             db_connections_max: 16,
+            guest_cart_ttl: Duration::from_secs(7 * 24 * 3600),
+            user_cart_ttl: Duration::from_secs(30 * 24 * 3600),
+            shop_currency: kassa_domain::Currency::EUR,
         }
     }
 }
@@ -107,6 +116,9 @@ impl Config {
             request_timeout: Duration::from_millis(env_parse("KASSA_REQUEST_TIMEOUT_MS", 15_000)?),
             feed_limit_max: d.feed_limit_max,
             db_connections_max: env_parse("KASSA_DB_CONNECTIONS_MAX", d.db_connections_max)?,
+            guest_cart_ttl: Duration::from_secs(env_parse("KASSA_GUEST_CART_TTL_S", d.guest_cart_ttl.as_secs())?),
+            user_cart_ttl: Duration::from_secs(env_parse("KASSA_USER_CART_TTL_S", d.user_cart_ttl.as_secs())?),
+            shop_currency: env_parse("KASSA_CURRENCY", d.shop_currency)?,
         })
     }
 }

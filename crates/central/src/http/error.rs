@@ -26,6 +26,9 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state.
     #[error("{message}")]
     Conflict { code: &'static str, message: String, details: Value },
+    /// 410: the resource existed but has expired (a cart past its time to live).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     /// 412: `If-Match` names an old version; details carry the current row.
     #[error("the resource changed since the version you based this on")]
     PreconditionFailed { current: Value },
@@ -73,6 +76,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", Value::Null),
             Self::Conflict { code, details, .. } => (StatusCode::CONFLICT, code, details.clone()),
+            Self::Gone { code, .. } => (StatusCode::GONE, code, Value::Null),
             Self::PreconditionFailed { current } => (
                 StatusCode::PRECONDITION_FAILED,
                 "version_conflict",

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, catalog};
+use crate::{auth, carts, catalog};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,6 +46,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::list_products, catalog::create_product))
         .routes(routes!(catalog::get_product, catalog::update_product))
         .routes(routes!(catalog::list_locations, catalog::create_location))
+        .routes(routes!(carts::create_cart))
+        .routes(routes!(carts::get_cart, carts::update_cart))
+        .routes(routes!(carts::merge_cart))
 }
 
 /// The OpenAPI document of everything [`router`] serves.
