@@ -42,9 +42,12 @@ use anyhow::Context;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kassa_domain::api::{Cart, CartCreated, CartItem, CartLinesInput, CartMerged, CreateCart, MergeShortfall};
+use kassa_domain::api::{
+    Cart, CartCreated, CartItem, CartLinesInput, CartMerged, CreateCart, MergeShortfall,
+};
 use kassa_domain::{
-    check_line_qty, compute_totals, CartLine, Currency, Money, PriceMode, Sku, TaxTable, Totals, LINE_QTY_MAX,
+    check_line_qty, compute_totals, CartLine, Currency, Money, PriceMode, Sku, TaxTable, Totals,
+    LINE_QTY_MAX,
 };
 use uuid::Uuid;
 
@@ -71,7 +74,11 @@ pub async fn purge_expired(db: &Db) -> anyhow::Result<u64> {
 }
 
 fn invalid_cart(message: String, details: serde_json::Value) -> ApiError {
-    ApiError::Invalid { code: "invalid_cart", message, details }
+    ApiError::Invalid {
+        code: "invalid_cart",
+        message,
+        details,
+    }
 }
 
 /// Checks what serde's types cannot: the line count, each quantity's range, duplicate SKUs.
@@ -85,16 +92,24 @@ fn validate(input: &CartLinesInput) -> ApiResult<()> {
     let mut seen = HashSet::new();
     for (i, line) in input.lines.iter().enumerate() {
         let details = |field: &str| serde_json::json!({ "field": format!("lines[{i}].{field}"), "sku": line.sku });
-        check_line_qty(line.qty).map_err(|e| invalid_cart(format!("line {}: {e}", line.sku), details("qty")))?;
+        check_line_qty(line.qty)
+            .map_err(|e| invalid_cart(format!("line {}: {e}", line.sku), details("qty")))?;
         if !seen.insert(&line.sku) {
-            return Err(invalid_cart(format!("SKU {} is listed twice", line.sku), details("sku")));
+            return Err(invalid_cart(
+                format!("SKU {} is listed twice", line.sku),
+                details("sku"),
+            ));
         }
     }
     Ok(())
 }
 
 fn ttl_ms(state: &AppState, cart: &StoredCart) -> i64 {
-    let ttl = if cart.owner_id.is_some() { state.config.user_cart_ttl } else { state.config.guest_cart_ttl };
+    let ttl = if cart.owner_id.is_some() {
+        state.config.user_cart_ttl
+    } else {
+        state.config.guest_cart_ttl
+    };
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -118,7 +133,10 @@ async fn open(tx: &mut Tx, id: Uuid, creds: &CartCredentials, lock: &str) -> Api
         .filter(|cart| opens(cart, creds))
         .ok_or(ApiError::NotFound("cart"))?;
     if cart.expires_at <= now_ms() {
-        return Err(ApiError::Gone { code: "cart_expired", message: "the cart has expired".into() });
+        return Err(ApiError::Gone {
+            code: "cart_expired",
+            message: "the cart has expired".into(),
+        });
     }
     Ok(cart)
 }
@@ -138,17 +156,25 @@ fn pricing_lines(lines: &[StoredLine]) -> Vec<CartLine> {
 }
 
 fn totals(lines: &[StoredLine], currency: Currency) -> Result<Totals, kassa_domain::CartError> {
-    compute_totals(&pricing_lines(lines), PriceMode::TaxInclusive, &TaxTable::default(), currency)
+    compute_totals(
+        &pricing_lines(lines),
+        PriceMode::TaxInclusive,
+        &TaxTable::default(),
+        currency,
+    )
 }
 
 /// Refuses lines whose totals cannot be computed (overflow) before they are stored; [`to_api`]
 /// checks the same again on every load.
 fn check_totals(lines: &[StoredLine], currency: Currency) -> ApiResult<()> {
-    totals(lines, currency).map(|_| ()).map_err(|e| invalid_cart(e.to_string(), serde_json::Value::Null))
+    totals(lines, currency)
+        .map(|_| ())
+        .map_err(|e| invalid_cart(e.to_string(), serde_json::Value::Null))
 }
 
 fn to_api(cart: &StoredCart) -> ApiResult<Cart> {
-    let totals = totals(&cart.lines, cart.currency).with_context(|| format!("totals of stored cart {}", cart.id))?;
+    let totals = totals(&cart.lines, cart.currency)
+        .with_context(|| format!("totals of stored cart {}", cart.id))?;
     let lines = cart
         .lines
         .iter()
@@ -171,19 +197,27 @@ fn to_api(cart: &StoredCart) -> ApiResult<Cart> {
 }
 
 fn with_etag(body: impl serde::Serialize, version: i64) -> Response {
-    let tag = HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""));
+    let tag = HeaderValue::from_str(&format!("\"{version}\""))
+        .unwrap_or(HeaderValue::from_static("\"0\""));
     ([(header::ETAG, tag)], Json(body)).into_response()
 }
 
 /// An optional `If-Match: "3"` (also `W/"3"` and a bare `3`).
 fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
-    let Some(raw) = headers.get(header::IF_MATCH) else { return Ok(None) };
+    let Some(raw) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
     raw.to_str()
         .ok()
         .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
         .and_then(|v| v.parse().ok())
         .map(Some)
-        .ok_or_else(|| ApiError::bad_request("invalid_if_match", "If-Match must be the cart's ETag, e.g. \"3\""))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_if_match",
+                "If-Match must be the cart's ETag, e.g. \"3\"",
+            )
+        })
 }
 
 /// The location id for a new cart: `code`, else the first location by code.
@@ -194,7 +228,9 @@ async fn location_id(db: &Db, code: Option<&str>) -> ApiResult<String> {
     };
     let location = location.ok_or_else(|| ApiError::Invalid {
         code: "unknown_location",
-        message: code.map_or("there is no location yet".into(), |c| format!("no location has code {c}")),
+        message: code.map_or("there is no location yet".into(), |c| {
+            format!("no location has code {c}")
+        }),
         details: serde_json::json!({ "location": code }),
     })?;
     Ok(location.id.to_string())
@@ -212,7 +248,9 @@ async fn user_cart(
     let owner = user_id.to_string();
     let lock = state.db.for_update();
     if let Some(id) = store::carts::user_cart_id(tx, &owner, lock).await? {
-        let cart = store::carts::load(tx, &id, lock).await?.context("user cart vanished")?;
+        let cart = store::carts::load(tx, &id, lock)
+            .await?
+            .context("user cart vanished")?;
         if cart.expires_at > now {
             return Ok((false, cart));
         }
@@ -233,9 +271,13 @@ async fn user_cart(
     let created = store::carts::insert(tx, &new).await?;
     let id = match created {
         true => id,
-        false => store::carts::user_cart_id(tx, &owner, lock).await?.context("user cart after conflict")?,
+        false => store::carts::user_cart_id(tx, &owner, lock)
+            .await?
+            .context("user cart after conflict")?,
     };
-    let cart = store::carts::load(tx, &id, lock).await?.context("reading back the cart")?;
+    let cart = store::carts::load(tx, &id, lock)
+        .await?
+        .context("reading back the cart")?;
     Ok((created, cart))
 }
 
@@ -254,7 +296,8 @@ pub async fn create_cart(
     let mut tx = state.db.begin_write().await?;
     let (created, cart, cart_token) = match &creds.caller {
         Some(caller) => {
-            let (created, cart) = user_cart(&state, &mut tx, caller.user_id, &location_id, now).await?;
+            let (created, cart) =
+                user_cart(&state, &mut tx, caller.user_id, &location_id, now).await?;
             (created, cart, None)
         }
         None => {
@@ -272,15 +315,26 @@ pub async fn create_cart(
                 now,
             };
             if !store::carts::insert(&mut tx, &new).await? {
-                return Err(anyhow::anyhow!("a new guest cart collided with an existing one").into());
+                return Err(
+                    anyhow::anyhow!("a new guest cart collided with an existing one").into(),
+                );
             }
-            let cart = store::carts::load(&mut tx, &id, "").await?.context("reading back the cart")?;
+            let cart = store::carts::load(&mut tx, &id, "")
+                .await?
+                .context("reading back the cart")?;
             (true, cart, Some(token))
         }
     };
-    let body = CartCreated { cart: to_api(&cart)?, cart_token };
+    let body = CartCreated {
+        cart: to_api(&cart)?,
+        cart_token,
+    };
     tx.commit().await.context("committing cart")?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(body)))
 }
 
@@ -300,24 +354,36 @@ pub async fn get_cart(
 }
 
 /// The new lines of a cart: kept lines keep their price, new SKUs take the catalog's.
-async fn priced_lines(tx: &mut Tx, cart: &StoredCart, input: &CartLinesInput, now: i64) -> ApiResult<Vec<StoredLine>> {
+async fn priced_lines(
+    tx: &mut Tx,
+    cart: &StoredCart,
+    input: &CartLinesInput,
+    now: i64,
+) -> ApiResult<Vec<StoredLine>> {
     let mut lines = Vec::with_capacity(input.lines.len());
     for wanted in &input.lines {
         if let Some(kept) = cart.lines.iter().find(|l| l.sku == wanted.sku) {
-            lines.push(StoredLine { qty: wanted.qty, ..kept.clone() });
+            lines.push(StoredLine {
+                qty: wanted.qty,
+                ..kept.clone()
+            });
             continue;
         }
-        let price = store::carts::catalog_price(tx, &wanted.sku).await?.filter(|p| !p.archived).ok_or_else(|| {
-            ApiError::Invalid {
+        let price = store::carts::catalog_price(tx, &wanted.sku)
+            .await?
+            .filter(|p| !p.archived)
+            .ok_or_else(|| ApiError::Invalid {
                 code: "unknown_sku",
                 message: format!("no product on sale has SKU {}", wanted.sku),
                 details: serde_json::json!({ "sku": wanted.sku }),
-            }
-        })?;
+            })?;
         if price.currency != cart.currency {
             return Err(ApiError::Invalid {
                 code: "currency_mismatch",
-                message: format!("{} is priced in {}, the cart is in {}", wanted.sku, price.currency, cart.currency),
+                message: format!(
+                    "{} is priced in {}, the cart is in {}",
+                    wanted.sku, price.currency, cart.currency
+                ),
                 details: serde_json::json!({ "sku": wanted.sku }),
             });
         }
@@ -352,13 +418,24 @@ pub async fn update_cart(
     let mut tx = state.db.begin_write().await?;
     let cart = open(&mut tx, id, &creds, state.db.for_update()).await?;
     if expected.is_some_and(|v| v != cart.version) {
-        return Err(ApiError::PreconditionFailed { current: serde_json::to_value(to_api(&cart)?).unwrap_or_default() });
+        return Err(ApiError::PreconditionFailed {
+            current: serde_json::to_value(to_api(&cart)?).unwrap_or_default(),
+        });
     }
     let now = now_ms();
     let lines = priced_lines(&mut tx, &cart, &input, now).await?;
     check_totals(&lines, cart.currency)?;
-    store::carts::replace_lines(&mut tx, &cart.id, &lines, now.saturating_add(ttl_ms(&state, &cart)), now).await?;
-    let cart = store::carts::load(&mut tx, &cart.id, "").await?.context("reading back the cart")?;
+    store::carts::replace_lines(
+        &mut tx,
+        &cart.id,
+        &lines,
+        now.saturating_add(ttl_ms(&state, &cart)),
+        now,
+    )
+    .await?;
+    let cart = store::carts::load(&mut tx, &cart.id, "")
+        .await?
+        .context("reading back the cart")?;
     let body = to_api(&cart)?;
     tx.commit().await.context("committing cart")?;
     Ok(with_etag(body, cart.version))
@@ -373,14 +450,22 @@ struct Merged {
 
 fn merge_lines(user: &[StoredLine], guest: &[StoredLine], available: &HashMap<Sku, i64>) -> Merged {
     let available = |sku: &Sku| {
-        let units = available.get(sku).copied().unwrap_or(0).clamp(0, i64::from(LINE_QTY_MAX));
+        let units = available
+            .get(sku)
+            .copied()
+            .unwrap_or(0)
+            .clamp(0, i64::from(LINE_QTY_MAX));
         u32::try_from(units).unwrap_or(0)
     };
     let mut lines = Vec::with_capacity(user.len() + guest.len());
     let mut shortfalls = Vec::new();
     let mut fell_short = |sku: &Sku, wanted: u32, qty: u32| {
         if qty < wanted {
-            shortfalls.push(MergeShortfall { sku: sku.clone(), wanted, qty });
+            shortfalls.push(MergeShortfall {
+                sku: sku.clone(),
+                wanted,
+                qty,
+            });
         }
     };
     for mine in user {
@@ -391,13 +476,26 @@ fn merge_lines(user: &[StoredLine], guest: &[StoredLine], available: &HashMap<Sk
         let wanted = mine.qty.saturating_add(theirs.qty);
         let qty = mine.qty.max(wanted.min(available(&mine.sku)));
         fell_short(&mine.sku, wanted, qty);
-        lines.push(StoredLine { qty, ..mine.clone() });
+        lines.push(StoredLine {
+            qty,
+            ..mine.clone()
+        });
     }
-    for theirs in guest.iter().filter(|g| !user.iter().any(|u| u.sku == g.sku)) {
-        let qty = if lines.len() < CART_LINES_MAX { theirs.qty.min(available(&theirs.sku)) } else { 0 };
+    for theirs in guest
+        .iter()
+        .filter(|g| !user.iter().any(|u| u.sku == g.sku))
+    {
+        let qty = if lines.len() < CART_LINES_MAX {
+            theirs.qty.min(available(&theirs.sku))
+        } else {
+            0
+        };
         fell_short(&theirs.sku, theirs.qty, qty);
         if qty > 0 {
-            lines.push(StoredLine { qty, ..theirs.clone() });
+            lines.push(StoredLine {
+                qty,
+                ..theirs.clone()
+            });
         }
     }
     Merged { lines, shortfalls }
@@ -413,32 +511,55 @@ pub async fn merge_cart(
     creds: CartCredentials,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let caller = creds.caller.as_ref().ok_or(ApiError::Unauthorized("missing bearer token"))?;
+    let caller = creds
+        .caller
+        .as_ref()
+        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
     let lock = state.db.for_update();
     let mut tx = state.db.begin_write().await?;
     // Only the guest token opens the cart to merge: a user's own cart is never merged away.
-    let guest_only = CartCredentials { caller: None, cart_token: creds.cart_token.clone() };
+    let guest_only = CartCredentials {
+        caller: None,
+        cart_token: creds.cart_token.clone(),
+    };
     let guest = open(&mut tx, id, &guest_only, lock).await?;
     let now = now_ms();
     let (_, user) = user_cart(&state, &mut tx, caller.user_id, &guest.location_id, now).await?;
     if user.currency != guest.currency {
         return Err(ApiError::conflict(
             "currency_mismatch",
-            format!("the guest cart is in {}, the user's in {}", guest.currency, user.currency),
+            format!(
+                "the guest cart is in {}, the user's in {}",
+                guest.currency, user.currency
+            ),
             serde_json::Value::Null,
         ));
     }
     let mut available = HashMap::new();
     for line in &guest.lines {
-        available.insert(line.sku.clone(), store::carts::available(&mut tx, &line.sku, &user.location_id).await?);
+        available.insert(
+            line.sku.clone(),
+            store::carts::available(&mut tx, &line.sku, &user.location_id).await?,
+        );
     }
     let merged = merge_lines(&user.lines, &guest.lines, &available);
     check_totals(&merged.lines, user.currency)?;
-    store::carts::replace_lines(&mut tx, &user.id, &merged.lines, now.saturating_add(ttl_ms(&state, &user)), now)
-        .await?;
+    store::carts::replace_lines(
+        &mut tx,
+        &user.id,
+        &merged.lines,
+        now.saturating_add(ttl_ms(&state, &user)),
+        now,
+    )
+    .await?;
     store::carts::delete(&mut tx, &guest.id).await?;
-    let cart = store::carts::load(&mut tx, &user.id, "").await?.context("reading back the cart")?;
-    let body = CartMerged { cart: to_api(&cart)?, shortfalls: merged.shortfalls };
+    let cart = store::carts::load(&mut tx, &user.id, "")
+        .await?
+        .context("reading back the cart")?;
+    let body = CartMerged {
+        cart: to_api(&cart)?,
+        shortfalls: merged.shortfalls,
+    };
     tx.commit().await.context("committing cart merge")?;
     tracing::info!(guest_cart = %guest.id, user_cart = %cart.id, "guest cart merged");
     Ok(with_etag(body, cart.version))
@@ -463,26 +584,44 @@ mod tests {
     }
 
     fn stock(pairs: &[(&str, i64)]) -> HashMap<Sku, i64> {
-        pairs.iter().map(|(s, n)| (Sku::parse(s).unwrap(), *n)).collect()
+        pairs
+            .iter()
+            .map(|(s, n)| (Sku::parse(s).unwrap(), *n))
+            .collect()
     }
 
     fn qtys(merged: &Merged) -> Vec<(String, u32)> {
-        merged.lines.iter().map(|l| (l.sku.to_string(), l.qty)).collect()
+        merged
+            .lines
+            .iter()
+            .map(|l| (l.sku.to_string(), l.qty))
+            .collect()
     }
 
     #[test]
     fn quantities_add_up_within_availability_keeping_the_users_price() {
-        let merged = merge_lines(&[line("A", 2, 100)], &[line("A", 3, 90)], &stock(&[("A", 10)]));
+        let merged = merge_lines(
+            &[line("A", 2, 100)],
+            &[line("A", 3, 90)],
+            &stock(&[("A", 10)]),
+        );
         assert_eq!(merged.lines, vec![line("A", 5, 100)]);
         assert!(merged.shortfalls.is_empty());
     }
 
     #[test]
     fn the_sum_is_capped_by_availability_but_never_below_the_users_own_qty() {
-        let merged =
-            merge_lines(&[line("A", 2, 100), line("B", 5, 100)], &[line("A", 3, 90), line("B", 1, 90)], &stock(&[("A", 4), ("B", 1)]));
+        let merged = merge_lines(
+            &[line("A", 2, 100), line("B", 5, 100)],
+            &[line("A", 3, 90), line("B", 1, 90)],
+            &stock(&[("A", 4), ("B", 1)]),
+        );
         assert_eq!(qtys(&merged), vec![("A".into(), 4), ("B".into(), 5)]);
-        let short: Vec<_> = merged.shortfalls.iter().map(|s| (s.sku.to_string(), s.wanted, s.qty)).collect();
+        let short: Vec<_> = merged
+            .shortfalls
+            .iter()
+            .map(|s| (s.sku.to_string(), s.wanted, s.qty))
+            .collect();
         assert_eq!(short, vec![("A".into(), 5, 4), ("B".into(), 6, 5)]);
     }
 
@@ -493,14 +632,23 @@ mod tests {
             &[line("B", 3, 70), line("C", 2, 50), line("D", 1, 10)],
             &stock(&[("B", 2), ("C", 5)]),
         );
-        assert_eq!(merged.lines, vec![line("A", 1, 100), line("B", 2, 70), line("C", 2, 50)]);
-        let short: Vec<_> = merged.shortfalls.iter().map(|s| (s.sku.to_string(), s.wanted, s.qty)).collect();
+        assert_eq!(
+            merged.lines,
+            vec![line("A", 1, 100), line("B", 2, 70), line("C", 2, 50)]
+        );
+        let short: Vec<_> = merged
+            .shortfalls
+            .iter()
+            .map(|s| (s.sku.to_string(), s.wanted, s.qty))
+            .collect();
         assert_eq!(short, vec![("B".into(), 3, 2), ("D".into(), 1, 0)]);
     }
 
     #[test]
     fn a_merge_never_exceeds_the_line_limits() {
-        let user: Vec<_> = (0..CART_LINES_MAX).map(|i| line(&format!("U{i}"), LINE_QTY_MAX, 1)).collect();
+        let user: Vec<_> = (0..CART_LINES_MAX)
+            .map(|i| line(&format!("U{i}"), LINE_QTY_MAX, 1))
+            .collect();
         let guest = vec![line("U0", 5, 1), line("NEW", 1, 1)];
         let merged = merge_lines(&user, &guest, &stock(&[("U0", i64::MAX), ("NEW", 9)]));
         assert_eq!(merged.lines.len(), CART_LINES_MAX);

@@ -47,11 +47,13 @@ pub struct CatalogPrice {
 }
 
 fn currency(raw: &str) -> anyhow::Result<Currency> {
-    raw.parse().map_err(|e| anyhow::anyhow!("stored currency: {e}"))
+    raw.parse()
+        .map_err(|e| anyhow::anyhow!("stored currency: {e}"))
 }
 
 fn tax_class(raw: &str) -> anyhow::Result<TaxClass> {
-    raw.parse().map_err(|e| anyhow::anyhow!("stored tax class: {e}"))
+    raw.parse()
+        .map_err(|e| anyhow::anyhow!("stored tax class: {e}"))
 }
 
 fn decode_line(row: &sqlx::any::AnyRow) -> anyhow::Result<StoredLine> {
@@ -76,7 +78,12 @@ pub async fn load(tx: &mut Tx, id: &str, lock: &str) -> anyhow::Result<Option<St
     let sql = format!(
         "SELECT id, owner_id, token_hash, location_id, currency, expires_at, version FROM carts WHERE id = $1{lock}"
     );
-    let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&mut **tx).await.context("loading cart")? else {
+    let Some(row) = sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("loading cart")?
+    else {
         return Ok(None);
     };
     let location_id: String = row.try_get("location_id")?;
@@ -101,15 +108,26 @@ pub async fn load(tx: &mut Tx, id: &str, lock: &str) -> anyhow::Result<Option<St
         currency: currency(&cart_currency)?,
         expires_at: row.try_get("expires_at")?,
         version: row.try_get("version")?,
-        lines: lines.iter().map(decode_line).collect::<anyhow::Result<_>>()?,
+        lines: lines
+            .iter()
+            .map(decode_line)
+            .collect::<anyhow::Result<_>>()?,
     }))
 }
 
 /// The id of `owner_id`'s cart, live or expired, locked with `lock`.
 #[tracing::instrument(skip_all)]
-pub async fn user_cart_id(tx: &mut Tx, owner_id: &str, lock: &str) -> anyhow::Result<Option<String>> {
+pub async fn user_cart_id(
+    tx: &mut Tx,
+    owner_id: &str,
+    lock: &str,
+) -> anyhow::Result<Option<String>> {
     let sql = format!("SELECT id FROM carts WHERE owner_id = $1{lock}");
-    sqlx::query_scalar(&sql).bind(owner_id).fetch_optional(&mut **tx).await.context("finding user cart")
+    sqlx::query_scalar(&sql)
+        .bind(owner_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("finding user cart")
 }
 
 /// A cart to insert, empty.
@@ -147,7 +165,13 @@ pub async fn insert(tx: &mut Tx, cart: &NewCart<'_>) -> anyhow::Result<bool> {
 
 /// Replaces a cart's lines, bumps its version and moves its expiry to `expires_at`.
 #[tracing::instrument(skip_all, fields(cart_id = id, lines = lines.len()))]
-pub async fn replace_lines(tx: &mut Tx, id: &str, lines: &[StoredLine], expires_at: i64, now: i64) -> anyhow::Result<()> {
+pub async fn replace_lines(
+    tx: &mut Tx,
+    id: &str,
+    lines: &[StoredLine],
+    expires_at: i64,
+    now: i64,
+) -> anyhow::Result<()> {
     sqlx::query("DELETE FROM cart_lines WHERE cart_id = $1")
         .bind(id)
         .execute(&mut **tx)
@@ -171,13 +195,15 @@ pub async fn replace_lines(tx: &mut Tx, id: &str, lines: &[StoredLine], expires_
         .await
         .context("inserting cart line")?;
     }
-    sqlx::query("UPDATE carts SET version = version + 1, updated_at = $1, expires_at = $2 WHERE id = $3")
-        .bind(now)
-        .bind(expires_at)
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .context("updating cart")?;
+    sqlx::query(
+        "UPDATE carts SET version = version + 1, updated_at = $1, expires_at = $2 WHERE id = $3",
+    )
+    .bind(now)
+    .bind(expires_at)
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .context("updating cart")?;
     Ok(())
 }
 
@@ -189,18 +215,24 @@ pub async fn delete(tx: &mut Tx, id: &str) -> anyhow::Result<()> {
         .execute(&mut **tx)
         .await
         .context("deleting cart lines")?;
-    sqlx::query("DELETE FROM carts WHERE id = $1").bind(id).execute(&mut **tx).await.context("deleting cart")?;
+    sqlx::query("DELETE FROM carts WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .context("deleting cart")?;
     Ok(())
 }
 
 /// The product's current name, price and tax class, by SKU.
 #[tracing::instrument(skip_all, fields(%sku))]
 pub async fn catalog_price(tx: &mut Tx, sku: &Sku) -> anyhow::Result<Option<CatalogPrice>> {
-    let row = sqlx::query("SELECT name, price_minor, currency, tax_class, archived FROM products WHERE sku = $1")
-        .bind(sku.as_ref())
-        .fetch_optional(&mut **tx)
-        .await
-        .context("looking up product price")?;
+    let row = sqlx::query(
+        "SELECT name, price_minor, currency, tax_class, archived FROM products WHERE sku = $1",
+    )
+    .bind(sku.as_ref())
+    .fetch_optional(&mut **tx)
+    .await
+    .context("looking up product price")?;
     let Some(row) = row else { return Ok(None) };
     let price_currency: String = row.try_get("currency")?;
     let class: String = row.try_get("tax_class")?;
@@ -217,13 +249,14 @@ pub async fn catalog_price(tx: &mut Tx, sku: &Sku) -> anyhow::Result<Option<Cata
 /// `on_hand − reserved` of `sku` at the location; 0 when there is no stock row.
 #[tracing::instrument(skip_all, fields(%sku))]
 pub async fn available(tx: &mut Tx, sku: &Sku, location_id: &str) -> anyhow::Result<i64> {
-    let available: Option<i64> =
-        sqlx::query_scalar("SELECT on_hand - reserved FROM stock WHERE sku = $1 AND location_id = $2")
-            .bind(sku.as_ref())
-            .bind(location_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .context("reading available stock")?;
+    let available: Option<i64> = sqlx::query_scalar(
+        "SELECT on_hand - reserved FROM stock WHERE sku = $1 AND location_id = $2",
+    )
+    .bind(sku.as_ref())
+    .bind(location_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("reading available stock")?;
     Ok(available.unwrap_or(0).max(0))
 }
 
@@ -236,7 +269,10 @@ pub async fn purge_expired(db: &Db, now: i64, batch_max: i64) -> anyhow::Result<
         let mut tx = db.begin_write().await?;
         // Locked on PostgreSQL, which re-checks the expiry of a cart a concurrent write just
         // extended, so a cart written meanwhile is kept.
-        let sql = format!("SELECT id FROM carts WHERE expires_at <= $1 LIMIT $2{}", db.for_update());
+        let sql = format!(
+            "SELECT id FROM carts WHERE expires_at <= $1 LIMIT $2{}",
+            db.for_update()
+        );
         let ids: Vec<String> = sqlx::query_scalar(&sql)
             .bind(now)
             .bind(batch_max)

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod auth;
+mod carts;
 mod catalog;
 mod ops;
 mod roles;

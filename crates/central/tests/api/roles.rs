@@ -16,6 +16,9 @@ use crate::story;
 enum Access {
     Public,
     Roles(&'static [Role]),
+    /// Anonymous callers (guest carts) and every role (user carts); which cart opens is decided
+    /// by its token or owner, not by role (see `carts.rs`).
+    CartHolder,
 }
 
 const ALL: &[Role] = &[Role::Admin, Role::Manager, Role::Cashier, Role::Customer];
@@ -39,6 +42,10 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("PUT", "/v1/products/{id}", Access::Roles(MANAGERS)),
     ("GET", "/v1/locations", Access::Roles(STAFF)),
     ("POST", "/v1/locations", Access::Roles(ADMINS)),
+    ("POST", "/v1/carts", Access::CartHolder),
+    ("GET", "/v1/carts/{id}", Access::CartHolder),
+    ("PUT", "/v1/carts/{id}", Access::CartHolder),
+    ("POST", "/v1/carts/{id}/merge", Access::Roles(ALL)),
 ];
 
 story!(every_route_answers_each_role_as_decided);
@@ -96,6 +103,16 @@ async fn request(app: &TestApp, method: &str, path: &str, product: Uuid) -> (Str
     }
 }
 
+/// A request on one cart: the URL of a fresh guest cart and its token, which opens it to any
+/// caller (`None` for routes not on one cart).
+async fn guest_cart_request(app: &TestApp, path: &str) -> Option<(String, Option<Value>, Option<String>, Option<String>)> {
+    let suffix = path.strip_prefix("/v1/carts/{id}")?;
+    let created: Value = app.client.post(app.url("/v1/carts")).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let url = format!("/v1/carts/{}{suffix}", created["id"].as_str().unwrap());
+    let body = if suffix.is_empty() { Some(json!({ "lines": [] })) } else { None };
+    Some((url, body, None, created["cart_token"].as_str().map(str::to_owned)))
+}
+
 async fn every_route_answers_each_role_as_decided(app: TestApp) {
     let admin = app.user(Role::Admin).await;
     let hash = kassa_central::auth::hash_password("probe-pass-1".into()).await.unwrap();
@@ -119,7 +136,13 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
                 }
                 None => None,
             };
-            let (url, body, if_match) = request(&app, method, path, product).await;
+            let (url, body, if_match, cart_token) = match guest_cart_request(&app, path).await {
+                Some(cart_request) => cart_request,
+                None => {
+                    let (url, body, if_match) = request(&app, method, path, product).await;
+                    (url, body, if_match, None)
+                }
+            };
             let mut req = app.client.request(method.parse().unwrap(), app.url(&url));
             if let Some(token) = &token {
                 req = req.bearer_auth(token);
@@ -130,10 +153,13 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
             if let Some(tag) = if_match {
                 req = req.header("if-match", tag);
             }
+            if let Some(cart_token) = cart_token {
+                req = req.header("x-cart-token", cart_token);
+            }
             let status = req.send().await.unwrap().status().as_u16();
             let who = caller.map_or("anonymous", |(role, _)| role.as_str());
             let allowed = match (access, caller) {
-                (Access::Public, _) => true,
+                (Access::Public | Access::CartHolder, _) => true,
                 (Access::Roles(_), None) => {
                     assert_eq!(status, 401, "{method} {path} as {who}");
                     continue;
