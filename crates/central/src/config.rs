@@ -50,6 +50,12 @@ pub struct Config {
     /// An idempotency key still "in flight" after this long belongs to a request that died.
     pub idempotency_lease: Duration,
     pub sweep_interval: Duration,
+    /// How long a guest cart lives after its last write.
+    pub guest_cart_ttl: Duration,
+    /// How long a user's cart lives after its last write.
+    pub user_cart_ttl: Duration,
+    /// The currency carts are priced in; a product priced in another cannot be added.
+    pub shop_currency: kassa_domain::Currency,
 }
 
 impl Default for Config {
@@ -73,6 +79,9 @@ impl Default for Config {
             reservation_ttl: Duration::from_secs(15 * 60),
             idempotency_lease: Duration::from_secs(60),
             sweep_interval: Duration::from_secs(1),
+            guest_cart_ttl: Duration::from_secs(7 * 24 * 3600),
+            user_cart_ttl: Duration::from_secs(30 * 24 * 3600),
+            shop_currency: kassa_domain::Currency::EUR,
         }
     }
 }
@@ -127,6 +136,15 @@ impl Config {
             reservation_ttl: Duration::from_secs(env_parse("KASSA_RESERVATION_TTL_S", 900)?),
             idempotency_lease: Duration::from_secs(env_parse("KASSA_IDEMPOTENCY_LEASE_S", 60)?),
             sweep_interval: Duration::from_millis(env_parse("KASSA_SWEEP_INTERVAL_MS", 1000)?),
+            guest_cart_ttl: Duration::from_secs(env_parse(
+                "KASSA_GUEST_CART_TTL_S",
+                d.guest_cart_ttl.as_secs(),
+            )?),
+            user_cart_ttl: Duration::from_secs(env_parse(
+                "KASSA_USER_CART_TTL_S",
+                d.user_cart_ttl.as_secs(),
+            )?),
+            shop_currency: env_parse("KASSA_CURRENCY", d.shop_currency)?,
         })
     }
 }

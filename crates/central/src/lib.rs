@@ -1,6 +1,7 @@
 //! Kassa Central: the HTTP API that is the source of truth for every store and the online shop.
 
 pub mod auth;
+pub mod carts;
 pub mod catalog;
 pub mod config;
 pub mod demo;

@@ -73,6 +73,21 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Deletes expired carts every ten minutes.
+fn spawn_cart_purge(state: kassa_central::AppState) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(600));
+        loop {
+            ticker.tick().await;
+            match kassa_central::carts::purge_expired(&state.db).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "expired carts deleted"),
+                Err(e) => tracing::warn!(error = ?e, "cart purge failed"),
+            }
+        }
+    });
+}
+
 fn read_password() -> anyhow::Result<String> {
     if let Ok(password) = std::env::var("KASSA_PASSWORD") {
         return Ok(password);
@@ -95,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             let sweep_interval = config.sweep_interval;
             let state = build_state(config).await?;
             kassa_central::stock::spawn_sweeper(state.clone(), sweep_interval);
+            spawn_cart_purge(state.clone());
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("binding {bind}"))?;

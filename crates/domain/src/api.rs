@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Barcode, Money, Role, Sku, TaxClass, Username};
+use crate::{Barcode, Money, Role, Sku, TaxClass, Totals, Username};
 
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
@@ -315,7 +315,7 @@ pub struct Order {
     pub location: String,
     pub register_id: Option<Uuid>,
     pub lines: Vec<OrderLine>,
-    pub totals: crate::Totals,
+    pub totals: Totals,
     pub paid: Money,
     pub refunded: Money,
     pub reservation_id: Option<Uuid>,
@@ -340,4 +340,89 @@ pub struct ShortLine {
     pub sku: Sku,
     pub requested: u32,
     pub available: i64,
+}
+
+/// `POST /v1/carts`: `location` is a location code; omitted, the first location by code.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateCart {
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+/// One line a client asks for: the price is the catalog's when the SKU is first added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CartLineInput {
+    pub sku: Sku,
+    pub qty: u32,
+}
+
+/// `PUT /v1/carts/{id}`: the cart's whole new list of lines, in display order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CartLinesInput {
+    pub lines: Vec<CartLineInput>,
+}
+
+/// A cart line with the name, price and tax class the product had when the line was added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CartItem {
+    pub sku: Sku,
+    pub name: String,
+    pub qty: u32,
+    pub unit_price: Money,
+    pub tax_class: TaxClass,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Cart {
+    pub id: Uuid,
+    /// The location code whose stock the cart draws on.
+    pub location: String,
+    pub lines: Vec<CartItem>,
+    /// Computed from the lines (tax-inclusive prices) each time the cart is read.
+    pub totals: Totals,
+    /// Every write moves this forward by the cart's time to live.
+    pub expires_at: DateTime<Utc>,
+    /// Goes up by one with every write; send it as `If-Match` to refuse lost updates.
+    pub version: i64,
+}
+
+/// The answer to `POST /v1/carts`. `cart_token` is only for guest carts and shown only once:
+/// Central keeps a hash of it. Send it back as the `X-Cart-Token` header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CartCreated {
+    #[serde(flatten)]
+    pub cart: Cart,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cart_token: Option<String>,
+}
+
+/// A guest line that could not be merged in full, because of the stock available at the user
+/// cart's location or the limits on a cart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MergeShortfall {
+    pub sku: Sku,
+    /// The user's quantity plus the guest's.
+    pub wanted: u32,
+    /// What the merged cart holds (0: the line was not taken over).
+    pub qty: u32,
+}
+
+/// The answer to `POST /v1/carts/{id}/merge`: the user's cart after the merge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CartMerged {
+    #[serde(flatten)]
+    pub cart: Cart,
+    /// Lines that got less than the sum of both carts' quantities.
+    pub shortfalls: Vec<MergeShortfall>,
 }

@@ -30,6 +30,9 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// 410: the resource existed but has expired (a cart past its time to live).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     /// 412: `If-Match` names an old version; details carry the current row.
     #[error("the resource changed since the version you based this on")]
     PreconditionFailed { current: Value },
@@ -96,6 +99,7 @@ impl ApiError {
                 Value::Null,
             ),
             Self::Conflict { code, details, .. } => (StatusCode::CONFLICT, code, details.clone()),
+            Self::Gone { code, .. } => (StatusCode::GONE, code, Value::Null),
             Self::PreconditionFailed { current } => (
                 StatusCode::PRECONDITION_FAILED,
                 "version_conflict",

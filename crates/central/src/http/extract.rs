@@ -181,3 +181,58 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         Ok(Self(ip))
     }
 }
+
+/// The header a guest sends its cart token in.
+pub const CART_TOKEN_HEADER: &str = "x-cart-token";
+/// Longer than any token Central issues (43 characters); bounds the hashing work.
+const CART_TOKEN_CHARS_MAX: usize = 128;
+
+/// What may open a cart: a signed-in caller (a bearer token, checked like [`Auth`]: 401 when
+/// invalid, 429 over the rate) and a guest cart token (`X-Cart-Token`), each optional. The cart
+/// routes decide what these open; a cart they do not open is a 404, so its existence is not
+/// revealed.
+#[derive(Debug)]
+pub struct CartCredentials {
+    pub caller: Option<Caller>,
+    pub cart_token: Option<String>,
+}
+
+impl FromRequestParts<AppState> for CartCredentials {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = match parts.headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(value) => {
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .ok_or(ApiError::Unauthorized(
+                        "Authorization must be a bearer token",
+                    ))?;
+                let caller = state.auth.authenticate(&state.db, token).await?;
+                state.auth.check_user_rate(caller.user_id)?;
+                Some(caller)
+            }
+        };
+        let cart_token = match parts.headers.get(CART_TOKEN_HEADER) {
+            None => None,
+            Some(value) => match value.to_str() {
+                Ok(token) if !token.is_empty() && token.len() <= CART_TOKEN_CHARS_MAX => {
+                    Some(token.to_owned())
+                }
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_cart_token",
+                        "X-Cart-Token must be a cart token",
+                    ))
+                }
+            },
+        };
+        Ok(Self { caller, cart_token })
+    }
+}

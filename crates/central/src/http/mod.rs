@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, catalog, orders, stock};
+use crate::{auth, carts, catalog, orders, stock};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,6 +58,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::fulfill))
         .routes(routes!(orders::cancel))
+        .routes(routes!(carts::create_cart))
+        .routes(routes!(carts::get_cart, carts::update_cart))
+        .routes(routes!(carts::merge_cart))
 }
 
 /// The OpenAPI document of everything [`router`] serves.
