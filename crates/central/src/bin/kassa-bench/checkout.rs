@@ -1,0 +1,246 @@
+//! `kassa-bench checkout`: a flash sale on one hot SKU, 16 concurrent clients through Central's
+//! HTTP API, against the raw baseline: the same database doing only the conditional decrement and
+//! the order insert in a loop at the same concurrency. SQLite with `synchronous=FULL`, PostgreSQL
+//! with `fsync=on`, `synchronous_commit=on`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kassa_central::devtools::{Durability, PgCluster};
+use kassa_central::store::{self, Db, PoolLimits};
+use kassa_central::Config;
+use kassa_domain::api::{ProductInput, StockReason};
+use kassa_domain::{Currency, Money, Role, Sku, TaxClass, Username};
+
+const CLIENTS: usize = 16;
+const ORDERS: usize = 3000;
+const WARMUP: usize = 200;
+const STOCK: i64 = 1_000_000;
+
+/// One measured run.
+struct Figures {
+    orders_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    println!("checkout: {ORDERS} orders of 1 unit of one SKU, {CLIENTS} concurrent clients (after {WARMUP} warm-up)");
+    let dir = std::env::temp_dir().join(format!("kassa-bench-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let sqlite = |name: &str| format!("sqlite://{}", dir.join(name).display());
+    let result = report("sqlite", &sqlite("http.db"), &sqlite("raw.db")).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    match PgCluster::start(Durability::Durable) {
+        Some(cluster) => {
+            let http = cluster.create_database().await?;
+            let raw = cluster.create_database().await?;
+            report("postgres", &http, &raw).await?;
+        }
+        None => println!("postgres: skipped (no PostgreSQL binaries)"),
+    }
+    Ok(())
+}
+
+async fn report(backend: &str, http_url: &str, raw_url: &str) -> anyhow::Result<()> {
+    let raw = raw_baseline(raw_url).await?;
+    let http = http_checkout(http_url).await?;
+    println!(
+        "{backend:<8} http: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | raw: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | ratio {:.2}",
+        http.orders_per_s, http.p50_ms, http.p99_ms, raw.orders_per_s, raw.p50_ms, raw.p99_ms,
+        http.orders_per_s / raw.orders_per_s
+    );
+    Ok(())
+}
+
+/// Runs `op(i)` for i in 0..n on `CLIENTS` tasks; returns throughput and latencies.
+async fn drive<F, Fut>(n: usize, op: F) -> anyhow::Result<Figures>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (op, next) = (op.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let t = Instant::now();
+                op(i).await?;
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all: Vec<Duration> = Vec::with_capacity(n);
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (p50_ms, p99_ms, _) = crate::percentiles(&mut all);
+    #[expect(clippy::cast_precision_loss, reason = "statistics")]
+    let orders_per_s = n as f64 / elapsed;
+    Ok(Figures {
+        orders_per_s,
+        p50_ms,
+        p99_ms,
+    })
+}
+
+/// Location, product and stock through the store (no HTTP), for both runs alike.
+async fn seed(db: &Db) -> anyhow::Result<String> {
+    let location = store::locations::insert(db, "STORE-1", "Bench")
+        .await?
+        .context("location")?;
+    let product = ProductInput {
+        sku: Sku::parse("HOT-1")?,
+        barcodes: vec![],
+        name: "Hot item".into(),
+        description: String::new(),
+        category: "Bench".into(),
+        brand: "Bench".into(),
+        price: Money::from_minor(999, Currency::EUR),
+        tax_class: TaxClass::Standard,
+        attributes: Default::default(),
+        archived: false,
+    };
+    store::catalog::insert(db, &product)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let location_id = location.id.to_string();
+    let mut tx = db.begin_write().await?;
+    let movement = store::stock::Movement {
+        sku: "HOT-1",
+        location_id: &location_id,
+        delta: STOCK,
+        reason: StockReason::Receiving,
+        reference: None,
+        note: None,
+        created_by: None,
+    };
+    store::stock::move_on_hand(&mut tx, &movement)
+        .await?
+        .context("receiving")?;
+    tx.commit().await?;
+    Ok(location_id)
+}
+
+/// The raw baseline: conditional decrement + order insert, one transaction each.
+async fn raw_baseline(url: &str) -> anyhow::Result<Figures> {
+    let db = Db::connect(
+        url,
+        &PoolLimits {
+            connections_max: 16,
+            ..PoolLimits::default()
+        },
+    )
+    .await?;
+    db.migrate().await?;
+    let location_id = Arc::new(seed(&db).await?);
+    let owner = store::users::insert(&db, &Username::parse("bench")?, "x", Role::Cashier)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .id
+        .to_string();
+    let op = {
+        let (db, location_id, owner) = (db.clone(), location_id.clone(), Arc::new(owner));
+        move |_i: usize| {
+            let (db, location_id, owner) = (db.clone(), location_id.clone(), owner.clone());
+            async move {
+                let mut tx = db.begin_write().await?;
+                let reserved = sqlx::query(
+                    "UPDATE stock SET reserved = reserved + 1 WHERE sku = 'HOT-1' AND location_id = $1 \
+                     AND on_hand - reserved >= 1",
+                )
+                .bind(location_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                anyhow::ensure!(
+                    reserved.rows_affected() == 1,
+                    "raw baseline ran out of stock"
+                );
+                sqlx::query(
+                    "INSERT INTO orders (id, owner_id, location_id, source, status, currency, subtotal_minor, \
+                     discount_minor, tax_minor, total_minor, totals, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 'online', 'RESERVED', 'EUR', 999, 0, 167, 999, '{}', 0, 0)",
+                )
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(owner.as_str())
+                .bind(location_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+    let op = Arc::new(op);
+    let warm = op.clone();
+    drive(WARMUP, move |i| warm(i)).await?;
+    drive(ORDERS, move |i| op(i)).await
+}
+
+/// The real thing: POST /v1/orders with an Idempotency-Key over HTTP.
+async fn http_checkout(url: &str) -> anyhow::Result<Figures> {
+    let config = Config {
+        database_url: url.to_owned(),
+        user_requests_per_second: 1_000_000,
+        user_requests_burst: 1_000_000,
+        ..Config::default()
+    };
+    let state = kassa_central::build_state(config).await?;
+    seed(&state.db).await?;
+    let user = store::users::insert(&state.db, &Username::parse("bench")?, "x", Role::Cashier)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = state
+        .auth
+        .start_session(&state.db, user.id, Role::Cashier, None)
+        .await?
+        .access_token;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kassa_central::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()?;
+    let body =
+        serde_json::json!({ "location": "STORE-1", "lines": [{ "sku": "HOT-1", "qty": 1 }] });
+    let op = Arc::new(move |i: usize| {
+        let request = client
+            .post(format!("{base}/v1/orders"))
+            .bearer_auth(&token)
+            .header(
+                "idempotency-key",
+                format!("bench-{i}-{}", uuid::Uuid::now_v7()),
+            )
+            .json(&body);
+        async move {
+            let response = request.send().await?;
+            anyhow::ensure!(
+                response.status() == 201,
+                "checkout answered {}",
+                response.status()
+            );
+            Ok(())
+        }
+    });
+    let warm = op.clone();
+    drive(WARMUP, move |i| warm(i)).await?;
+    let figures = drive(ORDERS, move |i| op(i)).await;
+    let _ = stop.send(());
+    server.await??;
+    figures
+}
