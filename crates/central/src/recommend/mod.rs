@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use kassa_domain::api::{
-    CopurchaseList, CopurchasePage, CopurchaseScore, RecommendedItem, Recommendations,
+    CopurchaseList, CopurchasePage, CopurchaseScore, Recommendations, RecommendedItem,
 };
 use kassa_domain::{Role, Sku};
 use serde::Deserialize;
@@ -102,24 +102,34 @@ pub async fn apply_new_events(db: &Db, recommender: &Recommender) -> anyhow::Res
 }
 
 /// Runs the batch every `interval` (the first right away, which also brings the counts the
-/// incremental updater needs) and applies new paid orders every `config.recommend_tick`.
+/// incremental updater needs) and starts the incremental updater ([`spawn_updater`]).
 pub fn spawn_recommender(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
+    spawn_updater(state.clone());
     tokio::spawn(async move {
         let mut batch = tokio::time::interval(interval);
         batch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            batch.tick().await;
+            match run_batch(&state.db, &state.recommender).await {
+                Ok(report) => tracing::info!(?report, "co-purchase scores computed"),
+                Err(e) => tracing::warn!(error = ?e, "recommendation batch failed"),
+            }
+        }
+    })
+}
+
+/// Applies new paid orders to the in-memory lists every `config.recommend_tick` (a batch running
+/// meanwhile is safe: [`Recommender::apply_events`] refuses a stale cursor).
+pub fn spawn_updater(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         let mut tick = tokio::time::interval(state.config.recommend_tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = batch.tick() => match run_batch(&state.db, &state.recommender).await {
-                    Ok(report) => tracing::info!(?report, "co-purchase scores computed"),
-                    Err(e) => tracing::warn!(error = ?e, "recommendation batch failed"),
-                },
-                _ = tick.tick() => match apply_new_events(&state.db, &state.recommender).await {
-                    Ok(0) => {}
-                    Ok(orders) => tracing::debug!(orders, "recommendations updated"),
-                    Err(e) => tracing::warn!(error = ?e, "recommendation update failed"),
-                },
+            tick.tick().await;
+            match apply_new_events(&state.db, &state.recommender).await {
+                Ok(0) => {}
+                Ok(orders) => tracing::debug!(orders, "recommendations updated"),
+                Err(e) => tracing::warn!(error = ?e, "recommendation update failed"),
             }
         }
     })
@@ -229,7 +239,8 @@ pub async fn feed(
             "limit must be at least 1",
         ));
     }
-    let lists = store::recommend::changed_since(&state.db, since, limit.min(FEED_LIMIT_MAX)).await?;
+    let lists =
+        store::recommend::changed_since(&state.db, since, limit.min(FEED_LIMIT_MAX)).await?;
     let next = lists.last().map_or(since, |l| l.change_seq);
     Ok(Json(CopurchasePage {
         items: lists

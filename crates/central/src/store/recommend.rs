@@ -93,11 +93,14 @@ async fn lists_in(conn: &mut sqlx::AnyConnection) -> anyhow::Result<Lists> {
         let product_id: String = row.try_get("product_id")?;
         let other_id: String = row.try_get("other_id")?;
         let support: i64 = row.try_get("support")?;
-        lists.entry(parse_id(&product_id)?).or_default().push(Scored {
-            other: parse_id(&other_id)?,
-            score: row.try_get("score")?,
-            support: u64::try_from(support).context("stored support")?,
-        });
+        lists
+            .entry(parse_id(&product_id)?)
+            .or_default()
+            .push(Scored {
+                other: parse_id(&other_id)?,
+                score: row.try_get("score")?,
+                support: u64::try_from(support).context("stored support")?,
+            });
     }
     Ok(lists)
 }
@@ -112,14 +115,21 @@ pub struct Stored {
 
 #[tracing::instrument(skip_all)]
 pub async fn load(db: &Db) -> anyhow::Result<Stored> {
-    let mut conn = db.pool().acquire().await.context("acquiring a connection")?;
+    let mut conn = db
+        .pool()
+        .acquire()
+        .await
+        .context("acquiring a connection")?;
     let lists = lists_in(&mut conn).await?;
     let state = sqlx::query("SELECT last_event_seq, computed_at FROM recommend_state WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await
         .context("loading the recommender's state")?;
     let (last_event_seq, computed_at) = match state {
-        Some(row) => (row.try_get("last_event_seq")?, Some(row.try_get("computed_at")?)),
+        Some(row) => (
+            row.try_get("last_event_seq")?,
+            Some(row.try_get("computed_at")?),
+        ),
         None => (0, None),
     };
     Ok(Stored {
@@ -199,7 +209,14 @@ async fn insert_scores(tx: &mut Tx, rows: &[(Uuid, &Scored)], now: i64) -> anyho
     let values: Vec<String> = (0..rows.len())
         .map(|i| {
             let b = i * 5;
-            format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5)
+            format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            )
         })
         .collect();
     let sql = format!(
