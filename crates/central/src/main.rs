@@ -176,6 +176,9 @@ async fn main() -> anyhow::Result<()> {
                 store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
             db.migrate().await?;
             demo::load(&db).await?;
+            let state = build_state(config).await?;
+            demo::load_order_history(&state).await?;
+            kassa_central::recommend::run_batch(&state.db, &state.recommender).await?;
             println!("demo store loaded: locations STORE-1, WAREHOUSE; users:");
             for (username, password, role) in demo::DEMO_USERS {
                 println!("  {username:<9} {password:<16} ({})", role.as_str());
