@@ -22,6 +22,7 @@ story!(
     planted_partners_are_in_each_products_top_k,
     recommendations_drop_what_the_user_bought_and_boost_their_categories,
     out_of_stock_and_archived_products_are_not_recommended,
+    the_demo_history_loads_once_and_recommends_croissants_with_coffee,
 );
 
 /// A store `STORE-1` with one product per `(sku, category)`, 1,000 units of each; returns the
@@ -337,4 +338,32 @@ async fn new_paid_orders_update_recommendations_without_a_batch(app: TestApp) {
     assert_eq!(still, computed_at, "no batch ran");
     assert_eq!(recommended(&app, &token, &p["X"], "").await, ["Y"]);
     updater.abort();
+}
+
+async fn the_demo_history_loads_once_and_recommends_croissants_with_coffee(app: TestApp) {
+    for _ in 0..2 {
+        kassa_central::demo::load(&app.state.db).await.unwrap();
+        kassa_central::demo::load_order_history(&app.state)
+            .await
+            .unwrap();
+    }
+    let paid: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'PAID'")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(paid, 64, "loading the demo twice adds nothing");
+    batch(&app).await;
+    let coffee = kassa_central::store::catalog::changed_since(&app.state.db, 0, 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name == "Coffee")
+        .unwrap();
+    let customer = app.user(Role::Customer).await;
+    let items = recommended(&app, customer.token(), &coffee, "").await;
+    assert_eq!(
+        items.first().map(String::as_str),
+        Some("DEMO-0036"),
+        "{items:?}"
+    );
 }
