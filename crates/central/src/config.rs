@@ -56,6 +56,14 @@ pub struct Config {
     pub user_cart_ttl: Duration,
     /// The currency carts are priced in; a product priced in another cannot be added.
     pub shop_currency: kassa_domain::Currency,
+    /// How often the recommendation batch recomputes every co-purchase score.
+    pub recommend_interval: Duration,
+    /// How often new paid orders are applied to the recommendations between batches.
+    pub recommend_tick: Duration,
+    /// How many partners each product's stored list keeps.
+    pub recommend_top_k: usize,
+    /// A pair counts only when at least this many paid orders hold both products.
+    pub recommend_min_support: u64,
 }
 
 impl Default for Config {
@@ -82,6 +90,10 @@ impl Default for Config {
             guest_cart_ttl: Duration::from_secs(7 * 24 * 3600),
             user_cart_ttl: Duration::from_secs(30 * 24 * 3600),
             shop_currency: kassa_domain::Currency::EUR,
+            recommend_interval: Duration::from_secs(3600),
+            recommend_tick: Duration::from_secs(2),
+            recommend_top_k: 10,
+            recommend_min_support: 2,
         }
     }
 }
@@ -145,6 +157,16 @@ impl Config {
                 d.user_cart_ttl.as_secs(),
             )?),
             shop_currency: env_parse("KASSA_CURRENCY", d.shop_currency)?,
+            recommend_interval: Duration::from_secs(env_parse(
+                "KASSA_RECOMMEND_INTERVAL_S",
+                d.recommend_interval.as_secs(),
+            )?),
+            recommend_tick: Duration::from_millis(env_parse("KASSA_RECOMMEND_TICK_MS", 2000)?),
+            recommend_top_k: env_parse("KASSA_RECOMMEND_TOP_K", d.recommend_top_k)?,
+            recommend_min_support: env_parse(
+                "KASSA_RECOMMEND_MIN_SUPPORT",
+                d.recommend_min_support,
+            )?,
         })
     }
 }

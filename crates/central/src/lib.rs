@@ -9,6 +9,7 @@ pub mod devtools;
 pub mod http;
 pub mod idempotency;
 pub mod orders;
+pub mod recommend;
 pub mod state;
 pub mod stock;
 pub mod store;
@@ -30,9 +31,18 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let secret = auth::signing_secret(&db, &config).await?;
     let auth = auth::AuthService::new(&config, &secret).await?;
     http::ops::metrics_handle();
+    let recommender = recommend::load(
+        &db,
+        recommend::model::Params {
+            top_k: config.recommend_top_k,
+            min_support: config.recommend_min_support,
+        },
+    )
+    .await?;
     Ok(AppState {
         db,
         config: Arc::new(config),
         auth: Arc::new(auth),
+        recommender: Arc::new(recommender),
     })
 }

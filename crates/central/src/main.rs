@@ -30,6 +30,9 @@ enum Command {
     },
     /// Load the demo store (locations, ~200 products, demo users). Safe to run twice.
     Demo,
+    /// Recompute every co-purchase score now (`serve` also does it every
+    /// KASSA_RECOMMEND_INTERVAL_S).
+    Recommend,
 }
 
 #[derive(Subcommand)]
@@ -111,6 +114,8 @@ async fn main() -> anyhow::Result<()> {
             let state = build_state(config).await?;
             kassa_central::stock::spawn_sweeper(state.clone(), sweep_interval);
             spawn_cart_purge(state.clone());
+            let recommend_interval = state.config.recommend_interval;
+            kassa_central::recommend::spawn_recommender(state.clone(), recommend_interval);
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("binding {bind}"))?;
@@ -150,11 +155,30 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Recommend => {
+            let db =
+                store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
+            db.migrate().await?;
+            let params = kassa_central::recommend::model::Params {
+                top_k: config.recommend_top_k,
+                min_support: config.recommend_min_support,
+            };
+            let recommender = kassa_central::recommend::load(&db, params).await?;
+            let report = kassa_central::recommend::run_batch(&db, &recommender).await?;
+            println!(
+                "co-purchase scores computed from {} paid orders: {} products have a list, {} lists changed",
+                report.orders, report.lists, report.lists_changed
+            );
+            Ok(())
+        }
         Command::Demo => {
             let db =
                 store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
             db.migrate().await?;
             demo::load(&db).await?;
+            let state = build_state(config).await?;
+            demo::load_order_history(&state).await?;
+            kassa_central::recommend::run_batch(&state.db, &state.recommender).await?;
             println!("demo store loaded: locations STORE-1, WAREHOUSE; users:");
             for (username, password, role) in demo::DEMO_USERS {
                 println!("  {username:<9} {password:<16} ({})", role.as_str());

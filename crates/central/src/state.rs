@@ -11,4 +11,6 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub auth: Arc<AuthService>,
+    /// The co-purchase top-k lists recommendations are served from.
+    pub recommender: Arc<crate::recommend::Recommender>,
 }

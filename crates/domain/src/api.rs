@@ -426,3 +426,57 @@ pub struct CartMerged {
     /// Lines that got less than the sum of both carts' quantities.
     pub shortfalls: Vec<MergeShortfall>,
 }
+
+// ---- Recommendations ----
+
+/// One product recommended with another ("frequently bought together").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RecommendedItem {
+    pub product_id: Uuid,
+    pub sku: Sku,
+    pub name: String,
+    /// The co-purchase score (cosine, 0 to 1), times 1.5 when the user bought from its category.
+    pub score: f64,
+}
+
+/// The answer to `GET /v1/recommendations/{product_id}`: best first, already bought, archived
+/// and out-of-stock products left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Recommendations {
+    pub product_id: Uuid,
+    pub items: Vec<RecommendedItem>,
+    /// When the scores were last updated (batch or incremental); absent before the first batch.
+    pub computed_at: Option<DateTime<Utc>>,
+}
+
+/// One partner in a stored top-k list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CopurchaseScore {
+    pub product_id: Uuid,
+    /// Cosine co(a,b) / sqrt(n(a)·n(b)) over paid orders.
+    pub score: f64,
+    /// How many paid orders held both products.
+    pub support: i64,
+}
+
+/// A product's stored top-k list, as the register syncs it (empty: no partner any more).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CopurchaseList {
+    pub product_id: Uuid,
+    pub items: Vec<CopurchaseScore>,
+    pub computed_at: DateTime<Utc>,
+    pub change_seq: i64,
+}
+
+/// One page of the top-k lists changed after a cursor (`GET /v1/recommendations?since=`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CopurchasePage {
+    pub items: Vec<CopurchaseList>,
+    /// Pass back as `since` to get what changed after this page.
+    pub next_cursor: String,
+}

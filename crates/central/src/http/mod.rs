@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, carts, catalog, orders, stock};
+use crate::{auth, carts, catalog, orders, recommend, stock};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,6 +61,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(carts::create_cart))
         .routes(routes!(carts::get_cart, carts::update_cart))
         .routes(routes!(carts::merge_cart))
+        .routes(routes!(recommend::for_product))
+        .routes(routes!(recommend::feed))
 }
 
 /// The OpenAPI document of everything [`router`] serves.

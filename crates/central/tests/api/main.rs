@@ -12,4 +12,5 @@ mod carts;
 mod catalog;
 mod checkout;
 mod ops;
+mod recommend;
 mod roles;

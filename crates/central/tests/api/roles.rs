@@ -56,6 +56,12 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/v1/carts/{id}", Access::CartHolder),
     ("PUT", "/v1/carts/{id}", Access::CartHolder),
     ("POST", "/v1/carts/{id}/merge", Access::Roles(ALL)),
+    (
+        "GET",
+        "/v1/recommendations/{product_id}",
+        Access::Roles(ALL),
+    ),
+    ("GET", "/v1/recommendations", Access::Roles(STAFF)),
 ];
 
 story!(every_route_answers_each_role_as_decided);
@@ -182,6 +188,7 @@ async fn request(
             }
         }
         ("GET", "/v1/products/{id}") => plain(format!("/v1/products/{product}"), None),
+        ("GET", "/v1/recommendations/{product_id}") => plain(format!("/v1/recommendations/{product}"), None),
         ("GET", "/v1/stock/{sku}") => plain("/v1/stock/SKU-MATRIX?location=STORE-1".into(), None),
         ("POST", "/v1/stock/adjustments") => plain(
             path.into(),
