@@ -347,7 +347,7 @@ pub async fn get_cart(
     creds: CartCredentials,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let mut tx = state.db.pool().begin().await.context("starting a read")?;
+    let mut tx = state.db.begin_read().await?;
     let cart = open(&mut tx, id, &creds, "").await?;
     tx.commit().await.context("ending a read")?;
     Ok(with_etag(to_api(&cart)?, cart.version))

@@ -17,6 +17,7 @@ pub struct Stored {
 /// Tries to claim `(scope, key)`; `true` when this call made the claim.
 pub async fn claim(db: &Db, scope: &str, key: &str, request_hash: &str) -> anyhow::Result<bool> {
     let now = now_ms();
+    let mut tx = db.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (scope, key, request_hash, locked_at, created_at) \
          VALUES ($1, $2, $3, $4, $4) ON CONFLICT (scope, key) DO NOTHING",
@@ -25,9 +26,10 @@ pub async fn claim(db: &Db, scope: &str, key: &str, request_hash: &str) -> anyho
     .bind(key)
     .bind(request_hash)
     .bind(now)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await
     .context("claiming idempotency key")?;
+    tx.commit().await.context("committing idempotency claim")?;
     Ok(inserted.rows_affected() == 1)
 }
 
@@ -63,6 +65,7 @@ pub async fn take_over(
     old_locked_at: i64,
     request_hash: &str,
 ) -> anyhow::Result<bool> {
+    let mut tx = db.begin_write().await?;
     let updated = sqlx::query(
         "UPDATE idempotency_keys SET locked_at = $1, request_hash = $2, created_at = $1 \
          WHERE scope = $3 AND key = $4 AND locked_at = $5 AND response_status IS NULL",
@@ -72,9 +75,12 @@ pub async fn take_over(
     .bind(scope)
     .bind(key)
     .bind(old_locked_at)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await
     .context("taking over idempotency key")?;
+    tx.commit()
+        .await
+        .context("committing idempotency take-over")?;
     Ok(updated.rows_affected() == 1)
 }
 
@@ -87,6 +93,7 @@ pub async fn renew_expired(
     request_hash: &str,
 ) -> anyhow::Result<bool> {
     let now = now_ms();
+    let mut tx = db.begin_write().await?;
     let updated = sqlx::query(
         "UPDATE idempotency_keys SET locked_at = $1, created_at = $1, request_hash = $2, \
          response_status = NULL, response_body = NULL \
@@ -97,9 +104,12 @@ pub async fn renew_expired(
     .bind(scope)
     .bind(key)
     .bind(created_before)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await
     .context("renewing expired idempotency key")?;
+    tx.commit()
+        .await
+        .context("committing idempotency renewal")?;
     Ok(updated.rows_affected() == 1)
 }
 

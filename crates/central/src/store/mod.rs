@@ -18,6 +18,7 @@ pub mod stock;
 pub mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -66,9 +67,45 @@ impl Default for PoolLimits {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Queueing writers here, in order, instead of in SQLite's
+    /// busy handler (which sleeps and retries with growing pauses) keeps tail latency flat.
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
-pub type Tx = Transaction<'static, Any>;
+/// A write transaction. On SQLite it also holds the in-process writer lock until it ends.
+/// Derefs to the connection, so `&mut **tx` is an executor inside the transaction.
+#[derive(Debug)]
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    /// A transaction that holds no writer lock (reads).
+    pub fn unlocked(inner: Transaction<'static, Any>) -> Self {
+        Self {
+            inner,
+            _writer: None,
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
 
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/central/sqlite");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator =
@@ -109,7 +146,11 @@ impl Db {
             .connect_with(options)
             .await
             .context("connecting to the database")?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -138,11 +179,23 @@ impl Db {
     /// (`BEGIN IMMEDIATE`) so two writers queue on the busy timeout instead of one failing
     /// when it upgrades from reading to writing.
     pub async fn begin_write(&self) -> anyhow::Result<Tx> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+        let (inner, writer) = match self.backend {
+            Backend::Sqlite => {
+                let writer = self.sqlite_writer.clone().lock_owned().await;
+                (self.pool.begin_with("BEGIN IMMEDIATE").await, Some(writer))
+            }
+            Backend::Postgres => (self.pool.begin().await, None),
         };
-        tx.context("starting a write transaction")
+        Ok(Tx {
+            inner: inner.context("starting a write transaction")?,
+            _writer: writer,
+        })
+    }
+
+    /// A read transaction: no writer lock.
+    pub async fn begin_read(&self) -> anyhow::Result<Tx> {
+        let inner = self.pool.begin().await.context("starting a read")?;
+        Ok(Tx::unlocked(inner))
     }
 
     /// `SELECT 1`: is the database reachable?

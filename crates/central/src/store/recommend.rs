@@ -33,7 +33,7 @@ pub async fn begin_snapshot(db: &Db) -> anyhow::Result<Tx> {
                 .await
         }
     };
-    tx.context("starting a snapshot read")
+    Ok(Tx::unlocked(tx.context("starting a snapshot read")?))
 }
 
 /// The newest event sequence number visible (0 when there is none).

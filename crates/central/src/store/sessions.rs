@@ -34,6 +34,7 @@ pub async fn insert(
     refresh_hash: &str,
     expires_at_ms: i64,
 ) -> anyhow::Result<()> {
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO sessions (id, user_id, register_id, refresh_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -44,9 +45,10 @@ pub async fn insert(
     .bind(refresh_hash)
     .bind(now_ms())
     .bind(expires_at_ms)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await
     .context("inserting session")?;
+    tx.commit().await.context("committing session")?;
     Ok(())
 }
 
