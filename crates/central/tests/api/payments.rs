@@ -617,3 +617,57 @@ async fn concurrent_refunds_never_give_back_more_than_was_paid(app: TestApp) {
         ("5.00 EUR".into(), OrderStatus::Refunded)
     );
 }
+
+/// A declined (or abandoned) payment leaves the order RESERVED until its reservation expires;
+/// then it is CANCELLED and its stock released.
+async fn an_unpaid_order_is_cancelled_when_its_reservation_expires(db: crate::helpers::Db) {
+    let Some(app) = TestApp::spawn_with(db, |c| {
+        c.reservation_ttl = Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
+    let manager = seed(&app, 10).await;
+    let customer = app.user(Role::Customer).await;
+    let o = reserved_order(&app, customer.token(), 3).await;
+    let declined = card("7.50", "pm_card_chargeDeclined");
+    error_body(
+        pay(&app, customer.token(), o.id, "x-1", &declined).await,
+        402,
+        "card_declined",
+    )
+    .await;
+    assert_eq!(stock(&app, &manager, "SKU-1").await.reserved, 3);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        kassa_central::stock::sweep_expired(&app.state)
+            .await
+            .unwrap(),
+        1
+    );
+    let after = get_order(&app, customer.token(), o.id).await;
+    assert_eq!(after.status, OrderStatus::Cancelled);
+    let level = stock(&app, &manager, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved), (10, 0));
+    let late = pay(
+        &app,
+        customer.token(),
+        o.id,
+        "x-2",
+        &card("7.50", "pm_card_visa"),
+    )
+    .await;
+    error_body(late, 409, "illegal_transition").await;
+    assert_ledger_balanced(&app, &manager, "SKU-1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unpaid_order_is_cancelled_when_its_reservation_expires_on_sqlite() {
+    an_unpaid_order_is_cancelled_when_its_reservation_expires(crate::helpers::Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unpaid_order_is_cancelled_when_its_reservation_expires_on_postgres() {
+    an_unpaid_order_is_cancelled_when_its_reservation_expires(crate::helpers::Db::Postgres).await;
+}
