@@ -580,3 +580,64 @@ pub struct Refund {
     pub order_status: crate::OrderStatus,
     pub created_at: DateTime<Utc>,
 }
+
+// ---- Search ----
+
+/// One product found by `GET /v1/search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SearchHit {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub brand: String,
+    pub category: String,
+    pub price: Money,
+    pub in_stock: bool,
+    pub score: f32,
+}
+
+/// A facet value and how many products have it (with every other filter applied).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FacetCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// A price range `[min, max)` (`max` null: and above) and how many products fall in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PriceBucket {
+    pub min: Money,
+    pub max: Option<Money>,
+    pub count: u64,
+}
+
+/// The facets asked for with `facets=category,brand,price`; each count respects every filter
+/// but its own (so picking a brand still shows the other brands' counts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SearchFacets {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<Vec<FacetCount>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<Vec<FacetCount>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<Vec<PriceBucket>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SearchResponse {
+    pub hits: Vec<SearchHit>,
+    pub facets: SearchFacets,
+    /// Products matching the query and every filter.
+    pub total: u64,
+    pub page: u32,
+    pub page_size: u32,
+    /// How stale the index may be: time since it last caught up with the database.
+    pub index_lag_ms: u64,
+    /// The catalog change sequence the index has applied (compare with `change_seq`).
+    pub applied_seq: i64,
+}

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, carts, catalog, orders, payments, recommend, stock};
+use crate::{auth, carts, catalog, orders, payments, recommend, search, stock};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -64,6 +64,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(carts::create_cart))
         .routes(routes!(carts::get_cart, carts::update_cart))
         .routes(routes!(carts::merge_cart))
+        .routes(routes!(search::search))
         .routes(routes!(recommend::for_product))
         .routes(routes!(recommend::feed))
 }

@@ -292,3 +292,24 @@ pub async fn by_sku(conn: &mut sqlx::AnyConnection, sku: &str) -> anyhow::Result
         None => Ok(None),
     }
 }
+
+/// Products whose stock changed at or after `since_ms` (any location), at most `limit`, in SKU
+/// order after `after_sku` (the search index pages through them).
+pub async fn stock_changed_since(
+    db: &Db,
+    since_ms: i64,
+    after_sku: &str,
+    limit: i64,
+) -> anyhow::Result<Vec<Product>> {
+    let rows = sqlx::query(
+        "SELECT * FROM products WHERE sku > $1 AND sku IN \
+         (SELECT sku FROM stock WHERE updated_at >= $2) ORDER BY sku LIMIT $3",
+    )
+    .bind(after_sku)
+    .bind(since_ms)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+    .context("reading products with changed stock")?;
+    decode_all(db.pool(), rows).await
+}
