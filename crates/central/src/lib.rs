@@ -13,6 +13,7 @@ pub mod recommend;
 pub mod state;
 pub mod stock;
 pub mod store;
+pub mod sync;
 
 use std::sync::Arc;
 
