@@ -539,9 +539,15 @@ pub struct OfflineLine {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OfflinePayment {
-    Cash { amount: Money, tendered: Money },
+    Cash {
+        amount: Money,
+        tendered: Money,
+    },
     /// A card payment authorised offline by the terminal; `reference` is the terminal's.
-    CardOffline { amount: Money, reference: String },
+    CardOffline {
+        amount: Money,
+        reference: String,
+    },
 }
 
 impl OfflinePayment {

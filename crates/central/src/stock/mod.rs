@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kassa_domain::api::{
-    DiscrepancyPage, LineRequest, Reservation, ReservationRequest, SetLowStockThreshold, ShortLine, StockAdjustment,
-    StockLevel, StockReason,
+    DiscrepancyPage, LineRequest, Reservation, ReservationRequest, SetLowStockThreshold, ShortLine,
+    StockAdjustment, StockLevel, StockReason,
 };
 use kassa_domain::{Role, Sku, LINE_QTY_MAX};
 use serde::Deserialize;

@@ -303,7 +303,9 @@ pub async fn discrepancies(
     rows.iter().map(decode_discrepancy).collect()
 }
 
-fn decode_discrepancy(row: &sqlx::any::AnyRow) -> anyhow::Result<kassa_domain::api::StockDiscrepancy> {
+fn decode_discrepancy(
+    row: &sqlx::any::AnyRow,
+) -> anyhow::Result<kassa_domain::api::StockDiscrepancy> {
     let id: String = row.try_get("id")?;
     let sku: String = row.try_get("sku")?;
     let order_id: String = row.try_get("order_id")?;

@@ -19,8 +19,8 @@ use kassa_domain::api::{
     SyncOrdersResponse, SYNC_BATCH_ORDERS_MAX, SYNC_ORDER_PAYMENTS_MAX, SYNC_TEXT_CHARS_MAX,
 };
 use kassa_domain::{
-    check_line_qty, compute_totals, CartLine, Money, OrderEvent, OrderStatus, PriceMode,
-    TaxTable, Totals,
+    check_line_qty, compute_totals, CartLine, Money, OrderEvent, OrderStatus, PriceMode, TaxTable,
+    Totals,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -286,14 +286,24 @@ async fn apply_in(
     if store::orders::exists(tx, order.id).await? {
         return Err(ApiError::conflict(
             "order_exists",
-            format!("order {} exists (another register or an online order)", order.id),
+            format!(
+                "order {} exists (another register or an online order)",
+                order.id
+            ),
             json!({ "id": order.id }),
         ));
     }
     let (totals, names) = price(tx, order).await?;
     check_payments(&order.payments, &totals.total)?;
     insert_created(tx, till, order, location_id, &totals, &names).await?;
-    step(state, tx, order.id, OrderEvent::Reserve, json!({ "source": "offline" })).await?;
+    step(
+        state,
+        tx,
+        order.id,
+        OrderEvent::Reserve,
+        json!({ "source": "offline" }),
+    )
+    .await?;
     record_payments(tx, order).await?;
     store::orders::add_paid(tx, order.id, totals.total.to_minor()).await?;
     let methods: Vec<&str> = order.payments.iter().map(OfflinePayment::method).collect();
@@ -346,8 +356,13 @@ async fn price(tx: &mut Tx, order: &OfflineOrder) -> ApiResult<(Totals, Vec<Stri
         });
     }
     let currency = cart[0].unit_price.currency();
-    let totals = compute_totals(&cart, PriceMode::TaxInclusive, &TaxTable::default(), currency)
-        .map_err(|e| ApiError::invalid("invalid_order", e.to_string()))?;
+    let totals = compute_totals(
+        &cart,
+        PriceMode::TaxInclusive,
+        &TaxTable::default(),
+        currency,
+    )
+    .map_err(|e| ApiError::invalid("invalid_order", e.to_string()))?;
     Ok((totals, cart.into_iter().map(|l| l.name).collect()))
 }
 
@@ -418,7 +433,14 @@ async fn insert_created(
         "register_id": till.register_id, "receipt_no": order.receipt_no,
         "completed_at": order.completed_at,
     });
-    store::events::record(tx, "order.created", "order", &order.id.to_string(), &payload).await?;
+    store::events::record(
+        tx,
+        "order.created",
+        "order",
+        &order.id.to_string(),
+        &payload,
+    )
+    .await?;
     Ok(())
 }
 

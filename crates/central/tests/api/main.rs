@@ -14,3 +14,4 @@ mod checkout;
 mod ops;
 mod recommend;
 mod roles;
+mod sync;
