@@ -11,6 +11,7 @@ mod auth;
 mod carts;
 mod catalog;
 mod checkout;
+mod crash;
 mod ops;
 mod recommend;
 mod roles;
