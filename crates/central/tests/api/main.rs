@@ -13,6 +13,7 @@ mod catalog;
 mod checkout;
 mod crash;
 mod ops;
+mod payments;
 mod recommend;
 mod roles;
 mod sync;
