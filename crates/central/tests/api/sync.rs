@@ -20,6 +20,7 @@ story!(
     a_batch_over_the_limit_is_refused_whole,
     only_staff_signed_in_at_a_register_may_sync,
     a_rejected_order_is_not_kept_and_applies_once_corrected,
+    till_prices_and_split_payments_are_kept_as_sold,
 );
 
 /// Pairs a register at STORE-1 and signs a new cashier in at it; returns the session's token.
@@ -384,4 +385,52 @@ async fn a_rejected_order_is_not_kept_and_applies_once_corrected(app: TestApp) {
         2
     );
     assert_ledger_balanced(&app, &admin, "SKU-1").await;
+}
+
+async fn till_prices_and_split_payments_are_kept_as_sold(app: TestApp) {
+    let admin = seed(&app, 10).await;
+    let (till, register_id) = register_session(&app, &admin).await;
+    let id = Uuid::now_v7();
+    let money = |amount: &str| json!({ "amount": amount, "currency": "EUR" });
+    let mut sold = offline_order(id, &[("SKU-1", 3, "2.00")], "1.00");
+    sold["lines"][0]["discount"] = money("0.50");
+    sold["payments"] = json!([
+        { "method": "cash", "amount": money("1.00"), "tendered": money("5.00") },
+        { "method": "card_offline", "amount": money("4.50"), "reference": "TERM-7-000123" },
+    ]);
+    let (status, body) = sync(&app, &till, &[sold]).await;
+    assert_eq!(status, 200);
+    let result = &results(&body)[0];
+    assert_eq!(result["outcome"], "accepted", "{result}");
+    let order: Order = serde_json::from_value(result["order"].clone()).unwrap();
+    assert_eq!(
+        (
+            order.totals.total.to_string(),
+            order.lines[0].unit_price.to_string()
+        ),
+        ("5.50 EUR".to_owned(), "2.00 EUR".to_owned()),
+        "the till's price (2.00, less 0.50), not the catalog's 2.50"
+    );
+    assert_eq!(order.register_id, Some(register_id));
+    let rows: Vec<(String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT method, amount_minor, change_minor, reference FROM offline_payments ORDER BY seq",
+    )
+    .fetch_all(app.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("cash".to_owned(), 100, Some(400), None),
+            (
+                "card_offline".to_owned(),
+                450,
+                None,
+                Some("TERM-7-000123".to_owned())
+            ),
+        ]
+    );
+    let over = offline_order(Uuid::now_v7(), &[("SKU-1", 1, "2.50")], "3.00");
+    let (_, body) = sync(&app, &till, &[over]).await;
+    assert_eq!(results(&body)[0]["error"]["code"], "overpayment");
 }
