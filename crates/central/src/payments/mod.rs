@@ -293,9 +293,13 @@ async fn pay_card(
     let mut tx = state.db.begin_write().await?;
     match outcome {
         Ok(intent) if intent.status == IntentStatus::Succeeded => {
-            apply_success(state, &mut tx, row.id, &intent.id).await?;
+            let orphan = apply_success(state, &mut tx, row.id, &intent.id).await?;
             let (payment, status) = current(state, &mut tx, row.id).await?;
-            finish(tx, claim, StatusCode::CREATED, &to_api(&payment, status)).await
+            let response = finish(tx, claim, StatusCode::CREATED, &to_api(&payment, status)).await;
+            if let Some(orphan) = orphan {
+                refund_orphan(state, orphan).await;
+            }
+            response
         }
         Ok(intent) => {
             store::payments::set_ref(&mut tx, row.id, &intent.id).await?;
@@ -372,16 +376,25 @@ async fn current(
     Ok((payment, order.status))
 }
 
+/// A card success that came for an order which can no longer take it: to be refunded.
+#[derive(Debug, Clone)]
+pub struct Orphan {
+    pub payment_id: Uuid,
+    pub intent_id: String,
+    pub amount: Money,
+}
+
 /// Settles a pending card payment as succeeded and, for the one caller that settles it, counts
 /// it on the order (PAID when covered). Whether the processor's answer or its webhook comes
 /// first, the order is paid once. A success for an order that can no longer take it (cancelled
-/// after its reservation expired) is kept and raised as `payment.orphaned` for a refund.
+/// after its reservation expired) is kept, raised as `payment.orphaned`, and returned so the
+/// caller refunds it once the transaction is committed ([`refund_orphan`]).
 pub async fn apply_success(
     state: &AppState,
     tx: &mut Tx,
     payment_id: Uuid,
     intent_id: &str,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Orphan>> {
     if !store::payments::settle(
         tx,
         payment_id,
@@ -391,29 +404,70 @@ pub async fn apply_success(
     )
     .await?
     {
-        return Ok(());
+        return Ok(None);
     }
     let payment = store::payments::by_id(tx, payment_id)
         .await?
         .ok_or(ApiError::NotFound("payment"))?;
     let order = orders::load_locked(state, tx, payment.order_id).await?;
-    if check_outstanding(&order, payment.amount).is_err() {
-        tracing::warn!(order_id = %order.id, %intent_id, "card payment succeeded for an order that cannot take it");
+    if check_outstanding(&order, payment.amount).is_ok() {
+        orders::record_payment(state, tx, order.id, payment.amount).await?;
+        return Ok(None);
+    }
+    tracing::warn!(order_id = %order.id, %intent_id, "card payment succeeded for an order that cannot take it");
+    let payload = serde_json::json!({
+        "payment_id": payment_id, "intent_id": intent_id,
+        "amount": payment.amount, "order_status": order.status,
+    });
+    store::events::record(
+        tx,
+        "payment.orphaned",
+        "order",
+        &order.id.to_string(),
+        &payload,
+    )
+    .await?;
+    Ok(Some(Orphan {
+        payment_id,
+        intent_id: intent_id.to_owned(),
+        amount: payment.amount,
+    }))
+}
+
+/// Gives an orphaned card payment back through the processor (key derived from the payment,
+/// so however often this runs the customer is refunded once) and records `payment.refunded`.
+/// A failure is logged; the `payment.orphaned` event stays for a manager to act on.
+pub async fn refund_orphan(state: &AppState, orphan: Orphan) {
+    let result = async {
+        let processor = processor(state)?;
+        let refund = processor
+            .refund(kassa_payments::RefundRequest {
+                intent_id: orphan.intent_id.clone(),
+                amount_minor: orphan.amount.to_minor(),
+                idempotency_key: format!("kassa-orphan-{}", orphan.payment_id),
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("refunding orphaned payment: {e}"))?;
+        let mut tx = state.db.begin_write().await?;
+        let payload = serde_json::json!({
+            "payment_id": orphan.payment_id, "intent_id": orphan.intent_id,
+            "refund_id": refund.id, "amount": orphan.amount,
+        });
         store::events::record(
-            tx,
-            "payment.orphaned",
-            "order",
-            &order.id.to_string(),
-            &serde_json::json!({
-                "payment_id": payment_id, "intent_id": intent_id,
-                "amount": payment.amount, "order_status": order.status,
-            }),
+            &mut tx,
+            "payment.refunded",
+            "payment",
+            &orphan.payment_id.to_string(),
+            &payload,
         )
         .await?;
-        return Ok(());
+        tx.commit().await.map_err(anyhow::Error::from)?;
+        Ok::<_, ApiError>(())
     }
-    orders::record_payment(state, tx, order.id, payment.amount).await?;
-    Ok(())
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, payment_id = %orphan.payment_id, "orphaned card payment not refunded");
+    }
 }
 
 /// The payments of an order (its owner, or staff).

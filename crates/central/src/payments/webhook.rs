@@ -73,16 +73,19 @@ pub async fn receive(
         .object
         .get("amount")
         .and_then(serde_json::Value::as_i64);
-    match (event.r#type.as_str(), event.payment_intent()) {
+    let orphan = match (event.r#type.as_str(), event.payment_intent()) {
         ("payment_intent.succeeded", Some(pi)) => {
-            on_intent(&state, &mut tx, &pi, amount, true).await?;
+            on_intent(&state, &mut tx, &pi, amount, true).await?
         }
         ("payment_intent.payment_failed", Some(pi)) => {
-            on_intent(&state, &mut tx, &pi, amount, false).await?;
+            on_intent(&state, &mut tx, &pi, amount, false).await?
         }
-        _ => {}
-    }
+        _ => None,
+    };
     tx.commit().await.map_err(anyhow::Error::from)?;
+    if let Some(orphan) = orphan {
+        super::refund_orphan(&state, orphan).await;
+    }
     Ok(Json(serde_json::json!({ "received": true })))
 }
 
@@ -92,13 +95,13 @@ async fn on_intent(
     pi: &IntentEventData,
     amount: Option<i64>,
     succeeded: bool,
-) -> ApiResult<()> {
+) -> ApiResult<Option<super::Orphan>> {
     let order_id = pi.order_id.as_deref().and_then(|o| o.parse::<Uuid>().ok());
     let amount = amount.unwrap_or(pi.amount_received_minor);
     let Some(payment) = store::payments::for_intent(tx, &pi.intent_id, order_id, amount).await?
     else {
         tracing::warn!(intent_id = %pi.intent_id, "webhook for an intent Kassa does not know");
-        return Ok(());
+        return Ok(None);
     };
     if succeeded {
         super::apply_success(state, tx, payment.id, &pi.intent_id).await
@@ -111,6 +114,6 @@ async fn on_intent(
             Some("payment_failed"),
         )
         .await?;
-        Ok(())
+        Ok(None)
     }
 }

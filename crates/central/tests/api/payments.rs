@@ -671,3 +671,76 @@ async fn an_unpaid_order_is_cancelled_when_its_reservation_expires_on_sqlite() {
 async fn an_unpaid_order_is_cancelled_when_its_reservation_expires_on_postgres() {
     an_unpaid_order_is_cancelled_when_its_reservation_expires(crate::helpers::Db::Postgres).await;
 }
+
+/// A card success that arrives after the order expired is given back to the card, once.
+async fn a_card_success_for_an_expired_order_is_refunded(db: crate::helpers::Db) {
+    let Some(app) = TestApp::spawn_with(db, |c| {
+        c.reservation_ttl = Duration::from_millis(300);
+        c.processor_timeout = Duration::from_millis(800);
+    })
+    .await
+    else {
+        return;
+    };
+    let manager = seed(&app, 10).await;
+    let customer = app.user(Role::Customer).await;
+    let o = reserved_order(&app, customer.token(), 1).await;
+    // Approved at once, but the answer hangs and the webhook comes 2 s later.
+    let slow = card("2.50", "pm_sim_timeout__late");
+    error_body(
+        pay(&app, customer.token(), o.id, "o-1", &slow).await,
+        502,
+        "processor_unavailable",
+    )
+    .await;
+    assert_eq!(
+        kassa_central::stock::sweep_expired(&app.state)
+            .await
+            .unwrap(),
+        1
+    );
+    let sim = app.sim.as_ref().unwrap();
+    eventually(
+        "the orphaned payment was refunded at the processor",
+        || async {
+            sim.emitted_events()
+                .iter()
+                .any(|e| e.r#type == "charge.refunded")
+        },
+    )
+    .await;
+    eventually("the refund was recorded", || async {
+        count(
+            &app,
+            "SELECT COUNT(*) FROM events WHERE type = 'payment.refunded'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM events WHERE type = 'payment.orphaned'"
+        )
+        .await,
+        1
+    );
+    let after = get_order(&app, customer.token(), o.id).await;
+    assert_eq!(
+        (after.status, after.paid.is_zero()),
+        (OrderStatus::Cancelled, true)
+    );
+    let level = stock(&app, &manager, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved), (10, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_card_success_for_an_expired_order_is_refunded_on_sqlite() {
+    a_card_success_for_an_expired_order_is_refunded(crate::helpers::Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_card_success_for_an_expired_order_is_refunded_on_postgres() {
+    a_card_success_for_an_expired_order_is_refunded(crate::helpers::Db::Postgres).await;
+}
