@@ -15,6 +15,7 @@ pub mod search;
 pub mod state;
 pub mod stock;
 pub mod store;
+pub mod sync;
 
 use std::sync::Arc;
 
