@@ -16,4 +16,5 @@ mod ops;
 mod payments;
 mod recommend;
 mod roles;
+mod search;
 mod sync;

@@ -69,6 +69,7 @@ const MATRIX: &[(&str, &str, Access)] = &[
         Access::Roles(ALL),
     ),
     ("GET", "/v1/recommendations", Access::Roles(STAFF)),
+    ("GET", "/v1/search", Access::Roles(ALL)),
     // Staff, and only in a session signed in at a register (else 403 `not_a_register`, see
     // sync.rs); the probe signs in at one.
     ("POST", "/v1/sync/orders", Access::Roles(STAFF)),
