@@ -204,14 +204,36 @@ pub async fn insert(db: &Db, input: &ProductInput) -> Result<Product, WriteError
     let id = Uuid::now_v7().to_string();
     let mut tx = db.begin_write().await?;
     check_unique(&mut tx, input, &id).await?;
-    let seq = next_counter(&mut tx, CATALOG_COUNTER).await?;
+    insert_in(&mut tx, &id, input).await?;
+    let product = get_in(&mut tx, &id)
+        .await?
+        .context("reading back the product")?;
+    tx.commit().await.context("committing product")?;
+    Ok(product)
+}
+
+/// Inserts many new products in one transaction (bulk imports, benchmarks): all or none.
+#[tracing::instrument(skip_all, fields(n = inputs.len()))]
+pub async fn insert_many(db: &Db, inputs: &[ProductInput]) -> Result<(), WriteError> {
+    let mut tx = db.begin_write().await?;
+    for input in inputs {
+        let id = Uuid::now_v7().to_string();
+        check_unique(&mut tx, input, &id).await?;
+        insert_in(&mut tx, &id, input).await?;
+    }
+    tx.commit().await.context("committing products")?;
+    Ok(())
+}
+
+async fn insert_in(tx: &mut Tx, id: &str, input: &ProductInput) -> Result<(), WriteError> {
+    let seq = next_counter(tx, CATALOG_COUNTER).await?;
     let now = now_ms();
     sqlx::query(
         "INSERT INTO products (id, sku, name, description, category, brand, price_minor, currency, \
          tax_class, attributes, archived, version, change_seq, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $13, $13)",
     )
-    .bind(&id)
+    .bind(id)
     .bind(input.sku.as_ref())
     .bind(&input.name)
     .bind(&input.description)
@@ -224,14 +246,10 @@ pub async fn insert(db: &Db, input: &ProductInput) -> Result<Product, WriteError
     .bind(i64::from(input.archived))
     .bind(seq)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    write_barcodes(&mut tx, &id, &input.barcodes).await?;
-    let product = get_in(&mut tx, &id)
-        .await?
-        .context("reading back the product")?;
-    tx.commit().await.context("committing product")?;
-    Ok(product)
+    write_barcodes(tx, id, &input.barcodes).await?;
+    Ok(())
 }
 
 /// Replaces a product's editable fields if its version is still `expected_version`.
