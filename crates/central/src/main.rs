@@ -116,6 +116,9 @@ async fn main() -> anyhow::Result<()> {
             spawn_cart_purge(state.clone());
             let recommend_interval = state.config.recommend_interval;
             kassa_central::recommend::spawn_recommender(state.clone(), recommend_interval);
+            kassa_central::events::Relay::from_config(state.db.clone(), &state.config)
+                .await?
+                .spawn();
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("binding {bind}"))?;

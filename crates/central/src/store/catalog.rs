@@ -198,6 +198,19 @@ fn attributes_json(input: &ProductInput) -> anyhow::Result<String> {
     serde_json::to_string(&input.attributes).context("encoding attributes")
 }
 
+/// Writes `product.created` / `product.updated` in the write's transaction: what a consumer needs
+/// to find the row again (the product itself is read from the catalog, at `change_seq` or later).
+async fn record_change(tx: &mut Tx, event_type: &str, product: &Product) -> anyhow::Result<()> {
+    let payload = serde_json::json!({
+        "id": product.id,
+        "sku": product.sku,
+        "version": product.version,
+        "change_seq": product.change_seq,
+    });
+    super::events::record(tx, event_type, "product", &product.id.to_string(), &payload).await?;
+    Ok(())
+}
+
 /// Inserts a product at version 1.
 #[tracing::instrument(skip_all, fields(sku = %input.sku))]
 pub async fn insert(db: &Db, input: &ProductInput) -> Result<Product, WriteError> {
@@ -230,6 +243,7 @@ pub async fn insert(db: &Db, input: &ProductInput) -> Result<Product, WriteError
     let product = get_in(&mut tx, &id)
         .await?
         .context("reading back the product")?;
+    record_change(&mut tx, "product.created", &product).await?;
     tx.commit().await.context("committing product")?;
     Ok(product)
 }
@@ -276,6 +290,7 @@ pub async fn update(
     let product = get_in(&mut tx, &id)
         .await?
         .context("reading back the product")?;
+    record_change(&mut tx, "product.updated", &product).await?;
     tx.commit().await.context("committing product update")?;
     Ok(product)
 }
