@@ -11,6 +11,7 @@ mod auth;
 mod carts;
 mod catalog;
 mod checkout;
+mod events;
 mod ops;
 mod payments;
 mod recommend;
