@@ -196,14 +196,14 @@ fn find_nats_bin() -> Option<PathBuf> {
         .find(|bin| bin.exists())
 }
 
-/// The server's config: JetStream syncing every write to disk before it acks, when it can.
-fn nats_config(store: &str, sync_always: bool) -> String {
-    let sync = if sync_always {
-        "  sync_interval: always\n"
+/// The server's config: JetStream syncing every write to disk before it acks, when it can (the
+/// store dir and JetStream itself come from `-sd` and `-js`).
+fn nats_config(sync_always: bool) -> &'static str {
+    if sync_always {
+        "jetstream {\n  sync_interval: always\n}\n"
     } else {
-        ""
-    };
-    format!("jetstream {{\n  store_dir: \"{store}\"\n{sync}}}\n")
+        "# this nats-server does not know sync_interval (2.9.x): its default flush applies\n"
+    }
 }
 
 impl NatsServer {
@@ -235,7 +235,7 @@ impl NatsServer {
         let dir_s = dir.to_str().context("temp dir is not UTF-8")?.to_owned();
         let store = format!("{dir_s}/store");
         let conf = dir.join("nats.conf");
-        std::fs::write(&conf, nats_config(&store, true)).context("writing nats.conf")?;
+        std::fs::write(&conf, nats_config(true)).context("writing nats.conf")?;
         // `-t` checks the config and exits: 2.9.x refuses `sync_interval`.
         let check = Command::new(bin)
             .arg("-t")
@@ -250,14 +250,22 @@ impl NatsServer {
                  server syncs on its own schedule; see docs/events.md for production !!!\n",
                 bin.display()
             );
-            std::fs::write(&conf, nats_config(&store, false)).context("writing nats.conf")?;
+            std::fs::write(&conf, nats_config(false)).context("writing nats.conf")?;
         }
         let port = free_port();
         let log = std::fs::File::create(dir.join("log")).context("creating the NATS log")?;
-        let child = Command::new(bin)
+        let mut child = Command::new(bin)
             .arg("-c")
             .arg(&conf)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd", &store])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-sd",
+                &store,
+            ])
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().context("sharing the NATS log")?)
             .stderr(log)
@@ -277,6 +285,12 @@ impl NatsServer {
             .context("starting the NATS watchdog")?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = child.try_wait().context("watching nats-server")?;
+            anyhow::ensure!(
+                exited.is_none(),
+                "nats-server exited ({exited:?}); log: {}",
+                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            );
             anyhow::ensure!(
                 std::time::Instant::now() < deadline,
                 "nats-server did not listen on {port} within 10 s; log: {}",

@@ -177,9 +177,12 @@ impl Relay {
             return Ok(0);
         }
         // Stop well before the lease runs out, so a successor rarely overlaps this step.
-        tokio::time::timeout(self.settings.lease_ttl / 2, self.deliver_batch(FailPoint::None))
-            .await
-            .context("a relay step outlived half its lease")?
+        tokio::time::timeout(
+            self.settings.lease_ttl / 2,
+            self.deliver_batch(FailPoint::None),
+        )
+        .await
+        .context("a relay step outlived half its lease")?
     }
 
     /// Delivers the oldest undelivered batch to every sink, then marks it delivered; no lease.

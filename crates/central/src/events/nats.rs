@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::jetstream::{self, context::Publish, stream};
+use async_nats::jetstream::{self, message::PublishMessage, stream};
 
 use super::Event;
 use crate::config::Config;
@@ -107,7 +107,7 @@ impl NatsSink {
         let body = serde_json::to_vec(event).context("encoding an event")?;
         let mut attempt = 1;
         loop {
-            let message = Publish::build()
+            let message = PublishMessage::build()
                 .payload(body.clone().into())
                 .message_id(event.id.to_string());
             let result = async {
@@ -140,8 +140,15 @@ impl NatsSink {
             .get_stream(&self.settings.stream)
             .await
             .context("opening the stream")?;
-        let state = stream.info().await.context("reading stream info")?.state.clone();
-        let last = state.last_sequence.min(state.first_sequence.saturating_add(limit).saturating_sub(1));
+        let state = stream
+            .info()
+            .await
+            .context("reading stream info")?
+            .state
+            .clone();
+        let last = state
+            .last_sequence
+            .min(state.first_sequence.saturating_add(limit).saturating_sub(1));
         let mut out = Vec::new();
         for sequence in state.first_sequence.max(1)..=last {
             let message = stream
@@ -173,7 +180,12 @@ impl NatsSink {
             .get_stream(&self.settings.stream)
             .await
             .context("opening the stream")?;
-        Ok(stream.info().await.context("reading stream info")?.state.messages)
+        Ok(stream
+            .info()
+            .await
+            .context("reading stream info")?
+            .state
+            .messages)
     }
 }
 

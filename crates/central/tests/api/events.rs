@@ -166,7 +166,10 @@ fn assert_once_in_order(applied: &[Event], committed: &[(i64, Uuid, String)]) {
     let unique: HashSet<Uuid> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "an event was applied twice");
     let expected: HashSet<Uuid> = committed.iter().map(|(_, id, _)| *id).collect();
-    assert_eq!(unique, expected, "applied events differ from the committed ones");
+    assert_eq!(
+        unique, expected,
+        "applied events differ from the committed ones"
+    );
     let mut last: HashMap<String, i64> = HashMap::new();
     for event in applied {
         let aggregate = format!("{}:{}", event.aggregate_type, event.aggregate_id);
@@ -196,7 +199,9 @@ async fn every_committed_event_is_delivered_once_in_order_per_aggregate(app: Tes
     assert_eq!(backlog, 0);
     let lows = count(&app, "SELECT COUNT(*) FROM events WHERE type = 'stock.low'").await;
     assert_eq!(lows, 1, "SKU-1 went below 5 once");
-    let alerts = store::relay::alerts_for(&app.state.db, "SKU-1").await.unwrap();
+    let alerts = store::relay::alerts_for(&app.state.db, "SKU-1")
+        .await
+        .unwrap();
     assert_eq!(alerts.len(), 1);
     assert_eq!((alerts[0].available, alerts[0].threshold), (4, 5));
 }
@@ -242,9 +247,12 @@ async fn two_relays_racing_deliver_each_event_to_a_consumer_once(app: TestApp) {
     let committed = all_events(&app).await;
     let recorder = Arc::new(Recorder::default());
     // The second relay has its own pool, as another Central instance would.
-    let other_db = store::Db::connect(&app.state.config.database_url, &store::PoolLimits::default())
-        .await
-        .unwrap();
+    let other_db = store::Db::connect(
+        &app.state.config.database_url,
+        &store::PoolLimits::default(),
+    )
+    .await
+    .unwrap();
     let one = relay(app.state.db.clone(), 5, &recorder);
     let two = relay(other_db, 5, &recorder);
     tokio::join!(drain(&one), drain(&two));
@@ -263,10 +271,20 @@ async fn only_the_lease_holder_delivers(app: TestApp) {
     let recorder = Arc::new(Recorder::default());
     let one = relay(app.state.db.clone(), 1_000, &recorder);
     let two = relay(app.state.db.clone(), 1_000, &recorder);
-    assert!(one.step().await.unwrap() > 0, "the first relay takes the lease");
+    assert!(
+        one.step().await.unwrap() > 0,
+        "the first relay takes the lease"
+    );
     receive_more(&app).await;
-    assert_eq!(two.step().await.unwrap(), 0, "the second waits for the lease");
-    assert!(one.step().await.unwrap() > 0, "the holder renews and goes on");
+    assert_eq!(
+        two.step().await.unwrap(),
+        0,
+        "the second waits for the lease"
+    );
+    assert!(
+        one.step().await.unwrap() > 0,
+        "the holder renews and goes on"
+    );
     assert_eq!(one.drain(10).await.unwrap(), 0);
 }
 
@@ -277,7 +295,12 @@ async fn receive_more(app: &TestApp) {
 
 async fn catalog_writes_record_product_events(app: TestApp) {
     let admin = app.user(kassa_domain::Role::Admin).await;
-    let product = create(&app, admin.token(), &product_body("CAT-1", &ean(77), "1.00")).await;
+    let product = create(
+        &app,
+        admin.token(),
+        &product_body("CAT-1", &ean(77), "1.00"),
+    )
+    .await;
     let edited = put_product(&app, admin.token(), &product, "Renamed").await;
     let events = store::relay::undelivered(&app.state.db, 100).await.unwrap();
     let of_product: Vec<&Event> = events
@@ -341,9 +364,12 @@ async fn with_nats_every_event_lands_in_the_stream_once_in_order_per_aggregate(a
     receive_more(&app).await;
     receive_more(&app).await;
     assert!(one.deliver_batch(FailPoint::AfterPublish).await.is_err());
-    let other_db = store::Db::connect(&app.state.config.database_url, &store::PoolLimits::default())
-        .await
-        .unwrap();
+    let other_db = store::Db::connect(
+        &app.state.config.database_url,
+        &store::PoolLimits::default(),
+    )
+    .await
+    .unwrap();
     let two = relay(other_db, 3, &recorder).with_nats(sink);
     tokio::join!(drain(&one), drain(&two));
 
@@ -357,7 +383,11 @@ async fn with_nats_every_event_lands_in_the_stream_once_in_order_per_aggregate(a
     let in_stream: Vec<Event> = stored
         .iter()
         .map(|m| {
-            assert_eq!(m.msg_id, m.body["id"].as_str().unwrap(), "Nats-Msg-Id = event id");
+            assert_eq!(
+                m.msg_id,
+                m.body["id"].as_str().unwrap(),
+                "Nats-Msg-Id = event id"
+            );
             assert!(m.subject.ends_with(m.body["type"].as_str().unwrap()));
             Event {
                 seq: m.body["seq"].as_i64().unwrap(),

@@ -81,7 +81,12 @@ async fn report(backend: &str, url: &str, nats_url: Option<&str>) -> anyhow::Res
     };
     let bare = timed(&Relay::new(db.clone(), settings.clone(), vec![])).await?;
     reset(&db).await?;
-    let in_process = timed(&Relay::new(db.clone(), settings.clone(), vec![Arc::new(Noop)])).await?;
+    let in_process = timed(&Relay::new(
+        db.clone(),
+        settings.clone(),
+        vec![Arc::new(Noop)],
+    ))
+    .await?;
     println!(
         "{backend:<8} in-process: {in_process:>8.0} events/s | raw (read + mark, no sink): {bare:>8.0} events/s | ratio {:.2}",
         in_process / bare
@@ -100,7 +105,11 @@ async fn report(backend: &str, url: &str, nats_url: Option<&str>) -> anyhow::Res
 
 fn nats_settings(tag: &str) -> NatsSettings {
     NatsSettings {
-        stream: format!("BENCH_{}_{}", tag.to_uppercase(), uuid::Uuid::now_v7().simple()),
+        stream: format!(
+            "BENCH_{}_{}",
+            tag.to_uppercase(),
+            uuid::Uuid::now_v7().simple()
+        ),
         subject_prefix: format!("bench.{tag}"),
         replicas: 1,
         duplicate_window: Duration::from_secs(120),
@@ -143,7 +152,9 @@ async fn reset(db: &Db) -> anyhow::Result<()> {
 
 /// The same number of events published straight to JetStream, one awaited ack at a time.
 async fn raw_nats(url: &str) -> anyhow::Result<f64> {
-    let client = async_nats::connect(url).await.context("connecting to NATS")?;
+    let client = async_nats::connect(url)
+        .await
+        .context("connecting to NATS")?;
     let js = async_nats::jetstream::new(client);
     let settings = nats_settings("raw");
     js.get_or_create_stream(async_nats::jetstream::stream::Config {
@@ -157,7 +168,7 @@ async fn raw_nats(url: &str) -> anyhow::Result<f64> {
     let body = serde_json::to_vec(&serde_json::json!({ "n": 0, "note": "bench" }))?;
     let started = Instant::now();
     for n in 0..EVENTS {
-        let publish = async_nats::jetstream::context::Publish::build()
+        let publish = async_nats::jetstream::message::PublishMessage::build()
             .payload(body.clone().into())
             .message_id(n.to_string());
         js.send_publish(format!("{}.x", settings.subject_prefix), publish)
