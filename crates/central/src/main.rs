@@ -116,9 +116,7 @@ async fn main() -> anyhow::Result<()> {
             spawn_cart_purge(state.clone());
             let recommend_interval = state.config.recommend_interval;
             kassa_central::recommend::spawn_recommender(state.clone(), recommend_interval);
-            kassa_central::events::Relay::from_config(state.db.clone(), &state.config)
-                .await?
-                .spawn();
+            kassa_central::events::spawn(state.db.clone(), &state.config);
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("binding {bind}"))?;

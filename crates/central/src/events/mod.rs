@@ -238,32 +238,65 @@ impl Relay {
     }
 
     /// Runs steps forever: right away while batches come back full, every `interval` when the
-    /// outbox is drained, after a doubling backoff (up to `backoff_max`) when a step fails.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            let mut backoff = self.settings.interval;
-            loop {
-                let pause = match self.step().await {
-                    Ok(n) if n >= self.settings.batch_events_max => Duration::ZERO,
-                    Ok(_) => {
-                        backoff = self.settings.interval;
-                        self.settings.interval
-                    }
-                    Err(e) => {
-                        metrics::counter!("kassa_relay_failures_total").increment(1);
-                        tracing::warn!(error = ?e, retry_in_ms = backoff.as_millis(), "relay step failed");
-                        let pause = backoff;
-                        backoff = (backoff * 2).min(self.settings.backoff_max);
-                        pause
-                    }
-                };
+    /// outbox is drained, after a doubling backoff (up to `backoff_max`) when a step fails. The
+    /// backlog gauges are refreshed at most once per `BACKLOG_REPORT_INTERVAL`.
+    pub async fn run(self) {
+        let mut backoff = self.settings.interval;
+        let mut reported: Option<std::time::Instant> = None;
+        loop {
+            let pause = match self.step().await {
+                Ok(n) if n >= self.settings.batch_events_max => Duration::ZERO,
+                Ok(_) => {
+                    backoff = self.settings.interval;
+                    self.settings.interval
+                }
+                Err(e) => {
+                    metrics::counter!("kassa_relay_failures_total").increment(1);
+                    tracing::warn!(error = ?e, retry_in_ms = backoff.as_millis(), "relay step failed");
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(self.settings.backoff_max);
+                    pause
+                }
+            };
+            if reported.is_none_or(|at| at.elapsed() >= BACKLOG_REPORT_INTERVAL) {
                 if let Err(e) = self.report_backlog().await {
                     tracing::warn!(error = ?e, "measuring the relay backlog failed");
                 }
-                tokio::time::sleep(pause).await;
+                reported = Some(std::time::Instant::now());
             }
-        })
+            tokio::time::sleep(pause).await;
+        }
     }
+}
+
+/// How often the background relay refreshes the backlog gauges (a count over the undelivered).
+pub const BACKLOG_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Starts the relay `serve` runs. Central serves even while NATS is unreachable: the relay keeps
+/// trying to connect (backing off up to `relay_backoff_max`) and delivers nothing meanwhile, so
+/// the backlog grows and shows in the metrics.
+pub fn spawn(db: Db, config: &Config) -> tokio::task::JoinHandle<()> {
+    let config = config.clone();
+    tokio::spawn(async move {
+        let mut backoff = config.relay_interval;
+        let relay = loop {
+            match Relay::from_config(db.clone(), &config).await {
+                Ok(relay) => break relay,
+                Err(e) => {
+                    metrics::counter!("kassa_relay_failures_total").increment(1);
+                    tracing::warn!(error = ?e, retry_in_ms = backoff.as_millis(), "relay cannot start");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(config.relay_backoff_max);
+                }
+            }
+        };
+        tracing::info!(
+            nats = relay.nats.is_some(),
+            consumers = relay.consumers.len(),
+            "event relay started"
+        );
+        relay.run().await;
+    })
 }
 
 /// Applies `events` to one consumer in one transaction: each wanted event is claimed, and applied

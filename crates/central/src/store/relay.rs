@@ -114,6 +114,7 @@ pub async fn release_lease(db: &Db, holder: &str) -> anyhow::Result<()> {
 /// Claims `event_id` for `consumer` inside the consumer's transaction; false when it already
 /// consumed it (a re-delivery). On PostgreSQL a concurrent claim of the same event waits for the
 /// first transaction and then sees the conflict.
+#[tracing::instrument(skip_all, fields(consumer, %event_id))]
 pub async fn claim(tx: &mut Tx, consumer: &str, event_id: Uuid) -> anyhow::Result<bool> {
     let done = sqlx::query(
         "INSERT INTO consumed_events (consumer, event_id, consumed_at) VALUES ($1, $2, $3) \
@@ -149,6 +150,7 @@ pub struct StockAlert {
 }
 
 /// Records an alert inside the consumer's transaction.
+#[tracing::instrument(skip_all, fields(sku = alert.sku))]
 pub async fn insert_alert(tx: &mut Tx, alert: &StockAlert) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO stock_alerts (event_id, sku, location_id, available, threshold, raised_at) \

@@ -29,6 +29,7 @@ story!(
     a_crash_between_publish_and_mark_delivered_redelivers_and_consumers_ignore_the_duplicate,
     two_relays_racing_deliver_each_event_to_a_consumer_once,
     only_the_lease_holder_delivers,
+    the_background_relay_drains_the_outbox_and_raises_stock_alerts,
     catalog_writes_record_product_events,
     the_relay_backlog_and_lag_appear_at_metrics,
     with_nats_every_event_lands_in_the_stream_once_in_order_per_aggregate,
@@ -286,6 +287,29 @@ async fn only_the_lease_holder_delivers(app: TestApp) {
         "the holder renews and goes on"
     );
     assert_eq!(one.drain(10).await.unwrap(), 0);
+}
+
+async fn the_background_relay_drains_the_outbox_and_raises_stock_alerts(app: TestApp) {
+    let relay = kassa_central::events::spawn(app.state.db.clone(), &app.state.config);
+    busy_shop(&app).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let check = Relay::new(app.state.db.clone(), settings(1), vec![]);
+    loop {
+        let (backlog, _) = check.report_backlog().await.unwrap();
+        if backlog == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{backlog} events still undelivered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay.abort();
+    let alerts = store::relay::alerts_for(&app.state.db, "SKU-1")
+        .await
+        .unwrap();
+    assert_eq!(alerts.len(), 1, "one stock.low, one alert");
 }
 
 async fn receive_more(app: &TestApp) {
