@@ -28,6 +28,7 @@ story!(
     every_committed_event_is_delivered_once_in_order_per_aggregate,
     a_crash_between_publish_and_mark_delivered_redelivers_and_consumers_ignore_the_duplicate,
     two_relays_racing_deliver_each_event_to_a_consumer_once,
+    a_late_commit_with_a_smaller_seq_is_still_delivered,
     only_the_lease_holder_delivers,
     the_background_relay_drains_the_outbox_and_raises_stock_alerts,
     catalog_writes_record_product_events,
@@ -264,6 +265,46 @@ async fn two_relays_racing_deliver_each_event_to_a_consumer_once(app: TestApp) {
             .await
             .unwrap(),
         1
+    );
+}
+
+/// The outbox gap, made on purpose: event A takes its `seq` first but commits after event B.
+/// (SQLite has one writer at a time, so there the gap cannot happen and the story is trivial.)
+async fn record(tx: &mut Tx, name: &str) -> Uuid {
+    let payload = json!({ "name": name });
+    store::events::record(tx, "test.happened", "test", name, &payload)
+        .await
+        .unwrap()
+}
+
+async fn a_late_commit_with_a_smaller_seq_is_still_delivered(app: TestApp) {
+    let recorder = Arc::new(Recorder::default());
+    let relay = relay(app.state.db.clone(), 100, &recorder);
+    if app.state.db.backend() == store::Backend::Sqlite {
+        let mut tx = app.state.db.begin_write().await.unwrap();
+        record(&mut tx, "only").await;
+        tx.commit().await.unwrap();
+        assert_eq!(relay.drain(10).await.unwrap(), 1);
+        return;
+    }
+    let mut late = app.state.db.begin_write().await.unwrap();
+    let late_id = record(&mut late, "late").await;
+    let mut early = app.state.db.begin_write().await.unwrap();
+    let early_id = record(&mut early, "early").await;
+    early.commit().await.unwrap();
+    assert_eq!(relay.drain(10).await.unwrap(), 1, "only the committed one");
+    late.commit().await.unwrap();
+    assert_eq!(
+        relay.drain(10).await.unwrap(),
+        1,
+        "the late one is not skipped"
+    );
+    let applied: Vec<(Uuid, i64)> = recorder.applied().iter().map(|e| (e.id, e.seq)).collect();
+    assert_eq!(applied.len(), 2);
+    assert_eq!((applied[0].0, applied[1].0), (early_id, late_id));
+    assert!(
+        applied[1].1 < applied[0].1,
+        "the late event has the smaller seq"
     );
 }
 
