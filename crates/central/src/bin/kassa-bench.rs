@@ -5,10 +5,12 @@
 mod checkout;
 #[path = "kassa-bench/relay.rs"]
 mod relay;
+#[path = "kassa-bench/search.rs"]
+mod search;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|relay|all";
+const SCENARIOS: &str = "checkout|search|relay|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,9 +19,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("usage: kassa-bench <{SCENARIOS}>"))?;
     match scenario.as_str() {
         "checkout" => checkout::run().await,
+        "search" => search::run().await,
         "relay" => relay::run().await,
         "all" => {
             checkout::run().await?;
+            search::run().await?;
             relay::run().await
         }
         other => anyhow::bail!("unknown scenario {other:?}; scenarios: {SCENARIOS}"),

@@ -17,6 +17,7 @@ pub mod relay;
 pub mod sessions;
 pub mod settings;
 pub mod stock;
+pub mod sync;
 pub mod users;
 
 use std::str::FromStr;
