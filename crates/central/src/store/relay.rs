@@ -40,6 +40,17 @@ pub async fn undelivered(db: &Db, limit: i64) -> anyhow::Result<Vec<Event>> {
     rows.iter().map(decode).collect()
 }
 
+/// Whether any event waits for delivery (the partial index answers it).
+#[tracing::instrument(skip_all)]
+pub async fn any_undelivered(db: &Db) -> anyhow::Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM events WHERE delivered_at IS NULL LIMIT 1")
+            .fetch_optional(db.pool())
+            .await
+            .context("looking for undelivered events")?;
+    Ok(found.is_some())
+}
+
 /// Marks `seqs` delivered (every sink has them). Returns how many were still unmarked.
 #[tracing::instrument(skip_all, fields(events = seqs.len()))]
 pub async fn mark_delivered(db: &Db, seqs: &[i64]) -> anyhow::Result<u64> {
