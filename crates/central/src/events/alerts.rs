@@ -69,3 +69,54 @@ fn alert_from(event: &Event) -> anyhow::Result<StockAlert> {
         threshold: number("threshold")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(payload: serde_json::Value) -> Event {
+        Event {
+            seq: 1,
+            id: uuid::Uuid::from_u128(7),
+            event_type: "stock.low".into(),
+            aggregate_type: "stock".into(),
+            aggregate_id: "SKU-1@loc".into(),
+            payload,
+            created_at: chrono::DateTime::default(),
+        }
+    }
+
+    #[test]
+    fn a_stock_low_payload_becomes_an_alert() -> anyhow::Result<()> {
+        let payload = serde_json::json!({
+            "sku": "SKU-1", "location_id": "loc", "available": 4, "threshold": 5
+        });
+        let alert = alert_from(&event(payload))?;
+        assert_eq!(
+            alert,
+            StockAlert {
+                event_id: uuid::Uuid::from_u128(7),
+                sku: "SKU-1".into(),
+                location_id: "loc".into(),
+                available: 4,
+                threshold: 5,
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_payload_missing_a_field_is_an_error_naming_it() {
+        let payload = serde_json::json!({ "sku": "SKU-1", "location_id": "loc", "available": 4 });
+        let err = alert_from(&event(payload)).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("threshold")));
+    }
+
+    #[test]
+    fn it_wants_only_stock_low() {
+        let mut other = event(serde_json::json!({}));
+        assert!(StockAlerts.wants(&other));
+        other.event_type = "stock.adjusted".into();
+        assert!(!StockAlerts.wants(&other));
+    }
+}

@@ -172,6 +172,22 @@ impl NatsSink {
         Ok(out)
     }
 
+    /// The stream's configuration as the server holds it.
+    #[tracing::instrument(skip_all)]
+    pub async fn stream_config(&self) -> anyhow::Result<stream::Config> {
+        let mut stream = self
+            .js
+            .get_stream(&self.settings.stream)
+            .await
+            .context("opening the stream")?;
+        Ok(stream
+            .info()
+            .await
+            .context("reading stream info")?
+            .config
+            .clone())
+    }
+
     /// How many messages the stream holds.
     #[tracing::instrument(skip_all)]
     pub async fn message_count(&self) -> anyhow::Result<u64> {

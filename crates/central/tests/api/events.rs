@@ -440,6 +440,12 @@ async fn with_nats_every_event_lands_in_the_stream_once_in_order_per_aggregate(a
 
     let committed = all_events(&app).await;
     assert_once_in_order(&recorder.applied(), &committed);
+    let config = reader.stream_config().await.unwrap();
+    assert_eq!(
+        config.storage,
+        async_nats::jetstream::stream::StorageType::File
+    );
+    assert_eq!(config.duplicate_window, Duration::from_secs(120));
     let stored = reader.stored_events(100_000).await.unwrap();
     assert_eq!(
         reader.message_count().await.unwrap(),
