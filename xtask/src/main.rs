@@ -109,6 +109,8 @@ fn test() -> anyhow::Result<()> {
     if !postgres_installed() {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
     }
+    // The event relay's NATS stories start `nats-server -js` from the Debian package.
+    ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
     ensure_wasm_target()?;
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
     sh(
@@ -212,6 +214,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     if !postgres_installed() {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
     }
+    ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
     sh(
         "cargo",
         &[

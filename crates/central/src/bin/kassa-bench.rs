@@ -3,12 +3,14 @@
 
 #[path = "kassa-bench/checkout.rs"]
 mod checkout;
+#[path = "kassa-bench/relay.rs"]
+mod relay;
 #[path = "kassa-bench/search.rs"]
 mod search;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|search|all";
+const SCENARIOS: &str = "checkout|search|relay|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,9 +20,11 @@ async fn main() -> anyhow::Result<()> {
     match scenario.as_str() {
         "checkout" => checkout::run().await,
         "search" => search::run().await,
+        "relay" => relay::run().await,
         "all" => {
             checkout::run().await?;
-            search::run().await
+            search::run().await?;
+            relay::run().await
         }
         other => anyhow::bail!("unknown scenario {other:?}; scenarios: {SCENARIOS}"),
     }

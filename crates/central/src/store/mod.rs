@@ -13,6 +13,7 @@ pub mod orders;
 pub mod payments;
 pub mod recommend;
 pub mod registers;
+pub mod relay;
 pub mod sessions;
 pub mod settings;
 pub mod stock;
