@@ -6,7 +6,7 @@ use std::process::{Child, Command, ExitCode};
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "usage: ./x run | ./x test | ./x bench <checkout|search|all>";
+const USAGE: &str = "usage: ./x run | ./x test | ./x bench <checkout|search|relay|all>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
