@@ -30,6 +30,46 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Central serving `state` on a free port, with a signed-in cashier; stop it with `stop`.
+struct Served {
+    base: String,
+    token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Served {
+    async fn start(state: kassa_central::AppState) -> anyhow::Result<Self> {
+        use kassa_central::store;
+        use kassa_domain::{Role, Username};
+        let user = store::users::insert(&state.db, &Username::parse("bench")?, "x", Role::Cashier)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let token = state
+            .auth
+            .start_session(&state.db, user.id, Role::Cashier, None)
+            .await?
+            .access_token;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(kassa_central::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base,
+            token,
+            stop,
+            server,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?
+    }
+}
+
 /// p50, p99 and mean of durations in milliseconds.
 #[expect(
     clippy::cast_precision_loss,
