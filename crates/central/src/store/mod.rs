@@ -94,9 +94,41 @@ impl Tx {
         }
     }
 
+    /// Commits in a task of its own: a commit cancelled half-way (the client went away and its
+    /// request future was dropped) could leave the connection in a state sqlx no longer knows.
+    /// The writer lock is released only once the commit is over.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+        let Self { inner, _writer } = self;
+        let commit = tokio::spawn(async move {
+            let done = inner.commit().await;
+            drop(_writer);
+            done
+        });
+        commit
+            .await
+            .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
     }
+}
+
+/// Begins a transaction in a task of its own, for the same reason as [`Tx::commit`]: sqlx 0.8
+/// can leave `BEGIN IMMEDIATE` open on a pooled connection, unknown to it, when the future is
+/// dropped at the wrong await; that connection then holds SQLite's write lock for good and every
+/// later write fails. Detached, the begin always completes; if nobody is left to use the
+/// transaction it is dropped, and dropping rolls it back.
+async fn begin_detached(
+    pool: &AnyPool,
+    statement: Option<&'static str>,
+) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    let pool = pool.clone();
+    let begin = tokio::spawn(async move {
+        match statement {
+            Some(statement) => pool.begin_with(statement).await,
+            None => pool.begin().await,
+        }
+    });
+    begin
+        .await
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
 }
 
 impl std::ops::Deref for Tx {
@@ -208,9 +240,12 @@ impl Db {
         let (inner, writer) = match self.backend {
             Backend::Sqlite => {
                 let writer = self.sqlite_writer.clone().lock_owned().await;
-                (self.pool.begin_with("BEGIN IMMEDIATE").await, Some(writer))
+                (
+                    begin_detached(&self.pool, Some("BEGIN IMMEDIATE")).await,
+                    Some(writer),
+                )
             }
-            Backend::Postgres => (self.pool.begin().await, None),
+            Backend::Postgres => (begin_detached(&self.pool, None).await, None),
         };
         Ok(Tx {
             inner: inner.context("starting a write transaction")?,
@@ -233,8 +268,7 @@ impl Db {
         match (&self.relaxed, self.backend) {
             (Some(relaxed), Backend::Sqlite) => {
                 let writer = self.sqlite_writer.clone().lock_owned().await;
-                let inner = relaxed
-                    .begin_with("BEGIN IMMEDIATE")
+                let inner = begin_detached(relaxed, Some("BEGIN IMMEDIATE"))
                     .await
                     .context("starting a relaxed write")?;
                 Ok(Tx {

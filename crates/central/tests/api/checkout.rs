@@ -669,3 +669,154 @@ async fn expired_reservations_are_released_exactly_once_by_racing_sweepers_on_sq
 async fn expired_reservations_are_released_exactly_once_by_racing_sweepers_on_postgres() {
     expiry_releases_stock_exactly_once_with_two_sweepers(Db::Postgres).await;
 }
+
+/// Requests cancelled at random moments (here by Central's own request timeout, set to a few
+/// milliseconds, so handlers are dropped wherever they are: beginning, inside or committing a
+/// transaction) leave no transaction open behind them: every pooled connection can still
+/// write, and the books add up.
+async fn cancelled_requests_leave_no_transaction_open(db: Db) {
+    let Some(app) = TestApp::spawn_with(db, |c| c.request_timeout = Duration::from_millis(3)).await
+    else {
+        return;
+    };
+    let db = &app.state.db;
+    let location = kassa_central::store::locations::insert(db, "STORE-1", "One")
+        .await
+        .unwrap()
+        .unwrap();
+    let sku = kassa_domain::Sku::parse("SKU-1").unwrap();
+    let product = serde_json::from_value(product_body("SKU-1", &ean(1), "2.50")).unwrap();
+    kassa_central::store::catalog::insert(db, &product)
+        .await
+        .unwrap();
+    let location_id = location.id.to_string();
+    let mut tx = db.begin_write().await.unwrap();
+    let receive = kassa_central::store::stock::Movement {
+        sku: sku.as_ref(),
+        location_id: &location_id,
+        delta: 1000,
+        reason: kassa_domain::api::StockReason::Receiving,
+        reference: None,
+        note: None,
+        created_by: None,
+    };
+    kassa_central::store::stock::move_on_hand(&mut tx, &receive)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    let user =
+        kassa_central::store::users::insert(db, &"cutter".parse().unwrap(), "x", Role::Cashier)
+            .await
+            .unwrap();
+    let token = app
+        .state
+        .auth
+        .start_session(db, user.id, Role::Cashier, None)
+        .await
+        .unwrap()
+        .access_token;
+    let tasks: Vec<_> = (0..150)
+        .map(|i| {
+            let (client, url, token) = (app.client.clone(), app.url("/v1/orders"), token.clone());
+            tokio::spawn(async move {
+                let _ = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("idempotency-key", format!("cut-{i}"))
+                    .json(&one_unit("SKU-1"))
+                    .send()
+                    .await;
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // More writes than the pool has connections: each must begin, write and commit.
+    for i in 0..24 {
+        let mut tx = tokio::time::timeout(Duration::from_secs(10), db.begin_write())
+            .await
+            .expect("a write transaction begins")
+            .unwrap_or_else(|e| panic!("write {i} could not begin: {e:#}"));
+        sqlx::query("UPDATE stock SET updated_at = updated_at WHERE sku = 'SKU-1'")
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("write {i} failed: {e}"));
+        tx.commit()
+            .await
+            .unwrap_or_else(|e| panic!("write {i} could not commit: {e}"));
+    }
+    let reserved: i64 = sqlx::query_scalar("SELECT reserved FROM stock WHERE sku = 'SKU-1'")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let ordered = count(
+        &app,
+        "SELECT COUNT(*) FROM orders WHERE status = 'RESERVED'",
+    )
+    .await;
+    assert_eq!(
+        reserved, ordered,
+        "every reservation belongs to an order that exists"
+    );
+    let ledger = kassa_central::store::stock::ledger_sum(db, "SKU-1", &location_id)
+        .await
+        .unwrap();
+    let on_hand: i64 = sqlx::query_scalar("SELECT on_hand FROM stock WHERE sku = 'SKU-1'")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(ledger, on_hand);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelled_requests_leave_no_transaction_open_on_sqlite() {
+    cancelled_requests_leave_no_transaction_open(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelled_requests_leave_no_transaction_open_on_postgres() {
+    cancelled_requests_leave_no_transaction_open(Db::Postgres).await;
+}
+
+/// sqlx 0.8 opens `BEGIN IMMEDIATE` and then awaits a lock before handing out the transaction:
+/// a begin cancelled at that await leaves the pooled connection inside a transaction nobody
+/// owns, and later "transactions" on it are savepoints that never commit. Central begins in a
+/// task of its own, so however often a begin is cancelled, every later commit is durable and
+/// visible to another connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelled_begins_never_leave_a_connection_inside_a_transaction() {
+    use kassa_central::store::{Db as Store, PoolLimits};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("central.db").display());
+    let db = Store::connect(&url, &PoolLimits::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    for i in 0..3000u64 {
+        let wait = Duration::from_micros(i % 400);
+        let _ = tokio::time::timeout(wait, db.begin_write()).await;
+        if i % 2 == 0 {
+            let _ = tokio::time::timeout(wait, db.begin_write_relaxed()).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 0..40 {
+        let mut tx = tokio::time::timeout(Duration::from_secs(10), db.begin_write())
+            .await
+            .expect("a write transaction begins")
+            .unwrap();
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, 'x')")
+            .bind(format!("probe-{n}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let other = Store::connect(&url, &PoolLimits::default()).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM settings WHERE name LIKE 'probe-%'")
+        .fetch_one(other.pool())
+        .await
+        .unwrap();
+    assert_eq!(seen, 40, "every commit is visible to another connection");
+}
