@@ -112,7 +112,7 @@ pub async fn by_barcode(db: &LocalDb, barcode: &Barcode) -> Result<Option<Produc
          WHERE b.barcode = ?",
     )
     .bind(barcode.as_str())
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await
     .context("looking up a barcode")?;
     body.as_deref().map(parse_body).transpose()
@@ -121,7 +121,7 @@ pub async fn by_barcode(db: &LocalDb, barcode: &Barcode) -> Result<Option<Produc
 pub async fn by_sku(db: &LocalDb, sku: &str) -> Result<Option<Product>> {
     let body: Option<String> = sqlx::query_scalar("SELECT body FROM products WHERE sku = ?")
         .bind(sku)
-        .fetch_optional(db.pool())
+        .fetch_optional(db.reader())
         .await
         .context("looking up a SKU")?;
     body.as_deref().map(parse_body).transpose()
@@ -130,7 +130,7 @@ pub async fn by_sku(db: &LocalDb, sku: &str) -> Result<Option<Product>> {
 pub async fn by_id(db: &LocalDb, id: Uuid) -> Result<Option<Product>> {
     let body: Option<String> = sqlx::query_scalar("SELECT body FROM products WHERE id = ?")
         .bind(id.to_string())
-        .fetch_optional(db.pool())
+        .fetch_optional(db.reader())
         .await
         .context("looking up a product")?;
     body.as_deref().map(parse_body).transpose()
@@ -139,7 +139,7 @@ pub async fn by_id(db: &LocalDb, id: Uuid) -> Result<Option<Product>> {
 /// How many active products the cache holds.
 pub async fn count(db: &LocalDb) -> Result<i64> {
     sqlx::query_scalar("SELECT COUNT(*) FROM products")
-        .fetch_one(db.pool())
+        .fetch_one(db.reader())
         .await
         .context("counting products")
 }
@@ -169,7 +169,7 @@ pub async fn search(db: &LocalDb, typed: &str, limit: u32) -> Result<Vec<Product
     )
     .bind(query)
     .bind(limit.min(SEARCH_HITS_MAX))
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await
     .context("searching the catalog")?;
     bodies.iter().map(|b| parse_body(b)).collect()

@@ -56,7 +56,7 @@ pub async fn lookup(db: &LocalDb, product_id: Uuid, limit: u32) -> Result<Vec<Re
     )
     .bind(product_id.to_string())
     .bind(limit.min(LOOKUP_MAX))
-    .fetch_all(db.pool())
+    .fetch_all(db.reader())
     .await
     .context("looking up recommendations")?;
     let mut out = Vec::with_capacity(rows.len());

@@ -37,7 +37,7 @@ pub async fn available(db: &LocalDb, sku: &str, location: &str) -> Result<Option
     )
     .bind(sku)
     .bind(location)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.reader())
     .await
     .context("reading a stock level")
 }

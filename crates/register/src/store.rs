@@ -13,57 +13,77 @@ use crate::error::{Context, Error, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/register");
 
-/// Connections in the pool: SQLite has one writer; a few readers keep search responsive.
-const CONNECTIONS_MAX: u32 = 4;
+/// Reader connections: searches and lookups never wait for a sale's commit (WAL).
+const READERS_MAX: u32 = 3;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The register's database.
+/// The register's database: ONE writer connection, so writes queue in process and never meet
+/// SQLITE_BUSY half-way, and a few read-only connections.
+///
+/// Write transactions use a plain `BEGIN`, not `BEGIN IMMEDIATE`: sqlx 0.8 leaves a custom
+/// begin statement's transaction open forever when the caller is cancelled at the wrong
+/// moment (it awaits again after the BEGIN ran), which the crash-safety test found. With a
+/// single writer connection a deferred `BEGIN` cannot deadlock.
 #[derive(Debug, Clone)]
 pub struct LocalDb {
-    pool: SqlitePool,
+    writer: SqlitePool,
+    reader: SqlitePool,
 }
 
 pub type Tx = Transaction<'static, Sqlite>;
+
+fn options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+}
 
 impl LocalDb {
     /// Opens (creating if needed) the store at `path` and applies the migrations.
     #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(CONNECTIONS_MAX)
-            .connect_with(options)
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options(path).create_if_missing(true))
             .await
             .context("opening the local store")?;
         MIGRATOR
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|e| Error::Corrupt(format!("applying the register migrations: {e}")))?;
-        Ok(Self { pool })
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS_MAX)
+            .connect_with(options(path).read_only(true))
+            .await
+            .context("opening the local store for reading")?;
+        Ok(Self { writer, reader })
     }
 
+    /// The writer connection (it reads too, seeing its own writes at once).
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.writer
     }
 
-    /// A write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`), so two
-    /// writers queue instead of failing half-way with SQLITE_BUSY.
+    /// Read-only connections, for lookups and searches.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// A write transaction on the one writer connection.
     pub async fn begin_write(&self) -> Result<Tx> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
+        self.writer
+            .begin()
             .await
             .context("starting a write transaction")
     }
 
     /// Closes every connection (the register shuts down, or a test simulates a crash).
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.writer.close().await;
+        self.reader.close().await;
     }
 }
 
