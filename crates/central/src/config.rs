@@ -64,6 +64,16 @@ pub struct Config {
     pub recommend_top_k: usize,
     /// A pair counts only when at least this many paid orders hold both products.
     pub recommend_min_support: u64,
+    /// The card processor's API (Stripe or `kassa-processor-sim`); without it card payments
+    /// answer 503 `card_payments_unavailable` and cash still works.
+    pub processor_url: Option<String>,
+    pub processor_secret: Secret,
+    /// Every processor call gives up after this long (its outcome is then unknown).
+    pub processor_timeout: Duration,
+    /// The secret processor webhooks are signed with.
+    pub webhook_secret: Option<Secret>,
+    /// Webhook signatures older (or newer) than this are refused.
+    pub webhook_tolerance_s: i64,
 }
 
 impl Default for Config {
@@ -94,6 +104,11 @@ impl Default for Config {
             recommend_tick: Duration::from_secs(2),
             recommend_top_k: 10,
             recommend_min_support: 2,
+            processor_url: None,
+            processor_secret: Secret::new("sk_test_kassa"),
+            processor_timeout: Duration::from_secs(10),
+            webhook_secret: None,
+            webhook_tolerance_s: 300,
         }
     }
 }
@@ -167,6 +182,15 @@ impl Config {
                 "KASSA_RECOMMEND_MIN_SUPPORT",
                 d.recommend_min_support,
             )?,
+            processor_url: std::env::var("KASSA_PROCESSOR_URL").ok(),
+            processor_secret: std::env::var("KASSA_PROCESSOR_SECRET")
+                .map_or(d.processor_secret, Secret::new),
+            processor_timeout: Duration::from_millis(env_parse(
+                "KASSA_PROCESSOR_TIMEOUT_MS",
+                10_000,
+            )?),
+            webhook_secret: std::env::var("KASSA_WEBHOOK_SECRET").ok().map(Secret::new),
+            webhook_tolerance_s: env_parse("KASSA_WEBHOOK_TOLERANCE_S", d.webhook_tolerance_s)?,
         })
     }
 }

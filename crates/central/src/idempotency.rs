@@ -159,10 +159,13 @@ impl Claim {
     }
 
     /// Settles the claim for a failed request: errors from executing the request (a conflict,
-    /// insufficient stock) are stored and replayed like Stripe does; validation errors and
+    /// insufficient stock, a card decline) are stored and replayed like Stripe does; validation errors and
     /// internal failures store nothing, so a corrected or later retry can run.
     pub async fn settle_error(self, db: &Db, err: ApiError) -> ApiError {
-        let keep = matches!(err, ApiError::Conflict { .. });
+        let keep = matches!(
+            err,
+            ApiError::Conflict { .. } | ApiError::PaymentRequired { .. }
+        );
         let result = if keep {
             let (status, body) = err.render();
             let text = serde_json::to_string(&body).unwrap_or_default();

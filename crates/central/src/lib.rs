@@ -9,6 +9,7 @@ pub mod devtools;
 pub mod http;
 pub mod idempotency;
 pub mod orders;
+pub mod payments;
 pub mod recommend;
 pub mod state;
 pub mod stock;
@@ -39,8 +40,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         },
     )
     .await?;
+    let processor = payments::processor_from(&config)?;
     Ok(AppState {
         db,
+        processor,
         config: Arc::new(config),
         auth: Arc::new(auth),
         recommender: Arc::new(recommender),

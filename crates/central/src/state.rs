@@ -12,5 +12,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub auth: Arc<AuthService>,
     /// The co-purchase top-k lists recommendations are served from.
+    /// The card processor; `None` when none is configured (cash still works).
+    pub processor: Option<crate::payments::Processor>,
     pub recommender: Arc<crate::recommend::Recommender>,
 }

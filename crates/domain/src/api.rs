@@ -480,3 +480,103 @@ pub struct CopurchasePage {
     /// Pass back as `since` to get what changed after this page.
     pub next_cursor: String,
 }
+
+// ---- Payments and refunds ----
+
+/// How a payment is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// Counted at the till; the register records tendered and change.
+    Cash,
+    /// Through the card processor; only its references are kept.
+    Card,
+}
+
+/// Where a payment or refund stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Sent to the processor; its answer (or webhook) has not settled it yet.
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// `POST /v1/orders/{id}/payments` (with an `Idempotency-Key`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreatePayment {
+    pub method: PaymentMethod,
+    /// At most what is still outstanding on the order.
+    pub amount: Money,
+    /// Cash: what the customer handed over (at least `amount`); change is the difference.
+    #[serde(default)]
+    pub tendered: Option<Money>,
+    /// Card: the processor's payment-method token (`pm_…`), never a card number.
+    #[serde(default)]
+    pub payment_method: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Payment {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub method: PaymentMethod,
+    pub status: PaymentStatus,
+    pub amount: Money,
+    pub tendered: Option<Money>,
+    pub change: Option<Money>,
+    /// The processor's PaymentIntent id (card).
+    pub processor_ref: Option<String>,
+    /// Why a card payment failed (`card_declined`, `insufficient_funds`, …).
+    pub failure_code: Option<String>,
+    /// The order's state after this payment.
+    pub order_status: crate::OrderStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/orders/{id}/refunds` (with an `Idempotency-Key`). Returned lines are restocked and
+/// their share of the order is refunded; without lines, `amount` is given back (goodwill).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    #[serde(default)]
+    pub lines: Vec<LineRequest>,
+    #[serde(default)]
+    pub amount: Option<Money>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Refund {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub status: PaymentStatus,
+    pub amount: Money,
+    /// The part given back to the card(s) through the processor.
+    pub card: Money,
+    /// The part given back in cash at the till.
+    pub cash: Money,
+    pub lines: Vec<LineRequest>,
+    pub reason: String,
+    /// The order's state after this refund.
+    pub order_status: crate::OrderStatus,
+    pub created_at: DateTime<Utc>,
+}

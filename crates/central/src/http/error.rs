@@ -14,6 +14,13 @@ pub enum ApiError {
     /// 401: no valid credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 402: the card processor refused the payment (a decline); the order is unchanged.
+    #[error("{message}")]
+    PaymentRequired {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     /// 403: authenticated, but the role may not do this.
     #[error("this action needs another role")]
     Forbidden,
@@ -55,6 +62,10 @@ pub enum ApiError {
     /// 429 with `Retry-After`.
     #[error("too many requests")]
     TooManyRequests { retry_after_s: u64 },
+    /// 502: the card processor did not answer or answered with an error; whether it acted is
+    /// unknown, so the client retries with the same Idempotency-Key.
+    #[error("{message}")]
+    BadGateway { code: &'static str, message: String },
     /// 503: a dependency (database) is unreachable.
     #[error("service unavailable")]
     Unavailable,
@@ -91,6 +102,9 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, Value::Null),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", Value::Null),
+            Self::PaymentRequired { code, details, .. } => {
+                (StatusCode::PAYMENT_REQUIRED, code, details.clone())
+            }
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", Value::Null),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
             Self::MethodNotAllowed => (
@@ -128,6 +142,7 @@ impl ApiError {
                 "rate_limited",
                 serde_json::json!({ "retry_after_s": retry_after_s }),
             ),
+            Self::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code, Value::Null),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Value::Null),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Value::Null),
         }

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, carts, catalog, orders, recommend, stock};
+use crate::{auth, carts, catalog, orders, payments, recommend, stock};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,6 +58,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::fulfill))
         .routes(routes!(orders::cancel))
+        .routes(routes!(payments::create_payment, payments::list_payments))
+        .routes(routes!(payments::refunds::create_refund))
+        .routes(routes!(payments::webhook::receive))
         .routes(routes!(carts::create_cart))
         .routes(routes!(carts::get_cart, carts::update_cart))
         .routes(routes!(carts::merge_cart))

@@ -149,7 +149,7 @@ pub async fn cancel_after_expiry(tx: &mut Tx, id: Uuid) -> anyhow::Result<()> {
 }
 
 /// May `caller` see this order? Staff see all; customers their own.
-async fn check_access(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
+pub async fn check_access(state: &AppState, caller: &Caller, id: Uuid) -> ApiResult<()> {
     if matches!(caller.role, Role::Admin | Role::Manager | Role::Cashier) {
         return Ok(());
     }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod idempotency;
 pub mod locations;
 pub mod orders;
+pub mod payments;
 pub mod recommend;
 pub mod registers;
 pub mod sessions;

@@ -146,6 +146,30 @@ pub async fn add_returned(tx: &mut Tx, id: Uuid, line_no: u32, qty: u32) -> anyh
     Ok(done.rows_affected() == 1)
 }
 
+/// The id of the location an order was placed at.
+pub async fn location_id(tx: &mut Tx, id: Uuid) -> anyhow::Result<String> {
+    sqlx::query_scalar("SELECT location_id FROM orders WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .context("reading the order's location")
+}
+
+/// Takes back `qty` returned units of `sku` (a refund the processor refused).
+pub async fn unreturn(tx: &mut Tx, id: Uuid, sku: &str, qty: u32) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE order_lines SET returned_qty = returned_qty - $1 WHERE order_id = $2 AND line_no = \
+         (SELECT MAX(line_no) FROM order_lines WHERE order_id = $2 AND sku = $3 AND returned_qty >= $1)",
+    )
+    .bind(i64::from(qty))
+    .bind(id.to_string())
+    .bind(sku)
+    .execute(&mut **tx)
+    .await
+    .context("taking back returned quantity")?;
+    Ok(())
+}
+
 const SELECT_ORDER: &str = "SELECT o.*, l.code AS location_code, r.expires_at AS reservation_expires_at \
      FROM orders o JOIN locations l ON l.id = o.location_id LEFT JOIN reservations r ON r.id = o.reservation_id";
 

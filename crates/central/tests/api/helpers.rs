@@ -38,9 +38,14 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub state: AppState,
+    /// The payment processor simulator this Central talks to (webhooks point back here).
+    pub sim: Option<kassa_processor_sim::SimHandle>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: Option<tempfile::TempDir>,
 }
+
+/// The webhook signing secret test apps and their simulator share.
+pub const WEBHOOK_SECRET: &str = "whsec_demo";
 
 /// Generous limits so tests measure behaviour, not the rate limiter (tests of the limiter
 /// lower them).
@@ -65,9 +70,18 @@ impl TestApp {
 
     pub async fn spawn_with(db: Db, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
         let (url, dir) = fresh_database(db).await?;
+        let sim = kassa_processor_sim::spawn(kassa_processor_sim::SimConfig::default())
+            .await
+            .expect("starting the processor simulator");
         let mut config = test_config(url);
+        config.processor_url = Some(sim.base_url.clone());
+        config.webhook_secret = Some(kassa_central::config::Secret::new(WEBHOOK_SECRET));
+        config.processor_timeout = std::time::Duration::from_secs(2);
         tweak(&mut config);
-        Some(Self::start(config, dir).await)
+        let mut app = Self::start(config, dir).await;
+        sim.set_webhook_url(Some(app.url("/v1/webhooks/payments")));
+        app.sim = Some(sim);
+        Some(app)
     }
 
     pub async fn start(config: Config, dir: Option<tempfile::TempDir>) -> Self {
@@ -93,6 +107,7 @@ impl TestApp {
             base,
             client,
             state,
+            sim: None,
             shutdown: Some(tx),
             _dir: dir,
         }

@@ -12,5 +12,6 @@ mod carts;
 mod catalog;
 mod checkout;
 mod ops;
+mod payments;
 mod recommend;
 mod roles;

@@ -52,6 +52,12 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/v1/orders/{id}", Access::Roles(ALL)),
     ("POST", "/v1/orders/{id}/fulfill", Access::Roles(STAFF)),
     ("POST", "/v1/orders/{id}/cancel", Access::Roles(ALL)),
+    // Customers pay their own orders by card; cash is staff-only (checked in the handler).
+    ("POST", "/v1/orders/{id}/payments", Access::Roles(ALL)),
+    ("GET", "/v1/orders/{id}/payments", Access::Roles(ALL)),
+    ("POST", "/v1/orders/{id}/refunds", Access::Roles(MANAGERS)),
+    // The processor's signature is the credential (see payments.rs for forged ones).
+    ("POST", "/v1/webhooks/payments", Access::Public),
     ("POST", "/v1/carts", Access::CartHolder),
     ("GET", "/v1/carts/{id}", Access::CartHolder),
     ("PUT", "/v1/carts/{id}", Access::CartHolder),
@@ -234,7 +240,61 @@ async fn request(
         ("POST", "/v1/orders/{id}/fulfill") => {
             plain(format!("/v1/orders/{}/fulfill", probe_order(app, admin, admin, true).await), None)
         }
+        ("POST", "/v1/orders/{id}/payments") => payment_probe(app, token, owner, admin).await,
+        ("GET", "/v1/orders/{id}/payments") => {
+            plain(format!("/v1/orders/{}/payments", probe_order(app, owner, admin, false).await), None)
+        }
+        ("POST", "/v1/orders/{id}/refunds") => Probe {
+            url: format!("/v1/orders/{}/refunds", probe_order(app, admin, admin, true).await),
+            body: Some(json!({ "lines": [{ "sku": "SKU-MATRIX", "qty": 1 }], "reason": "probe" })),
+            headers: vec![("idempotency-key", unique.clone())],
+        },
+        ("POST", "/v1/webhooks/payments") => webhook_probe(&unique),
         _ => plain(path.into(), if method == "POST" { Some(json!({})) } else { None }),
+    }
+}
+
+/// Pays the caller's own order: cash at the till for staff, a card for customers.
+async fn payment_probe(app: &TestApp, token: Option<&str>, owner: &str, admin: &str) -> Probe {
+    let order_id = probe_order(app, owner, admin, false).await;
+    let role = match token {
+        Some(t) => Some(
+            app.state
+                .auth
+                .authenticate(&app.state.db, t)
+                .await
+                .unwrap()
+                .role,
+        ),
+        None => None,
+    };
+    let amount = json!({ "amount": "1.00", "currency": "EUR" });
+    let body = if role == Some(Role::Customer) {
+        json!({ "method": "card", "amount": amount, "payment_method": "pm_card_visa" })
+    } else {
+        json!({ "method": "cash", "amount": amount, "tendered": amount })
+    };
+    Probe {
+        url: format!("/v1/orders/{order_id}/payments"),
+        body: Some(body),
+        headers: vec![("idempotency-key", Uuid::new_v4().to_string())],
+    }
+}
+
+/// A genuinely signed processor event (one Kassa has nothing to do for).
+fn webhook_probe(unique: &str) -> Probe {
+    let event = json!({ "id": format!("evt_{unique}"), "type": "payment_intent.created", "created": 0,
+        "data": { "object": { "object": "payment_intent", "id": "pi_probe", "status": "requires_payment_method" } } });
+    let now = chrono::Utc::now().timestamp();
+    let signature = kassa_payments::webhook::sign_payload(
+        crate::helpers::WEBHOOK_SECRET.as_bytes(),
+        now,
+        event.to_string().as_bytes(),
+    );
+    Probe {
+        url: "/v1/webhooks/payments".into(),
+        body: Some(event),
+        headers: vec![("stripe-signature", signature)],
     }
 }
 

@@ -1,0 +1,340 @@
+//! SQL for payments, refunds and applied processor webhook events.
+
+use anyhow::Context;
+use kassa_domain::api::{LineRequest, PaymentMethod, PaymentStatus};
+use kassa_domain::{Currency, Money};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{from_ms, now_ms, Tx};
+
+/// A payment row as stored.
+#[derive(Debug, Clone)]
+pub struct PaymentRow {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub method: PaymentMethod,
+    pub status: PaymentStatus,
+    pub amount: Money,
+    pub tendered: Option<Money>,
+    pub change: Option<Money>,
+    pub processor_key: Option<String>,
+    pub processor_ref: Option<String>,
+    pub failure_code: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn parse_status(s: &str) -> anyhow::Result<PaymentStatus> {
+    match s {
+        "pending" => Ok(PaymentStatus::Pending),
+        "succeeded" => Ok(PaymentStatus::Succeeded),
+        "failed" => Ok(PaymentStatus::Failed),
+        other => anyhow::bail!("stored payment status {other:?}"),
+    }
+}
+
+fn method_str(m: PaymentMethod) -> &'static str {
+    match m {
+        PaymentMethod::Cash => "cash",
+        PaymentMethod::Card => "card",
+    }
+}
+
+fn decode(row: &sqlx::any::AnyRow) -> anyhow::Result<PaymentRow> {
+    let currency: String = row.try_get("currency")?;
+    let currency: Currency = currency
+        .parse()
+        .map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
+    let money = |minor: Option<i64>| minor.map(|m| Money::from_minor(m, currency));
+    let id: String = row.try_get("id")?;
+    let order_id: String = row.try_get("order_id")?;
+    let method: String = row.try_get("method")?;
+    let status: String = row.try_get("status")?;
+    Ok(PaymentRow {
+        id: id.parse()?,
+        order_id: order_id.parse()?,
+        method: if method == "card" {
+            PaymentMethod::Card
+        } else {
+            PaymentMethod::Cash
+        },
+        status: parse_status(&status)?,
+        amount: Money::from_minor(row.try_get("amount_minor")?, currency),
+        tendered: money(row.try_get("tendered_minor")?),
+        change: money(row.try_get("change_minor")?),
+        processor_key: row.try_get("processor_key")?,
+        processor_ref: row.try_get("processor_ref")?,
+        failure_code: row.try_get("failure_code")?,
+        created_at: from_ms(row.try_get("created_at")?),
+    })
+}
+
+/// Inserts a payment; a card payment whose `processor_key` exists already is left as it is
+/// (a retry). Returns the stored row for that key.
+pub async fn insert(tx: &mut Tx, p: &PaymentRow) -> anyhow::Result<PaymentRow> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO payments (id, order_id, method, status, currency, amount_minor, \
+         tendered_minor, change_minor, processor_key, processor_ref, failure_code, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
+         ON CONFLICT (processor_key) DO NOTHING",
+    )
+    .bind(p.id.to_string())
+    .bind(p.order_id.to_string())
+    .bind(method_str(p.method))
+    .bind(p.status.as_str())
+    .bind(p.amount.currency().code())
+    .bind(p.amount.to_minor())
+    .bind(p.tendered.map(|m| m.to_minor()))
+    .bind(p.change.map(|m| m.to_minor()))
+    .bind(p.processor_key.as_deref())
+    .bind(p.processor_ref.as_deref())
+    .bind(p.failure_code.as_deref())
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .context("inserting payment")?;
+    let stored = match &p.processor_key {
+        Some(key) => by_processor_key(tx, key).await?,
+        None => by_id(tx, p.id).await?,
+    };
+    stored.ok_or_else(|| anyhow::anyhow!("payment vanished after insert"))
+}
+
+async fn one(tx: &mut Tx, sql: &str, value: &str) -> anyhow::Result<Option<PaymentRow>> {
+    sqlx::query(sql)
+        .bind(value)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("loading payment")?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+pub async fn by_id(tx: &mut Tx, id: Uuid) -> anyhow::Result<Option<PaymentRow>> {
+    one(tx, "SELECT * FROM payments WHERE id = $1", &id.to_string()).await
+}
+
+pub async fn by_processor_key(tx: &mut Tx, key: &str) -> anyhow::Result<Option<PaymentRow>> {
+    one(tx, "SELECT * FROM payments WHERE processor_key = $1", key).await
+}
+
+/// The card payment a processor intent belongs to: by its reference, or (when the webhook
+/// arrives before the processor's answer to our own call) the oldest pending card payment of
+/// that order and amount that has no reference yet.
+pub async fn for_intent(
+    tx: &mut Tx,
+    intent_id: &str,
+    order_id: Option<Uuid>,
+    amount_minor: i64,
+) -> anyhow::Result<Option<PaymentRow>> {
+    if let Some(p) = one(
+        tx,
+        "SELECT * FROM payments WHERE processor_ref = $1",
+        intent_id,
+    )
+    .await?
+    {
+        return Ok(Some(p));
+    }
+    let Some(order_id) = order_id else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "SELECT * FROM payments WHERE order_id = $1 AND method = 'card' AND status = 'pending' \
+         AND processor_ref IS NULL AND amount_minor = $2 ORDER BY created_at, id LIMIT 1",
+    )
+    .bind(order_id.to_string())
+    .bind(amount_minor)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("matching payment to intent")?
+    .as_ref()
+    .map(decode)
+    .transpose()
+}
+
+/// Settles a pending payment: `true` only for the call that moved it out of `pending`, so
+/// whoever sees `true` applies its effect (the order's payment) and nobody else does.
+pub async fn settle(
+    tx: &mut Tx,
+    id: Uuid,
+    to: PaymentStatus,
+    processor_ref: Option<&str>,
+    failure_code: Option<&str>,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE payments SET status = $1, processor_ref = COALESCE($2, processor_ref), \
+         failure_code = $3, updated_at = $4 WHERE id = $5 AND status = 'pending'",
+    )
+    .bind(to.as_str())
+    .bind(processor_ref)
+    .bind(failure_code)
+    .bind(now_ms())
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("settling payment")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Notes the processor's reference on a payment still waiting for its outcome.
+pub async fn set_ref(tx: &mut Tx, id: Uuid, processor_ref: &str) -> anyhow::Result<()> {
+    sqlx::query("UPDATE payments SET processor_ref = $1 WHERE id = $2 AND processor_ref IS NULL")
+        .bind(processor_ref)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("noting processor reference")?;
+    Ok(())
+}
+
+/// Every payment of an order, oldest first.
+pub async fn of_order(tx: &mut Tx, order_id: Uuid) -> anyhow::Result<Vec<PaymentRow>> {
+    sqlx::query("SELECT * FROM payments WHERE order_id = $1 ORDER BY created_at, id")
+        .bind(order_id.to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .context("loading payments")?
+        .iter()
+        .map(decode)
+        .collect()
+}
+
+/// Records a webhook event id; `false` when it was applied before.
+pub async fn claim_webhook_event(tx: &mut Tx, id: &str, event_type: &str) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO webhook_events (id, type, received_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(event_type)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await
+    .context("recording webhook event")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A refund row as stored.
+#[derive(Debug, Clone)]
+pub struct RefundRow {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub status: PaymentStatus,
+    pub amount: Money,
+    pub card: Money,
+    pub cash: Money,
+    pub lines: Vec<LineRequest>,
+    pub reason: String,
+    pub processor_key: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn decode_refund(row: &sqlx::any::AnyRow) -> anyhow::Result<RefundRow> {
+    let currency: String = row.try_get("currency")?;
+    let currency: Currency = currency
+        .parse()
+        .map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
+    let id: String = row.try_get("id")?;
+    let order_id: String = row.try_get("order_id")?;
+    let status: String = row.try_get("status")?;
+    let lines: String = row.try_get("lines")?;
+    Ok(RefundRow {
+        id: id.parse()?,
+        order_id: order_id.parse()?,
+        status: parse_status(&status)?,
+        amount: Money::from_minor(row.try_get("amount_minor")?, currency),
+        card: Money::from_minor(row.try_get("card_minor")?, currency),
+        cash: Money::from_minor(row.try_get("cash_minor")?, currency),
+        lines: serde_json::from_str(&lines).context("stored refund lines")?,
+        reason: row.try_get("reason")?,
+        processor_key: row.try_get("processor_key")?,
+        created_at: from_ms(row.try_get("created_at")?),
+    })
+}
+
+pub async fn refund_by_key(tx: &mut Tx, key: &str) -> anyhow::Result<Option<RefundRow>> {
+    sqlx::query("SELECT * FROM refunds WHERE processor_key = $1")
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("loading refund")?
+        .as_ref()
+        .map(decode_refund)
+        .transpose()
+}
+
+pub async fn insert_refund(tx: &mut Tx, r: &RefundRow) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO refunds (id, order_id, status, currency, amount_minor, card_minor, \
+         cash_minor, lines, reason, processor_key, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(r.id.to_string())
+    .bind(r.order_id.to_string())
+    .bind(r.status.as_str())
+    .bind(r.amount.currency().code())
+    .bind(r.amount.to_minor())
+    .bind(r.card.to_minor())
+    .bind(r.cash.to_minor())
+    .bind(serde_json::to_string(&r.lines).context("encoding refund lines")?)
+    .bind(&r.reason)
+    .bind(&r.processor_key)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await
+    .context("inserting refund")?;
+    Ok(())
+}
+
+/// Settles a pending refund; `true` for the call that did it.
+pub async fn settle_refund(
+    tx: &mut Tx,
+    id: Uuid,
+    to: PaymentStatus,
+    processor_refs: &[String],
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE refunds SET status = $1, processor_refs = $2, updated_at = $3 \
+         WHERE id = $4 AND status = 'pending'",
+    )
+    .bind(to.as_str())
+    .bind(processor_refs.join(","))
+    .bind(now_ms())
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("settling refund")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Counts `delta_minor` against what may still be refunded: the update only happens while
+/// refunded stays within [0, paid], so concurrent refunds can never give back more than was paid.
+pub async fn move_refunded(tx: &mut Tx, order_id: Uuid, delta_minor: i64) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE orders SET refunded_minor = refunded_minor + $1, updated_at = $2 \
+         WHERE id = $3 AND refunded_minor + $1 <= paid_minor AND refunded_minor + $1 >= 0",
+    )
+    .bind(delta_minor)
+    .bind(now_ms())
+    .bind(order_id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("counting refund against the order")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How much has been refunded to each card intent of an order so far (succeeded or pending).
+pub async fn card_refunded_minor(tx: &mut Tx, order_id: Uuid) -> anyhow::Result<i64> {
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(card_minor), 0) AS BIGINT) AS total FROM refunds \
+         WHERE order_id = $1 AND status <> 'failed'",
+    )
+    .bind(order_id.to_string())
+    .fetch_one(&mut **tx)
+    .await
+    .context("summing card refunds")?;
+    Ok(row.try_get("total")?)
+}
