@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use kassa_domain::api::{
-    CopurchasePage, CreateOrder, CreateRegister, ErrorBody, ErrorDetail, LoginRequest, Order,
-    Product, ProductInput, ProductPage, RefreshRequest, RegisterCreated, RegisterCredential,
-    StockLevel, TokenResponse,
+    CopurchasePage, CreateOrder, CreatePayment, CreateRegister, ErrorBody, ErrorDetail,
+    LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
+    RegisterCreated, RegisterCredential, StockLevel, TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::{Context, Error, Result};
-use crate::wire::{CashPayment, Payment, SyncOrdersRequest, SyncOrdersResponse};
+use crate::wire::{SyncOrdersRequest, SyncOrdersResponse};
 
 /// Timeouts of every call; a slow link must not hold a sale or the sync engine forever.
 #[derive(Debug, Clone)]
@@ -216,12 +216,12 @@ impl CentralClient {
     }
 
     #[tracing::instrument(skip_all, fields(order = %order_id, key = %key.as_str()))]
-    pub async fn pay_cash(
+    pub async fn pay(
         &self,
         token: &str,
         key: &IdempotencyKey,
         order_id: Uuid,
-        payment: &CashPayment,
+        payment: &CreatePayment,
     ) -> Result<Payment> {
         let req = self
             .http

@@ -1,5 +1,5 @@
-//! Request and response bodies of the two endpoints that are newer than `kassa_domain::api`
-//! (`POST /v1/orders/{id}/payments`, `POST /v1/sync/orders`), written to their contract.
+//! Request and response bodies of `POST /v1/sync/orders`, which is newer than
+//! `kassa_domain::api`, written to its contract.
 //! Responses are read leniently (unknown fields ignored) so Central may add fields.
 
 use chrono::{DateTime, Utc};
@@ -10,39 +10,6 @@ use uuid::Uuid;
 
 /// The most orders one `POST /v1/sync/orders` may carry.
 pub const SYNC_BATCH_ORDERS_MAX: usize = 100;
-
-/// `POST /v1/orders/{id}/payments` for cash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CashPayment {
-    /// Always `"cash"`.
-    pub method: String,
-    pub amount: Money,
-    pub tendered: Money,
-}
-
-impl CashPayment {
-    pub fn new(amount: Money, tendered: Money) -> Self {
-        Self {
-            method: "cash".into(),
-            amount,
-            tendered,
-        }
-    }
-}
-
-/// A payment as Central answers it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Payment {
-    pub id: Uuid,
-    pub order_id: Uuid,
-    pub method: String,
-    pub status: String,
-    pub amount: Money,
-    #[serde(default)]
-    pub tendered: Option<Money>,
-    #[serde(default)]
-    pub change: Option<Money>,
-}
 
 /// One line of an offline sale, at the price the register charged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,13 +3,13 @@
 //! most 100, always in the order they were made and with each sale's own idempotency keys, so
 //! a retry after a lost answer never makes a second order or payment.
 
-use kassa_domain::api::Order;
+use kassa_domain::api::{CreatePayment, Order, PaymentMethod};
 use kassa_domain::{Money, OrderStatus};
 
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::outbox::{self, Entry};
-use crate::wire::{CashPayment, SyncOrdersRequest, SyncResult, SYNC_BATCH_ORDERS_MAX};
+use crate::wire::{SyncOrdersRequest, SyncResult, SYNC_BATCH_ORDERS_MAX};
 
 /// Batches pushed per round at most, so pulls get their turn during a long drain.
 const BATCHES_PER_ROUND_MAX: usize = 50;
@@ -106,13 +106,18 @@ impl Engine {
                 "Central priced the sale differently from the register's catalog");
         }
         let tendered = max_money(entry.tendered, outstanding)?;
-        let payment = CashPayment::new(outstanding, tendered);
+        let payment = CreatePayment {
+            method: PaymentMethod::Cash,
+            amount: outstanding,
+            tendered: Some(tendered),
+            payment_method: None,
+        };
         self.sessions
             .authed(|t| {
                 let payment = &payment;
                 async move {
                     self.client()
-                        .pay_cash(t.expose(), &entry.payment_key, entry.order_id, payment)
+                        .pay(t.expose(), &entry.payment_key, entry.order_id, payment)
                         .await
                 }
             })

@@ -45,6 +45,9 @@ fn config(database_url: String) -> Config {
         user_requests_per_second: 100_000,
         user_requests_burst: 100_000,
         db_connections_max: 8,
+        // A request cut off mid-way leaves its Idempotency-Key in flight until the lease ends
+        // (60 s by default); the register retries until then. Short here to keep tests short.
+        idempotency_lease: Duration::from_secs(2),
         ..Config::default()
     }
 }
@@ -245,10 +248,21 @@ pub fn product_input(n: u32) -> ProductInput {
     }
 }
 
+/// Logs to the test output when `RUST_LOG` is set (e.g. `RUST_LOG=kassa_central=debug`).
+fn init_logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 impl Shop {
     /// Central with STORE-1, an admin, `manager` and `cashier`, `products` products with
     /// [`STOCK`] units each.
     pub async fn open(products: u32) -> Shop {
+        init_logs();
         let central = Central::start().await;
         let proxy = Proxy::start(central.port()).await;
         let http = reqwest::Client::new();
@@ -432,9 +446,9 @@ pub async fn open_register(
     Register::open(config, secrets).await.unwrap()
 }
 
-/// Runs sync rounds until one succeeds with nothing pending (bounded).
+/// Runs sync rounds until one succeeds with nothing pending (bounded: 20 s).
 pub async fn sync_until_drained(register: &Register) {
-    for _ in 0..100 {
+    for _ in 0..400 {
         if register.sync_now().await.is_ok() && register.sync_status().pending == 0 {
             return;
         }
