@@ -74,6 +74,10 @@ pub struct Config {
     pub webhook_secret: Option<Secret>,
     /// Webhook signatures older (or newer) than this are refused.
     pub webhook_tolerance_s: i64,
+    /// The search index's directory; `None` keeps it in memory (tests).
+    pub search_dir: Option<std::path::PathBuf>,
+    /// How often the search index catches up with the database (its freshness bound).
+    pub search_refresh: Duration,
 }
 
 impl Default for Config {
@@ -109,6 +113,8 @@ impl Default for Config {
             processor_timeout: Duration::from_secs(10),
             webhook_secret: None,
             webhook_tolerance_s: 300,
+            search_dir: None,
+            search_refresh: Duration::from_millis(500),
         }
     }
 }
@@ -129,9 +135,10 @@ impl Config {
     /// Reads `KASSA_*` variables over the defaults.
     pub fn from_env() -> anyhow::Result<Self> {
         let d = Self::default();
+        let database_url = std::env::var("KASSA_DATABASE_URL").unwrap_or(d.database_url.clone());
         Ok(Self {
             bind: env_parse("KASSA_BIND", d.bind).context("KASSA_BIND")?,
-            database_url: std::env::var("KASSA_DATABASE_URL").unwrap_or(d.database_url),
+            database_url: database_url.clone(),
             log_json: std::env::var("KASSA_LOG_FORMAT").is_ok_and(|v| v == "json"),
             jwt_secret: std::env::var("KASSA_JWT_SECRET").ok().map(Secret::new),
             access_token_ttl: Duration::from_secs(env_parse("KASSA_ACCESS_TOKEN_TTL_S", 900)?),
@@ -191,6 +198,11 @@ impl Config {
             )?),
             webhook_secret: std::env::var("KASSA_WEBHOOK_SECRET").ok().map(Secret::new),
             webhook_tolerance_s: env_parse("KASSA_WEBHOOK_TOLERANCE_S", d.webhook_tolerance_s)?,
+            search_dir: Some(std::env::var("KASSA_SEARCH_DIR").map_or_else(
+                |_| crate::search::default_index_dir(&database_url),
+                std::path::PathBuf::from,
+            )),
+            search_refresh: Duration::from_millis(env_parse("KASSA_SEARCH_REFRESH_MS", 500)?),
         })
     }
 }

@@ -11,9 +11,11 @@ pub mod idempotency;
 pub mod orders;
 pub mod payments;
 pub mod recommend;
+pub mod search;
 pub mod state;
 pub mod stock;
 pub mod store;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -41,9 +43,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     )
     .await?;
     let processor = payments::processor_from(&config)?;
+    let search = search::open(&config)?;
     Ok(AppState {
         db,
         processor,
+        search,
         config: Arc::new(config),
         auth: Arc::new(auth),
         recommender: Arc::new(recommender),

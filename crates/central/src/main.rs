@@ -30,6 +30,8 @@ enum Command {
     },
     /// Load the demo store (locations, ~200 products, demo users). Safe to run twice.
     Demo,
+    /// Rebuild the search index from the database (stop `serve` first: it holds the index).
+    Reindex,
     /// Recompute every co-purchase score now (`serve` also does it every
     /// KASSA_RECOMMEND_INTERVAL_S).
     Recommend,
@@ -116,6 +118,9 @@ async fn main() -> anyhow::Result<()> {
             spawn_cart_purge(state.clone());
             let recommend_interval = state.config.recommend_interval;
             kassa_central::recommend::spawn_recommender(state.clone(), recommend_interval);
+            let indexed = kassa_central::search::index::refresh(&state.search, &state.db).await?;
+            tracing::info!(indexed, "search index caught up");
+            kassa_central::search::spawn_refresher(state.clone(), state.config.search_refresh);
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("binding {bind}"))?;
@@ -171,12 +176,33 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Reindex => {
+            let db =
+                store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
+            db.migrate().await?;
+            let search = kassa_central::search::open(&config)
+                .context("opening the search index (is `serve` running? stop it first)")?;
+            let n = kassa_central::search::index::rebuild(&search, &db).await?;
+            println!(
+                "search index rebuilt in {}: {n} products indexed",
+                config
+                    .search_dir
+                    .as_deref()
+                    .map_or("memory".into(), |d| d.display().to_string())
+            );
+            Ok(())
+        }
         Command::Demo => {
             let db =
                 store::Db::connect(&config.database_url, &store::PoolLimits::default()).await?;
             db.migrate().await?;
             demo::load(&db).await?;
-            let state = build_state(config).await?;
+            // The demo needs no search index (and `serve` may hold the one on disk).
+            let state = build_state(Config {
+                search_dir: None,
+                ..config
+            })
+            .await?;
             demo::load_order_history(&state).await?;
             kassa_central::recommend::run_batch(&state.db, &state.recommender).await?;
             println!("demo store loaded: locations STORE-1, WAREHOUSE; users:");

@@ -14,5 +14,7 @@ pub struct AppState {
     /// The co-purchase top-k lists recommendations are served from.
     /// The card processor; `None` when none is configured (cash still works).
     pub processor: Option<crate::payments::Processor>,
+    /// The catalog search index of this instance.
+    pub search: Arc<crate::search::index::SearchIndex>,
     pub recommender: Arc<crate::recommend::Recommender>,
 }

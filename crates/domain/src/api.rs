@@ -580,3 +580,215 @@ pub struct Refund {
     pub order_status: crate::OrderStatus,
     pub created_at: DateTime<Utc>,
 }
+
+// ---- Search ----
+
+/// One product found by `GET /v1/search`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SearchHit {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub brand: String,
+    pub category: String,
+    pub price: Money,
+    pub in_stock: bool,
+    pub score: f32,
+}
+
+/// A facet value and how many products have it (with every other filter applied).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct FacetCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// A price range `[min, max)` (`max` null: and above) and how many products fall in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PriceBucket {
+    pub min: Money,
+    pub max: Option<Money>,
+    pub count: u64,
+}
+
+/// The facets asked for with `facets=category,brand,price`; each count respects every filter
+/// but its own (so picking a brand still shows the other brands' counts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SearchFacets {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<Vec<FacetCount>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<Vec<FacetCount>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<Vec<PriceBucket>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SearchResponse {
+    pub hits: Vec<SearchHit>,
+    pub facets: SearchFacets,
+    /// Products matching the query and every filter.
+    pub total: u64,
+    pub page: u32,
+    pub page_size: u32,
+    /// How stale the index may be: time since it last caught up with the database.
+    pub index_lag_ms: u64,
+    /// The catalog change sequence the index has applied (compare with `change_seq`).
+    pub applied_seq: i64,
+}
+
+// ---- Offline sync: `POST /v1/sync/orders` and the shortfalls it records ----
+//
+// A register that sold while the link was down sends its completed orders in bounded batches.
+// Central applies each order exactly once per (register, order id) and answers one result per
+// order, in request order. An accepted result is kept and replayed byte for byte on a retry; a
+// rejected one is not kept, so the register may correct the order and send it again.
+
+/// The most orders one `POST /v1/sync/orders` batch may carry (more: 422 `batch_too_large`).
+pub const SYNC_BATCH_ORDERS_MAX: usize = 100;
+/// The most payments one offline order may carry.
+pub const SYNC_ORDER_PAYMENTS_MAX: usize = 20;
+/// Receipt numbers and card references, in characters.
+pub const SYNC_TEXT_CHARS_MAX: usize = 100;
+
+/// `POST /v1/sync/orders`: orders a register completed offline, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SyncOrdersRequest {
+    pub orders: Vec<OfflineOrder>,
+}
+
+/// One sale completed at a register while it was offline: the goods have left the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OfflineOrder {
+    /// Made by the register (UUIDv7); with the register's id, the key that applies it once.
+    pub id: Uuid,
+    /// Location code; must be the register's own location.
+    pub location: String,
+    pub lines: Vec<OfflineLine>,
+    /// What the customer paid with; the amounts add up to the order's total.
+    pub payments: Vec<OfflinePayment>,
+    pub completed_at: DateTime<Utc>,
+    /// The number printed on the receipt, e.g. `STORE-1-R1-000042`.
+    pub receipt_no: String,
+}
+
+/// A line as sold at the till: `unit_price` is the price the customer paid (tax-inclusive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OfflineLine {
+    pub sku: Sku,
+    pub qty: u32,
+    pub unit_price: Money,
+    /// Absolute discount on the line.
+    #[serde(default)]
+    pub discount: Option<Money>,
+}
+
+/// A payment taken offline. `amount` is the part of the order's total it pays; for cash,
+/// `tendered` is what the customer handed over (change = tendered − amount).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OfflinePayment {
+    Cash {
+        amount: Money,
+        tendered: Money,
+    },
+    /// A card payment authorised offline by the terminal; `reference` is the terminal's.
+    CardOffline {
+        amount: Money,
+        reference: String,
+    },
+}
+
+impl OfflinePayment {
+    pub fn amount(&self) -> Money {
+        match self {
+            Self::Cash { amount, .. } | Self::CardOffline { amount, .. } => *amount,
+        }
+    }
+
+    /// The wire and database spelling: `cash` or `card_offline`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Cash { .. } => "cash",
+            Self::CardOffline { .. } => "card_offline",
+        }
+    }
+}
+
+/// Units an offline sale sold beyond what was available at Central: recorded as a stock
+/// discrepancy for a manager to resolve; the sale itself stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Shortfall {
+    pub sku: Sku,
+    /// Location code.
+    pub location: String,
+    pub shortfall: i64,
+}
+
+/// What became of one offline order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SyncOrderResult {
+    /// Applied (now or by an earlier try of the same batch): the order is PAID.
+    Accepted {
+        id: Uuid,
+        order: Box<Order>,
+        shortfalls: Vec<Shortfall>,
+    },
+    /// Not applied and not remembered: correct the order and send it again.
+    Rejected { id: Uuid, error: ErrorDetail },
+}
+
+impl SyncOrderResult {
+    pub fn id(&self) -> Uuid {
+        match self {
+            Self::Accepted { id, .. } | Self::Rejected { id, .. } => *id,
+        }
+    }
+}
+
+/// The answer to `POST /v1/sync/orders`: one result per order, in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SyncOrdersResponse {
+    pub results: Vec<SyncOrderResult>,
+}
+
+/// A recorded shortfall (`GET /v1/stock/discrepancies`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StockDiscrepancy {
+    pub id: Uuid,
+    pub sku: Sku,
+    /// Location code.
+    pub location: String,
+    /// The offline order that sold the missing units.
+    pub order_id: Uuid,
+    pub shortfall: i64,
+    pub created_at: DateTime<Utc>,
+    /// `null` while open.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// One page of stock discrepancies, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DiscrepancyPage {
+    pub items: Vec<StockDiscrepancy>,
+    /// Pass back as `after` for the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+}

@@ -3,10 +3,12 @@
 
 #[path = "kassa-bench/checkout.rs"]
 mod checkout;
+#[path = "kassa-bench/search.rs"]
+mod search;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout";
+const SCENARIOS: &str = "checkout|search|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,7 +17,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("usage: kassa-bench <{SCENARIOS}>"))?;
     match scenario.as_str() {
         "checkout" => checkout::run().await,
-        "all" => checkout::run().await,
+        "search" => search::run().await,
+        "all" => {
+            checkout::run().await?;
+            search::run().await
+        }
         other => anyhow::bail!("unknown scenario {other:?}; scenarios: {SCENARIOS}"),
     }
 }

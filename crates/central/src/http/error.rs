@@ -24,6 +24,10 @@ pub enum ApiError {
     /// 403: authenticated, but the role may not do this.
     #[error("this action needs another role")]
     Forbidden,
+    /// 403 with its own code: the role may do this, but not in this situation
+    /// (`not_a_register`: the route needs a session signed in at a register).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
     /// 404
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -106,6 +110,7 @@ impl ApiError {
                 (StatusCode::PAYMENT_REQUIRED, code, details.clone())
             }
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden", Value::Null),
+            Self::Denied { code, .. } => (StatusCode::FORBIDDEN, code, Value::Null),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", Value::Null),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, carts, catalog, orders, payments, recommend, stock};
+use crate::{auth, carts, catalog, orders, payments, recommend, search, stock, sync};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,6 +50,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::get_product, catalog::update_product))
         .routes(routes!(catalog::list_locations, catalog::create_location))
         .routes(routes!(stock::get_stock))
+        .routes(routes!(stock::list_discrepancies))
         .routes(routes!(stock::adjust))
         .routes(routes!(stock::set_threshold))
         .routes(routes!(stock::create_reservation))
@@ -64,8 +65,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(carts::create_cart))
         .routes(routes!(carts::get_cart, carts::update_cart))
         .routes(routes!(carts::merge_cart))
+        .routes(routes!(search::search))
         .routes(routes!(recommend::for_product))
         .routes(routes!(recommend::feed))
+        .routes(routes!(sync::sync_orders))
 }
 
 /// The OpenAPI document of everything [`router`] serves.

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kassa_domain::api::{
-    LineRequest, Reservation, ReservationRequest, SetLowStockThreshold, ShortLine, StockAdjustment,
-    StockLevel, StockReason,
+    DiscrepancyPage, LineRequest, Reservation, ReservationRequest, SetLowStockThreshold, ShortLine,
+    StockAdjustment, StockLevel, StockReason,
 };
 use kassa_domain::{Role, Sku, LINE_QTY_MAX};
 use serde::Deserialize;
@@ -27,6 +27,8 @@ pub const RESERVATION_TTL_S_MAX: u64 = 24 * 3600;
 pub const LINES_MAX: usize = kassa_domain::CART_LINES_MAX;
 /// Expired reservations released per sweep.
 const SWEEP_BATCH_MAX: i64 = 500;
+/// Discrepancies per page.
+const DISCREPANCY_PAGE_MAX: i64 = 500;
 
 /// A location by code, or 422.
 pub async fn location_id(state: &AppState, code: &str) -> ApiResult<String> {
@@ -457,6 +459,45 @@ pub async fn delete_reservation(
     }
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DiscrepancyQuery {
+    /// Location code; every location when absent.
+    pub location: Option<String>,
+    /// `true`: only the discrepancies not resolved yet.
+    pub open: Option<bool>,
+    /// The `next_cursor` of the previous page.
+    pub after: Option<Uuid>,
+    /// Page size, at most 500 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// Shortfalls recorded when offline sales sold more than was available (manager), oldest first.
+#[utoipa::path(get, path = "/v1/stock/discrepancies", tag = "stock", params(DiscrepancyQuery),
+    responses((status = 200, body = DiscrepancyPage), (status = 422)))]
+pub async fn list_discrepancies(
+    State(state): State<AppState>,
+    _auth: Auth<Manager>,
+    Query(q): Query<DiscrepancyQuery>,
+) -> ApiResult<Json<DiscrepancyPage>> {
+    let location_id = match &q.location {
+        Some(code) => Some(location_id(&state, code).await?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, DISCREPANCY_PAGE_MAX);
+    let filter = store::stock::DiscrepancyFilter {
+        location_id: location_id.as_deref(),
+        open_only: q.open.unwrap_or(false),
+        after: q.after,
+        limit,
+    };
+    let items = store::stock::discrepancies(&state.db, &filter).await?;
+    let next_cursor = (items.len() == usize::try_from(limit).unwrap_or(usize::MAX))
+        .then(|| items.last().map(|d| d.id.to_string()))
+        .flatten();
+    Ok(Json(DiscrepancyPage { items, next_cursor }))
 }
 
 /// Idempotency keys are scoped to the caller.

@@ -204,14 +204,36 @@ pub async fn insert(db: &Db, input: &ProductInput) -> Result<Product, WriteError
     let id = Uuid::now_v7().to_string();
     let mut tx = db.begin_write().await?;
     check_unique(&mut tx, input, &id).await?;
-    let seq = next_counter(&mut tx, CATALOG_COUNTER).await?;
+    insert_in(&mut tx, &id, input).await?;
+    let product = get_in(&mut tx, &id)
+        .await?
+        .context("reading back the product")?;
+    tx.commit().await.context("committing product")?;
+    Ok(product)
+}
+
+/// Inserts many new products in one transaction (bulk imports, benchmarks): all or none.
+#[tracing::instrument(skip_all, fields(n = inputs.len()))]
+pub async fn insert_many(db: &Db, inputs: &[ProductInput]) -> Result<(), WriteError> {
+    let mut tx = db.begin_write().await?;
+    for input in inputs {
+        let id = Uuid::now_v7().to_string();
+        check_unique(&mut tx, input, &id).await?;
+        insert_in(&mut tx, &id, input).await?;
+    }
+    tx.commit().await.context("committing products")?;
+    Ok(())
+}
+
+async fn insert_in(tx: &mut Tx, id: &str, input: &ProductInput) -> Result<(), WriteError> {
+    let seq = next_counter(tx, CATALOG_COUNTER).await?;
     let now = now_ms();
     sqlx::query(
         "INSERT INTO products (id, sku, name, description, category, brand, price_minor, currency, \
          tax_class, attributes, archived, version, change_seq, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $13, $13)",
     )
-    .bind(&id)
+    .bind(id)
     .bind(input.sku.as_ref())
     .bind(&input.name)
     .bind(&input.description)
@@ -224,14 +246,10 @@ pub async fn insert(db: &Db, input: &ProductInput) -> Result<Product, WriteError
     .bind(i64::from(input.archived))
     .bind(seq)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    write_barcodes(&mut tx, &id, &input.barcodes).await?;
-    let product = get_in(&mut tx, &id)
-        .await?
-        .context("reading back the product")?;
-    tx.commit().await.context("committing product")?;
-    Ok(product)
+    write_barcodes(tx, id, &input.barcodes).await?;
+    Ok(())
 }
 
 /// Replaces a product's editable fields if its version is still `expected_version`.
@@ -291,4 +309,25 @@ pub async fn by_sku(conn: &mut sqlx::AnyConnection, sku: &str) -> anyhow::Result
         Some(row) => Ok(decode_all(&mut *conn, vec![row]).await?.pop()),
         None => Ok(None),
     }
+}
+
+/// Products whose stock changed at or after `since_ms` (any location), at most `limit`, in SKU
+/// order after `after_sku` (the search index pages through them).
+pub async fn stock_changed_since(
+    db: &Db,
+    since_ms: i64,
+    after_sku: &str,
+    limit: i64,
+) -> anyhow::Result<Vec<Product>> {
+    let rows = sqlx::query(
+        "SELECT * FROM products WHERE sku > $1 AND sku IN \
+         (SELECT sku FROM stock WHERE updated_at >= $2) ORDER BY sku LIMIT $3",
+    )
+    .bind(after_sku)
+    .bind(since_ms)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+    .context("reading products with changed stock")?;
+    decode_all(db.pool(), rows).await
 }

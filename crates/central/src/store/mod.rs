@@ -16,6 +16,7 @@ pub mod registers;
 pub mod sessions;
 pub mod settings;
 pub mod stock;
+pub mod sync;
 pub mod users;
 
 use std::str::FromStr;

@@ -269,6 +269,58 @@ pub async fn record_discrepancy(
     Ok(())
 }
 
+/// A filter on recorded discrepancies.
+#[derive(Debug, Default)]
+pub struct DiscrepancyFilter<'a> {
+    /// Only this location (its id); `None`: every location.
+    pub location_id: Option<&'a str>,
+    /// Only those not resolved yet.
+    pub open_only: bool,
+    /// Only those after this id (the previous page's last).
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// A page of recorded discrepancies, oldest first.
+#[tracing::instrument(skip_all)]
+pub async fn discrepancies(
+    db: &Db,
+    filter: &DiscrepancyFilter<'_>,
+) -> anyhow::Result<Vec<kassa_domain::api::StockDiscrepancy>> {
+    let rows = sqlx::query(
+        "SELECT d.id, d.sku, l.code, d.order_id, d.shortfall, d.created_at, d.resolved_at \
+         FROM stock_discrepancies d JOIN locations l ON l.id = d.location_id \
+         WHERE ($1 = '' OR d.location_id = $1) AND ($2 = 0 OR d.resolved_at IS NULL) AND d.id > $3 \
+         ORDER BY d.id LIMIT $4",
+    )
+    .bind(filter.location_id.unwrap_or_default())
+    .bind(i64::from(filter.open_only))
+    .bind(filter.after.map(|a| a.to_string()).unwrap_or_default())
+    .bind(filter.limit)
+    .fetch_all(db.pool())
+    .await
+    .context("listing stock discrepancies")?;
+    rows.iter().map(decode_discrepancy).collect()
+}
+
+fn decode_discrepancy(
+    row: &sqlx::any::AnyRow,
+) -> anyhow::Result<kassa_domain::api::StockDiscrepancy> {
+    let id: String = row.try_get("id")?;
+    let sku: String = row.try_get("sku")?;
+    let order_id: String = row.try_get("order_id")?;
+    let resolved_at: Option<i64> = row.try_get("resolved_at")?;
+    Ok(kassa_domain::api::StockDiscrepancy {
+        id: id.parse().context("discrepancy id")?,
+        sku: kassa_domain::Sku::parse(&sku)?,
+        location: row.try_get("code")?,
+        order_id: order_id.parse().context("discrepancy order id")?,
+        shortfall: row.try_get("shortfall")?,
+        created_at: super::from_ms(row.try_get("created_at")?),
+        resolved_at: resolved_at.map(super::from_ms),
+    })
+}
+
 // ---- reservations ----
 
 #[derive(Debug, Clone)]

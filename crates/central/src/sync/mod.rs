@@ -1,0 +1,552 @@
+//! Offline sync: orders a register completed while offline (`POST /v1/sync/orders`), applied
+//! exactly once per (register, order id), each in its own transaction.
+//!
+//! The goods have already left the store, so a valid offline sale is never refused for lack of
+//! stock: it takes what is available (never what online orders hold reserved) and records the
+//! rest as a shortfall (`stock_discrepancies` and a `stock.discrepancy` event) for a manager.
+//! An accepted order's result is kept with its key and replayed byte for byte on every retry;
+//! a rejected order (invalid input, an id already taken) leaves nothing behind, so the register
+//! can correct it and send it again.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use kassa_domain::api::{
+    OfflineOrder, OfflinePayment, Shortfall, StockReason, SyncOrderResult, SyncOrdersRequest,
+    SyncOrdersResponse, SYNC_BATCH_ORDERS_MAX, SYNC_ORDER_PAYMENTS_MAX, SYNC_TEXT_CHARS_MAX,
+};
+use kassa_domain::{
+    check_line_qty, compute_totals, CartLine, Money, OrderEvent, OrderStatus, PriceMode, TaxTable,
+    Totals,
+};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Auth, Json, Staff};
+use crate::idempotency;
+use crate::orders;
+use crate::state::AppState;
+use crate::stock;
+use crate::store::sync::{ClaimInfo, OfflineKey, PaymentRow};
+use crate::store::{self, Tx};
+
+/// Tries per order when its transaction hits a unique violation: another register or an online
+/// checkout took the same order id at the same moment. The next try sees who won.
+const APPLY_TRIES_MAX: usize = 3;
+
+/// The batch as received. Each order is parsed on its own, so one malformed order is rejected
+/// alone instead of failing the whole batch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    orders: Vec<serde_json::Value>,
+}
+
+/// Where the orders come from: the caller's register, its location and the signed-in user.
+#[derive(Debug)]
+struct Till {
+    register_id: Uuid,
+    location: String,
+    user_id: Uuid,
+}
+
+/// Applies a batch of offline orders (staff signed in at a register): one result per order, in
+/// request order. Accepted orders are PAID; retries replay their first result.
+#[utoipa::path(post, path = "/v1/sync/orders", tag = "sync", request_body = SyncOrdersRequest,
+    responses((status = 200, body = SyncOrdersResponse), (status = 403), (status = 422)))]
+#[tracing::instrument(skip_all)]
+pub async fn sync_orders(
+    State(state): State<AppState>,
+    auth: Auth<Staff>,
+    Json(batch): Json<RawBatch>,
+) -> ApiResult<Response> {
+    let till = till(&state, &auth.caller).await?;
+    let ids = batch_ids(&batch)?;
+    let mut results = Vec::with_capacity(ids.len());
+    for (id, raw) in ids.into_iter().zip(batch.orders) {
+        results.push(apply(&state, &till, id, raw).await?);
+    }
+    // Stored results are spliced in as they were saved, so a replay is byte-identical.
+    let body = format!("{{\"results\":[{}]}}", results.join(","));
+    Ok(idempotency::json_response(StatusCode::OK, body))
+}
+
+fn not_a_register() -> ApiError {
+    ApiError::Denied {
+        code: "not_a_register",
+        message: "offline orders are synced by a register: sign in with the register's credential"
+            .into(),
+    }
+}
+
+async fn till(state: &AppState, caller: &Caller) -> ApiResult<Till> {
+    let register_id = caller.register_id.ok_or_else(not_a_register)?;
+    let location = store::sync::register_location(&state.db, register_id)
+        .await?
+        .ok_or_else(not_a_register)?;
+    Ok(Till {
+        register_id,
+        location,
+        user_id: caller.user_id,
+    })
+}
+
+/// Checks the batch size and reads every order's id; without ids no per-order answer is possible.
+fn batch_ids(batch: &RawBatch) -> ApiResult<Vec<Uuid>> {
+    if batch.orders.len() > SYNC_BATCH_ORDERS_MAX {
+        return Err(ApiError::Invalid {
+            code: "batch_too_large",
+            message: format!(
+                "a batch carries at most {SYNC_BATCH_ORDERS_MAX} orders; send the rest in the next"
+            ),
+            details: json!({ "count": batch.orders.len(), "max": SYNC_BATCH_ORDERS_MAX }),
+        });
+    }
+    batch
+        .orders
+        .iter()
+        .enumerate()
+        .map(|(index, order)| {
+            order
+                .get("id")
+                .and_then(|id| id.as_str())
+                .and_then(|id| id.parse::<Uuid>().ok())
+                .filter(|id| !id.is_nil())
+                .ok_or_else(|| ApiError::Invalid {
+                    code: "invalid_order_id",
+                    message: format!("order {index} of the batch has no valid id (a UUID)"),
+                    details: json!({ "index": index }),
+                })
+        })
+        .collect()
+}
+
+/// One order's result as JSON: accepted (now or before) or rejected. Only internal failures
+/// fail the batch; orders applied before them stay applied and replay on the retry.
+async fn apply(
+    state: &AppState,
+    till: &Till,
+    id: Uuid,
+    raw: serde_json::Value,
+) -> ApiResult<String> {
+    let outcome = match serde_json::from_value::<OfflineOrder>(raw) {
+        Ok(order) => apply_valid(state, till, &order).await,
+        Err(e) => Err(ApiError::Invalid {
+            code: "invalid_order",
+            message: e.to_string(),
+            details: serde_json::Value::Null,
+        }),
+    };
+    match outcome {
+        Ok(body) => Ok(body),
+        Err(err @ (ApiError::Invalid { .. } | ApiError::Conflict { .. })) => rejected(id, &err),
+        Err(err) => Err(err),
+    }
+}
+
+fn rejected(id: Uuid, err: &ApiError) -> ApiResult<String> {
+    let (_, body) = err.render();
+    let result = SyncOrderResult::Rejected {
+        id,
+        error: body.error,
+    };
+    Ok(serde_json::to_string(&result).context("encoding a rejected result")?)
+}
+
+async fn apply_valid(state: &AppState, till: &Till, order: &OfflineOrder) -> ApiResult<String> {
+    validate(till, order)?;
+    let location_id = stock::location_id(state, &order.location).await?;
+    let hash = idempotency::fingerprint(
+        "POST /v1/sync/orders",
+        &serde_json::to_value(order).context("encoding an offline order")?,
+    );
+    let mut tries = 1;
+    loop {
+        match apply_once(state, till, order, &location_id, &hash).await {
+            Err(ApiError::Internal(e)) if tries < APPLY_TRIES_MAX && is_unique_violation(&e) => {
+                tracing::warn!(order_id = %order.id, error = ?e, "offline order raced; trying again");
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn is_unique_violation(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .any(store::is_unique_violation)
+}
+
+fn too_long(text: &str) -> bool {
+    text.trim().is_empty() || text.chars().count() > SYNC_TEXT_CHARS_MAX
+}
+
+/// Checks what needs no database: location, lines, payments, receipt number.
+fn validate(till: &Till, order: &OfflineOrder) -> ApiResult<()> {
+    if order.location != till.location {
+        return Err(ApiError::Invalid {
+            code: "wrong_location",
+            message: format!("this register sells at {}", till.location),
+            details: json!({ "location": order.location, "register_location": till.location }),
+        });
+    }
+    if order.lines.is_empty() || order.lines.len() > stock::LINES_MAX {
+        return Err(ApiError::invalid(
+            "invalid_lines",
+            format!("1 to {} lines are required", stock::LINES_MAX),
+        ));
+    }
+    if let Some(line) = order.lines.iter().find(|l| check_line_qty(l.qty).is_err()) {
+        return Err(ApiError::Invalid {
+            code: "invalid_quantity",
+            message: format!("quantity of {} is out of range", line.sku),
+            details: json!({ "sku": line.sku }),
+        });
+    }
+    if order.payments.len() > SYNC_ORDER_PAYMENTS_MAX {
+        return Err(ApiError::invalid(
+            "invalid_payments",
+            format!("at most {SYNC_ORDER_PAYMENTS_MAX} payments per order"),
+        ));
+    }
+    let bad_reference = order.payments.iter().any(|p| match p {
+        OfflinePayment::CardOffline { reference, .. } => too_long(reference),
+        OfflinePayment::Cash { .. } => false,
+    });
+    if too_long(&order.receipt_no) || bad_reference {
+        return Err(ApiError::invalid(
+            "invalid_text",
+            format!("receipt_no and card references are 1 to {SYNC_TEXT_CHARS_MAX} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// One try in one transaction: claim the key, then apply the order, or replay what the key holds.
+async fn apply_once(
+    state: &AppState,
+    till: &Till,
+    order: &OfflineOrder,
+    location_id: &str,
+    hash: &str,
+) -> ApiResult<String> {
+    let key = OfflineKey {
+        register_id: till.register_id,
+        order_id: order.id,
+    };
+    let info = ClaimInfo {
+        request_hash: hash,
+        receipt_no: &order.receipt_no,
+        completed_at_ms: order.completed_at.timestamp_millis(),
+    };
+    let mut tx = state.db.begin_write().await?;
+    if !store::sync::claim(&mut tx, key, &info).await? {
+        return replay(&mut tx, key, hash).await;
+    }
+    let body = apply_in(state, &mut tx, till, order, location_id).await?;
+    store::sync::finish(&mut tx, key, &body).await?;
+    tx.commit().await.context("committing an offline order")?;
+    Ok(body)
+}
+
+/// The stored result of an order this register already sent, if it sends the same order.
+async fn replay(tx: &mut Tx, key: OfflineKey, hash: &str) -> ApiResult<String> {
+    let stored = store::sync::stored(tx, key)
+        .await?
+        .context("an offline order key was claimed but not found")?;
+    if stored.request_hash != hash {
+        return Err(ApiError::conflict(
+            "order_id_reused",
+            format!(
+                "this register already synced order {} with other contents; that one stands",
+                key.order_id
+            ),
+            json!({ "id": key.order_id }),
+        ));
+    }
+    Ok(stored.result)
+}
+
+/// Writes the order and moves it CREATED → RESERVED → PAID, records its payments and takes
+/// its stock; returns the accepted result as JSON.
+async fn apply_in(
+    state: &AppState,
+    tx: &mut Tx,
+    till: &Till,
+    order: &OfflineOrder,
+    location_id: &str,
+) -> ApiResult<String> {
+    if store::orders::exists(tx, order.id).await? {
+        return Err(ApiError::conflict(
+            "order_exists",
+            format!(
+                "order {} exists (another register or an online order)",
+                order.id
+            ),
+            json!({ "id": order.id }),
+        ));
+    }
+    let (totals, names) = price(tx, order).await?;
+    check_payments(&order.payments, &totals.total)?;
+    insert_created(tx, till, order, location_id, &totals, &names).await?;
+    step(
+        state,
+        tx,
+        order.id,
+        OrderEvent::Reserve,
+        json!({ "source": "offline" }),
+    )
+    .await?;
+    record_payments(tx, order).await?;
+    store::orders::add_paid(tx, order.id, totals.total.to_minor()).await?;
+    let methods: Vec<&str> = order.payments.iter().map(OfflinePayment::method).collect();
+    let paid = json!({ "paid": totals.total, "methods": methods, "source": "offline" });
+    step(state, tx, order.id, OrderEvent::Pay, paid).await?;
+    let shortfalls = take_stock(state, tx, till, order, location_id).await?;
+    let applied = orders::load_locked(state, tx, order.id).await?;
+    debug_assert_eq!(applied.status, OrderStatus::Paid);
+    let result = SyncOrderResult::Accepted {
+        id: order.id,
+        order: Box::new(applied),
+        shortfalls,
+    };
+    Ok(serde_json::to_string(&result).context("encoding an accepted result")?)
+}
+
+/// One state-machine step through [`orders::transition`], which writes its event row.
+async fn step(
+    state: &AppState,
+    tx: &mut Tx,
+    id: Uuid,
+    event: OrderEvent,
+    payload: serde_json::Value,
+) -> ApiResult<()> {
+    let current = orders::load_locked(state, tx, id).await?;
+    orders::transition(tx, &current, event, payload).await?;
+    Ok(())
+}
+
+/// Totals from the prices paid at the till, with the tax class and name from the catalog (an
+/// archived product still counts: the sale happened).
+async fn price(tx: &mut Tx, order: &OfflineOrder) -> ApiResult<(Totals, Vec<String>)> {
+    let mut cart = Vec::with_capacity(order.lines.len());
+    for line in &order.lines {
+        let product = store::catalog::by_sku(tx, line.sku.as_ref())
+            .await?
+            .ok_or_else(|| ApiError::Invalid {
+                code: "unknown_sku",
+                message: format!("no product with SKU {}", line.sku),
+                details: json!({ "sku": line.sku }),
+            })?;
+        let currency = line.unit_price.currency();
+        cart.push(CartLine {
+            sku: line.sku.clone(),
+            name: product.name,
+            unit_price: line.unit_price,
+            qty: line.qty,
+            tax_class: product.tax_class,
+            discount: line.discount.unwrap_or_else(|| Money::zero(currency)),
+        });
+    }
+    let currency = cart[0].unit_price.currency();
+    let totals = compute_totals(
+        &cart,
+        PriceMode::TaxInclusive,
+        &TaxTable::default(),
+        currency,
+    )
+    .map_err(|e| ApiError::invalid("invalid_order", e.to_string()))?;
+    Ok((totals, cart.into_iter().map(|l| l.name).collect()))
+}
+
+fn invalid_payment(message: String) -> ApiError {
+    ApiError::invalid("invalid_payment", message)
+}
+
+/// Every payment is positive, in the order's currency, cash covers its amount, and together
+/// they pay exactly the total.
+fn check_payments(payments: &[OfflinePayment], total: &Money) -> ApiResult<()> {
+    let mut paid = Money::zero(total.currency());
+    for payment in payments {
+        let amount = payment.amount();
+        if amount.currency() != total.currency() || amount.is_negative() || amount.is_zero() {
+            return Err(invalid_payment(format!(
+                "a payment must be more than zero in {}",
+                total.currency()
+            )));
+        }
+        if let OfflinePayment::Cash { tendered, .. } = payment {
+            if tendered.currency() != amount.currency() || *tendered < amount {
+                return Err(invalid_payment(
+                    "cash tendered must be at least the amount it pays".into(),
+                ));
+            }
+        }
+        paid = paid
+            .checked_add(&amount)
+            .map_err(|e| invalid_payment(e.to_string()))?;
+    }
+    if paid != *total {
+        let code = if paid < *total {
+            "insufficient_payment"
+        } else {
+            "overpayment"
+        };
+        return Err(ApiError::Invalid {
+            code,
+            message: format!("the payments add up to {paid}, the order's total is {total}"),
+            details: json!({ "paid": paid, "total": total }),
+        });
+    }
+    Ok(())
+}
+
+async fn insert_created(
+    tx: &mut Tx,
+    till: &Till,
+    order: &OfflineOrder,
+    location_id: &str,
+    totals: &Totals,
+    names: &[String],
+) -> ApiResult<()> {
+    let new = store::orders::NewOrder {
+        id: order.id,
+        owner_id: till.user_id,
+        register_id: Some(till.register_id),
+        location_id,
+        source: "offline",
+        status: OrderStatus::Created,
+        totals,
+        names,
+        paid_minor: 0,
+    };
+    store::orders::insert(tx, &new).await?;
+    let payload = json!({
+        "location_id": location_id, "total": totals.total, "source": "offline",
+        "register_id": till.register_id, "receipt_no": order.receipt_no,
+        "completed_at": order.completed_at,
+    });
+    store::events::record(
+        tx,
+        "order.created",
+        "order",
+        &order.id.to_string(),
+        &payload,
+    )
+    .await?;
+    Ok(())
+}
+
+async fn record_payments(tx: &mut Tx, order: &OfflineOrder) -> anyhow::Result<()> {
+    for (seq, payment) in order.payments.iter().enumerate() {
+        let amount = payment.amount();
+        let (tendered, reference) = match payment {
+            OfflinePayment::Cash { tendered, .. } => (Some(tendered.to_minor()), None),
+            OfflinePayment::CardOffline { reference, .. } => (None, Some(reference.as_str())),
+        };
+        let row = PaymentRow {
+            order_id: order.id,
+            seq: i64::try_from(seq + 1).context("payment number")?,
+            method: payment.method(),
+            currency: amount.currency().code(),
+            amount_minor: amount.to_minor(),
+            tendered_minor: tendered,
+            change_minor: tendered.map(|t| t - amount.to_minor()),
+            reference,
+        };
+        store::sync::insert_payment(tx, &row).await?;
+    }
+    Ok(())
+}
+
+/// Takes the sold units from stock, SKU by SKU in order (so concurrent transactions lock stock
+/// rows in the same order); returns the shortfalls it recorded.
+async fn take_stock(
+    state: &AppState,
+    tx: &mut Tx,
+    till: &Till,
+    order: &OfflineOrder,
+    location_id: &str,
+) -> ApiResult<Vec<Shortfall>> {
+    let mut sold: BTreeMap<&str, i64> = BTreeMap::new();
+    for line in &order.lines {
+        *sold.entry(line.sku.as_ref()).or_default() += i64::from(line.qty);
+    }
+    let mut shortfalls = Vec::new();
+    for (sku, qty) in sold {
+        let short = sell(state, tx, till, order.id, sku, qty, location_id).await?;
+        if short > 0 {
+            record_shortfall(tx, till, order.id, sku, short, location_id).await?;
+            shortfalls.push(Shortfall {
+                sku: kassa_domain::Sku::parse(sku).context("a validated SKU")?,
+                location: order.location.clone(),
+                shortfall: short,
+            });
+        }
+    }
+    Ok(shortfalls)
+}
+
+/// Decrements on_hand by at most what is available (reserved units stay with their online
+/// orders), with a `sale` ledger row; returns how many units were missing.
+async fn sell(
+    state: &AppState,
+    tx: &mut Tx,
+    till: &Till,
+    order_id: Uuid,
+    sku: &str,
+    qty: i64,
+    location_id: &str,
+) -> anyhow::Result<i64> {
+    let level = store::stock::lock_level(&state.db, tx, sku, location_id).await?;
+    let take = qty.min(level.available()).max(0);
+    if take > 0 {
+        let (reference, by) = (order_id.to_string(), till.user_id.to_string());
+        let movement = store::stock::Movement {
+            sku,
+            location_id,
+            delta: -take,
+            reason: StockReason::Sale,
+            reference: Some(&reference),
+            note: None,
+            created_by: Some(&by),
+        };
+        let after = store::stock::move_on_hand(tx, &movement)
+            .await?
+            .context("available stock shrank under the row lock")?;
+        stock::note_level(tx, sku, location_id, level.available(), &after).await?;
+    }
+    Ok(qty - take)
+}
+
+async fn record_shortfall(
+    tx: &mut Tx,
+    till: &Till,
+    order_id: Uuid,
+    sku: &str,
+    shortfall: i64,
+    location_id: &str,
+) -> anyhow::Result<()> {
+    let order_id = order_id.to_string();
+    store::stock::record_discrepancy(tx, sku, location_id, &order_id, shortfall).await?;
+    let payload = json!({
+        "sku": sku, "location_id": location_id, "order_id": order_id,
+        "register_id": till.register_id, "shortfall": shortfall,
+    });
+    store::events::record(
+        tx,
+        "stock.discrepancy",
+        "stock",
+        &format!("{sku}@{location_id}"),
+        &payload,
+    )
+    .await?;
+    Ok(())
+}
