@@ -6,7 +6,8 @@ use std::time::Duration;
 use kassa_domain::api::{
     CopurchasePage, CreateOrder, CreatePayment, CreateRegister, ErrorBody, ErrorDetail,
     LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
-    RegisterCreated, RegisterCredential, StockLevel, TokenResponse,
+    RegisterCreated, RegisterCredential, StockLevel, SyncOrdersRequest, SyncOrdersResponse,
+    TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -14,7 +15,6 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::{Context, Error, Result};
-use crate::wire::{SyncOrdersRequest, SyncOrdersResponse};
 
 /// Timeouts of every call; a slow link must not hold a sale or the sync engine forever.
 #[derive(Debug, Clone)]

@@ -20,7 +20,6 @@ pub mod session;
 pub mod stock;
 pub mod store;
 pub mod sync;
-pub mod wire;
 
 mod register;
 

@@ -4,7 +4,9 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use kassa_domain::api::{CreateOrder, Order, OrderLineRequest};
+use kassa_domain::api::{
+    CreateOrder, OfflineLine, OfflineOrder, OfflinePayment, Order, OrderLineRequest, Shortfall,
+};
 use kassa_domain::{Currency, IdempotencyKey, Money, Sku};
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
@@ -13,7 +15,6 @@ use uuid::Uuid;
 
 use crate::error::{corrupt, Context, Error, Result};
 use crate::store::{money, now_ms, LocalDb};
-use crate::wire::{SyncLine, SyncOrder, SyncPayment};
 
 /// One sale waiting for Central.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,7 +32,7 @@ pub struct Entry {
     pub total: Money,
     pub tendered: Money,
     pub completed_at: DateTime<Utc>,
-    pub lines: Vec<SyncLine>,
+    pub lines: Vec<OfflineLine>,
 }
 
 impl Entry {
@@ -53,13 +54,12 @@ impl Entry {
     }
 
     /// The order as `POST /v1/sync/orders` carries it, at the prices the register charged.
-    pub fn sync_order(&self) -> SyncOrder {
-        SyncOrder {
+    pub fn offline_order(&self) -> OfflineOrder {
+        OfflineOrder {
             id: self.order_id,
             location: self.location.clone(),
             lines: self.lines.clone(),
-            payments: vec![SyncPayment {
-                method: "cash".into(),
+            payments: vec![OfflinePayment::Cash {
                 amount: self.total,
                 tendered: self.tendered,
             }],
@@ -122,7 +122,7 @@ fn entry_from_row(row: &SqliteRow) -> Result<Entry> {
     })
 }
 
-async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<SyncLine>> {
+async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<OfflineLine>> {
     let rows = sqlx::query(
         "SELECT sku, qty, unit_price_minor, discount_minor FROM outbox_lines
          WHERE order_id = ? ORDER BY line_no",
@@ -136,7 +136,7 @@ async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<S
             let sku: String = row.get("sku");
             let qty: i64 = row.get("qty");
             let discount = Money::from_minor(row.get("discount_minor"), currency);
-            Ok(SyncLine {
+            Ok(OfflineLine {
                 sku: Sku::from_str(&sku).map_err(|e| corrupt("outbox sku", e))?,
                 qty: u32::try_from(qty).map_err(|e| corrupt("outbox qty", e))?,
                 unit_price: Money::from_minor(row.get("unit_price_minor"), currency),
@@ -156,7 +156,7 @@ pub async fn mark_done(
     db: &LocalDb,
     order_id: Uuid,
     order: &Order,
-    shortfalls: &[serde_json::Value],
+    shortfalls: &[Shortfall],
 ) -> Result<()> {
     let order = serde_json::to_string(order).map_err(|e| corrupt("order", e))?;
     let shortfalls = serde_json::to_string(shortfalls).map_err(|e| corrupt("shortfalls", e))?;

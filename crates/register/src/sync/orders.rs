@@ -3,13 +3,14 @@
 //! most 100, always in the order they were made and with each sale's own idempotency keys, so
 //! a retry after a lost answer never makes a second order or payment.
 
-use kassa_domain::api::{CreatePayment, Order, PaymentMethod};
+use kassa_domain::api::{
+    CreatePayment, Order, PaymentMethod, SyncOrderResult, SyncOrdersRequest, SYNC_BATCH_ORDERS_MAX,
+};
 use kassa_domain::{Money, OrderStatus};
 
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::outbox::{self, Entry};
-use crate::wire::{SyncOrdersRequest, SyncResult, SYNC_BATCH_ORDERS_MAX};
 
 /// Batches pushed per round at most, so pulls get their turn during a long drain.
 const BATCHES_PER_ROUND_MAX: usize = 50;
@@ -49,6 +50,10 @@ impl Engine {
         } else {
             match self.create_order(entry).await {
                 Ok(order) => order,
+                // Central has it already (delivered through sync, or by another path).
+                Err(err) if err.api_code() == Some("order_exists") => {
+                    self.fetch_order(entry).await?
+                }
                 Err(err) if refused_online(&err) => {
                     tracing::info!(order = %entry.order_id, %err, "online order refused; sending it as an offline sale");
                     return outbox::switch_to_offline(&self.db, entry.order_id, &err.to_string())
@@ -127,7 +132,7 @@ impl Engine {
 
     async fn push_offline(&self, run: &[&Entry]) -> Result<usize> {
         let batch = SyncOrdersRequest {
-            orders: run.iter().map(|e| e.sync_order()).collect(),
+            orders: run.iter().map(|e| e.offline_order()).collect(),
         };
         let answer = self
             .sessions
@@ -164,14 +169,14 @@ impl Engine {
     }
 }
 
-async fn settle(engine: &Engine, result: &SyncResult) -> Result<()> {
+async fn settle(engine: &Engine, result: &SyncOrderResult) -> Result<()> {
     match result {
-        SyncResult::Accepted {
+        SyncOrderResult::Accepted {
             id,
             order,
             shortfalls,
         } => outbox::mark_done(&engine.db, *id, order, shortfalls).await,
-        SyncResult::Rejected { id, error } => {
+        SyncOrderResult::Rejected { id, error } => {
             let why = format!("{}: {}", error.code, error.message);
             tracing::warn!(order = %id, %why, "Central rejected an offline sale");
             outbox::mark_rejected(&engine.db, *id, &why).await

@@ -100,14 +100,14 @@ async fn a_sale_interrupted_anywhere_is_wholly_in_the_outbox_or_absent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs POST /v1/sync/orders (being merged)"]
+
 async fn after_a_crash_loop_central_has_exactly_the_registers_sales() {
     let mut shop = Shop::open(1).await;
     let dir = tempfile::tempdir().unwrap();
     let secrets = Arc::new(MemoryStore::default());
     let register = shop.register_with(&dir, "R1", secrets.clone()).await;
     register.sync_now().await.unwrap();
-    shop.go_offline().await;
+    shop.go_offline_for(&register).await;
     let register = crash_loop(&shop, &dir, &secrets, register).await;
     let made = kassa_register::outbox::counts(register.db())
         .await

@@ -421,6 +421,13 @@ impl Shop {
         self.central.stop().await;
     }
 
+    /// [`Shop::go_offline`], and the register has noticed (its sales are offline sales).
+    pub async fn go_offline_for(&mut self, register: &Register) {
+        self.go_offline().await;
+        assert!(register.sync_now().await.is_err());
+        assert!(!register.sync_status().online);
+    }
+
     pub async fn go_online(&mut self) {
         self.central.restart().await;
         self.proxy.restore();
