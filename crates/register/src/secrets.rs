@@ -222,6 +222,22 @@ mod tests {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
     }
 
+    /// The OS keyring where it works here (e.g. under `keyctl session -`), else the file store:
+    /// either way the chosen store keeps and forgets a secret.
+    #[test]
+    fn the_chosen_store_round_trips_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = format!("kassa-register-test-{}", uuid::Uuid::now_v7());
+        let store = choose(&service, &dir.path().join("secrets")).unwrap();
+        eprintln!("secret store on this machine: {:?}", store.backend());
+        store.set("refresh-token", &Secret::new("r1")).unwrap();
+        assert_eq!(store.get("refresh-token").unwrap(), Some(Secret::new("r1")));
+        store.set("refresh-token", &Secret::new("r2")).unwrap();
+        assert_eq!(store.get("refresh-token").unwrap(), Some(Secret::new("r2")));
+        store.delete("refresh-token").unwrap();
+        assert_eq!(store.get("refresh-token").unwrap(), None);
+    }
+
     #[cfg(unix)]
     #[test]
     fn the_file_fallback_is_owner_only() {

@@ -79,50 +79,55 @@ async fn check_outbox(register: &Register) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_interrupted_anywhere_is_wholly_in_the_outbox_or_absent() {
-    let mut shop = Shop::open(1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let secrets = Arc::new(MemoryStore::default());
-    let register = shop.register_with(&dir, "R1", secrets.clone()).await;
-    register.sync_now().await.unwrap();
-    shop.go_offline().await;
+    crate::helpers::bounded(async move {
+        let mut shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = Arc::new(MemoryStore::default());
+        let register = shop.register_with(&dir, "R1", secrets.clone()).await;
+        register.sync_now().await.unwrap();
+        shop.go_offline().await;
 
-    let register = crash_loop(&shop, &dir, &secrets, register).await;
-    let counts = kassa_register::outbox::counts(register.db()).await.unwrap();
-    assert!(counts.pending > 0, "some sales got through");
-    assert!(
-        counts.pending < ITERATIONS as i64,
-        "some sales were interrupted"
-    );
-    eprintln!(
-        "{} of {ITERATIONS} interrupted sales committed",
-        counts.pending
-    );
+        let register = crash_loop(&shop, &dir, &secrets, register).await;
+        let counts = kassa_register::outbox::counts(register.db()).await.unwrap();
+        assert!(counts.pending > 0, "some sales got through");
+        assert!(
+            counts.pending < ITERATIONS as i64,
+            "some sales were interrupted"
+        );
+        eprintln!(
+            "{} of {ITERATIONS} interrupted sales committed",
+            counts.pending
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-
 async fn after_a_crash_loop_central_has_exactly_the_registers_sales() {
-    let mut shop = Shop::open(1).await;
-    let dir = tempfile::tempdir().unwrap();
-    let secrets = Arc::new(MemoryStore::default());
-    let register = shop.register_with(&dir, "R1", secrets.clone()).await;
-    register.sync_now().await.unwrap();
-    shop.go_offline_for(&register).await;
-    let register = crash_loop(&shop, &dir, &secrets, register).await;
-    let made = kassa_register::outbox::counts(register.db())
-        .await
-        .unwrap()
-        .pending;
+    crate::helpers::bounded(async move {
+        let mut shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = Arc::new(MemoryStore::default());
+        let register = shop.register_with(&dir, "R1", secrets.clone()).await;
+        register.sync_now().await.unwrap();
+        shop.go_offline_for(&register).await;
+        let register = crash_loop(&shop, &dir, &secrets, register).await;
+        let made = kassa_register::outbox::counts(register.db())
+            .await
+            .unwrap()
+            .pending;
 
-    shop.go_online().await;
-    // A reopened register has no session in memory: the cashier signs in again.
-    register
-        .sign_in("cashier", crate::helpers::PASSWORD)
-        .await
-        .unwrap();
-    sync_until_drained(&register).await;
-    assert_eq!(
-        shop.central.count("SELECT COUNT(*) FROM orders").await,
-        made
-    );
+        shop.go_online().await;
+        // A reopened register has no session in memory: the cashier signs in again.
+        register
+            .sign_in("cashier", crate::helpers::PASSWORD)
+            .await
+            .unwrap();
+        sync_until_drained(&register).await;
+        assert_eq!(
+            shop.central.count("SELECT COUNT(*) FROM orders").await,
+            made
+        );
+    })
+    .await;
 }

@@ -475,3 +475,13 @@ pub async fn sell(
     }
     register.pay_cash(eur(tendered)).await.unwrap()
 }
+
+/// Every test here finishes in well under this, or fails with a clear message (never hangs CI).
+const TEST_TIME_MAX: Duration = Duration::from_secs(120);
+
+/// Runs a test body with [`TEST_TIME_MAX`] as its bound.
+pub async fn bounded(body: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(TEST_TIME_MAX, body).await.is_err() {
+        panic!("the test took more than {TEST_TIME_MAX:?}");
+    }
+}
