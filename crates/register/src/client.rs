@@ -6,8 +6,8 @@ use std::time::Duration;
 use kassa_domain::api::{
     CopurchasePage, CreateOrder, CreatePayment, CreateRegister, ErrorBody, ErrorDetail,
     LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
-    RegisterCreated, RegisterCredential, StockLevel, SyncOrdersRequest, SyncOrdersResponse,
-    TokenResponse,
+    RegisterCreated, RegisterCredential, StockAdjustment, StockLevel, SyncOrdersRequest,
+    SyncOrdersResponse, TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -150,6 +150,21 @@ impl CentralClient {
             .query(&[("location", location)])
             .bearer_auth(token);
         json(send(req, "pulling a stock level").await?).await
+    }
+
+    /// `POST /v1/stock/adjustments` (manager). Not idempotent at Central: see `adjustments`.
+    #[tracing::instrument(skip_all, fields(sku = %adjustment.sku))]
+    pub async fn adjust_stock(
+        &self,
+        token: &str,
+        adjustment: &StockAdjustment,
+    ) -> Result<StockLevel> {
+        let req = self
+            .http
+            .post(self.url("/v1/stock/adjustments"))
+            .bearer_auth(token)
+            .json(adjustment);
+        json(send(req, "adjusting stock").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(id = %id))]

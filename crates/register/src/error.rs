@@ -61,6 +61,12 @@ impl Error {
         }
     }
 
+    /// Did the request never reach Central (nothing can have been applied)?
+    pub fn never_sent(&self) -> bool {
+        matches!(self, Error::Unreachable { source, .. } if source.is_connect())
+            || matches!(self, Error::NotSignedIn | Error::NotPaired)
+    }
+
     /// The error code when Central answered with an error body.
     pub fn api_code(&self) -> Option<&str> {
         match self {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kassa_domain::api::{Product, ProductInput};
+use kassa_domain::api::{Product, ProductInput, StockAdjustment, StockReason};
 use kassa_domain::{Barcode, Currency, Money, Sku};
 use uuid::Uuid;
 
@@ -19,7 +19,7 @@ use crate::secrets::SecretStore;
 use crate::session::{Sessions, SignedIn};
 use crate::store::LocalDb;
 use crate::sync::{Engine, SyncConfig, SyncStatus};
-use crate::{catalog, stock};
+use crate::{adjustments, catalog, stock};
 
 /// Where the register keeps its data and finds Central.
 #[derive(Debug, Clone)]
@@ -237,6 +237,27 @@ impl Register {
         let edit = edits::queue_create(&self.db, input).await?;
         self.engine.kick();
         Ok(edit)
+    }
+
+    /// Queues a stock adjustment or receiving at this register's location.
+    pub async fn adjust_stock(
+        &self,
+        sku: &Sku,
+        delta: i64,
+        reason: StockReason,
+        note: Option<String>,
+    ) -> Result<Uuid> {
+        let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
+        let adjustment = StockAdjustment {
+            sku: sku.clone(),
+            location: identity.location,
+            delta,
+            reason,
+            note,
+        };
+        let id = adjustments::queue(&self.db, &adjustment).await?;
+        self.engine.kick();
+        Ok(id)
     }
 
     pub async fn conflicts(&self) -> Result<Vec<Conflict>> {

@@ -1,5 +1,5 @@
 //! Stock levels per SKU and location: Central's view as last pulled, and the register's view,
-//! which also subtracts the sales still waiting in the outbox.
+//! which also subtracts the sales still waiting in the outbox and adds the queued adjustments.
 
 use kassa_domain::api::StockLevel;
 
@@ -27,12 +27,15 @@ pub async fn save(tx: &mut Tx, level: &StockLevel) -> Result<()> {
 }
 
 /// What the register believes is available: Central's last `available` minus the quantities
-/// of sales not yet at Central (`None` when the SKU's level was never pulled).
+/// of sales not yet at Central, plus adjustments not yet at Central (`None` when the SKU's level
+/// was never pulled).
 pub async fn available(db: &LocalDb, sku: &str, location: &str) -> Result<Option<i64>> {
     sqlx::query_scalar(
         "SELECT s.available - COALESCE((
              SELECT SUM(l.qty) FROM outbox_lines l JOIN outbox_orders o ON o.order_id = l.order_id
              WHERE l.sku = s.sku AND o.location = s.location AND o.status = 'pending'), 0)
+           + COALESCE((SELECT SUM(a.delta) FROM stock_adjustments a
+             WHERE a.sku = s.sku AND a.location = s.location AND a.status = 'pending'), 0)
          FROM stock_levels s WHERE s.sku = ? AND s.location = ?",
     )
     .bind(sku)

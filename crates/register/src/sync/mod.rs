@@ -2,6 +2,7 @@
 //! pulls the catalog, stock and recommendations, with a clear state (online or offline, last
 //! sync, pending count, last error) and exponential backoff with jitter while Central is away.
 
+mod adjustments;
 mod backoff;
 mod edits;
 mod orders;
@@ -67,6 +68,7 @@ pub struct SyncStatus {
 pub struct RoundReport {
     pub sales_settled: usize,
     pub edits_pushed: usize,
+    pub adjustments_pushed: usize,
     pub products_changed: usize,
     pub stock_levels: usize,
     pub recommendation_lists: usize,
@@ -127,12 +129,14 @@ impl Engine {
         let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
         let sales_settled = self.push_outbox().await?;
         let edits_pushed = self.push_edits().await?;
+        let adjustments_pushed = self.push_adjustments().await?;
         let products_changed = self.pull_catalog().await?;
         let stock_levels = self.pull_stock(&identity.location).await?;
         let recommendation_lists = self.pull_recommendations().await?;
         Ok(RoundReport {
             sales_settled,
             edits_pushed,
+            adjustments_pushed,
             products_changed,
             stock_levels,
             recommendation_lists,

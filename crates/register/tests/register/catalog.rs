@@ -174,3 +174,57 @@ async fn paid_order(shop: &Shop, token: &str, skus: &[&str]) {
         .unwrap();
     tx.commit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_received_offline_is_pushed_once_a_manager_signs_in() {
+    crate::helpers::bounded(async move {
+        use kassa_domain::api::StockReason;
+        let mut shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sync_now().await.unwrap();
+        shop.go_offline_for(&register).await;
+
+        register
+            .adjust_stock(
+                &sku("SKU-1"),
+                12,
+                StockReason::Receiving,
+                Some("delivery 17".into()),
+            )
+            .await
+            .unwrap();
+        assert!(register
+            .adjust_stock(&sku("SKU-1"), -1, StockReason::Receiving, None)
+            .await
+            .is_err());
+        assert_eq!(
+            register.stock_available(&sku("SKU-1")).await.unwrap(),
+            Some(STOCK + 12)
+        );
+        shop.go_online().await;
+
+        register.sync_now().await.unwrap();
+        assert_eq!(
+            shop.stock(&sku("SKU-1")).await.0,
+            STOCK,
+            "a cashier cannot push it"
+        );
+        register
+            .sign_in("manager", crate::helpers::PASSWORD)
+            .await
+            .unwrap();
+        register.sync_now().await.unwrap();
+        register.sync_now().await.unwrap();
+        assert_eq!(
+            shop.stock(&sku("SKU-1")).await.0,
+            STOCK + 12,
+            "applied once"
+        );
+        assert_eq!(
+            register.stock_available(&sku("SKU-1")).await.unwrap(),
+            Some(STOCK + 12)
+        );
+    })
+    .await;
+}
