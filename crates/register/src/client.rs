@@ -1,0 +1,305 @@
+//! The HTTP client for Kassa Central (reqwest over rustls, with timeouts): one method per call
+//! the register makes, errors mapped to [`Error::Api`] with Central's error body.
+
+use std::time::Duration;
+
+use kassa_domain::api::{
+    CopurchasePage, CreateOrder, CreatePayment, CreateRegister, ErrorBody, ErrorDetail,
+    LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
+    RegisterCreated, RegisterCredential, StockAdjustment, StockLevel, SyncOrdersRequest,
+    SyncOrdersResponse, TokenResponse,
+};
+use kassa_domain::{IdempotencyKey, Sku};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::{Context, Error, Result};
+
+/// Timeouts of every call; a slow link must not hold a sale or the sync engine forever.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(3),
+            request: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A client for one Central; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CentralClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl CentralClient {
+    /// `base` is Central's URL without a trailing slash, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: &str, timeouts: &Timeouts) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("kassa-register/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    #[tracing::instrument(skip_all, fields(username = %username))]
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        register: Option<RegisterCredential>,
+    ) -> Result<TokenResponse> {
+        let body = LoginRequest {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            register,
+        };
+        let req = self.http.post(self.url("/v1/auth/login")).json(&body);
+        json(send(req, "signing in").await?).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.to_owned(),
+        };
+        let req = self.http.post(self.url("/v1/auth/refresh")).json(&body);
+        json(send(req, "refreshing the session").await?).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        let req = self
+            .http
+            .post(self.url("/v1/auth/logout"))
+            .bearer_auth(token);
+        send(req, "signing out").await.map(drop)
+    }
+
+    /// Pairs this register (a manager's token): Central answers with the register's credential.
+    #[tracing::instrument(skip_all, fields(location = %req.location))]
+    pub async fn create_register(
+        &self,
+        token: &str,
+        req: &CreateRegister,
+    ) -> Result<RegisterCreated> {
+        let req = self
+            .http
+            .post(self.url("/v1/registers"))
+            .bearer_auth(token)
+            .json(req);
+        json(send(req, "pairing the register").await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(since = %since))]
+    pub async fn products_since(
+        &self,
+        token: &str,
+        since: &str,
+        limit: u32,
+    ) -> Result<ProductPage> {
+        let req = self
+            .http
+            .get(self.url("/v1/products"))
+            .query(&[("since", since), ("limit", &limit.to_string())])
+            .bearer_auth(token);
+        json(send(req, "pulling the catalog feed").await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(since = %since))]
+    pub async fn recommendations_since(
+        &self,
+        token: &str,
+        since: &str,
+        limit: u32,
+    ) -> Result<CopurchasePage> {
+        let req = self
+            .http
+            .get(self.url("/v1/recommendations"))
+            .query(&[("since", since), ("limit", &limit.to_string())])
+            .bearer_auth(token);
+        json(send(req, "pulling the recommendations feed").await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(sku = %sku))]
+    pub async fn stock(&self, token: &str, sku: &Sku, location: &str) -> Result<StockLevel> {
+        let req = self
+            .http
+            .get(self.url(&format!("/v1/stock/{sku}")))
+            .query(&[("location", location)])
+            .bearer_auth(token);
+        json(send(req, "pulling a stock level").await?).await
+    }
+
+    /// `POST /v1/stock/adjustments` (manager). Not idempotent at Central: see `adjustments`.
+    #[tracing::instrument(skip_all, fields(sku = %adjustment.sku))]
+    pub async fn adjust_stock(
+        &self,
+        token: &str,
+        adjustment: &StockAdjustment,
+    ) -> Result<StockLevel> {
+        let req = self
+            .http
+            .post(self.url("/v1/stock/adjustments"))
+            .bearer_auth(token)
+            .json(adjustment);
+        json(send(req, "adjusting stock").await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    pub async fn product(&self, token: &str, id: Uuid) -> Result<Product> {
+        let req = self
+            .http
+            .get(self.url(&format!("/v1/products/{id}")))
+            .bearer_auth(token);
+        json(send(req, "reading a product").await?).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn create_product(&self, token: &str, input: &ProductInput) -> Result<Product> {
+        let req = self
+            .http
+            .post(self.url("/v1/products"))
+            .bearer_auth(token)
+            .json(input);
+        json(send(req, "creating a product").await?).await
+    }
+
+    /// `PUT /v1/products/{id}` with `If-Match: "<version>"`; a 412 is an [`Error::Api`] with
+    /// `version_conflict` and Central's current row in `details.current`.
+    #[tracing::instrument(skip_all, fields(id = %id, version))]
+    pub async fn update_product(
+        &self,
+        token: &str,
+        id: Uuid,
+        version: i64,
+        input: &ProductInput,
+    ) -> Result<Product> {
+        let req = self
+            .http
+            .put(self.url(&format!("/v1/products/{id}")))
+            .bearer_auth(token)
+            .header(reqwest::header::IF_MATCH, format!("\"{version}\""))
+            .json(input);
+        json(send(req, "updating a product").await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(key = %key.as_str()))]
+    pub async fn create_order(
+        &self,
+        token: &str,
+        key: &IdempotencyKey,
+        order: &CreateOrder,
+    ) -> Result<Order> {
+        let req = self
+            .http
+            .post(self.url("/v1/orders"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key.as_str())
+            .json(order);
+        json(send(req, "creating an order").await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    pub async fn order(&self, token: &str, id: Uuid) -> Result<Order> {
+        let req = self
+            .http
+            .get(self.url(&format!("/v1/orders/{id}")))
+            .bearer_auth(token);
+        json(send(req, "reading an order").await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(order = %order_id, key = %key.as_str()))]
+    pub async fn pay(
+        &self,
+        token: &str,
+        key: &IdempotencyKey,
+        order_id: Uuid,
+        payment: &CreatePayment,
+    ) -> Result<Payment> {
+        let req = self
+            .http
+            .post(self.url(&format!("/v1/orders/{order_id}/payments")))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key.as_str())
+            .json(payment);
+        json(send(req, "paying an order").await?).await
+    }
+
+    #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]
+    pub async fn sync_orders(
+        &self,
+        token: &str,
+        batch: &SyncOrdersRequest,
+    ) -> Result<SyncOrdersResponse> {
+        let req = self
+            .http
+            .post(self.url("/v1/sync/orders"))
+            .bearer_auth(token)
+            .json(batch);
+        json(send(req, "syncing offline orders").await?).await
+    }
+}
+
+/// Sends a request; a non-2xx status becomes [`Error::Api`] with Central's error body.
+async fn send(req: RequestBuilder, context: &'static str) -> Result<Response> {
+    let response = req.send().await.context(context)?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    Err(api_error(response, context).await)
+}
+
+async fn api_error(response: Response, context: &'static str) -> Error {
+    let status = response.status();
+    let text = match response.text().await.context(context) {
+        Ok(text) => text,
+        Err(err) => return err,
+    };
+    let detail = serde_json::from_str::<ErrorBody>(&text)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| ErrorDetail {
+            code: fallback_code(status).to_owned(),
+            message: text.chars().take(200).collect(),
+            details: serde_json::Value::Null,
+        });
+    Error::Api {
+        status: status.as_u16(),
+        detail,
+    }
+}
+
+/// A code for errors that came without Central's error body (a proxy, a crashed server).
+fn fallback_code(status: StatusCode) -> &'static str {
+    if status.is_server_error() {
+        "server_error"
+    } else {
+        "http_error"
+    }
+}
+
+async fn json<T: DeserializeOwned>(response: Response) -> Result<T> {
+    let bytes = response.bytes().await.context("reading Central's answer")?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(format!("Central's answer: {e}")))
+}

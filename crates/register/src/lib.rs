@@ -1,0 +1,28 @@
+//! Kassa Register's core without a GUI: everything the Tauri shell calls.
+//!
+//! [`Register`] ties together the local store ([`store`]), the catalog cache ([`catalog`]),
+//! carts ([`carts`]), checkout ([`sale`]) and its [`outbox`], sign-in ([`session`], secrets in
+//! [`secrets`]), the [`sync`] engine and its [`client`] for Central, a manager's offline catalog
+//! [`edits`] and [`adjustments`] of stock, and the offline [`recommend`]ations. Totals are `kassa_domain`'s, the code Central
+//! runs, so a receipt never differs from Central's by a cent.
+
+pub mod adjustments;
+pub mod carts;
+pub mod catalog;
+pub mod client;
+pub mod edits;
+pub mod error;
+pub mod identity;
+pub mod outbox;
+pub mod recommend;
+pub mod sale;
+pub mod secrets;
+pub mod session;
+pub mod stock;
+pub mod store;
+pub mod sync;
+
+mod register;
+
+pub use error::{Error, Result};
+pub use register::{Register, RegisterConfig};

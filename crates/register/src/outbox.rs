@@ -1,0 +1,235 @@
+//! The outbox of completed sales: read in order by the sync engine and moved along
+//! pending → (online only) order_created → done, or rejected when Central refuses one for good.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use kassa_domain::api::{
+    CreateOrder, OfflineLine, OfflineOrder, OfflinePayment, Order, OrderLineRequest, Shortfall,
+};
+use kassa_domain::{Currency, IdempotencyKey, Money, Sku};
+use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::error::{corrupt, Context, Error, Result};
+use crate::store::{money, now_ms, LocalDb};
+
+/// One sale waiting for Central.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub seq: i64,
+    pub order_id: Uuid,
+    pub receipt_no: String,
+    pub location: String,
+    /// `online` or `offline`.
+    pub mode: String,
+    /// `pending` or `order_created`.
+    pub status: String,
+    pub order_key: IdempotencyKey,
+    pub payment_key: IdempotencyKey,
+    pub total: Money,
+    pub tendered: Money,
+    pub completed_at: DateTime<Utc>,
+    pub lines: Vec<OfflineLine>,
+}
+
+impl Entry {
+    /// The body of `POST /v1/orders` (Central prices it from its catalog).
+    pub fn create_order(&self) -> CreateOrder {
+        CreateOrder {
+            id: Some(self.order_id),
+            location: self.location.clone(),
+            lines: self
+                .lines
+                .iter()
+                .map(|l| OrderLineRequest {
+                    sku: l.sku.clone(),
+                    qty: l.qty,
+                    discount: l.discount,
+                })
+                .collect(),
+        }
+    }
+
+    /// The order as `POST /v1/sync/orders` carries it, at the prices the register charged.
+    pub fn offline_order(&self) -> OfflineOrder {
+        OfflineOrder {
+            id: self.order_id,
+            location: self.location.clone(),
+            lines: self.lines.clone(),
+            payments: vec![OfflinePayment::Cash {
+                amount: self.total,
+                tendered: self.tendered,
+            }],
+            completed_at: self.completed_at,
+            receipt_no: self.receipt_no.clone(),
+        }
+    }
+}
+
+/// Outbox counts for the status line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub pending: i64,
+    pub done: i64,
+    pub rejected: i64,
+}
+
+/// The oldest undelivered sales, in the order they were made.
+pub async fn next(db: &LocalDb, limit: usize) -> Result<Vec<Entry>> {
+    let rows = sqlx::query(
+        "SELECT o.seq, o.order_id, o.receipt_no, o.location, o.mode, o.status, o.order_key,
+                o.payment_key, o.currency, o.total_minor, o.completed_at, p.tendered_minor
+         FROM outbox_orders o JOIN outbox_payments p ON p.order_id = o.order_id
+         WHERE o.status IN ('pending', 'order_created') ORDER BY o.seq LIMIT ?",
+    )
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(db.pool())
+    .await
+    .context("reading the outbox")?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut entry = entry_from_row(row)?;
+        entry.lines = lines(db, entry.order_id, entry.total.currency()).await?;
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+fn entry_from_row(row: &SqliteRow) -> Result<Entry> {
+    let currency: String = row.get("currency");
+    let key = |col: &str| {
+        IdempotencyKey::parse(&row.get::<String, _>(col)).map_err(|e| corrupt("outbox key", e))
+    };
+    let order_id: String = row.get("order_id");
+    let completed_at: i64 = row.get("completed_at");
+    Ok(Entry {
+        seq: row.get("seq"),
+        order_id: Uuid::parse_str(&order_id).map_err(|e| corrupt("outbox order id", e))?,
+        receipt_no: row.get("receipt_no"),
+        location: row.get("location"),
+        mode: row.get("mode"),
+        status: row.get("status"),
+        order_key: key("order_key")?,
+        payment_key: key("payment_key")?,
+        total: money(row.get("total_minor"), &currency)?,
+        tendered: money(row.get("tendered_minor"), &currency)?,
+        completed_at: DateTime::from_timestamp_millis(completed_at)
+            .ok_or_else(|| Error::Corrupt(format!("completed_at {completed_at}")))?,
+        lines: Vec::new(),
+    })
+}
+
+async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<OfflineLine>> {
+    let rows = sqlx::query(
+        "SELECT sku, qty, unit_price_minor, discount_minor FROM outbox_lines
+         WHERE order_id = ? ORDER BY line_no",
+    )
+    .bind(order_id.to_string())
+    .fetch_all(db.pool())
+    .await
+    .context("reading outbox lines")?;
+    rows.iter()
+        .map(|row| {
+            let sku: String = row.get("sku");
+            let qty: i64 = row.get("qty");
+            let discount = Money::from_minor(row.get("discount_minor"), currency);
+            Ok(OfflineLine {
+                sku: Sku::from_str(&sku).map_err(|e| corrupt("outbox sku", e))?,
+                qty: u32::try_from(qty).map_err(|e| corrupt("outbox qty", e))?,
+                unit_price: Money::from_minor(row.get("unit_price_minor"), currency),
+                discount: (!discount.is_zero()).then_some(discount),
+            })
+        })
+        .collect()
+}
+
+/// The online path's first step is done: Central holds the order (RESERVED).
+pub async fn mark_order_created(db: &LocalDb, order_id: Uuid) -> Result<()> {
+    set_status(db, order_id, "order_created", None).await
+}
+
+/// Central has the sale for good (PAID, or accepted through sync).
+pub async fn mark_done(
+    db: &LocalDb,
+    order_id: Uuid,
+    order: &Order,
+    shortfalls: &[Shortfall],
+) -> Result<()> {
+    let order = serde_json::to_string(order).map_err(|e| corrupt("order", e))?;
+    let shortfalls = serde_json::to_string(shortfalls).map_err(|e| corrupt("shortfalls", e))?;
+    sqlx::query(
+        "UPDATE outbox_orders SET status = 'done', central_order = ?, shortfalls = ?,
+            synced_at = ?, last_error = NULL WHERE order_id = ?",
+    )
+    .bind(order)
+    .bind(shortfalls)
+    .bind(now_ms())
+    .bind(order_id.to_string())
+    .execute(db.pool())
+    .await
+    .context("marking a sale synced")?;
+    Ok(())
+}
+
+/// Central refused the sale for good; it stays in the outbox with the reason for a manager.
+pub async fn mark_rejected(db: &LocalDb, order_id: Uuid, error: &str) -> Result<()> {
+    set_status(db, order_id, "rejected", Some(error)).await
+}
+
+/// The online path cannot finish (Central refused the order it would reserve): deliver the
+/// sale as an offline one instead, which Central accepts with a shortfall record.
+pub async fn switch_to_offline(db: &LocalDb, order_id: Uuid, why: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox_orders SET mode = 'offline', status = 'pending', last_error = ?
+         WHERE order_id = ?",
+    )
+    .bind(why)
+    .bind(order_id.to_string())
+    .execute(db.pool())
+    .await
+    .context("switching a sale to the offline path")?;
+    Ok(())
+}
+
+/// A delivery attempt failed and will be retried.
+pub async fn note_failure(db: &LocalDb, order_id: Uuid, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE outbox_orders SET attempts = attempts + 1, last_error = ? WHERE order_id = ?",
+    )
+    .bind(error)
+    .bind(order_id.to_string())
+    .execute(db.pool())
+    .await
+    .context("noting a failed delivery")?;
+    Ok(())
+}
+
+async fn set_status(db: &LocalDb, order_id: Uuid, status: &str, error: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE outbox_orders SET status = ?, last_error = ? WHERE order_id = ?")
+        .bind(status)
+        .bind(error)
+        .bind(order_id.to_string())
+        .execute(db.pool())
+        .await
+        .context("moving an outbox entry")?;
+    Ok(())
+}
+
+pub async fn counts(db: &LocalDb) -> Result<Counts> {
+    let (pending, done, rejected): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(status IN ('pending', 'order_created')), 0),
+                COALESCE(SUM(status = 'done'), 0), COALESCE(SUM(status = 'rejected'), 0)
+         FROM outbox_orders",
+    )
+    .fetch_one(db.pool())
+    .await
+    .context("counting the outbox")?;
+    Ok(Counts {
+        pending,
+        done,
+        rejected,
+    })
+}

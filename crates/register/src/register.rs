@@ -1,0 +1,277 @@
+//! [`Register`]: the one handle the shell holds, a few lines per action over the modules.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kassa_domain::api::{Product, ProductInput, StockAdjustment, StockReason};
+use kassa_domain::{Barcode, Currency, Money, Sku};
+use uuid::Uuid;
+
+use crate::carts::{self, CartView};
+use crate::client::{CentralClient, Timeouts};
+use crate::edits::{self, Conflict, Side};
+use crate::error::{Error, Result};
+use crate::identity::{self, Identity};
+use crate::recommend::{self, Recommended};
+use crate::sale::{self, Receipt, SaleLimits, SaleMode};
+use crate::secrets::SecretStore;
+use crate::session::{Sessions, SignedIn};
+use crate::store::LocalDb;
+use crate::sync::{Engine, SyncConfig, SyncStatus};
+use crate::{adjustments, catalog, stock};
+
+/// Where the register keeps its data and finds Central.
+#[derive(Debug, Clone)]
+pub struct RegisterConfig {
+    pub db_path: PathBuf,
+    pub central_url: String,
+    /// The currency carts are priced in (Central's shop currency).
+    pub currency: Currency,
+    pub timeouts: Timeouts,
+    pub sync: SyncConfig,
+    pub limits: SaleLimits,
+}
+
+impl RegisterConfig {
+    pub fn new(db_path: PathBuf, central_url: &str) -> Self {
+        Self {
+            db_path,
+            central_url: central_url.to_owned(),
+            currency: Currency::EUR,
+            timeouts: Timeouts::default(),
+            sync: SyncConfig::default(),
+            limits: SaleLimits::default(),
+        }
+    }
+}
+
+/// A register: its store, its session and its sync engine.
+#[derive(Debug, Clone)]
+pub struct Register {
+    db: LocalDb,
+    sessions: Arc<Sessions>,
+    engine: Arc<Engine>,
+    currency: Currency,
+    limits: SaleLimits,
+}
+
+impl Register {
+    /// Opens the local store (migrating it) and builds the client and the engine; nothing
+    /// talks to Central yet.
+    pub async fn open(config: RegisterConfig, secrets: Arc<dyn SecretStore>) -> Result<Self> {
+        let db = LocalDb::open(&config.db_path).await?;
+        let client = CentralClient::new(&config.central_url, &config.timeouts)?;
+        let sessions = Arc::new(Sessions::new(db.clone(), client, secrets));
+        let engine = Arc::new(Engine::new(db.clone(), sessions.clone(), config.sync));
+        Ok(Self {
+            db,
+            sessions,
+            engine,
+            currency: config.currency,
+            limits: config.limits,
+        })
+    }
+
+    pub fn db(&self) -> &LocalDb {
+        &self.db
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
+    }
+
+    /// Starts the background sync task; it stops when `shutdown` resolves.
+    pub fn start_sync(
+        &self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.engine.clone().run(shutdown))
+    }
+
+    // ---- identity and sign-in ----
+
+    pub async fn pair(
+        &self,
+        manager: &str,
+        password: &str,
+        location: &str,
+        code: &str,
+    ) -> Result<Identity> {
+        self.sessions.pair(manager, password, location, code).await
+    }
+
+    pub async fn identity(&self) -> Result<Option<Identity>> {
+        identity::load(&self.db).await
+    }
+
+    pub async fn sign_in(&self, username: &str, password: &str) -> Result<SignedIn> {
+        let who = self.sessions.sign_in(username, password).await?;
+        self.engine.kick();
+        Ok(who)
+    }
+
+    pub async fn sign_out(&self) -> Result<()> {
+        self.sessions.sign_out().await
+    }
+
+    // ---- catalog ----
+
+    /// A scanned code: the product, or a clear error for an invalid or unknown barcode.
+    pub async fn lookup_barcode(&self, scanned: &str) -> Result<Product> {
+        let barcode = Barcode::parse(scanned.trim())
+            .map_err(|e| Error::Invalid(format!("not a barcode: {e}")))?;
+        catalog::by_barcode(&self.db, &barcode)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no product with barcode {barcode}")))
+    }
+
+    pub async fn search(&self, typed: &str, limit: u32) -> Result<Vec<Product>> {
+        catalog::search(&self.db, typed, limit).await
+    }
+
+    /// Available stock at this register's location, pending sales included.
+    pub async fn stock_available(&self, sku: &Sku) -> Result<Option<i64>> {
+        let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
+        stock::available(&self.db, sku.as_str(), &identity.location).await
+    }
+
+    pub async fn frequently_bought_with(
+        &self,
+        product_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Recommended>> {
+        recommend::lookup(&self.db, product_id, limit).await
+    }
+
+    // ---- the cart ----
+
+    /// The cart open at the till (a new empty one if none).
+    pub async fn cart(&self) -> Result<CartView> {
+        carts::open(&self.db, self.currency).await
+    }
+
+    /// Scans a barcode into the open cart.
+    pub async fn scan(&self, scanned: &str) -> Result<CartView> {
+        let product = self.lookup_barcode(scanned).await?;
+        let cart = self.cart().await?;
+        carts::add(&self.db, cart.id, &product, 1).await
+    }
+
+    /// Adds a product by SKU (search results, quick keys).
+    pub async fn add_sku(&self, sku: &Sku, qty: u32) -> Result<CartView> {
+        let product = catalog::by_sku(&self.db, sku.as_str())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no product with SKU {sku}")))?;
+        let cart = self.cart().await?;
+        carts::add(&self.db, cart.id, &product, qty).await
+    }
+
+    pub async fn set_qty(&self, sku: &Sku, qty: u32) -> Result<CartView> {
+        let cart = self.cart().await?;
+        carts::set_qty(&self.db, cart.id, sku, qty).await
+    }
+
+    pub async fn set_discount(&self, sku: &Sku, discount: Money) -> Result<CartView> {
+        let cart = self.cart().await?;
+        carts::set_discount(&self.db, cart.id, sku, discount).await
+    }
+
+    pub async fn park(&self, label: &str) -> Result<CartView> {
+        let cart = self.cart().await?;
+        carts::park(&self.db, cart.id, label).await?;
+        self.cart().await
+    }
+
+    pub async fn resume(&self, cart_id: Uuid) -> Result<CartView> {
+        carts::resume(&self.db, cart_id).await
+    }
+
+    pub async fn parked(&self) -> Result<Vec<CartView>> {
+        carts::parked(&self.db).await
+    }
+
+    // ---- checkout ----
+
+    /// Cash checkout of the open cart: the sale and its outbox entry in one transaction, then
+    /// the sync engine is woken to deliver it.
+    pub async fn pay_cash(&self, tendered: Money) -> Result<Receipt> {
+        let cart = self.cart().await?;
+        let mode = if self.engine.status().online {
+            SaleMode::Online
+        } else {
+            SaleMode::Offline
+        };
+        let receipt = sale::complete_cash(&self.db, cart.id, tendered, mode, self.limits).await?;
+        self.engine.note_sale().await;
+        Ok(receipt)
+    }
+
+    // ---- sync ----
+
+    pub fn sync_status(&self) -> SyncStatus {
+        self.engine.status()
+    }
+
+    pub async fn sync_now(&self) -> Result<crate::sync::RoundReport> {
+        self.engine.run_once().await
+    }
+
+    // ---- a manager's catalog edits ----
+
+    /// Queues an edit of a product as the local catalog shows it now.
+    pub async fn edit_product(&self, id: Uuid, input: ProductInput) -> Result<Uuid> {
+        let base = catalog::by_id(&self.db, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("product {id}")))?;
+        let edit = edits::queue_update(&self.db, &base, input).await?;
+        self.engine.kick();
+        Ok(edit)
+    }
+
+    pub async fn create_product(&self, input: ProductInput) -> Result<Uuid> {
+        let edit = edits::queue_create(&self.db, input).await?;
+        self.engine.kick();
+        Ok(edit)
+    }
+
+    /// Queues a stock adjustment or receiving at this register's location.
+    pub async fn adjust_stock(
+        &self,
+        sku: &Sku,
+        delta: i64,
+        reason: StockReason,
+        note: Option<String>,
+    ) -> Result<Uuid> {
+        let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
+        let adjustment = StockAdjustment {
+            sku: sku.clone(),
+            location: identity.location,
+            delta,
+            reason,
+            note,
+        };
+        let id = adjustments::queue(&self.db, &adjustment).await?;
+        self.engine.kick();
+        Ok(id)
+    }
+
+    pub async fn conflicts(&self) -> Result<Vec<Conflict>> {
+        edits::conflicts(&self.db).await
+    }
+
+    /// The manager's choice per field for a conflicted edit; the merge is pushed next round.
+    pub async fn resolve_conflict(
+        &self,
+        edit_id: Uuid,
+        choices: &BTreeMap<String, Side>,
+    ) -> Result<ProductInput> {
+        let merged = edits::resolve(&self.db, edit_id, choices).await?;
+        self.engine.kick();
+        Ok(merged)
+    }
+}

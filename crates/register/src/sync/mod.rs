@@ -1,0 +1,204 @@
+//! The sync engine: a background task that pushes the outbox and the queued catalog edits and
+//! pulls the catalog, stock and recommendations, with a clear state (online or offline, last
+//! sync, pending count, last error) and exponential backoff with jitter while Central is away.
+
+mod adjustments;
+mod backoff;
+mod edits;
+mod orders;
+mod pull;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{watch, Mutex, Notify};
+
+pub use self::backoff::Backoff;
+use crate::client::CentralClient;
+use crate::error::{Error, Result};
+use crate::identity;
+use crate::outbox;
+use crate::session::Sessions;
+use crate::store::LocalDb;
+
+/// How the engine paces itself; every wait has a bound.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Between rounds while all is well.
+    pub interval: Duration,
+    /// First retry delay after a failure, and the most a retry waits.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Stock levels pulled per round (one request each).
+    pub stock_skus_per_round: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(60),
+            stock_skus_per_round: 200,
+        }
+    }
+}
+
+/// What the status line shows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SyncStatus {
+    /// Did the last contact with Central succeed?
+    pub online: bool,
+    pub last_sync: Option<DateTime<Utc>>,
+    /// Sales waiting to reach Central.
+    pub pending: i64,
+    /// Sales Central refused (kept for a manager).
+    pub rejected: i64,
+    /// Catalog edits waiting for a manager's choice.
+    pub conflicts: i64,
+    pub last_error: Option<String>,
+    /// Failed rounds in a row.
+    pub failures: u32,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub sales_settled: usize,
+    pub edits_pushed: usize,
+    pub adjustments_pushed: usize,
+    pub products_changed: usize,
+    pub stock_levels: usize,
+    pub recommendation_lists: usize,
+}
+
+/// The engine; cheap to share (`Arc`), one round at a time.
+#[derive(Debug)]
+pub struct Engine {
+    db: LocalDb,
+    sessions: Arc<Sessions>,
+    config: SyncConfig,
+    status: watch::Sender<SyncStatus>,
+    kick: Notify,
+    round: Mutex<()>,
+}
+
+impl Engine {
+    pub fn new(db: LocalDb, sessions: Arc<Sessions>, config: SyncConfig) -> Self {
+        Self {
+            db,
+            sessions,
+            config,
+            status: watch::Sender::new(SyncStatus::default()),
+            kick: Notify::new(),
+            round: Mutex::new(()),
+        }
+    }
+
+    fn client(&self) -> &CentralClient {
+        self.sessions.client()
+    }
+
+    pub fn status(&self) -> SyncStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change (the UI's indicator).
+    pub fn subscribe(&self) -> watch::Receiver<SyncStatus> {
+        self.status.subscribe()
+    }
+
+    /// Wakes the background task now (a sale was made, the cashier pressed "sync").
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+
+    /// One full round: push sales, push edits, pull catalog, stock and recommendations.
+    /// The status is updated whatever happens.
+    #[tracing::instrument(skip_all)]
+    pub async fn run_once(&self) -> Result<RoundReport> {
+        let _one_at_a_time = self.round.lock().await;
+        let result = self.round().await;
+        self.record(&result).await;
+        result
+    }
+
+    async fn round(&self) -> Result<RoundReport> {
+        let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
+        let sales_settled = self.push_outbox().await?;
+        let edits_pushed = self.push_edits().await?;
+        let adjustments_pushed = self.push_adjustments().await?;
+        let products_changed = self.pull_catalog().await?;
+        let stock_levels = self.pull_stock(&identity.location).await?;
+        let recommendation_lists = self.pull_recommendations().await?;
+        Ok(RoundReport {
+            sales_settled,
+            edits_pushed,
+            adjustments_pushed,
+            products_changed,
+            stock_levels,
+            recommendation_lists,
+        })
+    }
+
+    async fn record(&self, result: &Result<RoundReport>) {
+        let counts = outbox::counts(&self.db).await.unwrap_or_default();
+        let conflicts = crate::edits::conflicts(&self.db)
+            .await
+            .map_or(0, |c| i64::try_from(c.len()).unwrap_or(i64::MAX));
+        self.status.send_modify(|s| {
+            s.pending = counts.pending;
+            s.rejected = counts.rejected;
+            s.conflicts = conflicts;
+            match result {
+                Ok(_) => {
+                    s.online = true;
+                    s.last_sync = Some(Utc::now());
+                    s.last_error = None;
+                    s.failures = 0;
+                }
+                Err(err) => {
+                    // Central answered (with an error) unless it could not be reached at all.
+                    s.online = !err.is_transient() && !matches!(err, Error::NotPaired);
+                    s.last_error = Some(err.to_string());
+                    s.failures = s.failures.saturating_add(1);
+                }
+            }
+        });
+    }
+
+    /// Refreshes the pending count after a sale without waiting for a round.
+    pub async fn note_sale(&self) {
+        if let Ok(counts) = outbox::counts(&self.db).await {
+            self.status.send_modify(|s| s.pending = counts.pending);
+        }
+        self.kick();
+    }
+
+    /// Runs rounds until `shutdown` resolves: every `interval` while all is well, after a
+    /// backoff delay with jitter after a failure, and at once when kicked.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let mut backoff = Backoff::new(self.config.backoff_base, self.config.backoff_max);
+        tokio::pin!(shutdown);
+        loop {
+            let (delay, wake_on_kick) = match self.run_once().await {
+                Ok(_) => {
+                    backoff.reset();
+                    (self.config.interval, true)
+                }
+                Err(err) => {
+                    tracing::info!(%err, "sync round failed; backing off");
+                    // Sales made while Central is away must not cut the backoff short.
+                    (backoff.next_delay(&mut rand::thread_rng()), false)
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(delay) => {}
+                () = self.kick.notified(), if wake_on_kick => {}
+            }
+        }
+    }
+}

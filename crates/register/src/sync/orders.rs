@@ -1,0 +1,199 @@
+//! Pushing the outbox: sales made online go through the normal checkout (`POST /v1/orders`,
+//! then the cash payment), sales made offline through `POST /v1/sync/orders` in batches of at
+//! most 100, always in the order they were made and with each sale's own idempotency keys, so
+//! a retry after a lost answer never makes a second order or payment.
+
+use kassa_domain::api::{
+    CreatePayment, Order, PaymentMethod, SyncOrderResult, SyncOrdersRequest, SYNC_BATCH_ORDERS_MAX,
+};
+use kassa_domain::{Money, OrderStatus};
+
+use super::Engine;
+use crate::error::{Error, Result};
+use crate::outbox::{self, Entry};
+
+/// Batches pushed per round at most, so pulls get their turn during a long drain.
+const BATCHES_PER_ROUND_MAX: usize = 50;
+
+/// Error codes that mean Central will not create the order the online path asks for (the
+/// sale stays valid: it goes through the offline path, where Central records a shortfall).
+const REFUSED_ONLINE: [&str; 4] = [
+    "insufficient_stock",
+    "unknown_sku",
+    "invalid_order",
+    "unknown_location",
+];
+
+impl Engine {
+    /// Pushes the outbox until it is empty or a delivery fails; returns how many sales settled.
+    pub(super) async fn push_outbox(&self) -> Result<usize> {
+        let mut settled = 0;
+        for _ in 0..BATCHES_PER_ROUND_MAX {
+            let entries = outbox::next(&self.db, SYNC_BATCH_ORDERS_MAX).await?;
+            let Some(first) = entries.first() else {
+                break;
+            };
+            if first.mode == "online" {
+                self.push_online(first).await?;
+                settled += 1;
+            } else {
+                let run: Vec<&Entry> = entries.iter().take_while(|e| e.mode == "offline").collect();
+                settled += self.push_offline(&run).await?;
+            }
+        }
+        Ok(settled)
+    }
+
+    async fn push_online(&self, entry: &Entry) -> Result<()> {
+        let order = if entry.status == "order_created" {
+            self.fetch_order(entry).await?
+        } else {
+            match self.create_order(entry).await {
+                Ok(order) => order,
+                // Central has it already (delivered through sync, or by another path).
+                Err(err) if err.api_code() == Some("order_exists") => {
+                    self.fetch_order(entry).await?
+                }
+                Err(err) if refused_online(&err) => {
+                    tracing::info!(order = %entry.order_id, %err, "online order refused; sending it as an offline sale");
+                    return outbox::switch_to_offline(&self.db, entry.order_id, &err.to_string())
+                        .await;
+                }
+                Err(err) => return self.failed(entry, err).await,
+            }
+        };
+        match self.finish_online(entry, order).await {
+            Ok(()) => Ok(()),
+            Err(err) => self.failed(entry, err).await,
+        }
+    }
+
+    async fn create_order(&self, entry: &Entry) -> Result<Order> {
+        let body = entry.create_order();
+        let order = self
+            .sessions
+            .authed(|t| {
+                let body = &body;
+                async move {
+                    self.client()
+                        .create_order(t.expose(), &entry.order_key, body)
+                        .await
+                }
+            })
+            .await?;
+        outbox::mark_order_created(&self.db, entry.order_id).await?;
+        Ok(order)
+    }
+
+    async fn fetch_order(&self, entry: &Entry) -> Result<Order> {
+        self.sessions
+            .authed(|t| async move { self.client().order(t.expose(), entry.order_id).await })
+            .await
+    }
+
+    /// Pays what Central says is outstanding, then marks the sale done.
+    async fn finish_online(&self, entry: &Entry, order: Order) -> Result<()> {
+        let order = match order.status {
+            OrderStatus::Paid | OrderStatus::Fulfilled => order,
+            OrderStatus::Reserved => self.pay(entry, &order).await?,
+            other => {
+                let why = format!("Central's order is {other}; the sale needs a manager's review");
+                return outbox::mark_rejected(&self.db, entry.order_id, &why).await;
+            }
+        };
+        outbox::mark_done(&self.db, entry.order_id, &order, &[]).await
+    }
+
+    async fn pay(&self, entry: &Entry, order: &Order) -> Result<Order> {
+        let outstanding = order.totals.total.checked_sub(&order.paid)?;
+        if order.totals.total != entry.total {
+            tracing::warn!(order = %entry.order_id, central = %order.totals.total, register = %entry.total,
+                "Central priced the sale differently from the register's catalog");
+        }
+        let tendered = max_money(entry.tendered, outstanding)?;
+        let payment = CreatePayment {
+            method: PaymentMethod::Cash,
+            amount: outstanding,
+            tendered: Some(tendered),
+            payment_method: None,
+        };
+        self.sessions
+            .authed(|t| {
+                let payment = &payment;
+                async move {
+                    self.client()
+                        .pay(t.expose(), &entry.payment_key, entry.order_id, payment)
+                        .await
+                }
+            })
+            .await?;
+        self.fetch_order(entry).await
+    }
+
+    async fn push_offline(&self, run: &[&Entry]) -> Result<usize> {
+        let batch = SyncOrdersRequest {
+            orders: run.iter().map(|e| e.offline_order()).collect(),
+        };
+        let answer = self
+            .sessions
+            .authed(|t| {
+                let batch = &batch;
+                async move { self.client().sync_orders(t.expose(), batch).await }
+            })
+            .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(err) => return self.failed_all(run, err).await,
+        };
+        let mut settled = 0;
+        for result in &answer.results {
+            if !run.iter().any(|e| e.order_id == result.id()) {
+                continue;
+            }
+            settle(self, result).await?;
+            settled += 1;
+        }
+        Ok(settled)
+    }
+
+    async fn failed<T>(&self, entry: &Entry, err: Error) -> Result<T> {
+        outbox::note_failure(&self.db, entry.order_id, &err.to_string()).await?;
+        Err(err)
+    }
+
+    async fn failed_all<T>(&self, run: &[&Entry], err: Error) -> Result<T> {
+        for entry in run {
+            outbox::note_failure(&self.db, entry.order_id, &err.to_string()).await?;
+        }
+        Err(err)
+    }
+}
+
+async fn settle(engine: &Engine, result: &SyncOrderResult) -> Result<()> {
+    match result {
+        SyncOrderResult::Accepted {
+            id,
+            order,
+            shortfalls,
+        } => outbox::mark_done(&engine.db, *id, order, shortfalls).await,
+        SyncOrderResult::Rejected { id, error } => {
+            let why = format!("{}: {}", error.code, error.message);
+            tracing::warn!(order = %id, %why, "Central rejected an offline sale");
+            outbox::mark_rejected(&engine.db, *id, &why).await
+        }
+    }
+}
+
+fn refused_online(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Api {
+            status: 409 | 422,
+            ..
+        }
+    ) && err.api_code().is_some_and(|c| REFUSED_ONLINE.contains(&c))
+}
+
+fn max_money(a: Money, b: Money) -> Result<Money> {
+    Ok(if a.checked_cmp(&b)?.is_ge() { a } else { b })
+}

@@ -1,0 +1,15 @@
+//! The register against a real Kassa Central started in-process on port 0 (SQLite), reached
+//! through a proxy that can cut every connection at any moment.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is a failed test, with its location"
+)]
+
+mod helpers;
+
+mod catalog;
+mod crash;
+mod edits;
+mod offline;
+mod sale;
