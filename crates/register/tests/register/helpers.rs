@@ -95,8 +95,7 @@ impl Central {
                 task.abort();
             }
         }
-        // Like a process exit: every connection closes, every lock is released (a cut request
-        // can leave Central's SQLite write transaction open, see the ignored test).
+        // Like a process exit: every connection closes, every lock is released.
         if let Some(state) = self.state.take() {
             state.db.pool().close().await;
         }

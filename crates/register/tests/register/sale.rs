@@ -195,8 +195,6 @@ async fn online_sales_survive_central_restarts_mid_sync_without_doubles() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "Central bug: a request cancelled by a dropped connection can leak its SQLite \
-            BEGIN IMMEDIATE (sqlx 0.8), then Central answers 500 until it restarts"]
 async fn online_sales_survive_cut_connections_without_doubles() {
     crate::helpers::bounded(async move {
         online_sales_survive(Interruption::Cut).await;
