@@ -178,17 +178,18 @@ pub fn looks_like_barcode(typed: &str) -> bool {
     (8..=14).contains(&typed.len()) && typed.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The always-visible sync indicator: a CSS class and its words.
-pub fn sync_line(status: &SyncStatus) -> (&'static str, String) {
-    let waiting = match status.pending {
-        0 => "all sales synced".to_owned(),
-        1 => "1 sale waiting to sync".to_owned(),
-        n => format!("{n} sales waiting to sync"),
+/// The always-visible sync indicator: its CSS class, the state word and the words after the
+/// pending count (`Offline · 2 sales waiting to sync`).
+pub fn sync_line(status: &SyncStatus) -> (&'static str, &'static str, &'static str) {
+    let waiting = if status.pending == 1 {
+        "sale waiting to sync"
+    } else {
+        "sales waiting to sync"
     };
     if status.online {
-        ("online", format!("Online · {waiting}"))
+        ("online", "Online", waiting)
     } else {
-        ("offline", format!("Offline · {waiting}"))
+        ("offline", "Offline", waiting)
     }
 }
 
@@ -317,12 +318,18 @@ mod tests {
 
     #[test]
     fn quick_amounts_start_exact_then_round_up_to_notes() {
-        let amounts: Vec<String> = quick_amounts(&eur("7.35")).iter().map(format_money).collect();
+        let amounts: Vec<String> = quick_amounts(&eur("7.35"))
+            .iter()
+            .map(format_money)
+            .collect();
         assert_eq!(
             amounts,
             ["7.35 €", "10.00 €", "20.00 €", "50.00 €", "100.00 €"]
         );
-        let round: Vec<String> = quick_amounts(&eur("10.00")).iter().map(format_money).collect();
+        let round: Vec<String> = quick_amounts(&eur("10.00"))
+            .iter()
+            .map(format_money)
+            .collect();
         assert_eq!(round, ["10.00 €", "20.00 €", "50.00 €", "100.00 €"]);
     }
 
@@ -371,13 +378,14 @@ mod tests {
         };
         assert_eq!(
             sync_line(&status),
-            ("online", "Online · all synced".replace("all synced", "all sales synced"))
+            ("online", "Online", "sales waiting to sync")
         );
+        assert!(card_blocked(&status).is_none());
         status.online = false;
-        status.pending = 2;
+        status.pending = 1;
         assert_eq!(
             sync_line(&status),
-            ("offline", "Offline · 2 sales waiting to sync".to_owned())
+            ("offline", "Offline", "sale waiting to sync")
         );
         assert!(card_blocked(&status).is_some());
     }

@@ -51,7 +51,9 @@ pub fn conflicts_page() -> Html {
             let (message, reload) = (message.clone(), reload.clone());
             spawn_local(async move {
                 match services::conflicts::resolve(edit, &picked).await {
-                    Ok(()) => message.set(Some("Merged: the register pushes it to Central on the next sync.".into())),
+                    Ok(()) => message.set(Some(
+                        "Merged: the register pushes it to Central on the next sync.".into(),
+                    )),
                     Err(e) => message.set(Some(e.to_string())),
                 }
                 reload.emit(());

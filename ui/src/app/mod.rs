@@ -39,7 +39,11 @@ pub fn app() -> Html {
             spawn_local(async move {
                 identity.set(services::session::identity().await.ok().flatten());
                 let signed_in = services::session::whoami().await.ok().flatten();
-                route.set(if signed_in.is_some() { Route::Sell } else { Route::SignIn });
+                route.set(if signed_in.is_some() {
+                    Route::Sell
+                } else {
+                    Route::SignIn
+                });
                 who.set(signed_in);
             });
         });

@@ -59,7 +59,11 @@ impl Sell {
                 if let Some(sku) = changed_sku(&before, &cart.lines) {
                     let together = self.together.clone();
                     spawn_local(async move {
-                        together.set(services::catalog::bought_together(&sku).await.unwrap_or_default());
+                        together.set(
+                            services::catalog::bought_together(&sku)
+                                .await
+                                .unwrap_or_default(),
+                        );
                     });
                 }
                 self.cart.set(Some(cart));
@@ -103,7 +107,9 @@ impl Sell {
                 let hits = services::catalog::search(&typed).await;
                 match hits.as_deref().map(<[Product]>::first) {
                     Ok(Some(first)) => this.add(first.sku.to_string()),
-                    Ok(None) => this.error.set(Some(format!("Nothing found for \"{typed}\"."))),
+                    Ok(None) => this
+                        .error
+                        .set(Some(format!("Nothing found for \"{typed}\"."))),
                     Err(e) => this.error.set(Some(e.to_string())),
                 }
             });
@@ -216,7 +222,9 @@ pub fn sell_page(props: &Props) -> Html {
 
     let oninput = {
         let sell = sell.clone();
-        Callback::from(move |e: InputEvent| sell.search(e.target_unchecked_into::<HtmlInputElement>().value()))
+        Callback::from(move |e: InputEvent| {
+            sell.search(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
     };
     let onkeydown = {
         let sell = sell.clone();

@@ -42,8 +42,12 @@ pub fn sign_in_page(props: &Props) -> Html {
     let paired = props.identity.is_some();
     let onsubmit = {
         let (error, busy) = (error.clone(), busy.clone());
-        let (username, password, location, code) =
-            (username.clone(), password.clone(), location.clone(), code.clone());
+        let (username, password, location, code) = (
+            username.clone(),
+            password.clone(),
+            location.clone(),
+            code.clone(),
+        );
         let (on_signed_in, on_paired) = (props.on_signed_in.clone(), props.on_paired.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();

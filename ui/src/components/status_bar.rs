@@ -19,7 +19,7 @@ pub struct Props {
 
 #[function_component(StatusBar)]
 pub fn status_bar(props: &Props) -> Html {
-    let (class, words) = sync_line(&props.status);
+    let (class, state, waiting) = sync_line(&props.status);
     let till = props
         .identity
         .as_ref()
@@ -43,9 +43,9 @@ pub fn status_bar(props: &Props) -> Html {
             <div class="brand"><span class="logo">{ "K" }</span>{ "Kassa Register" }
                 <span class="till">{ till }</span></div>
             <div id="sync-indicator" class={classes!("sync", class)} {title}>
-                <span class="dot"></span>{ words }
-                <span id="pending-count" class="pending" data-pending={props.status.pending.to_string()}>
-                    { props.status.pending }</span>
+                <span class="dot"></span>{ format!("{state} · ") }
+                <span id="pending-count" class="pending">{ props.status.pending }</span>
+                { format!(" {waiting}") }
             </div>
             if let Some(who) = &props.who {
                 <nav>

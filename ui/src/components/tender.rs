@@ -47,7 +47,9 @@ pub fn tender_panel(props: &Props) -> Html {
     let line = match &state {
         Tender::Empty => html! {},
         Tender::Invalid(why) => html! { <p class="error">{ why }</p> },
-        Tender::Short { missing } => html! { <p class="short">{ format!("{} still due", format_money(missing)) }</p> },
+        Tender::Short { missing } => {
+            html! { <p class="short">{ format!("{} still due", format_money(missing)) }</p> }
+        }
         Tender::Change { change, .. } => html! {
             <p id="change" class="change">{ "Change due " }<strong>{ format_money(change) }</strong></p>
         },

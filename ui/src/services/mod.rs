@@ -27,11 +27,15 @@ pub async fn call<A: Serialize, T: DeserializeOwned>(cmd: &str, args: &A) -> Res
         .serialize(&serializer)
         .map_err(|e| Error::Decode(e.to_string()))?;
     match invoke(cmd, args).await {
-        Ok(value) => serde_wasm_bindgen::from_value(value).map_err(|e| Error::Decode(e.to_string())),
-        Err(err) => Err(match serde_wasm_bindgen::from_value::<ShellError>(err.clone()) {
-            Ok(shell) => Error::Shell(shell),
-            Err(_) => Error::NoShell(err.as_string().unwrap_or_else(|| format!("{err:?}"))),
-        }),
+        Ok(value) => {
+            serde_wasm_bindgen::from_value(value).map_err(|e| Error::Decode(e.to_string()))
+        }
+        Err(err) => Err(
+            match serde_wasm_bindgen::from_value::<ShellError>(err.clone()) {
+                Ok(shell) => Error::Shell(shell),
+                Err(_) => Error::NoShell(err.as_string().unwrap_or_else(|| format!("{err:?}"))),
+            },
+        ),
     }
 }
 

@@ -1,0 +1,7 @@
+//! The UI's commands, grouped by area; each is a few lines over `kassa_register::Register`.
+
+pub mod catalog;
+pub mod conflicts;
+pub mod sale;
+pub mod session;
+pub mod sync;

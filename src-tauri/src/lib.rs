@@ -1,0 +1,55 @@
+//! Kassa Register's desktop shell: a thin Tauri 2 layer over `kassa-register`. [`run`] opens
+//! the register (configured from the environment, see [`config`]), pairs and signs in from the
+//! environment when asked to (the demo), starts the sync engine and serves the UI's commands,
+//! grouped by area in [`commands`]. All logic lives in `crates/register`.
+
+pub mod commands;
+pub mod config;
+pub mod error;
+mod startup;
+
+use anyhow::Context;
+use tauri::Manager;
+
+/// Runs the app until its window closes.
+pub fn run() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kassa_register=info".into()),
+        )
+        .try_init();
+    let config = config::ShellConfig::from_env()?;
+    tauri::Builder::default()
+        .setup(move |app| {
+            let data_dir = match &config.data_dir {
+                Some(dir) => dir.clone(),
+                None => app.path().app_data_dir()?,
+            };
+            let register = tauri::async_runtime::block_on(startup::open(&config, &data_dir))?;
+            app.manage(register);
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::session::identity,
+            commands::session::pair,
+            commands::session::whoami,
+            commands::session::sign_in,
+            commands::session::sign_out,
+            commands::sale::cart,
+            commands::sale::scan,
+            commands::sale::add_sku,
+            commands::sale::set_qty,
+            commands::sale::pay_cash,
+            commands::sale::pay_card,
+            commands::catalog::search,
+            commands::catalog::bought_together,
+            commands::catalog::edit_product,
+            commands::sync::sync_status,
+            commands::sync::sync_now,
+            commands::conflicts::conflicts,
+            commands::conflicts::resolve_conflict,
+        ])
+        .run(tauri::generate_context!("../tauri.conf.json"))
+        .context("running Kassa Register's window")
+}
