@@ -47,8 +47,9 @@ impl Group {
 
     fn stop(&mut self) {
         // The group: tauri-driver leaves WebKitWebDriver (and the app) behind otherwise.
+        let group = format!("-{}", self.child.id());
         let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{}", self.child.id())])
+            .args(["-s", "TERM", "--", &group])
             .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -58,7 +59,7 @@ impl Group {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
+            .args(["-s", "KILL", "--", &group])
             .status();
         let _ = self.child.wait();
         eprintln!("stopped {}", self.name);
@@ -129,6 +130,10 @@ impl Central {
             .arg("serve")
             .env("KASSA_DATABASE_URL", &self.db_url)
             .env("KASSA_BIND", format!("127.0.0.1:{}", self.port))
+            // The register's first sync round asks for every SKU's stock and recommendations,
+            // one request each: more than Central's default per-user limit (50/s, burst 200).
+            .env("KASSA_USER_REQUESTS_PER_SECOND", "2000")
+            .env("KASSA_USER_REQUESTS_BURST", "10000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
         self.process = Some(Group::spawn(command, "kassa-central")?);
@@ -245,6 +250,8 @@ impl App {
             "tauri:options".into(),
             json!({ "application": app.display().to_string() }),
         );
+        // fantoccini's rustls needs a process-wide crypto provider; ring is already in the tree.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let deadline = Instant::now() + WAIT;
         let client = loop {
             match ClientBuilder::rustls()?

@@ -71,7 +71,12 @@ impl Sell {
                 self.query.set(String::new());
                 self.results.set(Vec::new());
             }
-            Err(err) => self.error.set(Some(scan_error(typed, &err))),
+            Err(err) => {
+                // Cleared, so the next scan does not append to the bad one.
+                self.query.set(String::new());
+                self.results.set(Vec::new());
+                self.error.set(Some(scan_error(typed, &err)));
+            }
         }
     }
 
@@ -262,8 +267,10 @@ pub fn sell_page(props: &Props) -> Html {
         (None, Some(vm)) => html! {
             <>
                 <TotalsPanel vm={vm.clone()} />
-                <TenderPanel total={vm.total_money} enabled={!vm.rows.is_empty() && !*sell.busy}
-                    card_blocked={card_blocked(&props.status)} {on_cash} {on_card} />
+                if !vm.rows.is_empty() {
+                    <TenderPanel total={vm.total_money} enabled={!*sell.busy}
+                        card_blocked={card_blocked(&props.status)} {on_cash} {on_card} />
+                }
             </>
         },
         (None, None) => html! {},

@@ -43,9 +43,10 @@ pub fn status_bar(props: &Props) -> Html {
             <div class="brand"><span class="logo">{ "K" }</span>{ "Kassa Register" }
                 <span class="till">{ till }</span></div>
             <div id="sync-indicator" class={classes!("sync", class)} {title}>
-                <span class="dot"></span>{ format!("{state} · ") }
-                <span id="pending-count" class="pending">{ props.status.pending }</span>
-                { format!(" {waiting}") }
+                <span class="dot"></span>
+                <span class="words">{ format!("{state} · ") }
+                    <span id="pending-count" class="pending">{ props.status.pending }</span>
+                    { format!(" {waiting}") }</span>
             </div>
             if let Some(who) = &props.who {
                 <nav>
