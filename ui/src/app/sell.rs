@@ -68,19 +68,13 @@ impl Sell {
                 }
                 self.cart.set(Some(cart));
                 self.error.set(None);
-                self.query.set(String::new());
-                self.results.set(Vec::new());
             }
-            Err(err) => {
-                // Cleared, so the next scan does not append to the bad one.
-                self.query.set(String::new());
-                self.results.set(Vec::new());
-                self.error.set(Some(scan_error(typed, &err)));
-            }
+            Err(err) => self.error.set(Some(scan_error(typed, &err))),
         }
     }
 
     fn add(&self, sku: String) {
+        self.results.set(Vec::new());
         let this = self.clone();
         let before = (*self.cart).clone();
         self.receipt.set(None);
@@ -234,9 +228,19 @@ pub fn sell_page(props: &Props) -> Html {
     let onkeydown = {
         let sell = sell.clone();
         Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Enter" {
-                e.prevent_default();
-                sell.submit(e.target_unchecked_into::<HtmlInputElement>().value());
+            match e.key().as_str() {
+                "Enter" => {
+                    e.prevent_default();
+                    // Emptied at once: a scanner types the next code right away, and a field
+                    // cleared when the answer arrives would cut into it.
+                    let input = e.target_unchecked_into::<HtmlInputElement>();
+                    let typed = input.value();
+                    input.set_value("");
+                    sell.query.set(String::new());
+                    sell.submit(typed);
+                }
+                "Escape" => sell.search(String::new()),
+                _ => {}
             }
         })
     };
