@@ -6,7 +6,7 @@ use std::process::{Child, Command, ExitCode};
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "usage: ./x run | ./x test | ./x bench <checkout|search|all>";
+const USAGE: &str = "usage: ./x run | ./x test | ./x bench <checkout|search|relay|all>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -110,6 +110,8 @@ fn test() -> anyhow::Result<()> {
     if !postgres_installed() {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
     }
+    // The event relay's NATS stories start `nats-server -js` from the Debian package.
+    ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
     ensure_desktop_tools()?;
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
     // The shell embeds ui/dist: the UI is built before anything compiles the shell.
@@ -401,6 +403,7 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
     if !postgres_installed() {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
     }
+    ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
     sh(
         "cargo",
         &[

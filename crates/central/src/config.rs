@@ -78,6 +78,25 @@ pub struct Config {
     pub search_dir: Option<std::path::PathBuf>,
     /// How often the search index catches up with the database (its freshness bound).
     pub search_refresh: Duration,
+    /// NATS for the event relay; without it events are delivered in-process only.
+    pub nats_url: Option<Secret>,
+    /// The JetStream stream events are published to, and its subject prefix.
+    pub nats_stream: String,
+    pub nats_subject_prefix: String,
+    /// Copies of each message (1 on a single server, 3 on a production cluster).
+    pub nats_replicas: usize,
+    /// Re-publishes of an event within this window are dropped by the stream.
+    pub nats_duplicate_window: Duration,
+    pub nats_ack_timeout: Duration,
+    pub nats_publish_attempts_max: u32,
+    /// Events per relay step (capped at `events::BATCH_EVENTS_LIMIT`).
+    pub relay_batch_events_max: usize,
+    /// The relay's pause when the outbox is drained.
+    pub relay_interval: Duration,
+    /// How long one instance's relay lease lasts without renewal.
+    pub relay_lease_ttl: Duration,
+    /// The longest pause between retries of a failing relay step.
+    pub relay_backoff_max: Duration,
 }
 
 impl Default for Config {
@@ -115,6 +134,17 @@ impl Default for Config {
             webhook_tolerance_s: 300,
             search_dir: None,
             search_refresh: Duration::from_millis(500),
+            nats_url: None,
+            nats_stream: "KASSA_EVENTS".into(),
+            nats_subject_prefix: "kassa.events".into(),
+            nats_replicas: 1,
+            nats_duplicate_window: Duration::from_secs(120),
+            nats_ack_timeout: Duration::from_secs(5),
+            nats_publish_attempts_max: 3,
+            relay_batch_events_max: 256,
+            relay_interval: Duration::from_millis(200),
+            relay_lease_ttl: Duration::from_secs(10),
+            relay_backoff_max: Duration::from_secs(30),
         }
     }
 }
@@ -203,6 +233,30 @@ impl Config {
                 std::path::PathBuf::from,
             )),
             search_refresh: Duration::from_millis(env_parse("KASSA_SEARCH_REFRESH_MS", 500)?),
+            nats_url: std::env::var("KASSA_NATS_URL").ok().map(Secret::new),
+            nats_stream: std::env::var("KASSA_NATS_STREAM").unwrap_or(d.nats_stream),
+            nats_subject_prefix: std::env::var("KASSA_NATS_SUBJECT_PREFIX")
+                .unwrap_or(d.nats_subject_prefix),
+            nats_replicas: env_parse("KASSA_NATS_REPLICAS", d.nats_replicas)?,
+            nats_duplicate_window: Duration::from_secs(env_parse(
+                "KASSA_NATS_DUPLICATE_WINDOW_S",
+                d.nats_duplicate_window.as_secs(),
+            )?),
+            nats_ack_timeout: Duration::from_millis(env_parse("KASSA_NATS_ACK_TIMEOUT_MS", 5000)?),
+            nats_publish_attempts_max: env_parse(
+                "KASSA_NATS_PUBLISH_ATTEMPTS_MAX",
+                d.nats_publish_attempts_max,
+            )?,
+            relay_batch_events_max: env_parse(
+                "KASSA_RELAY_BATCH_EVENTS_MAX",
+                d.relay_batch_events_max,
+            )?,
+            relay_interval: Duration::from_millis(env_parse("KASSA_RELAY_INTERVAL_MS", 200)?),
+            relay_lease_ttl: Duration::from_millis(env_parse("KASSA_RELAY_LEASE_TTL_MS", 10_000)?),
+            relay_backoff_max: Duration::from_millis(env_parse(
+                "KASSA_RELAY_BACKOFF_MAX_MS",
+                30_000,
+            )?),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Throwaway PostgreSQL clusters for tests and benchmarks: `initdb` + `pg_ctl` from the system's
 //! binaries in a temp dir on a free loopback port. A watchdog shell stops the cluster and deletes
-//! its files when the owning process exits, however it exits.
+//! its files when the owning process exits, however it exits. Throwaway NATS servers
+//! (`nats-server -js` from the system package) the same way, for the event relay.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -171,5 +172,136 @@ impl PgCluster {
             .await?;
         conn.close().await?;
         Ok(self.url(&name))
+    }
+}
+
+/// A throwaway NATS server with JetStream (`nats-server` from the system package) in a temp dir
+/// on a free loopback port, one per process; a watchdog stops it and deletes its files when the
+/// owning process exits.
+#[derive(Debug)]
+pub struct NatsServer {
+    port: u16,
+    /// True when the server runs with `sync_interval: always` (nats-server 2.10 and later); the
+    /// Debian package's 2.9.x does not know the setting and syncs on its own schedule.
+    pub syncs_always: bool,
+}
+
+static NATS: OnceLock<Option<NatsServer>> = OnceLock::new();
+
+fn find_nats_bin() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/bin".into()])
+        .map(|dir| dir.join("nats-server"))
+        .find(|bin| bin.exists())
+}
+
+/// The server's config: JetStream syncing every write to disk before it acks, when it can (the
+/// store dir and JetStream itself come from `-sd` and `-js`).
+fn nats_config(sync_always: bool) -> &'static str {
+    if sync_always {
+        "jetstream {\n  sync_interval: always\n}\n"
+    } else {
+        "# this nats-server does not know sync_interval (2.9.x): its default flush applies\n"
+    }
+}
+
+impl NatsServer {
+    /// One server per process, started on first use; `None` when `nats-server` is not installed
+    /// (panics instead when `KASSA_REQUIRE_NATS` is set).
+    pub fn shared() -> Option<&'static NatsServer> {
+        NATS.get_or_init(Self::start).as_ref()
+    }
+
+    /// Starts a server owned by this process (see [`NatsServer::shared`] for `None`).
+    pub fn start() -> Option<Self> {
+        let Some(bin) = find_nats_bin() else {
+            assert!(
+                std::env::var("KASSA_REQUIRE_NATS").is_err(),
+                "KASSA_REQUIRE_NATS is set but nats-server is not installed (apt-get install nats-server)"
+            );
+            eprintln!("\n!!! SKIPPED: NATS tests (no nats-server on PATH; apt-get install nats-server) !!!\n");
+            return None;
+        };
+        match Self::start_with(&bin) {
+            Ok(server) => Some(server),
+            Err(e) => panic!("starting a throwaway nats-server: {e:#}"),
+        }
+    }
+
+    fn start_with(bin: &Path) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("kassa-nats-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).context("creating the NATS temp dir")?;
+        let dir_s = dir.to_str().context("temp dir is not UTF-8")?.to_owned();
+        let store = format!("{dir_s}/store");
+        let conf = dir.join("nats.conf");
+        std::fs::write(&conf, nats_config(true)).context("writing nats.conf")?;
+        // `-t` checks the config and exits: 2.9.x refuses `sync_interval`.
+        let check = Command::new(bin)
+            .arg("-t")
+            .arg("-c")
+            .arg(&conf)
+            .output()
+            .context("running nats-server -t")?;
+        let syncs_always = check.status.success();
+        if !syncs_always {
+            eprintln!(
+                "\n!!! nats-server at {} does not accept `sync_interval: always` (2.9.x): the test \
+                 server syncs on its own schedule; see docs/events.md for production !!!\n",
+                bin.display()
+            );
+            std::fs::write(&conf, nats_config(false)).context("writing nats.conf")?;
+        }
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("log")).context("creating the NATS log")?;
+        let mut child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-sd",
+                &store,
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().context("sharing the NATS log")?)
+            .stderr(log)
+            .spawn()
+            .context("starting nats-server")?;
+        let watchdog = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 1; done; kill {} 2>/dev/null; sleep 1; rm -rf {dir_s}",
+            std::process::id(),
+            child.id()
+        );
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting the NATS watchdog")?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = child.try_wait().context("watching nats-server")?;
+            anyhow::ensure!(
+                exited.is_none(),
+                "nats-server exited ({exited:?}); log: {}",
+                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            );
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not listen on {port} within 10 s; log: {}",
+                std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(Self { port, syncs_always })
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
     }
 }

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod devtools;
+pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod orders;

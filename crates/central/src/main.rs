@@ -121,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
             let indexed = kassa_central::search::index::refresh(&state.search, &state.db).await?;
             tracing::info!(indexed, "search index caught up");
             kassa_central::search::spawn_refresher(state.clone(), state.config.search_refresh);
+            kassa_central::events::spawn(state.db.clone(), &state.config);
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("binding {bind}"))?;

@@ -3,12 +3,14 @@
 
 #[path = "kassa-bench/checkout.rs"]
 mod checkout;
+#[path = "kassa-bench/relay.rs"]
+mod relay;
 #[path = "kassa-bench/search.rs"]
 mod search;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|search|all";
+const SCENARIOS: &str = "checkout|search|relay|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,11 +20,53 @@ async fn main() -> anyhow::Result<()> {
     match scenario.as_str() {
         "checkout" => checkout::run().await,
         "search" => search::run().await,
+        "relay" => relay::run().await,
         "all" => {
             checkout::run().await?;
-            search::run().await
+            search::run().await?;
+            relay::run().await
         }
         other => anyhow::bail!("unknown scenario {other:?}; scenarios: {SCENARIOS}"),
+    }
+}
+
+/// Central serving `state` on a free port, with a signed-in cashier; stop it with `stop`.
+struct Served {
+    base: String,
+    token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Served {
+    async fn start(state: kassa_central::AppState) -> anyhow::Result<Self> {
+        use kassa_central::store;
+        use kassa_domain::{Role, Username};
+        let user = store::users::insert(&state.db, &Username::parse("bench")?, "x", Role::Cashier)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let token = state
+            .auth
+            .start_session(&state.db, user.id, Role::Cashier, None)
+            .await?
+            .access_token;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(kassa_central::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base,
+            token,
+            stop,
+            server,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.server.await?
     }
 }
 

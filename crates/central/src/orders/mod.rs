@@ -184,31 +184,50 @@ fn validate_order(req: &CreateOrder, caller: &Caller) -> ApiResult<()> {
     Ok(())
 }
 
-/// Prices the lines from the catalog and computes the receipt (shared domain maths).
-async fn price(tx: &mut Tx, req: &CreateOrder) -> ApiResult<(kassa_domain::Totals, Vec<String>)> {
-    let mut cart = Vec::with_capacity(req.lines.len());
-    let mut names = Vec::with_capacity(req.lines.len());
-    for line in &req.lines {
+/// One line to price.
+#[derive(Debug)]
+pub struct PriceLine<'a> {
+    pub sku: &'a kassa_domain::Sku,
+    pub qty: u32,
+    pub discount: Option<Money>,
+    /// What a till charged (offline sales); `None` takes the catalog's price.
+    pub unit_price: Option<Money>,
+}
+
+/// Prices lines (names and tax classes from the catalog) and computes the receipt with the
+/// shared domain maths. Archived products count only when `archived_ok` (a sale that already
+/// happened at a till); otherwise they are unknown SKUs.
+pub async fn price_lines(
+    tx: &mut Tx,
+    lines: &[PriceLine<'_>],
+    archived_ok: bool,
+) -> ApiResult<(kassa_domain::Totals, Vec<String>)> {
+    let mut cart = Vec::with_capacity(lines.len());
+    for line in lines {
         let product = store::catalog::by_sku(tx, line.sku.as_ref())
             .await?
-            .filter(|p| !p.archived)
+            .filter(|p| archived_ok || !p.archived)
             .ok_or_else(|| ApiError::Invalid {
                 code: "unknown_sku",
                 message: format!("no product with SKU {}", line.sku),
                 details: serde_json::json!({ "sku": line.sku }),
             })?;
-        let currency = product.price.currency();
-        names.push(product.name.clone());
+        let unit_price = line.unit_price.unwrap_or(product.price);
         cart.push(CartLine {
             sku: line.sku.clone(),
             name: product.name,
-            unit_price: product.price,
+            unit_price,
             qty: line.qty,
             tax_class: product.tax_class,
-            discount: line.discount.unwrap_or_else(|| Money::zero(currency)),
+            discount: line
+                .discount
+                .unwrap_or_else(|| Money::zero(unit_price.currency())),
         });
     }
-    let currency = cart[0].unit_price.currency();
+    let currency = cart
+        .first()
+        .map(|l| l.unit_price.currency())
+        .ok_or_else(|| ApiError::invalid("invalid_lines", "an order needs at least one line"))?;
     let totals = compute_totals(
         &cart,
         PriceMode::TaxInclusive,
@@ -216,7 +235,22 @@ async fn price(tx: &mut Tx, req: &CreateOrder) -> ApiResult<(kassa_domain::Total
         currency,
     )
     .map_err(|e| ApiError::invalid("invalid_order", e.to_string()))?;
-    Ok((totals, names))
+    Ok((totals, cart.into_iter().map(|l| l.name).collect()))
+}
+
+/// Prices an order's lines at the catalog's prices.
+async fn price(tx: &mut Tx, req: &CreateOrder) -> ApiResult<(kassa_domain::Totals, Vec<String>)> {
+    let lines: Vec<PriceLine<'_>> = req
+        .lines
+        .iter()
+        .map(|l| PriceLine {
+            sku: &l.sku,
+            qty: l.qty,
+            discount: l.discount,
+            unit_price: None,
+        })
+        .collect();
+    price_lines(tx, &lines, false).await
 }
 
 /// Creates an order and reserves its stock in one transaction (Idempotency-Key required):

@@ -73,6 +73,9 @@ pub struct SearchIndex {
     stock_checked_ms: AtomicI64,
     /// When the index last caught up with the database (ms).
     caught_up_ms: AtomicI64,
+    /// The database the stored index was built from (its `database_id` setting), as read from
+    /// the last commit; checked against the database at the first refresh.
+    built_from: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -97,12 +100,15 @@ impl SearchIndex {
             }
             None => Index::create_in_ram(schema),
         };
-        let applied = index
+        // The commit payload is `<database id> <applied change_seq>`.
+        let payload = index
             .load_metas()
             .context("reading the search index's metadata")?
             .payload
-            .and_then(|p| p.parse::<i64>().ok())
-            .unwrap_or(0);
+            .unwrap_or_default();
+        let (built_from, applied) = payload.split_once(' ').unwrap_or(("", "0"));
+        let applied = applied.parse::<i64>().unwrap_or(0);
+        let built_from = Some(built_from.to_owned()).filter(|b| !b.is_empty());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -119,6 +125,7 @@ impl SearchIndex {
             applied_seq: AtomicI64::new(applied),
             stock_checked_ms: AtomicI64::new(0),
             caught_up_ms: AtomicI64::new(0),
+            built_from: Mutex::new(built_from),
         })
     }
 
@@ -183,14 +190,15 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Commits with the applied sequence as payload and makes the change searchable.
-    fn commit(&self, applied_seq: i64) -> anyhow::Result<()> {
+    /// Commits with the database id and applied sequence as payload and makes the change
+    /// searchable.
+    fn commit(&self, database_id: &str, applied_seq: i64) -> anyhow::Result<()> {
         let mut writer = self
             .writer
             .lock()
             .map_err(|_| anyhow::anyhow!("search writer poisoned"))?;
         let mut prepared = writer.prepare_commit().context("preparing search commit")?;
-        prepared.set_payload(&applied_seq.to_string());
+        prepared.set_payload(&format!("{database_id} {applied_seq}"));
         prepared.commit().context("committing the search index")?;
         drop(writer);
         self.reader
@@ -251,11 +259,37 @@ async fn index_products(
         .context("search indexing task")?
 }
 
+/// The database's id; an index built from another database (a reset, a restore, another
+/// deployment's directory) is emptied so it is rebuilt from this one.
+async fn check_origin(search: &SearchIndex, db: &Db) -> anyhow::Result<String> {
+    let id = store::settings::get_or_init(db, "database_id", || uuid::Uuid::new_v4().to_string())
+        .await?;
+    let stale = {
+        let built = search
+            .built_from
+            .lock()
+            .map_err(|_| anyhow::anyhow!("search origin poisoned"))?;
+        built.as_deref().is_some_and(|b| b != id)
+    };
+    if stale {
+        tracing::warn!("the search index was built from another database: rebuilding it");
+        search.clear()?;
+        search.applied_seq.store(0, Ordering::Release);
+        search.stock_checked_ms.store(0, Ordering::Release);
+    }
+    *search
+        .built_from
+        .lock()
+        .map_err(|_| anyhow::anyhow!("search origin poisoned"))? = Some(id.clone());
+    Ok(id)
+}
+
 /// Brings the index up to date with the database: catalog changes after the applied sequence,
 /// and products whose stock moved. Returns how many products were (re)indexed.
 #[tracing::instrument(skip_all)]
 pub async fn refresh(search: &std::sync::Arc<SearchIndex>, db: &Db) -> anyhow::Result<usize> {
     let started = now_ms();
+    let database_id = check_origin(search, db).await?;
     let mut seq = search.applied_seq();
     let mut changed = 0;
     loop {
@@ -290,9 +324,9 @@ pub async fn refresh(search: &std::sync::Arc<SearchIndex>, db: &Db) -> anyhow::R
             break;
         }
     }
-    if changed > 0 {
+    if changed > 0 || search.applied_seq() != seq {
         let s = search.clone();
-        tokio::task::spawn_blocking(move || s.commit(seq))
+        tokio::task::spawn_blocking(move || s.commit(&database_id, seq))
             .await
             .context("search commit task")??;
     }
@@ -309,7 +343,8 @@ pub async fn rebuild(search: &std::sync::Arc<SearchIndex>, db: &Db) -> anyhow::R
     let n = refresh(search, db).await?;
     let s = search.clone();
     let seq = search.applied_seq();
-    tokio::task::spawn_blocking(move || s.commit(seq))
+    let database_id = check_origin(search, db).await?;
+    tokio::task::spawn_blocking(move || s.commit(&database_id, seq))
         .await
         .context("search commit task")??;
     Ok(n)

@@ -198,6 +198,23 @@ fn attributes_json(input: &ProductInput) -> anyhow::Result<String> {
     serde_json::to_string(&input.attributes).context("encoding attributes")
 }
 
+/// Writes `product.created` / `product.updated` in the write's transaction: what a consumer needs
+/// to find the row again (the product itself is read from the catalog, at `change_seq` or later).
+async fn record_change(
+    tx: &mut Tx,
+    event_type: &str,
+    id: &str,
+    sku: &Sku,
+    version: i64,
+    change_seq: i64,
+) -> anyhow::Result<()> {
+    let payload = serde_json::json!({
+        "id": id, "sku": sku, "version": version, "change_seq": change_seq,
+    });
+    super::events::record(tx, event_type, "product", id, &payload).await?;
+    Ok(())
+}
+
 /// Inserts a product at version 1.
 #[tracing::instrument(skip_all, fields(sku = %input.sku))]
 pub async fn insert(db: &Db, input: &ProductInput) -> Result<Product, WriteError> {
@@ -249,6 +266,7 @@ async fn insert_in(tx: &mut Tx, id: &str, input: &ProductInput) -> Result<(), Wr
     .execute(&mut **tx)
     .await?;
     write_barcodes(tx, id, &input.barcodes).await?;
+    record_change(tx, "product.created", id, &input.sku, 1, seq).await?;
     Ok(())
 }
 
@@ -294,6 +312,15 @@ pub async fn update(
     let product = get_in(&mut tx, &id)
         .await?
         .context("reading back the product")?;
+    record_change(
+        &mut tx,
+        "product.updated",
+        &id,
+        &product.sku,
+        product.version,
+        product.change_seq,
+    )
+    .await?;
     tx.commit().await.context("committing product update")?;
     Ok(product)
 }

@@ -14,10 +14,13 @@ pub struct Stored {
     pub created_at: i64,
 }
 
-/// Tries to claim `(scope, key)`; `true` when this call made the claim.
+/// Tries to claim `(scope, key)`; `true` when this call made the claim. The claim's commit
+/// does not wait for the disk ([`Db::begin_write_relaxed`]): the response is saved in the
+/// work's own durable commit, which makes the claim durable with it; a claim lost to power
+/// failure belongs to work that never committed, so the retry doing it is right.
 pub async fn claim(db: &Db, scope: &str, key: &str, request_hash: &str) -> anyhow::Result<bool> {
     let now = now_ms();
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_write_relaxed().await?;
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (scope, key, request_hash, locked_at, created_at) \
          VALUES ($1, $2, $3, $4, $4) ON CONFLICT (scope, key) DO NOTHING",

@@ -13,6 +13,7 @@ pub mod orders;
 pub mod payments;
 pub mod recommend;
 pub mod registers;
+pub mod relay;
 pub mod sessions;
 pub mod settings;
 pub mod stock;
@@ -68,6 +69,8 @@ impl Default for PoolLimits {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite only: connections with `synchronous=NORMAL`, for [`Db::begin_write_relaxed`].
+    relaxed: Option<AnyPool>,
     backend: Backend,
     /// SQLite has one writer at a time. Queueing writers here, in order, instead of in SQLite's
     /// busy handler (which sleeps and retries with growing pauses) keeps tail latency flat.
@@ -109,6 +112,32 @@ impl std::ops::DerefMut for Tx {
     }
 }
 
+/// The pool for `backend`; SQLite connections get WAL, `synchronous` as given, a busy timeout
+/// and foreign keys.
+fn pool_options(
+    backend: Backend,
+    limits: &PoolLimits,
+    connections_max: u32,
+    synchronous: &'static str,
+) -> AnyPoolOptions {
+    let busy_ms = limits.sqlite_busy_timeout_ms;
+    AnyPoolOptions::new()
+        .max_connections(connections_max)
+        .acquire_timeout(limits.acquire_timeout)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    let pragmas = format!(
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; \
+                         PRAGMA busy_timeout={busy_ms}; PRAGMA foreign_keys=ON;"
+                    );
+                    conn.execute(pragmas.as_str()).await?;
+                }
+                Ok(())
+            })
+        })
+}
+
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/central/sqlite");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator =
     sqlx::migrate!("../../migrations/central/postgres");
@@ -129,27 +158,22 @@ impl Db {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing KASSA_DATABASE_URL")?;
-        let busy_ms = limits.sqlite_busy_timeout_ms;
-        let pool = AnyPoolOptions::new()
-            .max_connections(limits.connections_max)
-            .acquire_timeout(limits.acquire_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        let pragmas = format!(
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-                             PRAGMA busy_timeout={busy_ms}; PRAGMA foreign_keys=ON;"
-                        );
-                        conn.execute(pragmas.as_str()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let pool = pool_options(backend, limits, limits.connections_max, "FULL")
+            .connect_with(options.clone())
             .await
             .context("connecting to the database")?;
+        let relaxed = match backend {
+            Backend::Sqlite => Some(
+                pool_options(backend, limits, 2, "NORMAL")
+                    .connect_with(options)
+                    .await
+                    .context("connecting to the database")?,
+            ),
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
+            relaxed,
             backend,
             sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
         })
@@ -198,6 +222,37 @@ impl Db {
     pub async fn begin_read(&self) -> anyhow::Result<Tx> {
         let inner = self.pool.begin().await.context("starting a read")?;
         Ok(Tx::unlocked(inner))
+    }
+
+    /// A write transaction whose commit does not wait for the disk (SQLite `synchronous=NORMAL`,
+    /// PostgreSQL `synchronous_commit = off`). Power loss may undo it, but never behind a later
+    /// durable commit's back: both logs are sequential, so the next durable commit on this
+    /// database makes it durable too. For rows that only matter while the work that follows
+    /// them is in flight (an idempotency claim): if they are lost, that work never committed.
+    pub async fn begin_write_relaxed(&self) -> anyhow::Result<Tx> {
+        match (&self.relaxed, self.backend) {
+            (Some(relaxed), Backend::Sqlite) => {
+                let writer = self.sqlite_writer.clone().lock_owned().await;
+                let inner = relaxed
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .context("starting a relaxed write")?;
+                Ok(Tx {
+                    inner,
+                    _writer: Some(writer),
+                })
+            }
+            _ => {
+                let mut tx = self.begin_write().await?;
+                if self.backend == Backend::Postgres {
+                    sqlx::query("SET LOCAL synchronous_commit = off")
+                        .execute(&mut *tx)
+                        .await
+                        .context("relaxing the commit")?;
+                }
+                Ok(tx)
+            }
+        }
     }
 
     /// `SELECT 1`: is the database reachable?

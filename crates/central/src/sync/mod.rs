@@ -18,10 +18,7 @@ use kassa_domain::api::{
     OfflineOrder, OfflinePayment, Shortfall, StockReason, SyncOrderResult, SyncOrdersRequest,
     SyncOrdersResponse, SYNC_BATCH_ORDERS_MAX, SYNC_ORDER_PAYMENTS_MAX, SYNC_TEXT_CHARS_MAX,
 };
-use kassa_domain::{
-    check_line_qty, compute_totals, CartLine, Money, OrderEvent, OrderStatus, PriceMode, TaxTable,
-    Totals,
-};
+use kassa_domain::{check_line_qty, Money, OrderEvent, OrderStatus, Totals};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -336,34 +333,17 @@ async fn step(
 /// Totals from the prices paid at the till, with the tax class and name from the catalog (an
 /// archived product still counts: the sale happened).
 async fn price(tx: &mut Tx, order: &OfflineOrder) -> ApiResult<(Totals, Vec<String>)> {
-    let mut cart = Vec::with_capacity(order.lines.len());
-    for line in &order.lines {
-        let product = store::catalog::by_sku(tx, line.sku.as_ref())
-            .await?
-            .ok_or_else(|| ApiError::Invalid {
-                code: "unknown_sku",
-                message: format!("no product with SKU {}", line.sku),
-                details: json!({ "sku": line.sku }),
-            })?;
-        let currency = line.unit_price.currency();
-        cart.push(CartLine {
-            sku: line.sku.clone(),
-            name: product.name,
-            unit_price: line.unit_price,
-            qty: line.qty,
-            tax_class: product.tax_class,
-            discount: line.discount.unwrap_or_else(|| Money::zero(currency)),
-        });
-    }
-    let currency = cart[0].unit_price.currency();
-    let totals = compute_totals(
-        &cart,
-        PriceMode::TaxInclusive,
-        &TaxTable::default(),
-        currency,
-    )
-    .map_err(|e| ApiError::invalid("invalid_order", e.to_string()))?;
-    Ok((totals, cart.into_iter().map(|l| l.name).collect()))
+    let lines: Vec<orders::PriceLine<'_>> = order
+        .lines
+        .iter()
+        .map(|l| orders::PriceLine {
+            sku: &l.sku,
+            qty: l.qty,
+            discount: l.discount,
+            unit_price: Some(l.unit_price),
+        })
+        .collect();
+    orders::price_lines(tx, &lines, true).await
 }
 
 fn invalid_payment(message: String) -> ApiError {

@@ -51,10 +51,16 @@ struct Central {
 }
 
 impl Central {
+    /// Beside the log, in the test's temp dir.
+    fn search_dir(&self) -> PathBuf {
+        self.log.with_file_name("central.search")
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kassa-central"));
         cmd.args(args)
             .env("KASSA_DATABASE_URL", &self.url)
+            .env("KASSA_SEARCH_DIR", self.search_dir())
             .env("KASSA_BIND", format!("127.0.0.1:{}", self.port))
             // A claim left in flight by the killed process is taken over after this.
             .env("KASSA_IDEMPOTENCY_LEASE_S", "1")

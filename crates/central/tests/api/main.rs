@@ -12,6 +12,7 @@ mod carts;
 mod catalog;
 mod checkout;
 mod crash;
+mod events;
 mod ops;
 mod payments;
 mod recommend;

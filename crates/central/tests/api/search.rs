@@ -418,3 +418,36 @@ async fn bad_search_parameters_are_400s(app: TestApp) {
         401
     );
 }
+
+/// An index directory built from one database and opened against another (a reset, a restore)
+/// is rebuilt from the new one instead of answering with the old catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_index_built_from_another_database_is_rebuilt() {
+    use kassa_central::search::index::{refresh, SearchIndex};
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["walnut", "saffron"];
+    let mut apps = Vec::new();
+    for (n, name) in names.iter().enumerate() {
+        let app = TestApp::spawn(crate::helpers::Db::Sqlite).await.unwrap();
+        let admin = app.user(Role::Admin).await;
+        let body = json!({
+            "sku": format!("O-{n}"), "barcodes": [ean(n as u64)], "name": name, "description": "plain",
+            "category": "Pantry", "brand": "Verde", "price": { "amount": "3.00", "currency": "EUR" },
+            "tax_class": "reduced", "attributes": {}
+        });
+        create(&app, admin.token(), &body).await;
+        apps.push(app);
+    }
+    for (app, name) in apps.iter().zip(names) {
+        let index = std::sync::Arc::new(SearchIndex::open(Some(dir.path())).unwrap());
+        refresh(&index, &app.state.db).await.unwrap();
+        let (req, opts) = kassa_central::search::parse(
+            serde_urlencoded::from_str("q=").unwrap(),
+            kassa_domain::Currency::EUR,
+        )
+        .unwrap();
+        let found = kassa_central::search::run(&index, &req, &opts).unwrap();
+        let got: Vec<&str> = found.hits.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(got, vec![name], "only this database's catalog");
+    }
+}

@@ -28,8 +28,8 @@ pub struct Central {
     url: String,
     port: u16,
     running: Option<Running>,
-    /// The last state, kept after a stop to read the database.
-    state: AppState,
+    /// The running Central's state (`None` while stopped).
+    state: Option<AppState>,
 }
 
 struct Running {
@@ -67,7 +67,7 @@ impl Central {
             url,
             port,
             running: Some(running),
-            state,
+            state: Some(state),
         }
     }
 
@@ -80,7 +80,7 @@ impl Central {
     }
 
     pub fn state(&self) -> &AppState {
-        &self.state
+        self.state.as_ref().expect("Central is running")
     }
 
     /// Stops serving: requests in flight finish, new connections are refused.
@@ -94,18 +94,18 @@ impl Central {
             {
                 task.abort();
             }
-            // Like a process exit: every connection closes, every lock is released (a cut
-            // request can leave Central's SQLite write transaction open, see the ignored test).
-            self.state.db.pool().close().await;
+        }
+        // Like a process exit: every connection closes, every lock is released (a cut request
+        // can leave Central's SQLite write transaction open, see the ignored test).
+        if let Some(state) = self.state.take() {
+            state.db.pool().close().await;
         }
     }
 
     /// Starts again on the same database and port.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let state = kassa_central::build_state(config(self.url.clone()))
-            .await
-            .unwrap_or_else(|e| panic!("restarting Central: {e:?}"));
+        let state = start_state(&self.url).await;
         let mut tries = 0;
         let listener = loop {
             match TcpListener::bind(("127.0.0.1", self.port)).await {
@@ -119,16 +119,30 @@ impl Central {
             }
         };
         self.running = Some(serve(listener, state.clone()));
-        self.state = state;
+        self.state = Some(state);
     }
 
     /// Counts rows at Central with a scalar SQL query.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(self.state.db.pool())
+            .fetch_one(self.state().db.pool())
             .await
             .unwrap()
     }
+}
+
+/// Builds Central's state on an existing database; a lock left by the stopped instance's
+/// dropped connections may take a moment to go (bounded retries).
+async fn start_state(url: &str) -> AppState {
+    let mut last = None;
+    for _ in 0..5 {
+        match kassa_central::build_state(config(url.to_owned())).await {
+            Ok(state) => return state,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("restarting Central: {last:?}")
 }
 
 fn serve(listener: TcpListener, state: AppState) -> Running {

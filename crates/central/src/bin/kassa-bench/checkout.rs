@@ -199,20 +199,8 @@ async fn http_checkout(url: &str) -> anyhow::Result<Figures> {
     };
     let state = kassa_central::build_state(config).await?;
     seed(&state.db).await?;
-    let user = store::users::insert(&state.db, &Username::parse("bench")?, "x", Role::Cashier)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = state
-        .auth
-        .start_session(&state.db, user.id, Role::Cashier, None)
-        .await?
-        .access_token;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(kassa_central::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let served = crate::Served::start(state).await?;
+    let (base, token) = (served.base.clone(), served.token.clone());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()?;
@@ -240,7 +228,6 @@ async fn http_checkout(url: &str) -> anyhow::Result<Figures> {
     let warm = op.clone();
     drive(WARMUP, move |i| warm(i)).await?;
     let figures = drive(ORDERS, move |i| op(i)).await;
-    let _ = stop.send(());
-    server.await??;
+    served.stop().await?;
     figures
 }

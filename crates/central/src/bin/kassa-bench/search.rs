@@ -11,7 +11,7 @@ use kassa_central::search;
 use kassa_central::store;
 use kassa_central::Config;
 use kassa_domain::api::ProductInput;
-use kassa_domain::{Barcode, Currency, Money, Role, Sku, TaxClass, Username};
+use kassa_domain::{Barcode, Currency, Money, Sku, TaxClass};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -229,30 +229,14 @@ async fn http_figures(
     state: &kassa_central::AppState,
     queries: &[String],
 ) -> anyhow::Result<Figures> {
-    let hash = kassa_central::auth::hash_password("bench-password-1".into()).await?;
-    let user = store::users::insert(&state.db, &Username::parse("bench")?, &hash, Role::Cashier)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = state
-        .auth
-        .start_session(&state.db, user.id, Role::Cashier, None)
-        .await?
-        .access_token;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(kassa_central::serve(listener, state.clone(), async {
-        let _ = stopped.await;
-    }));
+    let served = crate::Served::start(state.clone()).await?;
     let client = reqwest::Client::new();
     let figures = measure(queries, |q| {
-        let (client, url, token) = (
-            client.clone(),
-            format!("{base}/v1/search?{q}"),
-            token.clone(),
-        );
+        let request = client
+            .get(format!("{}/v1/search?{q}", served.base))
+            .bearer_auth(&served.token);
         async move {
-            let response = client.get(url).bearer_auth(token).send().await?;
+            let response = request.send().await?;
             anyhow::ensure!(
                 response.status().is_success(),
                 "search answered {}",
@@ -263,7 +247,6 @@ async fn http_figures(
         }
     })
     .await;
-    let _ = stop.send(());
-    let _ = serving.await;
+    served.stop().await?;
     figures
 }
