@@ -50,6 +50,7 @@ impl Group {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill")
             .args(["-s", "TERM", "--", &group])
+            .stderr(Stdio::null())
             .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -60,6 +61,7 @@ impl Group {
         }
         let _ = Command::new("kill")
             .args(["-s", "KILL", "--", &group])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.wait();
         eprintln!("stopped {}", self.name);
@@ -244,8 +246,10 @@ impl App {
             .stdout(Stdio::null());
         let driver = Group::spawn(driver, "tauri-driver")?;
         // KASSA_E2E_APP: another binary or a wrapper script (to capture the app's log).
-        let app = std::env::var_os("KASSA_E2E_APP")
-            .map_or_else(|| bin_dir().map(|d| d.join("kassa-register")), |p| Ok(PathBuf::from(p)))?;
+        let app = std::env::var_os("KASSA_E2E_APP").map_or_else(
+            || bin_dir().map(|d| d.join("kassa-register")),
+            |p| Ok(PathBuf::from(p)),
+        )?;
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("wry"));
         caps.insert(
@@ -338,7 +342,8 @@ impl App {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        self.until_text("#pending-count", |t| t.trim() == "0").await?;
+        self.until_text("#pending-count", |t| t.trim() == "0")
+            .await?;
         Ok(())
     }
 
@@ -433,10 +438,12 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     // Sign in (the app paired itself from the environment) and sell online.
     app.sign_in("cashier", "cashier-pass-1").await?;
     app.until_class("#sync-indicator", "online").await?;
-    app.scan_until_known(COFFEE).await?;
+    app.scan_until_known(SECOND).await?;
     app.scan(SECOND).await?;
-    app.scan(SECOND).await?;
-    app.until_text("#cart", |t| t.contains("DEMO-0002")).await?;
+    app.scan(COFFEE).await?;
+    app.until_text("#cart", |t| t.contains("DEMO-0001")).await?;
+    // Coffee comes with croissants in the demo's order history.
+    app.find("#bought-together .chip").await?;
     app.scan(&unknown_barcode()).await?;
     let error = app.text("#scan-error").await?;
     assert!(error.contains("Unknown barcode"), "{error}");
@@ -471,7 +478,8 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.screenshot("offline.png").await?;
     app.pay_and_read_receipt("#cash-0").await?;
     app.click("#new-sale").await?;
-    app.until_text("#pending-count", |t| t.trim() == "2").await?;
+    app.until_text("#pending-count", |t| t.trim() == "2")
+        .await?;
     assert!(app.text("#sync-indicator").await?.contains("Offline"));
 
     // Central is back: the outbox drains, every sale once.

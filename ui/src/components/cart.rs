@@ -55,7 +55,7 @@ pub fn totals_panel(props: &TotalsProps) -> Html {
     let vm = &props.vm;
     html! {
         <section id="totals" class="totals">
-            <div class="row"><span>{ format!("Subtotal ({} items)", vm.items) }</span><span>{ &vm.subtotal }</span></div>
+            <div class="row"><span>{ format!("Subtotal ({} {})", vm.items, if vm.items == 1 { "item" } else { "items" }) }</span><span>{ &vm.subtotal }</span></div>
             if let Some(d) = &vm.discount {
                 <div class="row"><span>{ "Discounts" }</span><span>{ format!("−{d}") }</span></div>
             }
