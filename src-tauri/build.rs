@@ -1,9 +1,10 @@
-//! Reads the app's config from the repository's top level (`../tauri.conf.json`).
+//! Reads the desktop app's config from the repository's top level (`../tauri.conf.json`).
 
 fn main() {
     if let Err(err) =
         tauri_build::try_build(tauri_build::Attributes::new().config_path("../tauri.conf.json"))
     {
-        panic!("tauri build: {err:#}");
+        eprintln!("tauri-build failed: {err:#}");
+        std::process::exit(1);
     }
 }

@@ -1,135 +1,469 @@
-//! What the screens show, computed without a window (unit-tested): money, the status line,
-//! cart rows. The shapes mirror what the shell's commands return.
+//! View models: what the screens print, computed from the shell's answers by plain functions
+//! (money formatting, cart rows and tax rows, quick cash amounts, change due, the sync line, a
+//! conflict's field rows). No web APIs here: the unit tests run on the host.
 
-use kassa_domain::{CartLine, Money, Totals};
-use serde::Deserialize;
+use kassa_domain::{
+    compute_totals, CartLine, Currency, Money, PriceMode, TaxClass, TaxTable, Totals,
+};
+use rust_decimal::Decimal;
+use serde_json::Value;
 
-/// A cart as the shell sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct CartView {
-    pub id: String,
+use crate::model::{Cart, Choices, Conflict, SyncStatus};
+
+/// The most quick-amount buttons the tender panel shows.
+pub const QUICK_AMOUNTS_MAX: usize = 5;
+/// Notes a customer hands over, in minor units of the currency (5, 10, 20, 50, 100).
+const NOTE_STEPS_MINOR: [i64; 5] = [500, 1_000, 2_000, 5_000, 10_000];
+
+/// `12.50 €`: the amount with the currency's decimals and its symbol (or ISO code).
+pub fn format_money(money: &Money) -> String {
+    let symbol = match money.currency() {
+        Currency::EUR => "€",
+        other => other.code(),
+    };
+    format!("{} {symbol}", money.amount())
+}
+
+/// One cart line as the table prints it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineRow {
+    pub sku: String,
+    pub name: String,
+    pub qty: u32,
+    pub unit_price: String,
+    pub discount: Option<String>,
+    pub total: String,
+}
+
+/// One row of the tax breakdown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaxRow {
     pub label: String,
-    pub lines: Vec<CartLine>,
-    pub totals: Totals,
+    pub net: String,
+    pub tax: String,
+    pub gross: String,
 }
 
-/// A receipt as the shell sends it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Receipt {
-    pub receipt_no: String,
-    pub lines: Vec<CartLine>,
-    pub totals: Totals,
-    pub tendered: Money,
-    pub change: Money,
-    pub mode: String,
+/// Everything the cart panel shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CartVm {
+    pub rows: Vec<LineRow>,
+    pub items: u32,
+    pub subtotal: String,
+    pub discount: Option<String>,
+    pub taxes: Vec<TaxRow>,
+    pub total: String,
+    /// The total to tender, as money.
+    pub total_money: Money,
+    /// Do the UI's own totals (kassa-domain, Central's code) equal the register's? A `false`
+    /// here is a bug to report, never something to sell through silently.
+    pub totals_agree: bool,
 }
 
-/// The sync engine's state.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct SyncStatus {
-    pub online: bool,
-    pub pending: i64,
-    pub rejected: i64,
-    pub conflicts: i64,
-    pub last_error: Option<String>,
+/// The receipt of `lines`, computed here with the same code Central runs.
+pub fn totals_of(lines: &[CartLine], currency: Currency) -> Option<Totals> {
+    compute_totals(
+        lines,
+        PriceMode::TaxInclusive,
+        &TaxTable::default(),
+        currency,
+    )
+    .ok()
 }
 
-/// Who is at the till.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Who {
-    pub paired: bool,
-    pub location: Option<String>,
-    pub register_code: Option<String>,
-    pub signed_in: Option<SignedIn>,
+fn tax_label(class: TaxClass, rate: Decimal) -> String {
+    format!("VAT {}% ({})", rate.normalize(), class.as_str())
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SignedIn {
-    pub username: String,
-    pub role: String,
-}
-
-/// `12.50 EUR`.
-pub fn money(m: &Money) -> String {
-    m.to_string()
-}
-
-/// The indicator: "Online" or "Offline", with the sales waiting to reach Central.
-pub fn status_line(s: &SyncStatus) -> String {
-    let link = if s.online { "Online" } else { "Offline" };
-    match s.pending {
-        0 => link.to_owned(),
-        1 => format!("{link} · 1 sale waiting to sync"),
-        n => format!("{link} · {n} sales waiting to sync"),
+/// The cart panel's view of `lines` and the totals the register sent with them.
+pub fn cart_vm(lines: &[CartLine], register_totals: &Totals) -> CartVm {
+    let totals = totals_of(lines, register_totals.currency);
+    let totals_agree = totals.as_ref() == Some(register_totals);
+    let shown = totals.as_ref().unwrap_or(register_totals);
+    let rows = lines
+        .iter()
+        .zip(&shown.lines)
+        .map(|(line, total)| LineRow {
+            sku: line.sku.to_string(),
+            name: line.name.clone(),
+            qty: line.qty,
+            unit_price: format_money(&line.unit_price),
+            discount: (!line.discount.is_zero()).then(|| format_money(&line.discount)),
+            total: format_money(&total.total),
+        })
+        .collect();
+    CartVm {
+        rows,
+        items: lines.iter().map(|l| l.qty).sum(),
+        subtotal: format_money(&shown.subtotal),
+        discount: (!shown.discount_total.is_zero()).then(|| format_money(&shown.discount_total)),
+        taxes: shown
+            .taxes
+            .iter()
+            .map(|t| TaxRow {
+                label: tax_label(t.tax_class, t.rate),
+                net: format_money(&t.net),
+                tax: format_money(&t.tax),
+                gross: format_money(&t.gross),
+            })
+            .collect(),
+        total: format_money(&shown.total),
+        total_money: shown.total,
+        totals_agree,
     }
 }
 
-/// One printed cart row: quantity, name, line total (after its discount).
-pub fn line_row(line: &CartLine, totals: &Totals) -> (String, String, String) {
-    let total = totals
-        .lines
-        .iter()
-        .find(|t| t.sku == line.sku)
-        .map_or_else(String::new, |t| money(&t.total));
-    (line.qty.to_string(), line.name.clone(), total)
+/// The view of the open cart.
+pub fn open_cart_vm(cart: &Cart) -> CartVm {
+    cart_vm(&cart.lines, &cart.totals)
 }
 
-/// The tax summary rows: "20% net 2.47 tax 0.50".
-pub fn tax_rows(totals: &Totals) -> Vec<String> {
-    totals
-        .taxes
+/// Quick cash buttons for `total`: the exact amount, then the next round sums in notes.
+pub fn quick_amounts(total: &Money) -> Vec<Money> {
+    let currency = total.currency();
+    let due = total.to_minor();
+    let mut amounts = vec![*total];
+    for step in NOTE_STEPS_MINOR {
+        let rounded = ((due + step - 1) / step) * step;
+        let money = Money::from_minor(rounded.max(step), currency);
+        if !amounts.contains(&money) && rounded.max(step) > due {
+            amounts.push(money);
+        }
+        if amounts.len() == QUICK_AMOUNTS_MAX {
+            break;
+        }
+    }
+    amounts
+}
+
+/// What the tender panel says about a typed amount.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tender {
+    /// Nothing typed yet.
+    Empty,
+    /// Not an amount in the cart's currency.
+    Invalid(String),
+    /// Less than the total.
+    Short { missing: Money },
+    /// Enough: the change to give back.
+    Change { tendered: Money, change: Money },
+}
+
+/// Parses a typed cash amount (`20`, `20.5`, `20,50`) and says the change due.
+pub fn tender(typed: &str, total: &Money) -> Tender {
+    let typed = typed.trim().replace(',', ".");
+    if typed.is_empty() {
+        return Tender::Empty;
+    }
+    let Ok(amount) = typed.parse::<Decimal>() else {
+        return Tender::Invalid(format!("\"{typed}\" is not an amount"));
+    };
+    let amount = amount.round_dp(total.currency().minor_units());
+    let tendered = match Money::new(amount, total.currency()) {
+        Ok(m) if !m.is_negative() => m,
+        _ => return Tender::Invalid(format!("\"{typed}\" is not an amount")),
+    };
+    match tendered.checked_sub(total) {
+        Ok(change) if !change.is_negative() => Tender::Change { tendered, change },
+        Ok(short) => Tender::Short {
+            missing: Money::from_minor(-short.to_minor(), total.currency()),
+        },
+        Err(e) => Tender::Invalid(e.to_string()),
+    }
+}
+
+/// Is what the scan field holds a keyboard-wedge barcode (8 to 14 digits) rather than a search?
+pub fn looks_like_barcode(typed: &str) -> bool {
+    let typed = typed.trim();
+    (8..=14).contains(&typed.len()) && typed.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The always-visible sync indicator: its CSS class, the state word and the words after the
+/// pending count (`Offline · 2 sales waiting to sync`).
+pub fn sync_line(status: &SyncStatus) -> (&'static str, &'static str, &'static str) {
+    let waiting = if status.pending == 1 {
+        "sale waiting to sync"
+    } else {
+        "sales waiting to sync"
+    };
+    if status.online {
+        ("online", "Online", waiting)
+    } else {
+        ("offline", "Offline", waiting)
+    }
+}
+
+/// Why card is refused right now, if it is.
+pub fn card_blocked(status: &SyncStatus) -> Option<&'static str> {
+    (!status.online).then_some(
+        "Card payments need Central and the register is offline: take cash, or wait for the link.",
+    )
+}
+
+/// One field of a conflict as the side-by-side table prints it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRow {
+    pub field: String,
+    pub base: String,
+    pub mine: String,
+    pub theirs: String,
+    pub differs: bool,
+}
+
+/// A JSON value as a manager reads it: money as `12.50 €`, text without quotes, lists joined.
+pub fn display_value(value: &Value) -> String {
+    if let Ok(money) = serde_json::from_value::<Money>(value.clone()) {
+        return format_money(&money);
+    }
+    match value {
+        Value::Null => "—".to_owned(),
+        Value::String(s) if s.is_empty() => "—".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.is_empty() => "—".to_owned(),
+        Value::Array(items) => items
+            .iter()
+            .map(display_value)
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Object(map) if map.is_empty() => "—".to_owned(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", display_value(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// The side-by-side rows of a conflict, differing fields first kept in the register's order.
+pub fn conflict_rows(conflict: &Conflict) -> Vec<FieldRow> {
+    conflict
+        .fields
         .iter()
-        .map(|t| {
-            format!(
-                "{}%  net {}  tax {}",
-                t.rate,
-                t.net.amount(),
-                t.tax.amount()
-            )
+        .map(|f| FieldRow {
+            field: f.field.clone(),
+            base: display_value(&f.base),
+            mine: display_value(&f.mine),
+            theirs: display_value(&f.theirs),
+            differs: f.differs,
         })
         .collect()
+}
+
+/// Has the manager chosen a side for every differing field?
+pub fn choices_complete(conflict: &Conflict, choices: &Choices) -> bool {
+    conflict
+        .fields
+        .iter()
+        .filter(|f| f.differs)
+        .all(|f| choices.contains_key(&f.field))
+}
+
+/// `12:04 UTC`, for the receipt and the last sync.
+pub fn format_time(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kassa_domain::{compute_totals, Currency, PriceMode, Sku, TaxClass, TaxTable};
+    use crate::model::{FieldDiff, Side};
+    use kassa_domain::Sku;
+    use serde_json::json;
 
     fn eur(s: &str) -> Money {
-        Money::parse(s, Currency::EUR).unwrap_or_else(|e| panic!("{e}"))
+        Money::parse(s, Currency::EUR).expect("test money")
+    }
+
+    fn line(sku: &str, price: &str, qty: u32, class: TaxClass) -> CartLine {
+        CartLine {
+            sku: Sku::parse(sku).expect("test sku"),
+            name: format!("Product {sku}"),
+            unit_price: eur(price),
+            qty,
+            tax_class: class,
+            discount: eur("0"),
+        }
     }
 
     #[test]
-    fn the_status_line_says_how_many_sales_wait() {
-        let mut s = SyncStatus::default();
-        assert_eq!(status_line(&s), "Offline");
-        s.online = true;
-        s.pending = 1;
-        assert_eq!(status_line(&s), "Online · 1 sale waiting to sync");
-        s.pending = 3;
-        assert_eq!(status_line(&s), "Online · 3 sales waiting to sync");
+    fn money_prints_with_its_decimals_and_symbol() {
+        assert_eq!(format_money(&eur("12.5")), "12.50 €");
+        assert_eq!(format_money(&eur("0")), "0.00 €");
     }
 
     #[test]
-    fn cart_rows_show_the_domain_totals() {
-        let line = CartLine {
-            sku: Sku::parse("CUP").unwrap_or_else(|e| panic!("{e}")),
-            name: "Coffee cup".into(),
-            unit_price: eur("0.99"),
-            qty: 3,
-            tax_class: TaxClass::Standard,
-            discount: eur("0.00"),
+    fn the_cart_view_breaks_tax_down_by_class_and_agrees_with_the_domain() {
+        let lines = vec![
+            line("A-1", "2.40", 2, TaxClass::Standard),
+            line("B-1", "1.07", 1, TaxClass::Reduced),
+        ];
+        let totals = totals_of(&lines, Currency::EUR).expect("totals");
+        let vm = cart_vm(&lines, &totals);
+        assert!(vm.totals_agree);
+        assert_eq!(vm.items, 3);
+        assert_eq!(vm.rows[0].total, "4.80 €");
+        assert_eq!(vm.total, "5.87 €");
+        assert_eq!(vm.taxes.len(), 2);
+        assert!(vm.taxes[0].label.starts_with("VAT "));
+    }
+
+    #[test]
+    fn totals_that_differ_from_the_domain_are_flagged() {
+        let lines = vec![line("A-1", "2.40", 2, TaxClass::Standard)];
+        let mut totals = totals_of(&lines, Currency::EUR).expect("totals");
+        totals.total = eur("4.81");
+        assert!(!cart_vm(&lines, &totals).totals_agree);
+    }
+
+    #[test]
+    fn quick_amounts_start_exact_then_round_up_to_notes() {
+        let amounts: Vec<String> = quick_amounts(&eur("7.35"))
+            .iter()
+            .map(format_money)
+            .collect();
+        assert_eq!(
+            amounts,
+            ["7.35 €", "10.00 €", "20.00 €", "50.00 €", "100.00 €"]
+        );
+        let round: Vec<String> = quick_amounts(&eur("10.00"))
+            .iter()
+            .map(format_money)
+            .collect();
+        assert_eq!(round, ["10.00 €", "20.00 €", "50.00 €", "100.00 €"]);
+    }
+
+    #[test]
+    fn tender_gives_change_or_says_what_is_missing() {
+        let total = eur("7.35");
+        assert_eq!(
+            tender("10", &total),
+            Tender::Change {
+                tendered: eur("10"),
+                change: eur("2.65")
+            }
+        );
+        assert_eq!(
+            tender("7,35", &total),
+            Tender::Change {
+                tendered: eur("7.35"),
+                change: eur("0")
+            }
+        );
+        assert_eq!(
+            tender("5", &total),
+            Tender::Short {
+                missing: eur("2.35")
+            }
+        );
+        assert_eq!(tender(" ", &total), Tender::Empty);
+        assert!(matches!(tender("abc", &total), Tender::Invalid(_)));
+        assert!(matches!(tender("-3", &total), Tender::Invalid(_)));
+    }
+
+    #[test]
+    fn barcodes_are_told_from_searches() {
+        assert!(looks_like_barcode("2000000000015"));
+        assert!(looks_like_barcode(" 40123455 "));
+        assert!(!looks_like_barcode("coffee"));
+        assert!(!looks_like_barcode("DEMO-0001"));
+        assert!(!looks_like_barcode("1234"));
+    }
+
+    #[test]
+    fn the_sync_line_says_online_or_offline_and_what_waits() {
+        let mut status = SyncStatus {
+            online: true,
+            ..SyncStatus::default()
         };
-        let totals = compute_totals(
-            std::slice::from_ref(&line),
-            PriceMode::TaxInclusive,
-            &TaxTable::default(),
-            Currency::EUR,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let (qty, name, total) = line_row(&line, &totals);
-        assert_eq!((qty.as_str(), name.as_str()), ("3", "Coffee cup"));
-        assert_eq!(total, "2.97 EUR");
-        assert_eq!(tax_rows(&totals), ["20%  net 2.47  tax 0.50"]);
+        assert_eq!(
+            sync_line(&status),
+            ("online", "Online", "sales waiting to sync")
+        );
+        assert!(card_blocked(&status).is_none());
+        status.online = false;
+        status.pending = 1;
+        assert_eq!(
+            sync_line(&status),
+            ("offline", "Offline", "sale waiting to sync")
+        );
+        assert!(card_blocked(&status).is_some());
+    }
+
+    #[test]
+    fn a_conflict_shows_values_readably_and_needs_every_differing_field_chosen() {
+        let conflict = Conflict {
+            edit_id: uuid::Uuid::nil(),
+            product_id: uuid::Uuid::nil(),
+            theirs_version: 3,
+            fields: vec![
+                FieldDiff {
+                    field: "price".into(),
+                    base: json!({"amount": "1.00", "currency": "EUR"}),
+                    mine: json!({"amount": "1.20", "currency": "EUR"}),
+                    theirs: json!({"amount": "1.10", "currency": "EUR"}),
+                    differs: true,
+                },
+                FieldDiff {
+                    field: "barcodes".into(),
+                    base: json!(["2000000000015"]),
+                    mine: json!(["2000000000015"]),
+                    theirs: json!(["2000000000015"]),
+                    differs: false,
+                },
+            ],
+        };
+        let rows = conflict_rows(&conflict);
+        assert_eq!(rows[0].mine, "1.20 €");
+        assert_eq!(rows[0].theirs, "1.10 €");
+        assert_eq!(rows[1].base, "2000000000015");
+        let mut choices = Choices::new();
+        assert!(!choices_complete(&conflict, &choices));
+        choices.insert("price".into(), Side::Theirs);
+        assert!(choices_complete(&conflict, &choices));
+    }
+}
+
+/// The SKU a scan or an add just changed: a new line, or a line whose quantity grew.
+pub fn changed_sku(before: &[CartLine], after: &[CartLine]) -> Option<String> {
+    after
+        .iter()
+        .find(|line| {
+            before
+                .iter()
+                .find(|old| old.sku == line.sku)
+                .is_none_or(|old| line.qty > old.qty)
+        })
+        .map(|line| line.sku.to_string())
+}
+
+#[cfg(test)]
+mod changed_tests {
+    use super::*;
+    use kassa_domain::Sku;
+
+    fn line(sku: &str, qty: u32) -> CartLine {
+        CartLine {
+            sku: Sku::parse(sku).expect("test sku"),
+            name: sku.to_owned(),
+            unit_price: Money::parse("1.00", Currency::EUR).expect("test money"),
+            qty,
+            tax_class: TaxClass::Standard,
+            discount: Money::zero(Currency::EUR),
+        }
+    }
+
+    #[test]
+    fn the_changed_line_is_the_new_one_or_the_one_that_grew() {
+        let before = vec![line("A-1", 1), line("B-1", 1)];
+        assert_eq!(
+            changed_sku(&before, &[line("A-1", 1), line("B-1", 2)]),
+            Some("B-1".to_owned())
+        );
+        assert_eq!(
+            changed_sku(&before, &[line("A-1", 1), line("B-1", 1), line("C-1", 1)]),
+            Some("C-1".to_owned())
+        );
+        assert_eq!(changed_sku(&before, &before), None);
     }
 }

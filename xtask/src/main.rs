@@ -104,25 +104,38 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The whole suite: formatting, lints, the domain on wasm, every test on SQLite and PostgreSQL.
+/// The whole suite: formatting, lints (host crates, and the UI for wasm32), every test on
+/// SQLite and PostgreSQL, then the desktop app end to end through WebDriver under Xvfb.
 fn test() -> anyhow::Result<()> {
     if !postgres_installed() {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
     }
     // The event relay's NATS stories start `nats-server -js` from the Debian package.
     ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
-    ensure_wasm_target()?;
+    ensure_desktop_tools()?;
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
+    // The shell embeds ui/dist: the UI is built before anything compiles the shell.
+    build_ui()?;
     sh(
         "cargo",
         &[
             "clippy",
             "--workspace",
-            "--exclude",
-            "kassa-ui",
-            "--exclude",
-            "kassa-desktop",
             "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    sh(
+        "cargo",
+        &[
+            "clippy",
+            "--package",
+            "kassa-ui",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--release",
             "--",
             "-D",
             "warnings",
@@ -138,20 +151,131 @@ fn test() -> anyhow::Result<()> {
             "wasm32-unknown-unknown",
         ],
     )?;
-    // The desktop shell and its wasm UI build apart (WebKitGTK packages, wasm-bindgen): see
-    // crates/register/README.md, "Desktop shell".
+    sh("cargo", &["test", "--workspace"])?;
+    desktop_e2e()?;
+    println!("\nall tests passed");
+    Ok(())
+}
+
+/// The desktop app driven through tauri-driver + WebKitWebDriver on a virtual display. Same
+/// `--workspace` selection as `cargo test` above, so nothing is rebuilt with other features.
+fn desktop_e2e() -> anyhow::Result<()> {
+    sh(
+        "xvfb-run",
+        &[
+            "-a",
+            "dbus-run-session",
+            "--",
+            "cargo",
+            "test",
+            "--workspace",
+            "--test",
+            "desktop",
+            "--",
+            "--ignored",
+            "--nocapture",
+        ],
+    )
+}
+
+/// What building and driving the desktop app needs (Debian names, probed by a file each).
+const DESKTOP_PACKAGES: [(&str, &str); 15] = [
+    ("libwebkit2gtk-4.1-dev", "/usr/include/webkitgtk-4.1"),
+    ("libgtk-3-dev", "/usr/include/gtk-3.0"),
+    ("librsvg2-dev", "/usr/include/librsvg-2.0"),
+    (
+        "libayatana-appindicator3-dev",
+        "/usr/include/libayatana-appindicator3-0.1",
+    ),
+    ("libssl-dev", "/usr/include/openssl/ssl.h"),
+    ("pkg-config", "/usr/bin/pkg-config"),
+    ("build-essential", "/usr/bin/make"),
+    ("file", "/usr/bin/file"),
+    ("libxdo-dev", "/usr/include/xdo.h"),
+    ("xvfb", "/usr/bin/xvfb-run"),
+    ("webkit2gtk-driver", "/usr/bin/WebKitWebDriver"),
+    ("dbus-x11", "/usr/bin/dbus-launch"),
+    ("xdotool", "/usr/bin/xdotool"),
+    ("imagemagick", "/usr/bin/convert-im6.q16"),
+    ("keyutils", "/usr/bin/keyctl"),
+];
+
+/// System packages, the wasm target, wasm-bindgen-cli at Cargo.lock's version, tauri-driver.
+fn ensure_desktop_tools() -> anyhow::Result<()> {
+    ensure_packages(&DESKTOP_PACKAGES)?;
+    ensure_wasm_target()?;
+    let version = locked_version("wasm-bindgen")?;
+    // --locked fails for wasm-bindgen-cli here (a locked dependency newer than the registry).
+    ensure_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", &version, false)?;
+    ensure_cargo_tool("tauri-driver", "tauri-driver", "", true)
+}
+
+/// The version of `package` in Cargo.lock.
+fn locked_version(package: &str) -> anyhow::Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock
+        .find(&needle)
+        .with_context(|| format!("{package} is not in Cargo.lock"))?
+        + needle.len();
+    let rest = &lock[start..];
+    Ok(rest[..rest.find('"').unwrap_or(0)].to_owned())
+}
+
+/// Installs a cargo tool unless `<bin> --version` already says `version` (any, when empty).
+fn ensure_cargo_tool(bin: &str, krate: &str, version: &str, locked: bool) -> anyhow::Result<()> {
+    let installed = Command::new(bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(version));
+    if installed {
+        return Ok(());
+    }
+    let mut args = vec!["install", krate];
+    if !version.is_empty() {
+        args.extend(["--version", version]);
+    }
+    if locked {
+        args.push("--locked");
+    }
+    sh("cargo", &args)
+}
+
+/// The UI: the Yew crate for wasm32 (release: a small, fast app), wasm-bindgen into
+/// `ui/dist` with the page and the styles beside it. The shell embeds `ui/dist`.
+fn build_ui() -> anyhow::Result<()> {
     sh(
         "cargo",
         &[
-            "test",
-            "--workspace",
-            "--exclude",
+            "build",
+            "--package",
             "kassa-ui",
-            "--exclude",
-            "kassa-desktop",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--release",
         ],
     )?;
-    println!("\nall tests passed");
+    let wasm = target_dir().join("wasm32-unknown-unknown/release/kassa_ui.wasm");
+    let dist = root().join("ui/dist");
+    std::fs::create_dir_all(&dist).context("creating ui/dist")?;
+    let wasm = wasm.display().to_string();
+    sh(
+        "wasm-bindgen",
+        &[
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-dir",
+            "ui/dist",
+            "--out-name",
+            "app",
+            &wasm,
+        ],
+    )?;
+    for file in ["index.html", "style.css"] {
+        std::fs::copy(root().join("ui").join(file), dist.join(file))
+            .with_context(|| format!("copying ui/{file} to ui/dist"))?;
+    }
     Ok(())
 }
 
@@ -165,8 +289,34 @@ impl Drop for Background {
     }
 }
 
-/// Central on SQLite with the demo store, and the payment simulator beside it.
+fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()))
+}
+
+/// Waits until Central answers `/health` (bounded).
+fn wait_for_health(bind: &str) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(bind).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!("Kassa Central did not start listening on {bind}")
+}
+
+/// Central on SQLite with the demo store, the payment simulator beside it, and Kassa Register
+/// paired with it and signed in as the demo cashier, ready to scan.
 fn run() -> anyhow::Result<()> {
+    if !has_display() {
+        bail!(
+            "no display here (DISPLAY is not set): the register app needs one. Run under a \
+             virtual display:\n\n    xvfb-run -a dbus-run-session -- ./x run\n"
+        );
+    }
+    ensure_desktop_tools()?;
+    build_ui()?;
     sh(
         "cargo",
         &[
@@ -175,11 +325,18 @@ fn run() -> anyhow::Result<()> {
             "kassa-central",
             "--package",
             "kassa-processor-sim",
+            "--package",
+            "kassa-desktop",
             "--bins",
         ],
     )?;
     let bin = target_dir().join("debug");
     let db = root().join("kassa-central.db");
+    let register_data = root().join("kassa-register-demo");
+    if !db.exists() && register_data.exists() {
+        // A new Central knows nothing of the old pairing: pair the demo register again.
+        std::fs::remove_dir_all(&register_data).context("removing the old demo register")?;
+    }
     let db_url = format!("sqlite://{}", db.display());
     let bind = std::env::var("KASSA_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let sim_bind = "127.0.0.1:8090";
@@ -202,24 +359,40 @@ fn run() -> anyhow::Result<()> {
             .spawn()
             .context("starting the payment processor simulator")?,
     );
+    let _central = Background(
+        Command::new(bin.join("kassa-central"))
+            .arg("serve")
+            .env("KASSA_DATABASE_URL", &db_url)
+            .env("KASSA_BIND", &bind)
+            .env("KASSA_PROCESSOR_URL", format!("http://{sim_bind}"))
+            .env("KASSA_PROCESSOR_SECRET", "sk_test_kassa")
+            .env("KASSA_WEBHOOK_SECRET", "whsec_demo")
+            // A register's sync round asks for stock and recommendations one SKU at a time:
+            // more than the default per-user limit (50/s, burst 200) on a fresh register.
+            .env("KASSA_USER_REQUESTS_PER_SECOND", "2000")
+            .env("KASSA_USER_REQUESTS_BURST", "10000")
+            .spawn()
+            .context("running kassa-central serve")?,
+    );
+    wait_for_health(&bind)?;
     println!("\nKassa Central: http://{bind}   (OpenAPI: http://{bind}/openapi.json)");
     println!("payment processor simulator: http://{sim_bind}");
-    println!(
-        "try: curl -s -X POST http://{bind}/v1/auth/login -H 'content-type: application/json' \\"
-    );
-    println!("       -d '{{\"username\":\"cashier\",\"password\":\"cashier-pass-1\"}}'");
-    println!("demo barcodes: 2000000000015 (DEMO-0001), 2000000000022 (DEMO-0002), 2000000000039 (DEMO-0003)\n");
-    let status = Command::new(bin.join("kassa-central"))
-        .arg("serve")
-        .env("KASSA_DATABASE_URL", &db_url)
-        .env("KASSA_BIND", &bind)
-        .env("KASSA_PROCESSOR_URL", format!("http://{sim_bind}"))
-        .env("KASSA_PROCESSOR_SECRET", "sk_test_kassa")
-        .env("KASSA_WEBHOOK_SECRET", "whsec_demo")
+    println!("Kassa Register: paired as STORE-1 / R1, signed in as the demo cashier (cashier / cashier-pass-1);");
+    println!("  managers: manager / manager-pass-1. Close the window to stop everything.");
+    println!("demo barcodes to scan (type the digits and Enter, as a scanner does):");
+    println!("  2000000000015 (DEMO-0001), 2000000000022 (DEMO-0002), 2000000000039 (DEMO-0003)\n");
+    let status = Command::new(bin.join("kassa-register"))
+        .env("KASSA_CENTRAL_URL", format!("http://{bind}"))
+        .env("KASSA_REGISTER_DATA", &register_data)
+        .env("KASSA_SECRETS_SERVICE", "kassa-register-demo")
+        .env("KASSA_PAIR_MANAGER", "manager")
+        .env("KASSA_PAIR_PASSWORD", "manager-pass-1")
+        .env("KASSA_SIGN_IN_USER", "cashier")
+        .env("KASSA_SIGN_IN_PASSWORD", "cashier-pass-1")
         .status()
-        .context("running kassa-central serve")?;
+        .context("running Kassa Register")?;
     if !status.success() {
-        bail!("kassa-central serve exited with {status}");
+        bail!("Kassa Register exited with {status}");
     }
     Ok(())
 }

@@ -1,13 +1,7 @@
-//! The commands the UI invokes, one module per area; each is a few lines over `Register`.
-//! Errors reach the UI as their message.
+//! The UI's commands, grouped by area; each is a few lines over `kassa_register::Register`.
 
+pub mod catalog;
+pub mod conflicts;
 pub mod sale;
 pub mod session;
 pub mod sync;
-
-/// What a command returns: errors become the message the UI shows.
-pub type Answer<T> = Result<T, String>;
-
-pub fn message(err: kassa_register::Error) -> String {
-    err.to_string()
-}

@@ -1,33 +1,33 @@
-//! Pairing the till with Central, and staff sign-in.
+//! Pairing, staff sign-in and who is signed in.
 
 use kassa_register::session::SignedIn;
 use kassa_register::Register;
 use serde::Serialize;
 use tauri::State;
 
-use super::{message, Answer};
+use crate::error::CommandResult;
 
-/// Who this till is and who is signed in.
+/// This till, for the status bar; `None` until it is paired.
 #[derive(Debug, Serialize)]
-pub struct Who {
-    pub paired: bool,
-    pub location: Option<String>,
-    pub register_code: Option<String>,
-    pub signed_in: Option<SignedIn>,
-    /// `keyring` or `file` (the 0600 fallback).
-    pub secrets: kassa_register::secrets::Backend,
+pub struct IdentityView {
+    pub location: String,
+    pub register_code: String,
+    /// `keyring` or `file`: where the credential and refresh token are kept.
+    pub secrets: String,
+}
+
+async fn identity_view(register: &Register) -> CommandResult<Option<IdentityView>> {
+    let secrets = format!("{:?}", register.sessions().secrets().backend()).to_lowercase();
+    Ok(register.identity().await?.map(|i| IdentityView {
+        location: i.location,
+        register_code: i.register_code,
+        secrets,
+    }))
 }
 
 #[tauri::command]
-pub async fn identity(register: State<'_, Register>) -> Answer<Who> {
-    let identity = register.identity().await.map_err(message)?;
-    Ok(Who {
-        paired: identity.is_some(),
-        location: identity.as_ref().map(|i| i.location.clone()),
-        register_code: identity.map(|i| i.register_code),
-        signed_in: register.sessions().signed_in().await,
-        secrets: register.sessions().secrets().backend(),
-    })
+pub async fn identity(register: State<'_, Register>) -> CommandResult<Option<IdentityView>> {
+    identity_view(&register).await
 }
 
 #[tauri::command]
@@ -37,12 +37,14 @@ pub async fn pair(
     password: String,
     location: String,
     code: String,
-) -> Answer<()> {
-    register
-        .pair(&manager, &password, &location, &code)
-        .await
-        .map(drop)
-        .map_err(message)
+) -> CommandResult<Option<IdentityView>> {
+    register.pair(&manager, &password, &location, &code).await?;
+    identity_view(&register).await
+}
+
+#[tauri::command]
+pub async fn whoami(register: State<'_, Register>) -> CommandResult<Option<SignedIn>> {
+    Ok(register.sessions().signed_in().await)
 }
 
 #[tauri::command]
@@ -50,14 +52,11 @@ pub async fn sign_in(
     register: State<'_, Register>,
     username: String,
     password: String,
-) -> Answer<SignedIn> {
-    register
-        .sign_in(&username, &password)
-        .await
-        .map_err(message)
+) -> CommandResult<SignedIn> {
+    Ok(register.sign_in(&username, &password).await?)
 }
 
 #[tauri::command]
-pub async fn sign_out(register: State<'_, Register>) -> Answer<()> {
-    register.sign_out().await.map_err(message)
+pub async fn sign_out(register: State<'_, Register>) -> CommandResult<()> {
+    Ok(register.sign_out().await?)
 }

@@ -1,0 +1,103 @@
+//! The shell's settings, all from the environment (nothing is required):
+//!
+//! | variable | meaning | default |
+//! | --- | --- | --- |
+//! | `KASSA_CENTRAL_URL` | Kassa Central's base URL | `http://127.0.0.1:8080` |
+//! | `KASSA_REGISTER_DATA` | the register's data dir (SQLite store, secrets fallback) | the OS app data dir |
+//! | `KASSA_SECRETS_SERVICE` | the keyring service name | `kassa-register` |
+//! | `KASSA_PAIR_MANAGER`, `KASSA_PAIR_PASSWORD` | pair on start when not yet paired (demo) | unset: pair in the UI |
+//! | `KASSA_PAIR_LOCATION`, `KASSA_PAIR_CODE` | the store and till code for that pairing | `STORE-1`, `R1` |
+//! | `KASSA_SIGN_IN_USER`, `KASSA_SIGN_IN_PASSWORD` | sign a staff member in on start (demo) | unset: sign in in the UI |
+//! | `KASSA_SYNC_INTERVAL_MS`, `KASSA_SYNC_BACKOFF_MAX_MS` | the sync engine's pace | 10 000, 60 000 |
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// Pairing read from the environment (the demo and the end-to-end test).
+#[derive(Clone)]
+pub struct Pairing {
+    pub manager: String,
+    pub password: String,
+    pub location: String,
+    pub code: String,
+}
+
+impl std::fmt::Debug for Pairing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pairing")
+            .field("manager", &self.manager)
+            .field("location", &self.location)
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A staff sign-in read from the environment.
+#[derive(Clone)]
+pub struct AutoSignIn {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for AutoSignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AutoSignIn")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    pub central_url: String,
+    pub data_dir: Option<PathBuf>,
+    pub secrets_service: String,
+    pub pairing: Option<Pairing>,
+    pub sign_in: Option<AutoSignIn>,
+    pub sync_interval: Option<Duration>,
+    pub sync_backoff_max: Option<Duration>,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn millis(name: &str) -> anyhow::Result<Option<Duration>> {
+    var(name)
+        .map(|v| {
+            v.parse::<u64>()
+                .map(Duration::from_millis)
+                .with_context(|| format!("{name}={v} is not a number of milliseconds"))
+        })
+        .transpose()
+}
+
+impl ShellConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let pairing = match (var("KASSA_PAIR_MANAGER"), var("KASSA_PAIR_PASSWORD")) {
+            (Some(manager), Some(password)) => Some(Pairing {
+                manager,
+                password,
+                location: var("KASSA_PAIR_LOCATION").unwrap_or_else(|| "STORE-1".into()),
+                code: var("KASSA_PAIR_CODE").unwrap_or_else(|| "R1".into()),
+            }),
+            _ => None,
+        };
+        let sign_in = match (var("KASSA_SIGN_IN_USER"), var("KASSA_SIGN_IN_PASSWORD")) {
+            (Some(username), Some(password)) => Some(AutoSignIn { username, password }),
+            _ => None,
+        };
+        Ok(Self {
+            central_url: var("KASSA_CENTRAL_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            data_dir: var("KASSA_REGISTER_DATA").map(PathBuf::from),
+            secrets_service: var("KASSA_SECRETS_SERVICE")
+                .unwrap_or_else(|| "kassa-register".into()),
+            pairing,
+            sign_in,
+            sync_interval: millis("KASSA_SYNC_INTERVAL_MS")?,
+            sync_backoff_max: millis("KASSA_SYNC_BACKOFF_MAX_MS")?,
+        })
+    }
+}

@@ -1,0 +1,550 @@
+//! The desktop app end to end, through WebDriver: a real Kassa Central process (demo store,
+//! SQLite), the real app (`kassa-register`) started by `tauri-driver` + WebKitWebDriver.
+//! Sign in, scan, pay cash, receipt; Central stopped: sell offline, the indicator and the
+//! pending count; Central back: the count drops to zero and the orders are at Central; then a
+//! manager's conflicting edit on the conflict screen. Screenshots go to `docs/screenshots/`.
+//!
+//! Needs a display and the tools: run it with `./x test` (which installs them), or
+//! `xvfb-run -a dbus-run-session -- cargo test -p kassa-desktop --test desktop -- --ignored`
+//! after building `kassa-central` and `kassa-desktop`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+/// The whole test's bound.
+const TEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a single wait for the UI may take.
+const WAIT: Duration = Duration::from_secs(30);
+/// Sync rounds and the longest backoff of the app under test: short, to keep the test short.
+const SYNC_INTERVAL_MS: &str = "500";
+const SYNC_BACKOFF_MAX_MS: &str = "1500";
+/// The demo store's products (see `kassa-central demo`).
+const COFFEE: &str = "2000000000015";
+const SECOND: &str = "2000000000022";
+const THIRD: &str = "2000000000039";
+
+/// A child process killed (with its whole process group) when dropped.
+struct Group {
+    child: Child,
+    name: &'static str,
+}
+
+impl Group {
+    fn spawn(mut command: Command, name: &'static str) -> Result<Group> {
+        use std::os::unix::process::CommandExt;
+        let child = command
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Group { child, name })
+    }
+
+    fn stop(&mut self) {
+        // The group: tauri-driver leaves WebKitWebDriver (and the app) behind otherwise.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+        eprintln!("stopped {}", self.name);
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `target/debug`, from this test binary's path (`target/debug/deps/desktop-…`).
+fn bin_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .context("locating target/debug")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
+}
+
+/// Kassa Central as a real process on a fixed port and database, stoppable and restartable.
+struct Central {
+    bin: PathBuf,
+    db_url: String,
+    port: u16,
+    process: Option<Group>,
+}
+
+impl Central {
+    fn demo(dir: &Path) -> Result<Central> {
+        let bin = bin_dir()?.join("kassa-central");
+        let db_url = format!("sqlite://{}", dir.join("central.db").display());
+        let status = Command::new(&bin)
+            .arg("demo")
+            .env("KASSA_DATABASE_URL", &db_url)
+            .stdout(Stdio::null())
+            .status()
+            .with_context(|| format!("running {} demo", bin.display()))?;
+        if !status.success() {
+            bail!("kassa-central demo failed: {status}");
+        }
+        Ok(Central {
+            bin,
+            db_url,
+            port: free_port()?,
+            process: None,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn start(&mut self) -> Result<()> {
+        let mut command = Command::new(&self.bin);
+        command
+            .arg("serve")
+            .env("KASSA_DATABASE_URL", &self.db_url)
+            .env("KASSA_BIND", format!("127.0.0.1:{}", self.port))
+            // The register's first sync round asks for every SKU's stock and recommendations,
+            // one request each: more than Central's default per-user limit (50/s, burst 200).
+            .env("KASSA_USER_REQUESTS_PER_SECOND", "2000")
+            .env("KASSA_USER_REQUESTS_BURST", "10000")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null());
+        self.process = Some(Group::spawn(command, "kassa-central")?);
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(format!("{}/health", self.url())).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("Central did not come up on {}", self.url())
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+    }
+
+    async fn token(&self, username: &str, password: &str) -> Result<String> {
+        let body: Value = reqwest::Client::new()
+            .post(format!("{}/v1/auth/login", self.url()))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no access token")
+    }
+
+    /// Orders Central has from registers (the demo's history has none).
+    async fn register_orders(&self) -> Result<Vec<Value>> {
+        let token = self.token("manager", "manager-pass-1").await?;
+        let body: Value = reqwest::Client::new()
+            .get(format!("{}/v1/orders?limit=200", self.url()))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(body["items"]
+            .as_array()
+            .context("orders page without items")?
+            .iter()
+            .filter(|o| !o["register_id"].is_null())
+            .cloned()
+            .collect())
+    }
+
+    /// Someone at Central changes a product (as a manager, with If-Match).
+    async fn change_product(&self, product: &Value, name: &str, price: &str) -> Result<()> {
+        let token = self.token("manager", "manager-pass-1").await?;
+        let mut input = product.clone();
+        for server_only in ["id", "version", "updated_at", "change_seq"] {
+            if let Some(map) = input.as_object_mut() {
+                map.remove(server_only);
+            }
+        }
+        input["name"] = json!(name);
+        input["price"] = json!({ "amount": price, "currency": "EUR" });
+        let id = product["id"].as_str().context("product id")?;
+        let version = product["version"].as_i64().context("product version")?;
+        reqwest::Client::new()
+            .put(format!("{}/v1/products/{id}", self.url()))
+            .bearer_auth(token)
+            .header("If-Match", version.to_string())
+            .json(&input)
+            .send()
+            .await?
+            .error_for_status()
+            .context("changing the product at Central")?;
+        Ok(())
+    }
+}
+
+/// The app under WebDriver.
+struct App {
+    client: Client,
+    _driver: Group,
+}
+
+impl App {
+    async fn start(central: &Central, data: &Path) -> Result<App> {
+        let port = free_port()?;
+        let native_port = free_port()?;
+        let mut driver = Command::new("tauri-driver");
+        driver
+            .args(["--port", &port.to_string()])
+            .args(["--native-port", &native_port.to_string()])
+            .env("KASSA_CENTRAL_URL", central.url())
+            .env("KASSA_REGISTER_DATA", data)
+            .env(
+                "KASSA_SECRETS_SERVICE",
+                format!("kassa-e2e-{}", std::process::id()),
+            )
+            .env("KASSA_PAIR_MANAGER", "manager")
+            .env("KASSA_PAIR_PASSWORD", "manager-pass-1")
+            .env("KASSA_SYNC_INTERVAL_MS", SYNC_INTERVAL_MS)
+            .env("KASSA_SYNC_BACKOFF_MAX_MS", SYNC_BACKOFF_MAX_MS)
+            .stdout(Stdio::null());
+        let driver = Group::spawn(driver, "tauri-driver")?;
+        // KASSA_E2E_APP: another binary or a wrapper script (to capture the app's log).
+        let app = std::env::var_os("KASSA_E2E_APP").map_or_else(
+            || bin_dir().map(|d| d.join("kassa-register")),
+            |p| Ok(PathBuf::from(p)),
+        )?;
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("wry"));
+        caps.insert(
+            "tauri:options".into(),
+            json!({ "application": app.display().to_string() }),
+        );
+        // fantoccini's rustls needs a process-wide crypto provider; ring is already in the tree.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let deadline = Instant::now() + WAIT;
+        let client = loop {
+            match ClientBuilder::rustls()?
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("waiting for tauri-driver: {e}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => return Err(e).context("connecting to tauri-driver"),
+            }
+        };
+        Ok(App {
+            client,
+            _driver: driver,
+        })
+    }
+
+    async fn find(&self, css: &str) -> Result<fantoccini::elements::Element> {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("waiting for {css}"))
+    }
+
+    async fn text(&self, css: &str) -> Result<String> {
+        Ok(self.find(css).await?.text().await?)
+    }
+
+    async fn click(&self, css: &str) -> Result<()> {
+        self.find(css).await?.click().await?;
+        Ok(())
+    }
+
+    async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        self.find(css).await?.send_keys(text).await?;
+        Ok(())
+    }
+
+    /// Waits until `check` holds for the text of `css`.
+    async fn until_text(&self, css: &str, check: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = self.text(css).await.unwrap_or_default();
+            if check(&text) {
+                return Ok(text);
+            }
+            if Instant::now() > deadline {
+                bail!("{css} never matched; last text: {text:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn until_class(&self, css: &str, class: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let el = self.find(css).await?;
+            let classes = el.attr("class").await?.unwrap_or_default();
+            if classes.split_whitespace().any(|c| c == class) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{css} never got class {class}; has {classes:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Until the engine has delivered every sale (its own count, not the bar's last poll), then
+    /// until the bar shows it.
+    async fn until_synced(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.invoke("sync_status", json!({})).await?["pending"] != json!(0) {
+            if Instant::now() > deadline {
+                bail!("sales still pending after 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.until_text("#pending-count", |t| t.trim() == "0")
+            .await?;
+        Ok(())
+    }
+
+    /// A keyboard-wedge scan: the digits and Enter into the focused scan field.
+    async fn scan(&self, barcode: &str) -> Result<()> {
+        self.type_into("#scan", &format!("{barcode}\u{E007}")).await
+    }
+
+    /// Scans until the catalog has the product (the first sync may still be running).
+    async fn scan_until_known(&self, barcode: &str) -> Result<()> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let before = self
+                .client
+                .find_all(Locator::Css("#cart tr.line"))
+                .await?
+                .len();
+            self.scan(barcode).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let lines = self
+                .client
+                .find_all(Locator::Css("#cart tr.line"))
+                .await?
+                .len();
+            let qty_changed = self.client.find(Locator::Css("#scan-error")).await.is_err();
+            if lines > before || (lines > 0 && qty_changed) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("barcode {barcode} never reached the cart");
+            }
+        }
+    }
+
+    /// Saves a screenshot for the README under `docs/screenshots/`.
+    async fn screenshot(&self, name: &str) -> Result<()> {
+        let dir = repo_root().join("docs/screenshots");
+        std::fs::create_dir_all(&dir)?;
+        self.screenshot_to(&dir.join(name)).await
+    }
+
+    async fn screenshot_to(&self, path: &Path) -> Result<()> {
+        // WebDriver screenshots can lag the DOM by a moment.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let png = self.client.screenshot().await?;
+        std::fs::write(path, png).with_context(|| format!("saving {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Calls a shell command from inside the page, as the UI does.
+    async fn invoke(&self, cmd: &str, args: Value) -> Result<Value> {
+        let script = "const done = arguments[arguments.length - 1];
+            window.__TAURI__.core.invoke(arguments[0], arguments[1])
+              .then(v => done({ ok: v }), e => done({ err: e }));";
+        let answer = self
+            .client
+            .execute_async(script, vec![json!(cmd), args])
+            .await?;
+        if let Some(err) = answer.get("err") {
+            bail!("{cmd} failed: {err}");
+        }
+        Ok(answer["ok"].clone())
+    }
+
+    async fn sign_in(&self, username: &str, password: &str) -> Result<()> {
+        self.type_into("#username", username).await?;
+        self.type_into("#password", password).await?;
+        self.click("#sign-in").await?;
+        self.find("#scan").await?;
+        Ok(())
+    }
+
+    async fn pay_and_read_receipt(&self, quick: &str) -> Result<String> {
+        self.click(quick).await?;
+        let receipt = self.text("#receipt-no").await?;
+        Ok(receipt)
+    }
+}
+
+/// A valid EAN-13 no demo product has.
+fn unknown_barcode() -> String {
+    let body = "299999999999";
+    let sum: u32 = body
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+async fn story(central: &mut Central, app: &App) -> Result<()> {
+    // Sign in (the app paired itself from the environment) and sell online.
+    app.sign_in("cashier", "cashier-pass-1").await?;
+    app.until_class("#sync-indicator", "online").await?;
+    app.scan_until_known(SECOND).await?;
+    app.scan(SECOND).await?;
+    app.scan(COFFEE).await?;
+    app.until_text("#cart", |t| t.contains("DEMO-0001")).await?;
+    // Coffee comes with croissants in the demo's order history.
+    app.find("#bought-together .chip").await?;
+    app.scan(&unknown_barcode()).await?;
+    let error = app.text("#scan-error").await?;
+    assert!(error.contains("Unknown barcode"), "{error}");
+    app.type_into("#scan", "Croiss").await?;
+    app.find("#results li").await?;
+    app.screenshot("selling.png").await?;
+    app.type_into("#scan", "\u{E00C}").await?; // Escape clears the search
+    let receipt = app.pay_and_read_receipt("#cash-1").await?;
+    assert!(receipt.starts_with("STORE-1-R1-"), "{receipt}");
+    assert!(app.text("#receipt-change").await?.contains('€'));
+    app.click("#new-sale").await?;
+    app.until_synced().await?;
+
+    // Central goes away: the register sells on, offline.
+    central.stop();
+    app.until_class("#sync-indicator", "offline").await?;
+    app.scan(COFFEE).await?;
+    app.until_text("#cart", |t| t.contains("DEMO-0001")).await?;
+    let offline_receipt = app.pay_and_read_receipt("#cash-0").await?;
+    assert!(
+        offline_receipt > receipt,
+        "{offline_receipt} after {receipt}"
+    );
+    app.until_text("#receipt", |t| t.contains("offline sale"))
+        .await?;
+    app.click("#new-sale").await?;
+    app.scan(THIRD).await?;
+    app.until_text("#cart", |t| t.contains("DEMO-0003")).await?;
+    app.until_text("#pending-count", |t| t.trim() == "1")
+        .await?;
+    app.find("#card-blocked").await?;
+    app.screenshot("offline.png").await?;
+    app.pay_and_read_receipt("#cash-0").await?;
+    app.click("#new-sale").await?;
+    app.until_text("#pending-count", |t| t.trim() == "2")
+        .await?;
+    assert!(app.text("#sync-indicator").await?.contains("Offline"));
+
+    // Central is back: the outbox drains, every sale once.
+    central.start().await?;
+    app.until_class("#sync-indicator", "online").await?;
+    app.until_text("#pending-count", |t| t.trim() == "0")
+        .await?;
+    let orders = central.register_orders().await?;
+    assert_eq!(orders.len(), 3, "{orders:#?}");
+
+    // A manager's edit made here while Central changed the same product: the conflict screen.
+    let found = app
+        .invoke("search", json!({ "typed": "DEMO-0004" }))
+        .await?;
+    let product = found
+        .as_array()
+        .and_then(|a| a.first())
+        .cloned()
+        .context("DEMO-0004 in the local catalog")?;
+    let mut mine = product.clone();
+    for server_only in ["id", "version", "updated_at", "change_seq"] {
+        if let Some(map) = mine.as_object_mut() {
+            map.remove(server_only);
+        }
+    }
+    mine["name"] = json!("Till-side name");
+    mine["price"] = json!({ "amount": "3.30", "currency": "EUR" });
+    // Queued now; a cashier's session cannot push it, so it waits for the manager.
+    app.invoke(
+        "edit_product",
+        json!({ "productId": product["id"], "input": mine }),
+    )
+    .await?;
+    central
+        .change_product(&product, "Office-side name", "3.10")
+        .await?;
+    app.click("#sign-out").await?;
+    app.sign_in("manager", "manager-pass-1").await?;
+    app.until_text("#nav-conflicts", |t| t.contains("(1)"))
+        .await?;
+    app.click("#nav-conflicts").await?;
+    app.find(".conflict").await?;
+    app.click("#theirs-name").await?;
+    app.click("#mine-price").await?;
+    app.screenshot("conflict.png").await?;
+    app.click(".conflict .resolve").await?;
+    app.find("#no-conflicts").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a display, tauri-driver and WebKitWebDriver: ./x test runs it under xvfb-run"]
+async fn a_cashier_sells_online_and_offline_and_a_manager_settles_a_conflict() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut central = Central::demo(dir.path())?;
+    central.start().await?;
+    let app = App::start(&central, &dir.path().join("register")).await?;
+    let result = tokio::time::timeout(TEST_TIMEOUT, story(&mut central, &app)).await;
+    if result.as_ref().map_or(true, |r| r.is_err()) {
+        let shot = std::env::temp_dir().join("kassa-desktop-e2e-failure.png");
+        if app.screenshot_to(&shot).await.is_ok() {
+            eprintln!("the screen at the failure: {}", shot.display());
+        }
+    }
+    let _ = app.client.clone().close().await;
+    central.stop();
+    result.context("the story took too long")?
+}

@@ -1,0 +1,302 @@
+//! The selling screen, keyboard-first: the scan field always has the focus; a keyboard-wedge
+//! barcode (digits + Enter) goes into the cart, anything else searches as you type and Enter
+//! takes the first hit. Cart, totals, tender, receipt and "frequently bought together".
+
+use kassa_domain::api::Product;
+use kassa_domain::Money;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::HtmlInputElement;
+use yew::prelude::*;
+
+use crate::components::cart::{CartTable, TotalsPanel};
+use crate::components::receipt::ReceiptView;
+use crate::components::suggestions::{BoughtTogether, SearchResults};
+use crate::components::tender::TenderPanel;
+use crate::error::Error;
+use crate::model::{Cart, Receipt, Recommended, SyncStatus};
+use crate::services;
+use crate::view::{card_blocked, changed_sku, looks_like_barcode, open_cart_vm};
+
+/// Characters typed before a search starts.
+const SEARCH_CHARS_MIN: usize = 2;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub status: SyncStatus,
+}
+
+/// A cashier-facing sentence for a failed scan or add.
+fn scan_error(code: &str, err: &Error) -> String {
+    match err.code() {
+        "not_found" if looks_like_barcode(code) => format!(
+            "Unknown barcode {}: no product has it. Scan again or search by name.",
+            code.trim()
+        ),
+        "not_found" => format!("Nothing found for \"{}\".", code.trim()),
+        _ => err.to_string(),
+    }
+}
+
+/// The selling screen's state, one handle per piece.
+#[derive(Clone)]
+struct Sell {
+    cart: UseStateHandle<Option<Cart>>,
+    query: UseStateHandle<String>,
+    results: UseStateHandle<Vec<Product>>,
+    error: UseStateHandle<Option<String>>,
+    receipt: UseStateHandle<Option<Receipt>>,
+    together: UseStateHandle<Vec<Recommended>>,
+    busy: UseStateHandle<bool>,
+    search_seq: std::rc::Rc<std::cell::RefCell<u64>>,
+}
+
+impl Sell {
+    /// A cart answer from the shell: show it, clear the field, suggest what goes with it.
+    fn took(&self, before: Option<Cart>, answer: Result<Cart, Error>, typed: &str) {
+        match answer {
+            Ok(cart) => {
+                let before = before.map(|c| c.lines).unwrap_or_default();
+                if let Some(sku) = changed_sku(&before, &cart.lines) {
+                    let together = self.together.clone();
+                    spawn_local(async move {
+                        together.set(
+                            services::catalog::bought_together(&sku)
+                                .await
+                                .unwrap_or_default(),
+                        );
+                    });
+                }
+                self.cart.set(Some(cart));
+                self.error.set(None);
+            }
+            Err(err) => self.error.set(Some(scan_error(typed, &err))),
+        }
+    }
+
+    fn add(&self, sku: String) {
+        self.results.set(Vec::new());
+        let this = self.clone();
+        let before = (*self.cart).clone();
+        self.receipt.set(None);
+        spawn_local(async move {
+            let answer = services::sale::add_sku(&sku).await;
+            this.took(before, answer, &sku);
+        });
+    }
+
+    fn submit(&self, typed: String) {
+        if typed.trim().is_empty() {
+            if self.receipt.is_some() {
+                self.new_sale();
+            }
+            return;
+        }
+        let this = self.clone();
+        let before = (*self.cart).clone();
+        self.receipt.set(None);
+        if looks_like_barcode(&typed) {
+            spawn_local(async move {
+                let answer = services::sale::scan(&typed).await;
+                this.took(before, answer, &typed);
+            });
+        } else if let Some(first) = self.results.first() {
+            self.add(first.sku.to_string());
+        } else {
+            spawn_local(async move {
+                let hits = services::catalog::search(&typed).await;
+                match hits.as_deref().map(<[Product]>::first) {
+                    Ok(Some(first)) => this.add(first.sku.to_string()),
+                    Ok(None) => this
+                        .error
+                        .set(Some(format!("Nothing found for \"{typed}\"."))),
+                    Err(e) => this.error.set(Some(e.to_string())),
+                }
+            });
+        }
+    }
+
+    fn search(&self, typed: String) {
+        self.query.set(typed.clone());
+        let seq = *self.search_seq.borrow() + 1;
+        *self.search_seq.borrow_mut() = seq;
+        if typed.trim().chars().count() < SEARCH_CHARS_MIN || looks_like_barcode(&typed) {
+            self.results.set(Vec::new());
+            return;
+        }
+        let this = self.clone();
+        spawn_local(async move {
+            let hits = services::catalog::search(&typed).await.unwrap_or_default();
+            if *this.search_seq.borrow() == seq {
+                this.results.set(hits);
+            }
+        });
+    }
+
+    fn set_qty(&self, sku: String, qty: u32) {
+        let this = self.clone();
+        spawn_local(async move {
+            match services::sale::set_qty(&sku, qty).await {
+                Ok(cart) => this.cart.set(Some(cart)),
+                Err(e) => this.error.set(Some(e.to_string())),
+            }
+        });
+    }
+
+    fn paid(&self, answer: Result<Receipt, Error>) {
+        match answer {
+            Ok(receipt) => {
+                self.receipt.set(Some(receipt));
+                self.error.set(None);
+                self.together.set(Vec::new());
+                self.reload();
+            }
+            Err(e) => self.error.set(Some(e.to_string())),
+        }
+        self.busy.set(false);
+    }
+
+    fn pay_cash(&self, tendered: Money) {
+        let this = self.clone();
+        self.busy.set(true);
+        spawn_local(async move { this.paid(services::sale::pay_cash(tendered).await) });
+    }
+
+    fn pay_card(&self) {
+        let this = self.clone();
+        self.busy.set(true);
+        spawn_local(async move { this.paid(services::sale::pay_card().await) });
+    }
+
+    fn new_sale(&self) {
+        self.receipt.set(None);
+        self.error.set(None);
+        self.reload();
+    }
+
+    fn reload(&self) {
+        let this = self.clone();
+        spawn_local(async move {
+            match services::sale::cart().await {
+                Ok(cart) => this.cart.set(Some(cart)),
+                Err(e) => this.error.set(Some(e.to_string())),
+            }
+        });
+    }
+}
+
+/// Gives the scan field the focus back, unless the cashier is typing a cash amount.
+fn keep_focus(scan: &NodeRef) {
+    let active = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.active_element())
+        .map(|e| e.id());
+    if active.as_deref() != Some("tendered") {
+        if let Some(input) = scan.cast::<HtmlInputElement>() {
+            let _ = input.focus();
+        }
+    }
+}
+
+#[function_component(SellPage)]
+pub fn sell_page(props: &Props) -> Html {
+    let sell = Sell {
+        cart: use_state(|| None),
+        query: use_state(String::new),
+        results: use_state(Vec::new),
+        error: use_state(|| None),
+        receipt: use_state(|| None),
+        together: use_state(Vec::new),
+        busy: use_state(|| false),
+        search_seq: use_mut_ref(|| 0_u64),
+    };
+    let scan = use_node_ref();
+    {
+        let sell = sell.clone();
+        use_effect_with((), move |_| sell.reload());
+    }
+    {
+        let scan = scan.clone();
+        use_effect(move || keep_focus(&scan));
+    }
+
+    let oninput = {
+        let sell = sell.clone();
+        Callback::from(move |e: InputEvent| {
+            sell.search(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let onkeydown = {
+        let sell = sell.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            match e.key().as_str() {
+                "Enter" => {
+                    e.prevent_default();
+                    // Emptied at once: a scanner types the next code right away, and a field
+                    // cleared when the answer arrives would cut into it.
+                    let input = e.target_unchecked_into::<HtmlInputElement>();
+                    let typed = input.value();
+                    input.set_value("");
+                    sell.query.set(String::new());
+                    sell.submit(typed);
+                }
+                "Escape" => sell.search(String::new()),
+                _ => {}
+            }
+        })
+    };
+    let on_pick = {
+        let sell = sell.clone();
+        Callback::from(move |sku: String| sell.add(sku))
+    };
+    let on_qty = {
+        let sell = sell.clone();
+        Callback::from(move |(sku, qty): (String, u32)| sell.set_qty(sku, qty))
+    };
+    let on_cash = {
+        let sell = sell.clone();
+        Callback::from(move |tendered: Money| sell.pay_cash(tendered))
+    };
+    let on_card = {
+        let sell = sell.clone();
+        Callback::from(move |()| sell.pay_card())
+    };
+    let on_new_sale = {
+        let sell = sell.clone();
+        Callback::from(move |()| sell.new_sale())
+    };
+
+    let vm = sell.cart.as_ref().map(open_cart_vm);
+    let right = match (&*sell.receipt, &vm) {
+        (Some(receipt), _) => html! { <ReceiptView receipt={receipt.clone()} {on_new_sale} /> },
+        (None, Some(vm)) => html! {
+            <>
+                <TotalsPanel vm={vm.clone()} />
+                if !vm.rows.is_empty() {
+                    <TenderPanel total={vm.total_money} enabled={!*sell.busy}
+                        card_blocked={card_blocked(&props.status)} {on_cash} {on_card} />
+                }
+            </>
+        },
+        (None, None) => html! {},
+    };
+    html! {
+        <main class="sell">
+            <section class="left">
+                <input id="scan" ref={scan} class="scan" autocomplete="off" spellcheck="false"
+                    placeholder="Scan a barcode, or type a name, SKU or barcode…"
+                    value={(*sell.query).clone()} {oninput} {onkeydown} />
+                if let Some(message) = &*sell.error {
+                    <p id="scan-error" class="error banner">{ message }</p>
+                }
+                if !sell.results.is_empty() {
+                    <SearchResults results={(*sell.results).clone()} on_pick={on_pick.clone()} />
+                }
+                if let Some(vm) = &vm {
+                    <CartTable vm={vm.clone()} {on_qty} />
+                }
+                <BoughtTogether items={(*sell.together).clone()} {on_pick} />
+            </section>
+            <aside class="right">{ right }</aside>
+        </main>
+    }
+}

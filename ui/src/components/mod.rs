@@ -1,0 +1,7 @@
+//! The pieces of the screens: status bar, cart and totals, tender, receipt, suggestions.
+
+pub mod cart;
+pub mod receipt;
+pub mod status_bar;
+pub mod suggestions;
+pub mod tender;

@@ -1,0 +1,43 @@
+//! The receipt of the sale just made, and "New sale".
+
+use yew::prelude::*;
+
+use crate::model::Receipt;
+use crate::view::{cart_vm, format_money, format_time};
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub receipt: Receipt,
+    pub on_new_sale: Callback<()>,
+}
+
+#[function_component(ReceiptView)]
+pub fn receipt_view(props: &Props) -> Html {
+    let r = &props.receipt;
+    let vm = cart_vm(&r.lines, &r.totals);
+    let on_new_sale = props.on_new_sale.clone();
+    html! {
+        <section id="receipt" class="receipt">
+            <h2>{ "Receipt" }</h2>
+            <div id="receipt-no" class="receipt-no">{ &r.receipt_no }</div>
+            <div class="meta">{ format!("{} · {}", r.location, format_time(&r.completed_at)) }
+                if r.mode == "offline" { <span class="badge offline">{ "offline sale: syncs later" }</span> }
+            </div>
+            <table>
+            { for vm.rows.iter().map(|row| html! {
+                <tr><td>{ format!("{} × {}", row.qty, row.name) }</td><td class="num">{ &row.total }</td></tr>
+            }) }
+            { for vm.taxes.iter().map(|t| html! {
+                <tr class="tax"><td>{ format!("incl. {}", t.label) }</td><td class="num">{ &t.tax }</td></tr>
+            }) }
+            <tr class="total"><td>{ "Total" }</td><td class="num">{ &vm.total }</td></tr>
+            <tr><td>{ "Cash" }</td><td class="num">{ format_money(&r.tendered) }</td></tr>
+            <tr class="change"><td>{ "Change" }</td><td id="receipt-change" class="num">{ format_money(&r.change) }</td></tr>
+            </table>
+            <div class="actions">
+                <button onclick={|_| { if let Some(w) = web_sys::window() { let _ = w.print(); } }}>{ "Print" }</button>
+                <button id="new-sale" class="primary" onclick={move |_| on_new_sale.emit(())}>{ "New sale (Enter)" }</button>
+            </div>
+        </section>
+    }
+}

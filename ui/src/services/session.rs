@@ -1,0 +1,55 @@
+//! Pairing and staff sign-in.
+
+use serde::Serialize;
+
+use super::{call, NoArgs};
+use crate::error::Error;
+use crate::model::{RegisterIdentity, SignedIn};
+
+#[derive(Serialize)]
+struct Credentials<'a> {
+    username: &'a str,
+    password: &'a str,
+}
+
+#[derive(Serialize)]
+struct Pairing<'a> {
+    manager: &'a str,
+    password: &'a str,
+    location: &'a str,
+    code: &'a str,
+}
+
+pub async fn identity() -> Result<Option<RegisterIdentity>, Error> {
+    call("identity", &NoArgs {}).await
+}
+
+pub async fn pair(
+    manager: &str,
+    password: &str,
+    location: &str,
+    code: &str,
+) -> Result<RegisterIdentity, Error> {
+    call(
+        "pair",
+        &Pairing {
+            manager,
+            password,
+            location,
+            code,
+        },
+    )
+    .await
+}
+
+pub async fn whoami() -> Result<Option<SignedIn>, Error> {
+    call("whoami", &NoArgs {}).await
+}
+
+pub async fn sign_in(username: &str, password: &str) -> Result<SignedIn, Error> {
+    call("sign_in", &Credentials { username, password }).await
+}
+
+pub async fn sign_out() -> Result<(), Error> {
+    call("sign_out", &NoArgs {}).await
+}
