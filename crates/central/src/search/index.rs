@@ -76,6 +76,9 @@ pub struct SearchIndex {
     /// The database the stored index was built from (its `database_id` setting), as read from
     /// the last commit; checked against the database at the first refresh.
     built_from: Mutex<Option<String>>,
+    /// The database id once checked: the check reads (and may write) a settings row, so it runs
+    /// at the first refresh only, not on every tick.
+    origin: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -126,6 +129,7 @@ impl SearchIndex {
             stock_checked_ms: AtomicI64::new(0),
             caught_up_ms: AtomicI64::new(0),
             built_from: Mutex::new(built_from),
+            origin: std::sync::OnceLock::new(),
         })
     }
 
@@ -262,6 +266,9 @@ async fn index_products(
 /// The database's id; an index built from another database (a reset, a restore, another
 /// deployment's directory) is emptied so it is rebuilt from this one.
 async fn check_origin(search: &SearchIndex, db: &Db) -> anyhow::Result<String> {
+    if let Some(id) = search.origin.get() {
+        return Ok(id.clone());
+    }
     let id = store::settings::get_or_init(db, "database_id", || uuid::Uuid::new_v4().to_string())
         .await?;
     let stale = {
@@ -281,7 +288,7 @@ async fn check_origin(search: &SearchIndex, db: &Db) -> anyhow::Result<String> {
         .built_from
         .lock()
         .map_err(|_| anyhow::anyhow!("search origin poisoned"))? = Some(id.clone());
-    Ok(id)
+    Ok(search.origin.get_or_init(|| id).clone())
 }
 
 /// Brings the index up to date with the database: catalog changes after the applied sequence,
