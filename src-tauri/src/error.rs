@@ -34,6 +34,7 @@ impl From<Error> for CommandError {
             Error::OutboxFull { .. } => "outbox_full",
             Error::NotSignedIn => "not_signed_in",
             Error::NotPaired => "not_paired",
+            Error::Forbidden(_) => "forbidden",
             // The store, the secrets, corruption (and whatever the library adds): logged, not shown.
             _ => {
                 tracing::error!(%err, "register failure");

@@ -507,17 +507,30 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     }
     mine["name"] = json!("Till-side name");
     mine["price"] = json!({ "amount": "3.30", "currency": "EUR" });
-    // Queued now; a cashier's session cannot push it, so it waits for the manager.
+    // A cashier is refused by the register core itself, whatever the UI shows.
+    let refused = app
+        .invoke(
+            "edit_product",
+            json!({ "productId": product["id"], "input": mine }),
+        )
+        .await
+        .expect_err("a cashier may not edit products");
+    assert!(refused.to_string().contains("forbidden"), "{refused}");
+    app.click("#sign-out").await?;
+    app.sign_in("manager", "manager-pass-1").await?;
+    // Central changes the product while the register's edit of it waits to be pushed.
+    app.until_class("#sync-indicator", "online").await?;
+    central.stop();
+    app.until_class("#sync-indicator", "offline").await?;
     app.invoke(
         "edit_product",
         json!({ "productId": product["id"], "input": mine }),
     )
     .await?;
+    central.start().await?;
     central
         .change_product(&product, "Office-side name", "3.10")
         .await?;
-    app.click("#sign-out").await?;
-    app.sign_in("manager", "manager-pass-1").await?;
     app.until_text("#nav-conflicts", |t| t.contains("(1)"))
         .await?;
     app.click("#nav-conflicts").await?;

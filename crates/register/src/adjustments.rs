@@ -105,6 +105,19 @@ pub async fn with_status(db: &LocalDb, status: &str) -> Result<Vec<Queued>> {
     rows.iter().map(from_row).collect()
 }
 
+/// The latest `limit` adjustments made here, any status, newest first.
+pub async fn recent(db: &LocalDb, limit: u32) -> Result<Vec<Queued>> {
+    let rows = sqlx::query(
+        "SELECT id, sku, location, delta, reason, note, status, last_error FROM stock_adjustments
+         ORDER BY seq DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await
+    .context("reading the adjustment queue")?;
+    rows.iter().map(from_row).collect()
+}
+
 /// Moves an adjustment to `done`, `rejected` or `uncertain`.
 pub async fn settle(db: &LocalDb, id: Uuid, status: &str, error: Option<&str>) -> Result<()> {
     sqlx::query(

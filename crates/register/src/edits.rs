@@ -176,6 +176,48 @@ fn edit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Edit> {
     })
 }
 
+/// Where one queued edit stands, for the manager's catalog screen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EditState {
+    pub id: Uuid,
+    /// `None` for a new product not yet at Central.
+    pub product_id: Option<Uuid>,
+    pub sku: String,
+    pub name: String,
+    /// `pending` (queued), `done` (at Central), `conflict` or `rejected`.
+    pub status: String,
+    pub last_error: Option<String>,
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+/// The latest `limit` edits made here, newest first.
+pub async fn recent(db: &LocalDb, limit: u32) -> Result<Vec<EditState>> {
+    let rows = sqlx::query(
+        "SELECT id, product_id, base_version, input, status, last_error, updated_at
+         FROM product_edits ORDER BY seq DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await
+    .context("reading the edit queue")?;
+    rows.iter()
+        .map(|row| {
+            let edit = edit_from_row(row)?;
+            let at: i64 = row.get("updated_at");
+            Ok(EditState {
+                id: edit.id,
+                product_id: edit.product_id,
+                sku: edit.input.sku.to_string(),
+                name: edit.input.name,
+                status: edit.status,
+                last_error: row.get("last_error"),
+                updated_at: chrono::DateTime::from_timestamp_millis(at)
+                    .ok_or_else(|| Error::Corrupt(format!("edit time {at}")))?,
+            })
+        })
+        .collect()
+}
+
 /// Does a product have an edit that Central has not taken yet (pending or in conflict)?
 pub async fn is_unsettled(tx: &mut Tx, product_id: Uuid) -> Result<bool> {
     let n: i64 = sqlx::query_scalar(

@@ -38,6 +38,9 @@ pub enum Error {
     /// No staff member is signed in, or the session ended.
     #[error("not signed in")]
     NotSignedIn,
+    /// The signed-in staff member's role may not do this (a cashier at a manager's screen).
+    #[error("{0}")]
+    Forbidden(String),
     /// The register has not been paired with Central yet.
     #[error("this register is not paired with Central")]
     NotPaired,

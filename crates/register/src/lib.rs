@@ -15,6 +15,7 @@ pub mod error;
 pub mod identity;
 pub mod outbox;
 pub mod recommend;
+pub mod report;
 pub mod sale;
 pub mod secrets;
 pub mod session;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use kassa_domain::api::{Product, ProductInput, StockAdjustment, StockReason};
-use kassa_domain::{Barcode, Currency, Money, Sku};
+use kassa_domain::{Barcode, Currency, Money, Role, Sku};
 use uuid::Uuid;
 
 use crate::carts::{self, CartView};
@@ -14,6 +14,7 @@ use crate::edits::{self, Conflict, Side};
 use crate::error::{Error, Result};
 use crate::identity::{self, Identity};
 use crate::recommend::{self, Recommended};
+use crate::report::{self, SalesReport};
 use crate::sale::{self, Receipt, SaleLimits, SaleMode};
 use crate::secrets::SecretStore;
 use crate::session::{Sessions, SignedIn};
@@ -117,6 +118,19 @@ impl Register {
 
     pub async fn sign_out(&self) -> Result<()> {
         self.sessions.sign_out().await
+    }
+
+    /// The signed-in manager (or admin), or a clear refusal naming what a cashier may not do:
+    /// the shell's manager commands check here, not only the UI's hidden buttons.
+    async fn manager(&self, doing: &str) -> Result<SignedIn> {
+        let who = self.sessions.signed_in().await.ok_or(Error::NotSignedIn)?;
+        if !who.role.at_least(Role::Manager) {
+            return Err(Error::Forbidden(format!(
+                "only a manager may {doing}; {} is signed in as a cashier",
+                who.username
+            )));
+        }
+        Ok(who)
     }
 
     // ---- catalog ----
@@ -225,6 +239,7 @@ impl Register {
 
     /// Queues an edit of a product as the local catalog shows it now.
     pub async fn edit_product(&self, id: Uuid, input: ProductInput) -> Result<Uuid> {
+        self.manager("edit products").await?;
         let base = catalog::by_id(&self.db, id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("product {id}")))?;
@@ -234,6 +249,7 @@ impl Register {
     }
 
     pub async fn create_product(&self, input: ProductInput) -> Result<Uuid> {
+        self.manager("create products").await?;
         let edit = edits::queue_create(&self.db, input).await?;
         self.engine.kick();
         Ok(edit)
@@ -247,6 +263,7 @@ impl Register {
         reason: StockReason,
         note: Option<String>,
     ) -> Result<Uuid> {
+        self.manager("adjust or receive stock").await?;
         let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
         let adjustment = StockAdjustment {
             sku: sku.clone(),
@@ -261,6 +278,7 @@ impl Register {
     }
 
     pub async fn conflicts(&self) -> Result<Vec<Conflict>> {
+        self.manager("settle catalog conflicts").await?;
         edits::conflicts(&self.db).await
     }
 
@@ -270,8 +288,30 @@ impl Register {
         edit_id: Uuid,
         choices: &BTreeMap<String, Side>,
     ) -> Result<ProductInput> {
+        self.manager("settle catalog conflicts").await?;
         let merged = edits::resolve(&self.db, edit_id, choices).await?;
         self.engine.kick();
         Ok(merged)
+    }
+
+    /// The latest catalog edits made here and where each stands (pending, done, conflict,
+    /// rejected), newest first.
+    pub async fn product_edits(&self, limit: u32) -> Result<Vec<edits::EditState>> {
+        self.manager("see the catalog queue").await?;
+        edits::recent(&self.db, limit).await
+    }
+
+    /// The latest stock adjustments made here and where each stands, newest first.
+    pub async fn stock_adjustments(&self, limit: u32) -> Result<Vec<adjustments::Queued>> {
+        self.manager("see the stock queue").await?;
+        adjustments::recent(&self.db, limit).await
+    }
+
+    // ---- reports ----
+
+    /// This register's sales over the last `days` days, from the local store (works offline).
+    pub async fn sales_report(&self, days: u32) -> Result<SalesReport> {
+        self.manager("see the sales report").await?;
+        report::sales(&self.db, self.currency, days).await
     }
 }

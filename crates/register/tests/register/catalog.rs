@@ -183,6 +183,10 @@ async fn stock_received_offline_is_pushed_once_a_manager_signs_in() {
         let dir = tempfile::tempdir().unwrap();
         let register = shop.register(&dir, "R1").await;
         register.sync_now().await.unwrap();
+        register
+            .sign_in("manager", crate::helpers::PASSWORD)
+            .await
+            .unwrap();
         shop.go_offline_for(&register).await;
 
         register
@@ -203,6 +207,11 @@ async fn stock_received_offline_is_pushed_once_a_manager_signs_in() {
             Some(STOCK + 12)
         );
         shop.go_online().await;
+        // The manager leaves; the adjustment waits for a manager's session.
+        register
+            .sign_in("cashier", crate::helpers::PASSWORD)
+            .await
+            .unwrap();
 
         register.sync_now().await.unwrap();
         assert_eq!(

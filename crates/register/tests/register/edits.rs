@@ -88,8 +88,16 @@ async fn a_product_created_offline_reaches_central_and_a_cashier_cannot_push_edi
         let dir = tempfile::tempdir().unwrap();
         let register = shop.register(&dir, "R1").await;
         register.sync_now().await.unwrap();
-        shop.go_offline().await;
         let new = product_input(9);
+        assert!(
+            matches!(
+                register.create_product(new.clone()).await,
+                Err(kassa_register::Error::Forbidden(_))
+            ),
+            "a cashier cannot create products"
+        );
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        shop.go_offline().await;
         register.create_product(new.clone()).await.unwrap();
         assert_eq!(
             register.search("SKU-9", 5).await.unwrap().len(),
@@ -97,6 +105,8 @@ async fn a_product_created_offline_reaches_central_and_a_cashier_cannot_push_edi
             "shown at once"
         );
         shop.go_online().await;
+        // The manager leaves; the edit waits for a manager's session.
+        register.sign_in("cashier", PASSWORD).await.unwrap();
 
         register.sync_now().await.unwrap();
         assert_eq!(

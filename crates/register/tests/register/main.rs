@@ -11,5 +11,6 @@ mod helpers;
 mod catalog;
 mod crash;
 mod edits;
+mod manager;
 mod offline;
 mod sale;

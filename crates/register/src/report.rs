@@ -1,0 +1,312 @@
+//! The manager's sales report of this register, from the local store alone (so it works
+//! offline): how many sales, their totals by payment method, tax by class and sales per day.
+//! Every sale made here counts, whether or not it has reached Central yet.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use kassa_domain::{Currency, Money, TaxClass, Totals};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::error::{corrupt, Context, Error, Result};
+use crate::store::LocalDb;
+
+/// The longest window a report covers, in days.
+pub const REPORT_DAYS_MAX: u32 = 92;
+
+/// One completed sale as the report reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaleRow {
+    pub completed_at: DateTime<Utc>,
+    pub totals: Totals,
+    /// `cash`, `card`, …: as the outbox records the payment.
+    pub method: String,
+    /// Still waiting in the outbox.
+    pub pending: bool,
+}
+
+/// Totals of the sales paid one way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MethodTotal {
+    pub method: String,
+    pub sales: i64,
+    pub total: Money,
+}
+
+/// Tax collected in one tax class at one rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaxTotal {
+    pub tax_class: TaxClass,
+    pub rate: Decimal,
+    pub net: Money,
+    pub tax: Money,
+    pub gross: Money,
+}
+
+/// One day (UTC) of sales.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayTotal {
+    pub day: NaiveDate,
+    pub sales: i64,
+    pub total: Money,
+    pub tax: Money,
+}
+
+/// The report over `from..=to` (UTC days).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SalesReport {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub currency: Currency,
+    pub sales: i64,
+    /// What customers paid, discounts taken off.
+    pub total: Money,
+    pub discounts: Money,
+    pub tax: Money,
+    /// Sales still waiting to reach Central.
+    pub pending_sync: i64,
+    /// Payment methods in name order.
+    pub by_method: Vec<MethodTotal>,
+    /// Tax classes in [`TaxClass::ALL`] order, then by rate.
+    pub taxes: Vec<TaxTotal>,
+    /// Days with sales, oldest first.
+    pub by_day: Vec<DayTotal>,
+}
+
+/// Reads the sales completed in the last `days` UTC days (today included) and sums them.
+#[tracing::instrument(skip_all, fields(days))]
+pub async fn sales(db: &LocalDb, currency: Currency, days: u32) -> Result<SalesReport> {
+    if days == 0 || days > REPORT_DAYS_MAX {
+        return Err(Error::Invalid(format!(
+            "a report covers 1 to {REPORT_DAYS_MAX} days"
+        )));
+    }
+    let to = Utc::now().date_naive();
+    let from = to - Duration::days(i64::from(days) - 1);
+    let since = from
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or_default();
+    let rows = sqlx::query(
+        "SELECT o.completed_at, o.totals, o.status, COALESCE(p.method, 'unpaid') AS method
+         FROM outbox_orders o LEFT JOIN outbox_payments p ON p.order_id = o.order_id
+         WHERE o.completed_at >= ? ORDER BY o.seq",
+    )
+    .bind(since)
+    .fetch_all(db.reader())
+    .await
+    .context("reading sales for the report")?;
+    let sales = rows.iter().map(sale_from_row).collect::<Result<Vec<_>>>()?;
+    summarise(&sales, currency, from, to)
+}
+
+fn sale_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SaleRow> {
+    let at: i64 = row.get("completed_at");
+    let totals: String = row.get("totals");
+    let status: String = row.get("status");
+    Ok(SaleRow {
+        completed_at: DateTime::from_timestamp_millis(at)
+            .ok_or_else(|| Error::Corrupt(format!("sale time {at}")))?,
+        totals: serde_json::from_str(&totals).map_err(|e| corrupt("sale totals", e))?,
+        method: row.get("method"),
+        pending: matches!(status.as_str(), "pending" | "order_created"),
+    })
+}
+
+/// Running sums in minor units.
+#[derive(Default)]
+struct Sums {
+    sales: i64,
+    total: i64,
+    tax: i64,
+}
+
+/// Sums `sales` (all in `currency`) into the report over `from..=to`.
+pub fn summarise(
+    sales: &[SaleRow],
+    currency: Currency,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<SalesReport> {
+    let mut all = Sums::default();
+    let mut discounts = 0_i64;
+    let mut pending_sync = 0_i64;
+    let mut methods: BTreeMap<&str, Sums> = BTreeMap::new();
+    let mut days: BTreeMap<NaiveDate, Sums> = BTreeMap::new();
+    let mut taxes: BTreeMap<(usize, Decimal), (TaxClass, [i64; 3])> = BTreeMap::new();
+    for sale in sales {
+        let t = &sale.totals;
+        if t.currency != currency {
+            return Err(Error::Corrupt(format!(
+                "a sale in {} at a register selling in {}",
+                t.currency.code(),
+                currency.code()
+            )));
+        }
+        let (total, tax) = (t.total.to_minor(), t.tax_total.to_minor());
+        for sums in [
+            &mut all,
+            methods.entry(sale.method.as_str()).or_default(),
+            days.entry(sale.completed_at.date_naive()).or_default(),
+        ] {
+            sums.sales += 1;
+            sums.total += total;
+            sums.tax += tax;
+        }
+        discounts += t.discount_total.to_minor();
+        pending_sync += i64::from(sale.pending);
+        for line in &t.taxes {
+            let order = TaxClass::ALL
+                .iter()
+                .position(|c| *c == line.tax_class)
+                .unwrap_or(usize::MAX);
+            let (_, sums) = taxes
+                .entry((order, line.rate))
+                .or_insert((line.tax_class, [0; 3]));
+            sums[0] += line.net.to_minor();
+            sums[1] += line.tax.to_minor();
+            sums[2] += line.gross.to_minor();
+        }
+    }
+    let money = |minor: i64| Money::from_minor(minor, currency);
+    Ok(SalesReport {
+        from,
+        to,
+        currency,
+        sales: all.sales,
+        total: money(all.total),
+        discounts: money(discounts),
+        tax: money(all.tax),
+        pending_sync,
+        by_method: methods
+            .into_iter()
+            .map(|(method, s)| MethodTotal {
+                method: method.to_owned(),
+                sales: s.sales,
+                total: money(s.total),
+            })
+            .collect(),
+        taxes: taxes
+            .into_iter()
+            .map(|((_, rate), (tax_class, [net, tax, gross]))| TaxTotal {
+                tax_class,
+                rate,
+                net: money(net),
+                tax: money(tax),
+                gross: money(gross),
+            })
+            .collect(),
+        by_day: days
+            .into_iter()
+            .map(|(day, s)| DayTotal {
+                day,
+                sales: s.sales,
+                total: money(s.total),
+                tax: money(s.tax),
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use kassa_domain::{compute_totals, CartLine, PriceMode, Sku, TaxTable};
+
+    fn eur(s: &str) -> Money {
+        Money::parse(s, Currency::EUR).unwrap()
+    }
+
+    fn sale(day: u32, hour: u32, method: &str, lines: &[(&str, TaxClass, u32)]) -> SaleRow {
+        let lines: Vec<CartLine> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, (price, class, qty))| CartLine {
+                sku: Sku::parse(&format!("SKU-{i}")).unwrap(),
+                name: format!("item {i}"),
+                unit_price: eur(price),
+                qty: *qty,
+                tax_class: *class,
+                discount: eur("0"),
+            })
+            .collect();
+        let totals = compute_totals(
+            &lines,
+            PriceMode::TaxInclusive,
+            &TaxTable::default(),
+            Currency::EUR,
+        )
+        .unwrap();
+        SaleRow {
+            completed_at: Utc.with_ymd_and_hms(2026, 12, day, hour, 0, 0).unwrap(),
+            totals,
+            method: method.into(),
+            pending: false,
+        }
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+    }
+
+    #[test]
+    fn sales_are_summed_by_method_by_day_and_by_tax_class() {
+        let mut pending = sale(1, 18, "card", &[("3.00", TaxClass::Reduced, 1)]);
+        pending.pending = true;
+        let sales = [
+            sale(1, 9, "cash", &[("2.40", TaxClass::Standard, 2)]),
+            pending,
+            sale(2, 10, "cash", &[("1.20", TaxClass::Standard, 1)]),
+        ];
+        let report = summarise(&sales, Currency::EUR, day(1), day(2)).unwrap();
+        assert_eq!(report.sales, 3);
+        assert_eq!(report.total, eur("9.00"));
+        assert_eq!(report.pending_sync, 1);
+        let methods: Vec<_> = report
+            .by_method
+            .iter()
+            .map(|m| (m.method.as_str(), m.sales, m.total))
+            .collect();
+        assert_eq!(
+            methods,
+            [("card", 1, eur("3.00")), ("cash", 2, eur("6.00"))]
+        );
+        let days: Vec<_> = report
+            .by_day
+            .iter()
+            .map(|d| (d.day, d.sales, d.total))
+            .collect();
+        assert_eq!(days, [(day(1), 2, eur("7.80")), (day(2), 1, eur("1.20"))]);
+        assert_eq!(report.taxes.len(), 2);
+        assert_eq!(report.taxes[0].tax_class, TaxClass::Standard);
+        let tax_sum = report
+            .taxes
+            .iter()
+            .try_fold(eur("0"), |sum, t| sum.checked_add(&t.tax))
+            .unwrap();
+        assert_eq!(tax_sum, report.tax, "the classes add up to the total tax");
+        let gross_sum = report
+            .taxes
+            .iter()
+            .try_fold(eur("0"), |sum, t| sum.checked_add(&t.gross))
+            .unwrap();
+        assert_eq!(gross_sum, report.total);
+    }
+
+    #[test]
+    fn no_sales_is_an_empty_report_in_the_register_currency() {
+        let report = summarise(&[], Currency::EUR, day(1), day(1)).unwrap();
+        assert_eq!((report.sales, report.total), (0, eur("0")));
+        assert!(report.by_method.is_empty() && report.by_day.is_empty());
+    }
+
+    #[test]
+    fn a_sale_in_another_currency_is_not_silently_added() {
+        let mut odd = sale(1, 9, "cash", &[("2.40", TaxClass::Standard, 1)]);
+        odd.totals.currency = Currency::USD;
+        assert!(summarise(&[odd], Currency::EUR, day(1), day(1)).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! The manager's side of the register: a cashier is refused every manager action by the core
+//! itself (not only by the UI's hidden buttons), and the sales report sums what was sold here.
+
+use kassa_domain::api::StockReason;
+use kassa_register::Error;
+
+use crate::helpers::{eur, product_input, sell, sku, Shop, PASSWORD};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cashier_is_refused_the_manager_actions_and_nothing_is_queued() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sync_now().await.unwrap();
+        let mug = shop.products[0].clone();
+
+        let refusals = [
+            register.edit_product(mug.id, product_input(1)).await.err(),
+            register.create_product(product_input(7)).await.err(),
+            register
+                .adjust_stock(&sku("SKU-1"), 5, StockReason::Receiving, None)
+                .await
+                .err(),
+            register.sales_report(1).await.err(),
+            register.conflicts().await.err(),
+            register.product_edits(10).await.err(),
+            register.stock_adjustments(10).await.err(),
+        ];
+        for refusal in refusals {
+            match refusal {
+                Some(Error::Forbidden(message)) => {
+                    assert!(message.contains("only a manager may"), "{message}");
+                    assert!(message.contains("cashier"), "{message}");
+                }
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        assert!(register.product_edits(10).await.unwrap().is_empty());
+        assert!(register.stock_adjustments(10).await.unwrap().is_empty());
+        assert_eq!(
+            register.stock_available(&sku("SKU-1")).await.unwrap(),
+            Some(crate::helpers::STOCK)
+        );
+
+        register.sign_out().await.unwrap();
+        assert!(matches!(
+            register.sales_report(1).await,
+            Err(Error::NotSignedIn)
+        ));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sales_report_counts_every_sale_made_here_synced_or_not() {
+    crate::helpers::bounded(async move {
+        let mut shop = Shop::open(2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sync_now().await.unwrap();
+        let (a, b) = (shop.products[0].clone(), shop.products[1].clone());
+
+        let first = sell(&register, &[&a, &b], "10.00").await;
+        crate::helpers::sync_until_drained(&register).await;
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        shop.go_offline_for(&register).await;
+        let second = sell(&register, &[&a], "5.00").await;
+
+        let report = register.sales_report(1).await.unwrap();
+        assert_eq!(report.sales, 2);
+        let total = first
+            .totals
+            .total
+            .checked_add(&second.totals.total)
+            .unwrap();
+        assert_eq!(report.total, total);
+        assert_eq!(report.by_method.len(), 1);
+        assert_eq!(report.by_method[0].method, "cash");
+        assert_eq!(report.by_method[0].total, total);
+        assert_eq!(report.by_day.len(), 1);
+        assert_eq!(report.by_day[0].sales, 2);
+        let tax = first
+            .totals
+            .tax_total
+            .checked_add(&second.totals.tax_total)
+            .unwrap();
+        assert_eq!(report.tax, tax);
+        assert_eq!(report.pending_sync, 1, "the offline sale still waits");
+        assert!(report.total > eur("0.00"));
+        assert!(register.sales_report(0).await.is_err(), "a bounded window");
+    })
+    .await;
+}
