@@ -527,10 +527,16 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
         json!({ "productId": product["id"], "input": mine }),
     )
     .await?;
+    // Meanwhile the back office changes it at Central (on a port this register does not know).
+    let port = central.port;
+    central.port = free_port()?;
     central.start().await?;
     central
         .change_product(&product, "Office-side name", "3.10")
         .await?;
+    central.stop();
+    central.port = port;
+    central.start().await?;
     app.until_text("#nav-conflicts", |t| t.contains("(1)"))
         .await?;
     app.click("#nav-conflicts").await?;
