@@ -1,8 +1,11 @@
 //! The desktop app end to end, through WebDriver: a real Kassa Central process (demo store,
 //! SQLite), the real app (`kassa-register`) started by `tauri-driver` + WebKitWebDriver.
 //! Sign in, scan, pay cash, receipt; Central stopped: sell offline, the indicator and the
-//! pending count; Central back: the count drops to zero and the orders are at Central; then a
-//! manager's conflicting edit on the conflict screen. Screenshots go to `docs/screenshots/`.
+//! pending count; Central back: the count drops to zero and the orders are at Central. Carts
+//! parked and resumed; a cashier sees no manager screen and the core refuses her a manager
+//! command. A manager reads the report, edits a price and receives stock offline (both reach
+//! Central), then settles a conflicting edit on the conflict screen. Screenshots go to
+//! `docs/screenshots/`.
 //!
 //! Needs a display and the tools: run it with `./x test` (which installs them), or
 //! `xvfb-run -a dbus-run-session -- cargo test -p kassa-desktop --test desktop -- --ignored`
@@ -193,6 +196,19 @@ impl Central {
             .collect())
     }
 
+    /// A product as Central has it now.
+    async fn product(&self, id: &str) -> Result<Value> {
+        let token = self.token("manager", "manager-pass-1").await?;
+        Ok(reqwest::Client::new()
+            .get(format!("{}/v1/products/{id}", self.url()))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
     /// Someone at Central changes a product (as a manager, with If-Match).
     async fn change_product(&self, product: &Value, name: &str, price: &str) -> Result<()> {
         let token = self.token("manager", "manager-pass-1").await?;
@@ -294,6 +310,19 @@ impl App {
 
     async fn click(&self, css: &str) -> Result<()> {
         self.find(css).await?.click().await?;
+        Ok(())
+    }
+
+    /// Is there an element matching `css` now (no waiting)?
+    async fn exists(&self, css: &str) -> Result<bool> {
+        Ok(!self.client.find_all(Locator::Css(css)).await?.is_empty())
+    }
+
+    /// Replaces what a field holds with `text`.
+    async fn fill(&self, css: &str, text: &str) -> Result<()> {
+        let field = self.find(css).await?;
+        field.clear().await?;
+        field.send_keys(text).await?;
         Ok(())
     }
 
@@ -438,8 +467,33 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     // Sign in (the app paired itself from the environment) and sell online.
     app.sign_in("cashier", "cashier-pass-1").await?;
     app.until_class("#sync-indicator", "online").await?;
+    app.find("#nav-sell").await?;
+    for manager_only in [
+        "#nav-catalog",
+        "#nav-stock",
+        "#nav-reports",
+        "#nav-conflicts",
+    ] {
+        assert!(
+            !app.exists(manager_only).await?,
+            "a cashier sees {manager_only}"
+        );
+    }
     app.scan_until_known(SECOND).await?;
     app.scan(SECOND).await?;
+    // The first sync round pulls the recommendations after the catalog: wait for Coffee's.
+    let deadline = Instant::now() + WAIT;
+    while app
+        .invoke("bought_together", json!({ "sku": "DEMO-0001" }))
+        .await?
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        if Instant::now() > deadline {
+            bail!("no recommendations for Coffee after {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     app.scan(COFFEE).await?;
     app.until_text("#cart", |t| t.contains("DEMO-0001")).await?;
     // Coffee comes with croissants in the demo's order history.
@@ -456,6 +510,24 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     assert!(app.text("#receipt-change").await?.contains('€'));
     app.click("#new-sale").await?;
     app.until_synced().await?;
+
+    // A customer steps away: park the cart, serve the next one, resume.
+    app.scan(THIRD).await?;
+    app.until_text("#cart", |t| t.contains("DEMO-0003")).await?;
+    app.type_into("#park-label", "Table 4").await?;
+    app.click("#park").await?;
+    app.find("#cart.empty").await?;
+    app.until_text("#parked", |t| t.contains("Table 4")).await?;
+    app.scan(COFFEE).await?;
+    app.until_text("#cart", |t| t.contains("DEMO-0001")).await?;
+    app.click(".parked-cart:first-child .resume").await?;
+    app.until_text("#parked", |t| {
+        t.contains("Coffee") && !t.contains("Table 4")
+    })
+    .await?;
+    let resumed = app.until_text("#cart", |t| t.contains("DEMO-0003")).await?;
+    assert!(!resumed.contains("DEMO-0001"), "{resumed}");
+    app.screenshot("parked.png").await?;
 
     // Central goes away: the register sells on, offline.
     central.stop();
@@ -518,10 +590,54 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     assert!(refused.to_string().contains("forbidden"), "{refused}");
     app.click("#sign-out").await?;
     app.sign_in("manager", "manager-pass-1").await?;
-    // Central changes the product while the register's edit of it waits to be pushed.
     app.until_class("#sync-indicator", "online").await?;
+
+    // The manager's report: this register's three sales, all paid cash.
+    app.click("#nav-reports").await?;
+    app.until_text("#report-sales", |t| t.trim() == "3").await?;
+    app.until_text("#report-methods", |t| t.contains("cash"))
+        .await?;
+    app.screenshot("reports.png").await?;
+
+    // Offline, the manager changes a price and receives a delivery; both are queued.
     central.stop();
     app.until_class("#sync-indicator", "offline").await?;
+    app.click("#nav-catalog").await?;
+    app.type_into("#catalog-search", "DEMO-0002").await?;
+    app.click("#catalog-results tr.product[data-sku='DEMO-0002'] .edit-product")
+        .await?;
+    app.fill("#product-price", "9.99").await?;
+    app.click("#product-save").await?;
+    app.find("#edit-queue tr.edit[data-sku='DEMO-0002'][data-status='pending']")
+        .await?;
+    // The list shows the catalog as it is now, the edit included.
+    app.until_text("#catalog-results", |t| t.contains("9.99"))
+        .await?;
+    app.click("#catalog-results tr.product[data-sku='DEMO-0002'] .edit-product")
+        .await?;
+    let shown = app.find("#product-price").await?.prop("value").await?;
+    assert_eq!(
+        shown.as_deref(),
+        Some("9.99"),
+        "the edit shows here at once"
+    );
+    app.screenshot("catalog.png").await?;
+    app.click("#nav-stock").await?;
+    app.type_into("#stock-code", &format!("{COFFEE}\u{E007}"))
+        .await?;
+    let before: i64 = app.text("#stock-available").await?.trim().parse()?;
+    app.type_into("#stock-delta", "12").await?;
+    app.type_into("#stock-note", "delivery 42").await?;
+    app.click("#stock-save").await?;
+    app.find("#stock-queue tr.movement[data-status='pending']")
+        .await?;
+    app.until_text("#stock-available", |t| {
+        t.trim() == (before + 12).to_string()
+    })
+    .await?;
+    app.screenshot("stock.png").await?;
+
+    // Another product's edit made here while the back office changes it at Central.
     app.invoke(
         "edit_product",
         json!({ "productId": product["id"], "input": mine }),
@@ -537,6 +653,20 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     central.stop();
     central.port = port;
     central.start().await?;
+
+    // Back online: the price and the delivery reach Central.
+    app.click("#nav-catalog").await?;
+    app.find("#edit-queue tr.edit[data-sku='DEMO-0002'][data-status='done']")
+        .await?;
+    let second = app
+        .invoke("search", json!({ "typed": "DEMO-0002" }))
+        .await?;
+    let second_id = second[0]["id"].as_str().context("DEMO-0002's id")?;
+    let at_central = central.product(second_id).await?;
+    assert_eq!(at_central["price"]["amount"], "9.99", "{at_central}");
+    app.click("#nav-stock").await?;
+    app.find("#stock-queue tr.movement[data-status='done']")
+        .await?;
     app.until_text("#nav-conflicts", |t| t.contains("(1)"))
         .await?;
     app.click("#nav-conflicts").await?;

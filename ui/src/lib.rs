@@ -4,7 +4,9 @@
 //! with. `model` and `view` are pure (no web APIs) so their unit tests run on the host:
 //! `cargo test -p kassa-ui --lib`.
 
+pub mod forms;
 pub mod model;
+pub mod nav;
 pub mod view;
 
 #[cfg(target_arch = "wasm32")]

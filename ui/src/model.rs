@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use kassa_domain::api::Product;
-use kassa_domain::{CartLine, Money, Role, Totals};
+use kassa_domain::{CartLine, Currency, Money, Role, TaxClass, Totals};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -52,6 +53,9 @@ pub struct SyncStatus {
 pub struct SignedIn {
     pub username: String,
     pub role: Role,
+    /// Signed in against the register's own verifier because Central was out of reach.
+    #[serde(default)]
+    pub offline: bool,
 }
 
 impl SignedIn {
@@ -113,4 +117,95 @@ pub type Choices = BTreeMap<String, Side>;
 pub struct ShellError {
     pub code: String,
     pub message: String,
+}
+
+/// What the register believes is available of one SKU of the open cart.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Available {
+    pub sku: String,
+    pub available: Option<i64>,
+}
+
+/// A product with its available stock, for the stock screen.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct StockView {
+    pub product: Product,
+    pub available: Option<i64>,
+}
+
+/// A manager's catalog edit made here and where it stands.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EditState {
+    pub id: Uuid,
+    pub product_id: Option<Uuid>,
+    pub sku: String,
+    pub name: String,
+    /// `pending`, `done`, `conflict` or `rejected`.
+    pub status: String,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A stock adjustment made here and where it stands.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct QueuedAdjustment {
+    pub id: Uuid,
+    /// `pending`, `done`, `rejected` or `uncertain`.
+    pub status: String,
+    pub adjustment: Adjustment,
+    pub last_error: Option<String>,
+}
+
+/// One stock movement as queued.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Adjustment {
+    pub sku: String,
+    pub location: String,
+    pub delta: i64,
+    /// `receiving`, `adjustment`, `count_correction` or `return`.
+    pub reason: String,
+    pub note: Option<String>,
+}
+
+/// Sales paid one way, in the report.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct MethodTotal {
+    pub method: String,
+    pub sales: i64,
+    pub total: Money,
+}
+
+/// Tax of one class and rate, in the report.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TaxTotal {
+    pub tax_class: TaxClass,
+    pub rate: Decimal,
+    pub net: Money,
+    pub tax: Money,
+    pub gross: Money,
+}
+
+/// One day of sales, in the report.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DayTotal {
+    pub day: NaiveDate,
+    pub sales: i64,
+    pub total: Money,
+    pub tax: Money,
+}
+
+/// This register's sales report (see `kassa_register::report`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SalesReport {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub currency: Currency,
+    pub sales: i64,
+    pub total: Money,
+    pub discounts: Money,
+    pub tax: Money,
+    pub pending_sync: i64,
+    pub by_method: Vec<MethodTotal>,
+    pub taxes: Vec<TaxTotal>,
+    pub by_day: Vec<DayTotal>,
 }

@@ -467,3 +467,204 @@ mod changed_tests {
         assert_eq!(changed_sku(&before, &before), None);
     }
 }
+
+/// A warning per cart line that asks for more than the register believes is available, by SKU.
+/// A SKU whose level was never pulled gets no warning (nothing is known).
+pub fn stock_warnings(
+    lines: &[CartLine],
+    levels: &[crate::model::Available],
+) -> std::collections::BTreeMap<String, String> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let sku = line.sku.to_string();
+            let available = levels.iter().find(|l| l.sku == sku)?.available?;
+            (i64::from(line.qty) > available).then(|| {
+                let words = match available {
+                    n if n <= 0 => "none left in stock".to_owned(),
+                    1 => "only 1 left in stock".to_owned(),
+                    n => format!("only {n} left in stock"),
+                };
+                (sku, words)
+            })
+        })
+        .collect()
+}
+
+/// A parked cart as the list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedRow {
+    pub id: uuid::Uuid,
+    pub label: String,
+    pub items: u32,
+    pub total: String,
+}
+
+/// The parked carts, labelled (or named by their first item when no label was given).
+pub fn parked_rows(carts: &[Cart]) -> Vec<ParkedRow> {
+    carts
+        .iter()
+        .map(|cart| ParkedRow {
+            id: cart.id,
+            label: match (cart.label.trim(), cart.lines.first()) {
+                ("", Some(first)) => format!("{}…", first.name),
+                ("", None) => "Empty cart".to_owned(),
+                (label, _) => label.to_owned(),
+            },
+            items: cart.lines.iter().map(|l| l.qty).sum(),
+            total: format_money(&cart.totals.total),
+        })
+        .collect()
+}
+
+/// The sync panel's lines: last sync, what waits, the last error (if any).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncPanel {
+    pub state: &'static str,
+    pub last_sync: String,
+    pub pending: String,
+    pub last_error: Option<String>,
+}
+
+/// What the sync panel says about `status`.
+pub fn sync_panel(status: &SyncStatus) -> SyncPanel {
+    let (_, state, _) = sync_line(status);
+    let mut waiting = vec![format!(
+        "{} {}",
+        status.pending,
+        if status.pending == 1 { "sale" } else { "sales" }
+    )];
+    if status.rejected > 0 {
+        waiting.push(format!("{} refused by Central", status.rejected));
+    }
+    if status.conflicts > 0 {
+        waiting.push(format!("{} catalog conflicts", status.conflicts));
+    }
+    SyncPanel {
+        state,
+        last_sync: status
+            .last_sync
+            .as_ref()
+            .map_or_else(|| "never".to_owned(), format_time),
+        pending: waiting.join(" · "),
+        last_error: status.last_error.as_ref().map(|e| {
+            if status.failures > 1 {
+                format!("{e} ({} failed rounds in a row)", status.failures)
+            } else {
+                e.clone()
+            }
+        }),
+    }
+}
+
+/// A queued edit's or adjustment's state: its CSS class and the words the manager reads.
+pub fn queue_state(status: &str) -> (&'static str, &'static str) {
+    match status {
+        "pending" => ("queued", "queued: pushed at the next sync"),
+        "done" => ("pushed", "at Central"),
+        "conflict" => ("conflict", "conflict: settle it under Conflicts"),
+        "rejected" => ("rejected", "refused by Central"),
+        "uncertain" => ("uncertain", "unknown: check the stock at Central"),
+        _ => ("queued", "unknown state"),
+    }
+}
+
+/// `+12` / `-3`: a stock movement with its sign.
+pub fn signed(delta: i64) -> String {
+    if delta > 0 {
+        format!("+{delta}")
+    } else {
+        delta.to_string()
+    }
+}
+
+#[cfg(test)]
+mod screen_tests {
+    use super::*;
+    use crate::model::Available;
+    use kassa_domain::Sku;
+
+    fn line(sku: &str, qty: u32) -> CartLine {
+        CartLine {
+            sku: Sku::parse(sku).expect("test sku"),
+            name: format!("Product {sku}"),
+            unit_price: Money::parse("1.00", Currency::EUR).expect("test money"),
+            qty,
+            tax_class: TaxClass::Standard,
+            discount: Money::zero(Currency::EUR),
+        }
+    }
+
+    fn level(sku: &str, available: Option<i64>) -> Available {
+        Available {
+            sku: sku.into(),
+            available,
+        }
+    }
+
+    #[test]
+    fn a_line_beyond_the_available_stock_is_warned_about() {
+        let lines = [
+            line("A-1", 3),
+            line("B-1", 1),
+            line("C-1", 2),
+            line("D-1", 9),
+        ];
+        let levels = [
+            level("A-1", Some(2)),
+            level("B-1", Some(1)),
+            level("C-1", Some(0)),
+            level("D-1", None),
+        ];
+        let warnings = stock_warnings(&lines, &levels);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(warnings["A-1"], "only 2 left in stock");
+        assert_eq!(warnings["C-1"], "none left in stock");
+    }
+
+    #[test]
+    fn parked_carts_show_their_label_items_and_total() {
+        let lines = vec![line("A-1", 2), line("B-1", 1)];
+        let totals = totals_of(&lines, Currency::EUR).expect("totals");
+        let cart = |label: &str| Cart {
+            id: uuid::Uuid::nil(),
+            status: "parked".into(),
+            label: label.into(),
+            lines: lines.clone(),
+            totals: totals.clone(),
+        };
+        let rows = parked_rows(&[cart("Table 4"), cart(" ")]);
+        assert_eq!(rows[0].label, "Table 4");
+        assert_eq!(rows[0].items, 3);
+        assert_eq!(rows[0].total, "3.00 €");
+        assert_eq!(rows[1].label, "Product A-1…");
+    }
+
+    #[test]
+    fn the_sync_panel_says_when_what_waits_and_the_last_error() {
+        let mut status = SyncStatus::default();
+        let panel = sync_panel(&status);
+        assert_eq!(
+            (
+                panel.state,
+                panel.last_sync.as_str(),
+                panel.pending.as_str()
+            ),
+            ("Offline", "never", "0 sales")
+        );
+        assert_eq!(panel.last_error, None);
+        status.pending = 1;
+        status.conflicts = 2;
+        status.failures = 3;
+        status.last_error = Some("Central unreachable".into());
+        let panel = sync_panel(&status);
+        assert_eq!(panel.pending, "1 sale · 2 catalog conflicts");
+        assert_eq!(
+            panel.last_error.as_deref(),
+            Some("Central unreachable (3 failed rounds in a row)")
+        );
+        assert_eq!(queue_state("done").0, "pushed");
+        assert_eq!(signed(12), "+12");
+        assert_eq!(signed(-3), "-3");
+    }
+}

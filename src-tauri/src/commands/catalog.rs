@@ -1,6 +1,7 @@
 //! Search as you type, "frequently bought together", and a manager's offline product edit.
 
 use kassa_domain::api::{Product, ProductInput};
+use kassa_register::edits::EditState;
 use kassa_register::recommend::Recommended;
 use kassa_register::{catalog, Register};
 use tauri::State;
@@ -10,6 +11,10 @@ use crate::error::{CommandError, CommandResult};
 
 /// Search results shown under the scan field.
 const SEARCH_RESULTS_MAX: u32 = 8;
+/// Products the manager's catalog screen lists per search.
+const CATALOG_RESULTS_MAX: u32 = 50;
+/// Queued edits the catalog screen shows.
+const EDITS_SHOWN_MAX: u32 = 20;
 /// Suggestions shown for the last item.
 const TOGETHER_MAX: u32 = 4;
 
@@ -39,4 +44,28 @@ pub async fn edit_product(
     input: ProductInput,
 ) -> CommandResult<Uuid> {
     Ok(register.edit_product(product_id, input).await?)
+}
+
+/// The manager's catalog search (more results than the selling screen's).
+#[tauri::command]
+pub async fn catalog_search(
+    register: State<'_, Register>,
+    typed: String,
+) -> CommandResult<Vec<Product>> {
+    Ok(register.search(&typed, CATALOG_RESULTS_MAX).await?)
+}
+
+/// Queues a new product (pushed when a manager is signed in and Central answers).
+#[tauri::command]
+pub async fn create_product(
+    register: State<'_, Register>,
+    input: ProductInput,
+) -> CommandResult<Uuid> {
+    Ok(register.create_product(input).await?)
+}
+
+/// The latest edits made here and where each stands.
+#[tauri::command]
+pub async fn product_edits(register: State<'_, Register>) -> CommandResult<Vec<EditState>> {
+    Ok(register.product_edits(EDITS_SHOWN_MAX).await?)
 }

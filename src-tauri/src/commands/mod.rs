@@ -2,6 +2,8 @@
 
 pub mod catalog;
 pub mod conflicts;
+pub mod reports;
 pub mod sale;
 pub mod session;
+pub mod stock;
 pub mod sync;

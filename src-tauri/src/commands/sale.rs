@@ -4,7 +4,9 @@ use kassa_domain::{Money, Sku};
 use kassa_register::carts::CartView;
 use kassa_register::sale::Receipt;
 use kassa_register::Register;
+use serde::Serialize;
 use tauri::State;
+use uuid::Uuid;
 
 use crate::error::{CommandError, CommandResult};
 
@@ -40,6 +42,44 @@ pub async fn set_qty(
     qty: u32,
 ) -> CommandResult<CartView> {
     Ok(register.set_qty(&self::sku(&sku)?, qty).await?)
+}
+
+/// Parks the open cart under `label`; the answer is the new, empty open cart.
+#[tauri::command]
+pub async fn park(register: State<'_, Register>, label: String) -> CommandResult<CartView> {
+    Ok(register.park(label.trim()).await?)
+}
+
+/// Makes a parked cart the open one again.
+#[tauri::command]
+pub async fn resume(register: State<'_, Register>, cart_id: Uuid) -> CommandResult<CartView> {
+    Ok(register.resume(cart_id).await?)
+}
+
+#[tauri::command]
+pub async fn parked(register: State<'_, Register>) -> CommandResult<Vec<CartView>> {
+    Ok(register.parked().await?)
+}
+
+/// What this register believes is available of one SKU (`None`: never pulled).
+#[derive(Debug, Serialize)]
+pub struct Available {
+    pub sku: String,
+    pub available: Option<i64>,
+}
+
+/// Available stock of every line of the open cart, for the selling screen's warnings.
+#[tauri::command]
+pub async fn cart_stock(register: State<'_, Register>) -> CommandResult<Vec<Available>> {
+    let cart = register.cart().await?;
+    let mut levels = Vec::with_capacity(cart.lines.len());
+    for line in &cart.lines {
+        levels.push(Available {
+            sku: line.sku.to_string(),
+            available: register.stock_available(&line.sku).await?,
+        });
+    }
+    Ok(levels)
 }
 
 #[tauri::command]

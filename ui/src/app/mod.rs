@@ -1,9 +1,13 @@
 //! The app shell: who is signed in, the always-visible status bar, and the [`Route`] to the
-//! page on screen (sign-in, selling, conflicts). The sync state is polled once a second.
+//! page on screen (sign-in, or one of the [`Screen`]s the signed-in role may open). The sync
+//! state is polled once a second. F1… open the screens from anywhere (keyboard-first).
 
+mod catalog;
 mod conflicts;
+mod reports;
 mod sell;
 mod sign_in;
+mod stock;
 
 use gloo_timers::callback::Interval;
 use wasm_bindgen_futures::spawn_local;
@@ -11,10 +15,20 @@ use yew::prelude::*;
 
 use crate::components::status_bar::StatusBar;
 use crate::model::{RegisterIdentity, SignedIn, SyncStatus};
+use crate::nav::{allowed, screen_for_key, Screen};
 use crate::services;
 
 /// How often the status bar asks the shell for the sync state.
 const STATUS_POLL_MS: u32 = 1_000;
+
+/// The screens this build offers (the refund screen comes with the register's refunds).
+pub const OFFERED: [Screen; 5] = [
+    Screen::Sell,
+    Screen::Catalog,
+    Screen::Stock,
+    Screen::Reports,
+    Screen::Conflicts,
+];
 
 /// The pages of the register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +36,7 @@ pub enum Route {
     /// Before the shell has answered.
     Loading,
     SignIn,
-    Sell,
-    Conflicts,
+    Screen(Screen),
 }
 
 #[function_component(App)]
@@ -40,7 +53,7 @@ pub fn app() -> Html {
                 identity.set(services::session::identity().await.ok().flatten());
                 let signed_in = services::session::whoami().await.ok().flatten();
                 route.set(if signed_in.is_some() {
-                    Route::Sell
+                    Route::Screen(Screen::Sell)
                 } else {
                     Route::SignIn
                 });
@@ -67,7 +80,7 @@ pub fn app() -> Html {
         let (route, who) = (route.clone(), who.clone());
         Callback::from(move |signed_in: SignedIn| {
             who.set(Some(signed_in));
-            route.set(Route::Sell);
+            route.set(Route::Screen(Screen::Sell));
         })
     };
     let on_paired = {
@@ -86,25 +99,54 @@ pub fn app() -> Html {
         })
     };
     let navigate = {
-        let route = route.clone();
-        Callback::from(move |to: Route| route.set(to))
+        let (route, who) = (route.clone(), who.clone());
+        Callback::from(move |to: Screen| {
+            if who.as_ref().is_some_and(|w| allowed(w.role, to)) {
+                route.set(Route::Screen(to));
+            }
+        })
+    };
+    let onkeydown = {
+        let (who, navigate) = (who.clone(), navigate.clone());
+        Callback::from(move |e: KeyboardEvent| {
+            if let Some(to) = who
+                .as_ref()
+                .and_then(|w| screen_for_key(w.role, &OFFERED, &e.key()))
+            {
+                e.prevent_default();
+                navigate.emit(to);
+            }
+        })
     };
 
+    let screen = match *route {
+        Route::Screen(s) => Some(s),
+        _ => None,
+    };
     let page = match (*route, (*who).clone()) {
         (Route::Loading, _) => html! { <main class="loading">{ "Starting the register…" }</main> },
         (Route::SignIn, _) | (_, None) => html! {
             <sign_in::SignInPage identity={(*identity).clone()} {on_signed_in} {on_paired} />
         },
-        (Route::Sell, Some(_)) => html! { <sell::SellPage status={(*status).clone()} /> },
-        (Route::Conflicts, Some(_)) => html! { <conflicts::ConflictsPage /> },
+        // The core refuses a cashier's manager commands anyway; this keeps the screen away.
+        (Route::Screen(s), Some(w)) if !allowed(w.role, s) => {
+            html! { <sell::SellPage status={(*status).clone()} /> }
+        }
+        (Route::Screen(Screen::Sell | Screen::Refund), Some(_)) => {
+            html! { <sell::SellPage status={(*status).clone()} /> }
+        }
+        (Route::Screen(Screen::Catalog), Some(_)) => html! { <catalog::CatalogPage /> },
+        (Route::Screen(Screen::Stock), Some(_)) => html! { <stock::StockPage /> },
+        (Route::Screen(Screen::Reports), Some(_)) => html! { <reports::ReportsPage /> },
+        (Route::Screen(Screen::Conflicts), Some(_)) => html! { <conflicts::ConflictsPage /> },
     };
     html! {
-        <div class="app">
+        <div class="app" {onkeydown}>
             <StatusBar
                 status={(*status).clone()}
                 who={(*who).clone()}
                 identity={(*identity).clone()}
-                route={*route}
+                {screen}
                 {navigate}
                 {on_sign_out}
             />

@@ -1,6 +1,7 @@
 //! The selling screen, keyboard-first: the scan field always has the focus; a keyboard-wedge
 //! barcode (digits + Enter) goes into the cart, anything else searches as you type and Enter
-//! takes the first hit. Cart, totals, tender, receipt and "frequently bought together".
+//! takes the first hit. Cart (with a warning on lines beyond the available stock), totals,
+//! tender, receipt, "frequently bought together", and carts parked and resumed (F8 parks).
 
 use kassa_domain::api::Product;
 use kassa_domain::Money;
@@ -9,13 +10,14 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::components::cart::{CartTable, TotalsPanel};
+use crate::components::parked::ParkedPanel;
 use crate::components::receipt::ReceiptView;
 use crate::components::suggestions::{BoughtTogether, SearchResults};
 use crate::components::tender::TenderPanel;
 use crate::error::Error;
-use crate::model::{Cart, Receipt, Recommended, SyncStatus};
+use crate::model::{Available, Cart, Receipt, Recommended, SyncStatus};
 use crate::services;
-use crate::view::{card_blocked, changed_sku, looks_like_barcode, open_cart_vm};
+use crate::view::{card_blocked, changed_sku, looks_like_barcode, open_cart_vm, stock_warnings};
 
 /// Characters typed before a search starts.
 const SEARCH_CHARS_MIN: usize = 2;
@@ -48,6 +50,8 @@ struct Sell {
     together: UseStateHandle<Vec<Recommended>>,
     busy: UseStateHandle<bool>,
     search_seq: std::rc::Rc<std::cell::RefCell<u64>>,
+    parked: UseStateHandle<Vec<Cart>>,
+    levels: UseStateHandle<Vec<Available>>,
 }
 
 impl Sell {
@@ -180,17 +184,71 @@ impl Sell {
                 Ok(cart) => this.cart.set(Some(cart)),
                 Err(e) => this.error.set(Some(e.to_string())),
             }
+            this.reload_parked().await;
+        });
+    }
+
+    async fn reload_parked(&self) {
+        match services::sale::parked().await {
+            Ok(list) => self.parked.set(list),
+            Err(e) => self.error.set(Some(e.to_string())),
+        }
+    }
+
+    /// Parks the open cart under `label` (an empty cart is not worth parking).
+    fn park(&self, label: String) {
+        if self.cart.as_ref().is_none_or(|c| c.lines.is_empty()) {
+            self.error
+                .set(Some("The cart is empty: nothing to park.".into()));
+            return;
+        }
+        let this = self.clone();
+        spawn_local(async move {
+            match services::sale::park(&label).await {
+                Ok(cart) => {
+                    this.cart.set(Some(cart));
+                    this.together.set(Vec::new());
+                    this.error.set(None);
+                }
+                Err(e) => this.error.set(Some(e.to_string())),
+            }
+            this.reload_parked().await;
+        });
+    }
+
+    /// Resumes a parked cart; a non-empty open cart is parked in its place.
+    fn resume(&self, id: uuid::Uuid) {
+        let this = self.clone();
+        self.receipt.set(None);
+        spawn_local(async move {
+            match services::sale::resume(id).await {
+                Ok(cart) => {
+                    this.cart.set(Some(cart));
+                    this.error.set(None);
+                }
+                Err(e) => this.error.set(Some(e.to_string())),
+            }
+            this.reload_parked().await;
+        });
+    }
+
+    /// Reads the available stock of the open cart's lines, for the warnings.
+    fn check_stock(&self) {
+        let levels = self.levels.clone();
+        spawn_local(async move {
+            levels.set(services::sale::cart_stock().await.unwrap_or_default());
         });
     }
 }
 
-/// Gives the scan field the focus back, unless the cashier is typing a cash amount.
+/// Gives the scan field the focus back, unless the cashier is typing in another field (a cash
+/// amount, a parked cart's label).
 fn keep_focus(scan: &NodeRef) {
-    let active = web_sys::window()
+    let typing = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.active_element())
-        .map(|e| e.id());
-    if active.as_deref() != Some("tendered") {
+        .is_some_and(|e| e.tag_name().eq_ignore_ascii_case("input") && e.id() != "scan");
+    if !typing {
         if let Some(input) = scan.cast::<HtmlInputElement>() {
             let _ = input.focus();
         }
@@ -208,6 +266,8 @@ pub fn sell_page(props: &Props) -> Html {
         together: use_state(Vec::new),
         busy: use_state(|| false),
         search_seq: use_mut_ref(|| 0_u64),
+        parked: use_state(Vec::new),
+        levels: use_state(Vec::new),
     };
     let scan = use_node_ref();
     {
@@ -217,6 +277,11 @@ pub fn sell_page(props: &Props) -> Html {
     {
         let scan = scan.clone();
         use_effect(move || keep_focus(&scan));
+    }
+    {
+        let sell = sell.clone();
+        let lines = sell.cart.as_ref().map(|c| c.lines.clone());
+        use_effect_with(lines, move |_| sell.check_stock());
     }
 
     let oninput = {
@@ -240,6 +305,10 @@ pub fn sell_page(props: &Props) -> Html {
                     sell.submit(typed);
                 }
                 "Escape" => sell.search(String::new()),
+                "F8" => {
+                    e.prevent_default();
+                    sell.park(String::new());
+                }
                 _ => {}
             }
         })
@@ -259,6 +328,14 @@ pub fn sell_page(props: &Props) -> Html {
     let on_card = {
         let sell = sell.clone();
         Callback::from(move |()| sell.pay_card())
+    };
+    let on_park = {
+        let sell = sell.clone();
+        Callback::from(move |label: String| sell.park(label))
+    };
+    let on_resume = {
+        let sell = sell.clone();
+        Callback::from(move |id: uuid::Uuid| sell.resume(id))
     };
     let on_new_sale = {
         let sell = sell.clone();
@@ -292,9 +369,13 @@ pub fn sell_page(props: &Props) -> Html {
                     <SearchResults results={(*sell.results).clone()} on_pick={on_pick.clone()} />
                 }
                 if let Some(vm) = &vm {
-                    <CartTable vm={vm.clone()} {on_qty} />
+                    <CartTable vm={vm.clone()} {on_qty} warnings={
+                        sell.cart.as_ref().map(|c| stock_warnings(&c.lines, &sell.levels)).unwrap_or_default()
+                    } />
                 }
                 <BoughtTogether items={(*sell.together).clone()} {on_pick} />
+                <ParkedPanel parked={(*sell.parked).clone()}
+                    can_park={vm.as_ref().is_some_and(|v| !v.rows.is_empty())} {on_park} {on_resume} />
             </section>
             <aside class="right">{ right }</aside>
         </main>

@@ -1,4 +1,7 @@
-//! The cart lines with quantity +/− and remove, and the totals with tax broken down.
+//! The cart lines with quantity +/− and remove (and a warning on a line beyond the available
+//! stock), and the totals with tax broken down.
+
+use std::collections::BTreeMap;
 
 use yew::prelude::*;
 
@@ -9,6 +12,9 @@ pub struct CartProps {
     pub vm: CartVm,
     /// (sku, new quantity); 0 removes the line.
     pub on_qty: Callback<(String, u32)>,
+    /// Lines asking for more than is available, by SKU: what to say.
+    #[prop_or_default]
+    pub warnings: BTreeMap<String, String>,
 }
 
 #[function_component(CartTable)]
@@ -28,7 +34,10 @@ pub fn cart_table(props: &CartProps) -> Html {
             <tbody>
             { for props.vm.rows.iter().map(|row| html! {
                 <tr class="line" data-sku={row.sku.clone()}>
-                    <td><div class="name">{ &row.name }</div><div class="sku">{ &row.sku }</div></td>
+                    <td><div class="name">{ &row.name }</div><div class="sku">{ &row.sku }</div>
+                        if let Some(w) = props.warnings.get(&row.sku) {
+                            <div class="stock-warning">{ format!("⚠ {w}") }</div>
+                        }</td>
                     <td class="num">{ &row.unit_price }</td>
                     <td class="qty">
                         { button(&row.sku, row.qty.saturating_sub(1), "−", "qty-minus") }

@@ -1,6 +1,7 @@
 //! The pieces of the screens: status bar, cart and totals, tender, receipt, suggestions.
 
 pub mod cart;
+pub mod parked;
 pub mod receipt;
 pub mod status_bar;
 pub mod suggestions;

@@ -35,7 +35,7 @@ pub fn receipt_view(props: &Props) -> Html {
             <tr class="change"><td>{ "Change" }</td><td id="receipt-change" class="num">{ format_money(&r.change) }</td></tr>
             </table>
             <div class="actions">
-                <button onclick={|_| { if let Some(w) = web_sys::window() { let _ = w.print(); } }}>{ "Print" }</button>
+                <button id="print-receipt" onclick={|_| { if let Some(w) = web_sys::window() { let _ = w.print(); } }}>{ "Print" }</button>
                 <button id="new-sale" class="primary" onclick={move |_| on_new_sale.emit(())}>{ "New sale (Enter)" }</button>
             </div>
         </section>

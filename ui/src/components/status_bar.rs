@@ -1,24 +1,31 @@
 //! The always-visible bar: store and till, online/offline with the count of sales waiting to
-//! sync, who is signed in, and the way to the conflict screen for managers.
+//! sync (click it for the sync panel: last sync, what waits, the last error, "Sync now"), the
+//! screens the signed-in role may open, and who is signed in.
 
+use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::app::Route;
+use crate::app::OFFERED;
 use crate::model::{RegisterIdentity, SignedIn, SyncStatus};
-use crate::view::{format_time, sync_line};
+use crate::nav::{screens_for, Screen};
+use crate::services;
+use crate::view::{format_time, sync_line, sync_panel};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
     pub status: SyncStatus,
     pub who: Option<SignedIn>,
     pub identity: Option<RegisterIdentity>,
-    pub route: Route,
-    pub navigate: Callback<Route>,
+    /// The screen on show (`None` before sign-in).
+    pub screen: Option<Screen>,
+    pub navigate: Callback<Screen>,
     pub on_sign_out: Callback<()>,
 }
 
 #[function_component(StatusBar)]
 pub fn status_bar(props: &Props) -> Html {
+    let open = use_state(|| false);
+    let syncing = use_state(|| false);
     let (class, state, waiting) = sync_line(&props.status);
     let till = props
         .identity
@@ -30,39 +37,83 @@ pub fn status_bar(props: &Props) -> Html {
         (Some(at), _) => format!("last sync {}", format_time(at)),
         _ => "not synced yet".to_owned(),
     };
-    let nav = |to: Route| {
-        let navigate = props.navigate.clone();
-        Callback::from(move |_: MouseEvent| navigate.emit(to))
+    let toggle = {
+        let open = open.clone();
+        Callback::from(move |_: MouseEvent| open.set(!*open))
+    };
+    let sync_now = {
+        let syncing = syncing.clone();
+        Callback::from(move |_: MouseEvent| {
+            let syncing = syncing.clone();
+            syncing.set(true);
+            spawn_local(async move {
+                let _ = services::sync::sync_now().await;
+                syncing.set(false);
+            });
+        })
     };
     let sign_out = {
         let cb = props.on_sign_out.clone();
         Callback::from(move |_: MouseEvent| cb.emit(()))
     };
+    let panel = sync_panel(&props.status);
+    let nav = props.who.as_ref().map(|who| {
+        screens_for(who.role, &OFFERED)
+            .into_iter()
+            .map(|screen| {
+                let navigate = props.navigate.clone();
+                let label = match screen {
+                    Screen::Conflicts => format!("Conflicts ({})", props.status.conflicts),
+                    other => other.label().to_owned(),
+                };
+                let attention = screen == Screen::Conflicts && props.status.conflicts > 0;
+                let active = props.screen == Some(screen);
+                html! {
+                    <button id={screen.nav_id()} title={screen.key()}
+                        class={classes!("tab", active.then_some("active"), attention.then_some("attention"))}
+                        onclick={move |_| navigate.emit(screen)}>{ label }</button>
+                }
+            })
+            .collect::<Html>()
+    });
     html! {
+        <>
         <header class="status-bar">
             <div class="brand"><span class="logo">{ "K" }</span>{ "Kassa Register" }
                 <span class="till">{ till }</span></div>
-            <div id="sync-indicator" class={classes!("sync", class)} {title}>
+            if let Some(tabs) = nav { <nav class="tabs">{ tabs }</nav> }
+            <button id="sync-indicator" class={classes!("sync", class)} {title} onclick={toggle}>
                 <span class="dot"></span>
                 <span class="words">{ format!("{state} · ") }
                     <span id="pending-count" class="pending">{ props.status.pending }</span>
                     { format!(" {waiting}") }</span>
-            </div>
+            </button>
             if let Some(who) = &props.who {
-                <nav>
-                    if who.is_manager() || props.status.conflicts > 0 {
-                        if props.route == Route::Conflicts {
-                            <button id="nav-sell" onclick={nav(Route::Sell)}>{ "Sell" }</button>
-                        } else {
-                            <button id="nav-conflicts" class={classes!((props.status.conflicts > 0).then_some("attention"))}
-                                onclick={nav(Route::Conflicts)}>
-                                { format!("Conflicts ({})", props.status.conflicts) }</button>
-                        }
+                <div class="session">
+                    if who.offline {
+                        <span id="offline-session" class="badge offline"
+                            title="Signed in with this register's own check: Central was out of reach">
+                            { "offline session" }</span>
                     }
-                    <span class="who">{ format!("{} ({:?})", who.username, who.role).to_lowercase() }</span>
+                    <span class="who" title={who.role.as_str()}>{ &who.username }</span>
                     <button id="sign-out" onclick={sign_out}>{ "Sign out" }</button>
-                </nav>
+                </div>
             }
         </header>
+        if *open {
+            <section id="sync-panel" class="sync-panel">
+                <dl>
+                    <dt>{ "State" }</dt><dd id="sync-state">{ panel.state }</dd>
+                    <dt>{ "Last sync" }</dt><dd id="last-sync">{ panel.last_sync }</dd>
+                    <dt>{ "Waiting" }</dt><dd id="sync-waiting">{ panel.pending }</dd>
+                    <dt>{ "Last error" }</dt>
+                    <dd id="last-error" class={classes!(panel.last_error.is_some().then_some("error"))}>
+                        { panel.last_error.unwrap_or_else(|| "none".to_owned()) }</dd>
+                </dl>
+                <button id="sync-now" class="primary" disabled={*syncing} onclick={sync_now}>
+                    { if *syncing { "Syncing…" } else { "Sync now" } }</button>
+            </section>
+        }
+        </>
     }
 }

@@ -3,8 +3,10 @@
 
 pub mod catalog;
 pub mod conflicts;
+pub mod reports;
 pub mod sale;
 pub mod session;
+pub mod stock;
 pub mod sync;
 
 use serde::de::DeserializeOwned;

@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use super::{call, NoArgs};
 use crate::error::Error;
-use crate::model::{Cart, Receipt};
+use crate::model::{Available, Cart, Receipt};
+use uuid::Uuid;
 
 #[derive(Serialize)]
 struct Scanned<'a> {
@@ -38,6 +39,35 @@ pub async fn add_sku(sku: &str) -> Result<Cart, Error> {
 /// Sets a line's quantity; 0 removes the line.
 pub async fn set_qty(sku: &str, qty: u32) -> Result<Cart, Error> {
     call("set_qty", &SkuQty { sku, qty }).await
+}
+
+#[derive(Serialize)]
+struct Label<'a> {
+    label: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CartId {
+    cart_id: Uuid,
+}
+
+/// Parks the open cart; the answer is the new, empty open cart.
+pub async fn park(label: &str) -> Result<Cart, Error> {
+    call("park", &Label { label }).await
+}
+
+pub async fn resume(cart_id: Uuid) -> Result<Cart, Error> {
+    call("resume", &CartId { cart_id }).await
+}
+
+pub async fn parked() -> Result<Vec<Cart>, Error> {
+    call("parked", &NoArgs {}).await
+}
+
+/// Available stock of the open cart's lines.
+pub async fn cart_stock() -> Result<Vec<Available>, Error> {
+    call("cart_stock", &NoArgs {}).await
 }
 
 pub async fn pay_cash(tendered: Money) -> Result<Receipt, Error> {
