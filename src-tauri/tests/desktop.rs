@@ -520,6 +520,16 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.until_text("#parked", |t| t.contains("Table 4")).await?;
     app.scan(COFFEE).await?;
     app.until_text("#cart", |t| t.contains("DEMO-0001")).await?;
+    // One more than the register believes is in stock: the line says so.
+    let levels = app.invoke("cart_stock", json!({})).await?;
+    let available = levels[0]["available"].as_i64().context("Coffee's stock")?;
+    for _ in 0..available.clamp(0, 30) {
+        app.scan(COFFEE).await?;
+    }
+    let warning = app.text("#cart .stock-warning").await?;
+    assert!(warning.contains("left in stock"), "{warning}");
+    app.screenshot_to(&std::env::temp_dir().join("kassa-stock-warning.png"))
+        .await?;
     app.click(".parked-cart:first-child .resume").await?;
     app.until_text("#parked", |t| {
         t.contains("Coffee") && !t.contains("Table 4")
@@ -548,6 +558,16 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
         .await?;
     app.find("#card-blocked").await?;
     app.screenshot("offline.png").await?;
+    // The sync panel: when the register last synced, what waits, why it is offline.
+    app.click("#sync-indicator").await?;
+    app.until_text("#sync-state", |t| t == "Offline").await?;
+    app.until_text("#sync-waiting", |t| t.starts_with("1 sale"))
+        .await?;
+    assert_ne!(app.text("#last-sync").await?, "never");
+    assert_ne!(app.text("#last-error").await?, "none");
+    app.screenshot_to(&std::env::temp_dir().join("kassa-sync-panel.png"))
+        .await?;
+    app.click("#sync-indicator").await?;
     app.pay_and_read_receipt("#cash-0").await?;
     app.click("#new-sale").await?;
     app.until_text("#pending-count", |t| t.trim() == "2")
