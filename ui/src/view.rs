@@ -424,10 +424,13 @@ mod tests {
     }
 }
 
-/// The SKU a scan or an add just changed: a new line, or a line whose quantity grew.
+/// The SKU a scan or an add just changed: a new line, or a line whose quantity grew. When
+/// quick scans make `before` stale and several lines changed, the last one (new lines come
+/// last) is the one just scanned.
 pub fn changed_sku(before: &[CartLine], after: &[CartLine]) -> Option<String> {
     after
         .iter()
+        .rev()
         .find(|line| {
             before
                 .iter()
@@ -465,6 +468,11 @@ mod changed_tests {
             Some("C-1".to_owned())
         );
         assert_eq!(changed_sku(&before, &before), None);
+        assert_eq!(
+            changed_sku(&[], &[line("A-1", 1), line("B-1", 1)]),
+            Some("B-1".to_owned()),
+            "a stale `before` (two scans in flight): the last line is the one just scanned"
+        );
     }
 }
 
