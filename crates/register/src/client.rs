@@ -247,6 +247,26 @@ impl CentralClient {
         json(send(req, "paying an order").await?).await
     }
 
+    /// `POST /v1/orders/{id}/cancel`: releases the order's stock (CREATED or RESERVED only).
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    pub async fn cancel_order(&self, token: &str, id: Uuid) -> Result<Order> {
+        let req = self
+            .http
+            .post(self.url(&format!("/v1/orders/{id}/cancel")))
+            .bearer_auth(token);
+        json(send(req, "cancelling an order").await?).await
+    }
+
+    /// `GET /v1/orders/{id}/payments`.
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    pub async fn payments(&self, token: &str, id: Uuid) -> Result<Vec<Payment>> {
+        let req = self
+            .http
+            .get(self.url(&format!("/v1/orders/{id}/payments")))
+            .bearer_auth(token);
+        json(send(req, "reading an order's payments").await?).await
+    }
+
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]
     pub async fn sync_orders(
         &self,

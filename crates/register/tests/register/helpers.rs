@@ -30,6 +30,8 @@ pub struct Central {
     running: Option<Running>,
     /// The running Central's state (`None` while stopped).
     state: Option<AppState>,
+    /// The card processor Central talks to (the simulator; it outlives Central's restarts).
+    sim: kassa_processor_sim::SimHandle,
 }
 
 struct Running {
@@ -37,9 +39,16 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-fn config(database_url: String) -> Config {
+/// How long Central waits for the processor here: the simulator's `pm_sim_timeout` holds its
+/// answer for 30 s, so Central answers 502 `processor_unavailable` after this.
+pub const PROCESSOR_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn config(database_url: String, processor_url: &str) -> Config {
     Config {
         database_url,
+        processor_url: Some(processor_url.to_owned()),
+        webhook_secret: Some(kassa_central::config::Secret::new("whsec_demo")),
+        processor_timeout: PROCESSOR_TIMEOUT,
         login_per_ip_per_minute: 10_000,
         login_per_username_per_minute: 10_000,
         user_requests_per_second: 100_000,
@@ -58,7 +67,13 @@ impl Central {
         let url = format!("sqlite://{}", dir.path().join("central.db").display());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let state = kassa_central::build_state(config(url.clone()))
+        let sim = kassa_processor_sim::spawn(kassa_processor_sim::SimConfig::default())
+            .await
+            .unwrap();
+        sim.set_webhook_url(Some(format!(
+            "http://127.0.0.1:{port}/v1/webhooks/payments"
+        )));
+        let state = kassa_central::build_state(config(url.clone(), &sim.base_url))
             .await
             .unwrap();
         let running = serve(listener, state.clone());
@@ -68,6 +83,7 @@ impl Central {
             port,
             running: Some(running),
             state: Some(state),
+            sim,
         }
     }
 
@@ -104,7 +120,7 @@ impl Central {
     /// Starts again on the same database and port.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let state = start_state(&self.url).await;
+        let state = start_state(&self.url, &self.sim.base_url).await;
         let mut tries = 0;
         let listener = loop {
             match TcpListener::bind(("127.0.0.1", self.port)).await {
@@ -132,10 +148,10 @@ impl Central {
 
 /// Builds Central's state on an existing database; a lock left by the stopped instance's
 /// dropped connections may take a moment to go (bounded retries).
-async fn start_state(url: &str) -> AppState {
+async fn start_state(url: &str, processor_url: &str) -> AppState {
     let mut last = None;
     for _ in 0..5 {
-        match kassa_central::build_state(config(url.to_owned())).await {
+        match kassa_central::build_state(config(url.to_owned(), processor_url)).await {
             Ok(state) => return state,
             Err(e) => last = Some(e),
         }
@@ -431,6 +447,23 @@ impl Shop {
         register
     }
 
+    /// [`Shop::register`] with its configuration changed by `tweak` (card terminal, limits).
+    pub async fn register_tweaked(
+        &self,
+        dir: &tempfile::TempDir,
+        code: &str,
+        secrets: Arc<dyn kassa_register::secrets::SecretStore>,
+        tweak: impl FnOnce(&mut RegisterConfig),
+    ) -> Register {
+        let register = open_register_with(dir, &self.proxy.url(), secrets, tweak).await;
+        register
+            .pair("manager", PASSWORD, LOCATION, code)
+            .await
+            .unwrap();
+        register.sign_in("cashier", PASSWORD).await.unwrap();
+        register
+    }
+
     /// Stops Central as the register sees it: connections cut, then the server stopped.
     pub async fn go_offline(&mut self) {
         self.proxy.cut();
@@ -455,6 +488,16 @@ pub async fn open_register(
     central: &str,
     secrets: Arc<dyn kassa_register::secrets::SecretStore>,
 ) -> Register {
+    open_register_with(dir, central, secrets, |_| {}).await
+}
+
+/// [`open_register`] with its configuration changed by `tweak`.
+pub async fn open_register_with(
+    dir: &tempfile::TempDir,
+    central: &str,
+    secrets: Arc<dyn kassa_register::secrets::SecretStore>,
+    tweak: impl FnOnce(&mut RegisterConfig),
+) -> Register {
     let mut config = RegisterConfig::new(dir.path().join("register.db"), central);
     config.timeouts = Timeouts {
         connect: Duration::from_secs(1),
@@ -466,6 +509,7 @@ pub async fn open_register(
         backoff_max: Duration::from_millis(300),
         stock_skus_per_round: 200,
     };
+    tweak(&mut config);
     Register::open(config, secrets).await.unwrap()
 }
 
