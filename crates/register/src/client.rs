@@ -6,7 +6,7 @@ use std::time::Duration;
 use kassa_domain::api::{
     CopurchasePage, CreateOrder, CreatePayment, CreateRegister, ErrorBody, ErrorDetail,
     LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
-    RegisterCreated, RegisterCredential, StockAdjustment, StockLevel, SyncOrdersRequest,
+    RegisterCreated, RegisterCredential, StockAdjustment, StockLevel, StockPage, SyncOrdersRequest,
     SyncOrdersResponse, TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
@@ -150,6 +150,27 @@ impl CentralClient {
             .query(&[("location", location)])
             .bearer_auth(token);
         json(send(req, "pulling a stock level").await?).await
+    }
+
+    /// `GET /v1/stock?location=&after=&limit=`: a page of levels in SKU order.
+    #[tracing::instrument(skip_all, fields(after = %after))]
+    pub async fn stock_page(
+        &self,
+        token: &str,
+        location: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<StockPage> {
+        let req = self
+            .http
+            .get(self.url("/v1/stock"))
+            .query(&[
+                ("location", location),
+                ("after", after),
+                ("limit", &limit.to_string()),
+            ])
+            .bearer_auth(token);
+        json(send(req, "pulling stock levels").await?).await
     }
 
     /// `POST /v1/stock/adjustments` (manager). Not idempotent at Central: see `adjustments`.

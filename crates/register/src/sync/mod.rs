@@ -32,7 +32,7 @@ pub struct SyncConfig {
     /// First retry delay after a failure, and the most a retry waits.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Stock levels pulled per round (one request each).
+    /// Stock levels pulled per round, in pages of up to 1000 (`GET /v1/stock`).
     pub stock_skus_per_round: u32,
 }
 
@@ -42,7 +42,7 @@ impl Default for SyncConfig {
             interval: Duration::from_secs(10),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
-            stock_skus_per_round: 200,
+            stock_skus_per_round: 5_000,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Central {
     state: Option<AppState>,
     /// The card processor Central talks to (the simulator; it outlives Central's restarts).
     sim: kassa_processor_sim::SimHandle,
+    /// Central's default per-user request limits instead of the tests' generous ones.
+    rate_limited: bool,
 }
 
 struct Running {
@@ -43,16 +45,25 @@ struct Running {
 /// answer for 30 s, so Central answers 502 `processor_unavailable` after this.
 pub const PROCESSOR_TIMEOUT: Duration = Duration::from_secs(1);
 
-fn config(database_url: String, processor_url: &str) -> Config {
+fn config(database_url: String, processor_url: &str, rate_limited: bool) -> Config {
+    let defaults = Config::default();
+    let (user_requests_per_second, user_requests_burst) = if rate_limited {
+        (
+            defaults.user_requests_per_second,
+            defaults.user_requests_burst,
+        )
+    } else {
+        (100_000, 100_000)
+    };
     Config {
         database_url,
+        user_requests_per_second,
+        user_requests_burst,
         processor_url: Some(processor_url.to_owned()),
         webhook_secret: Some(kassa_central::config::Secret::new("whsec_demo")),
         processor_timeout: PROCESSOR_TIMEOUT,
         login_per_ip_per_minute: 10_000,
         login_per_username_per_minute: 10_000,
-        user_requests_per_second: 100_000,
-        user_requests_burst: 100_000,
         db_connections_max: 8,
         // A request cut off mid-way leaves its Idempotency-Key in flight until the lease ends
         // (60 s by default); the register retries until then. Short here to keep tests short.
@@ -63,6 +74,15 @@ fn config(database_url: String, processor_url: &str) -> Config {
 
 impl Central {
     pub async fn start() -> Central {
+        Self::start_with(false).await
+    }
+
+    /// A Central with its default per-user request limits (50/s, burst 200).
+    pub async fn start_rate_limited() -> Central {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(rate_limited: bool) -> Central {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("central.db").display());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -73,7 +93,7 @@ impl Central {
         sim.set_webhook_url(Some(format!(
             "http://127.0.0.1:{port}/v1/webhooks/payments"
         )));
-        let state = kassa_central::build_state(config(url.clone(), &sim.base_url))
+        let state = kassa_central::build_state(config(url.clone(), &sim.base_url, rate_limited))
             .await
             .unwrap();
         let running = serve(listener, state.clone());
@@ -84,6 +104,7 @@ impl Central {
             running: Some(running),
             state: Some(state),
             sim,
+            rate_limited,
         }
     }
 
@@ -120,7 +141,7 @@ impl Central {
     /// Starts again on the same database and port.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let state = start_state(&self.url, &self.sim.base_url).await;
+        let state = start_state(&self.url, &self.sim.base_url, self.rate_limited).await;
         let mut tries = 0;
         let listener = loop {
             match TcpListener::bind(("127.0.0.1", self.port)).await {
@@ -148,10 +169,11 @@ impl Central {
 
 /// Builds Central's state on an existing database; a lock left by the stopped instance's
 /// dropped connections may take a moment to go (bounded retries).
-async fn start_state(url: &str, processor_url: &str) -> AppState {
+async fn start_state(url: &str, processor_url: &str, rate_limited: bool) -> AppState {
     let mut last = None;
     for _ in 0..5 {
-        match kassa_central::build_state(config(url.to_owned(), processor_url)).await {
+        match kassa_central::build_state(config(url.to_owned(), processor_url, rate_limited)).await
+        {
             Ok(state) => return state,
             Err(e) => last = Some(e),
         }
@@ -294,8 +316,29 @@ impl Shop {
     /// Central with STORE-1, an admin, `manager` and `cashier`, `products` products with
     /// [`STOCK`] units each.
     pub async fn open(products: u32) -> Shop {
+        let mut shop = Shop::staffed(Central::start().await).await;
+        for n in 1..=products {
+            let product = shop.create_product(&product_input(n)).await;
+            shop.receive(&product.sku, STOCK).await;
+            shop.products.push(product);
+        }
+        shop
+    }
+
+    /// A Central with its default per-user rate limits and `products` products written straight
+    /// to its store (no stock received, `products` left empty): a big catalog, quickly.
+    pub async fn open_big(products: u32) -> Shop {
+        let shop = Shop::staffed(Central::start_rate_limited().await).await;
+        let inputs: Vec<ProductInput> = (1..=products).map(product_input).collect();
+        kassa_central::store::catalog::insert_many(&shop.central.state().db, &inputs)
+            .await
+            .unwrap();
+        shop
+    }
+
+    /// STORE-1, an admin, `manager` and `cashier` on `central`, the manager signed in.
+    async fn staffed(central: Central) -> Shop {
         init_logs();
-        let central = Central::start().await;
         let proxy = Proxy::start(central.port()).await;
         let http = reqwest::Client::new();
         for (name, role) in [
@@ -326,11 +369,6 @@ impl Shop {
             products: Vec::new(),
         };
         shop.manager_token = shop.login("manager").await;
-        for n in 1..=products {
-            let product = shop.create_product(&product_input(n)).await;
-            shop.receive(&product.sku, STOCK).await;
-            shop.products.push(product);
-        }
         shop
     }
 
