@@ -282,6 +282,19 @@ mod tests {
     }
 
     #[test]
+    fn the_offline_card_policy_takes_up_to_its_limit_and_names_it() {
+        assert!(check_offline_card(&eur("50.00"), Some(eur("50.00"))).is_ok());
+        assert!(check_offline_card(&eur("0.01"), Some(eur("50.00"))).is_ok());
+        let above = check_offline_card(&eur("50.01"), Some(eur("50.00"))).unwrap_err();
+        assert!(matches!(above, Error::CardUnavailable(_)));
+        assert!(above.to_string().contains("50.00"), "{above}");
+        let off = check_offline_card(&eur("0.01"), None).unwrap_err();
+        assert!(matches!(off, Error::CardUnavailable(_)), "{off}");
+        let usd = Money::parse("1.00", Currency::USD).unwrap();
+        assert!(check_offline_card(&usd, Some(eur("50.00"))).is_err());
+    }
+
+    #[test]
     fn too_little_cash_is_refused() {
         assert!(change_due(&eur("12.50"), &eur("10.00")).is_err());
         let usd = Money::parse("20.00", Currency::USD).unwrap();

@@ -113,16 +113,17 @@ impl Engine {
     /// the order and send the payment; otherwise only what Central already holds is finished.
     async fn charge(&self, card: &CardSale, fresh: bool) -> Charged {
         let order = if fresh {
-            self.card_order(card).await
-        } else {
-            match self.fetch(card.order_id).await {
-                Err(err @ Error::Api { status: 404, .. }) => return Charged::NotSent(err),
-                other => other,
+            match self.card_order(card).await {
+                Ok(order) => order,
+                Err(err) => return classify(err),
             }
-        };
-        let order = match order {
-            Ok(order) => order,
-            Err(err) => return classify(err),
+        } else {
+            // Only Central's own "no such order" proves it never heard of the sale.
+            match self.fetch(card.order_id).await {
+                Ok(order) => order,
+                Err(err @ Error::Api { status: 404, .. }) => return Charged::NotSent(err),
+                Err(err) => return Charged::Unknown(err),
+            }
         };
         match order.status {
             OrderStatus::Paid | OrderStatus::Fulfilled => return self.paid(card.order_id).await,
@@ -314,9 +315,10 @@ impl Engine {
     }
 }
 
-/// An error before the payment: never sent, unknown (retry later), or refused for good.
+/// The till's `POST /v1/orders` failed: never sent (connection refused, nobody signed in),
+/// unknown (retry later), or refused for good.
 fn classify(err: Error) -> Charged {
-    if err.never_sent() && matches!(err, Error::Unreachable { .. }) {
+    if err.never_sent() {
         Charged::NotSent(err)
     } else if err.is_transient() {
         Charged::Unknown(err)

@@ -208,11 +208,22 @@ async fn a_crash_while_central_charges_the_card_settles_the_sale_exactly_once() 
         }
         paying.abort();
         let _ = paying.await;
+        // The cashier's session ends with it (the till restarts signed out).
+        register.sign_out().await.unwrap();
         register.db().close().await;
         drop(register);
 
         let register =
             open_register_with(&dir, &shop.proxy.url(), secrets, card("pm_sim_timeout")).await;
+        // Nobody signed in yet: the round cannot ask Central, and must not give the cart back.
+        let err = register.sync_now().await.unwrap_err();
+        assert!(matches!(err, Error::NotSignedIn), "{err}");
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM card_sales WHERE status = 'pending'")
+                .fetch_one(register.db().pool())
+                .await
+                .unwrap();
+        assert_eq!(pending, 1, "still held");
         register.sign_in("cashier", PASSWORD).await.unwrap();
         let held = register.scan(shop.products[0].barcodes[0].as_str()).await;
         assert!(matches!(held, Err(Error::CardPending(_))), "{held:?}");
