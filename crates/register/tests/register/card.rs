@@ -398,3 +398,31 @@ async fn offline_a_card_sale_above_the_limit_or_without_the_policy_is_refused_an
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_sale_central_cannot_reserve_is_refused_and_the_cart_stays_open() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sync_now().await.unwrap();
+        let cart = register
+            .add_sku(&sku("SKU-1"), u32::try_from(STOCK).unwrap() + 1)
+            .await
+            .unwrap();
+
+        let err = register.pay_card().await.unwrap_err();
+        assert_eq!(err.api_code(), Some("insufficient_stock"), "{err}");
+        assert_eq!(
+            register.cart().await.unwrap(),
+            cart,
+            "the cart is still open"
+        );
+        assert_eq!(card_sales(&register).await, 0);
+        let counts = kassa_register::outbox::counts(register.db()).await.unwrap();
+        assert_eq!(counts.pending + counts.done, 0);
+        assert_eq!(shop.central.count("SELECT COUNT(*) FROM payments").await, 0);
+        assert_eq!(shop.stock(&sku("SKU-1")).await, (STOCK, STOCK));
+    })
+    .await;
+}
