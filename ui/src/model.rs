@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use kassa_domain::api::Product;
-use kassa_domain::{CartLine, Money, Role, Totals};
+use kassa_domain::{CartLine, Role, Totals};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -20,20 +20,8 @@ pub struct Cart {
     pub totals: Totals,
 }
 
-/// A completed sale, as printed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Receipt {
-    pub order_id: Uuid,
-    pub receipt_no: String,
-    pub location: String,
-    pub lines: Vec<CartLine>,
-    pub totals: Totals,
-    pub tendered: Money,
-    pub change: Money,
-    pub completed_at: DateTime<Utc>,
-    /// `online` or `offline`: how the sale reaches Central.
-    pub mode: String,
-}
+/// A completed sale, as printed: the domain's type, the one the register core makes.
+pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode};
 
 /// The sync engine's state, for the status bar.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
