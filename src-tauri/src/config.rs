@@ -9,11 +9,14 @@
 //! | `KASSA_PAIR_LOCATION`, `KASSA_PAIR_CODE` | the store and till code for that pairing | `STORE-1`, `R1` |
 //! | `KASSA_SIGN_IN_USER`, `KASSA_SIGN_IN_PASSWORD` | sign a staff member in on start (demo) | unset: sign in in the UI |
 //! | `KASSA_SYNC_INTERVAL_MS`, `KASSA_SYNC_BACKOFF_MAX_MS` | the sync engine's pace | 10 000, 60 000 |
+//! | `KASSA_OFFLINE_CARD_LIMIT` | the offline card policy: card sales up to this total (the shop's currency, e.g. `50.00`) are taken with Central out of reach | unset: card needs Central |
+//! | `KASSA_CARD_PAYMENT_METHOD` | what the card terminal hands over: the processor's payment-method token | `pm_card_visa` (the simulator's approved card) |
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use kassa_domain::{Currency, Money};
 
 /// Pairing read from the environment (the demo and the end-to-end test).
 #[derive(Clone)]
@@ -58,6 +61,9 @@ pub struct ShellConfig {
     pub sign_in: Option<AutoSignIn>,
     pub sync_interval: Option<Duration>,
     pub sync_backoff_max: Option<Duration>,
+    /// The offline card policy's per-sale limit (off when `None`).
+    pub offline_card_limit: Option<Money>,
+    pub card_payment_method: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -70,6 +76,18 @@ fn millis(name: &str) -> anyhow::Result<Option<Duration>> {
             v.parse::<u64>()
                 .map(Duration::from_millis)
                 .with_context(|| format!("{name}={v} is not a number of milliseconds"))
+        })
+        .transpose()
+}
+
+/// The register's carts are priced in EUR (`RegisterConfig::new`), and so is this limit.
+fn money(name: &str) -> anyhow::Result<Option<Money>> {
+    var(name)
+        .map(|v| {
+            let limit = Money::parse(v.trim(), Currency::EUR)
+                .with_context(|| format!("{name}={v} is not an amount like 50.00"))?;
+            anyhow::ensure!(!limit.is_negative(), "{name}={v} is negative");
+            Ok(limit)
         })
         .transpose()
 }
@@ -98,6 +116,8 @@ impl ShellConfig {
             sign_in,
             sync_interval: millis("KASSA_SYNC_INTERVAL_MS")?,
             sync_backoff_max: millis("KASSA_SYNC_BACKOFF_MAX_MS")?,
+            offline_card_limit: money("KASSA_OFFLINE_CARD_LIMIT")?,
+            card_payment_method: var("KASSA_CARD_PAYMENT_METHOD"),
         })
     }
 }

@@ -27,6 +27,10 @@ pub async fn open(config: &ShellConfig, data_dir: &Path) -> anyhow::Result<Regis
         register_config.sync.backoff_max = max;
         register_config.sync.backoff_base = register_config.sync.backoff_base.min(max);
     }
+    register_config.limits.offline_card_limit = config.offline_card_limit;
+    if let Some(token) = &config.card_payment_method {
+        register_config.card_payment_method = token.clone();
+    }
     let register = Register::open(register_config, secrets)
         .await
         .context("opening the register's store")?;

@@ -21,20 +21,8 @@ pub struct Cart {
     pub totals: Totals,
 }
 
-/// A completed sale, as printed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Receipt {
-    pub order_id: Uuid,
-    pub receipt_no: String,
-    pub location: String,
-    pub lines: Vec<CartLine>,
-    pub totals: Totals,
-    pub tendered: Money,
-    pub change: Money,
-    pub completed_at: DateTime<Utc>,
-    /// `online` or `offline`: how the sale reaches Central.
-    pub mode: String,
-}
+/// A completed sale, as printed: the domain's type, the one the register core makes.
+pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode};
 
 /// The sync engine's state, for the status bar.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

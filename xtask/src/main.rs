@@ -367,10 +367,6 @@ fn run() -> anyhow::Result<()> {
             .env("KASSA_PROCESSOR_URL", format!("http://{sim_bind}"))
             .env("KASSA_PROCESSOR_SECRET", "sk_test_kassa")
             .env("KASSA_WEBHOOK_SECRET", "whsec_demo")
-            // A register's sync round asks for stock and recommendations one SKU at a time:
-            // more than the default per-user limit (50/s, burst 200) on a fresh register.
-            .env("KASSA_USER_REQUESTS_PER_SECOND", "2000")
-            .env("KASSA_USER_REQUESTS_BURST", "10000")
             .spawn()
             .context("running kassa-central serve")?,
     );

@@ -215,6 +215,19 @@ pub struct StockLevel {
     pub low_threshold: Option<i64>,
 }
 
+/// The most stock levels one `GET /v1/stock` page may hold.
+pub const STOCK_PAGE_LIMIT_MAX: u32 = 1000;
+
+/// One page of `GET /v1/stock?location=&after=&limit=`: the levels of the catalog's SKUs after
+/// `after`, in SKU order (a SKU never stocked there counts 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StockPage {
+    pub items: Vec<StockLevel>,
+    /// Pass back as `after` for the next page; `null` after the last SKU.
+    pub next_cursor: Option<String>,
+}
+
 /// A manager's correction of on-hand stock (`delta` may be negative).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

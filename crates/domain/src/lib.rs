@@ -9,6 +9,7 @@ pub mod cart;
 pub mod ids;
 pub mod money;
 pub mod order;
+pub mod receipt;
 pub mod tax;
 
 pub use cart::{
@@ -20,6 +21,7 @@ pub use ids::{
 };
 pub use money::{round_money, try_round_money, Currency, Money, MoneyError};
 pub use order::{IllegalTransition, OrderEvent, OrderStatus, UnknownOrderStatus};
+pub use receipt::{Receipt, ReceiptPayment, SaleMode};
 pub use tax::{PriceMode, TaxClass, TaxError, TaxRate, TaxTable};
 
 /// Untrusted input quoted in an error message, cut to a length that is safe to log and echo.

@@ -134,7 +134,7 @@ async fn require_open(tx: &mut Tx, id: Uuid) -> Result<()> {
         .await
         .context("checking a cart")?;
     match status.as_deref() {
-        Some("open") => Ok(()),
+        Some("open") => crate::card::check_not_held(tx, id).await,
         Some(other) => Err(Error::Invalid(format!("cart {id} is {other}, not open"))),
         None => Err(Error::NotFound(format!("cart {id}"))),
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kassa_domain::api::{
     CopurchasePage, CreateOrder, CreatePayment, CreateRegister, ErrorBody, ErrorDetail,
     LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
-    RegisterCreated, RegisterCredential, StockAdjustment, StockLevel, SyncOrdersRequest,
+    RegisterCreated, RegisterCredential, StockAdjustment, StockLevel, StockPage, SyncOrdersRequest,
     SyncOrdersResponse, TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
@@ -152,6 +152,27 @@ impl CentralClient {
         json(send(req, "pulling a stock level").await?).await
     }
 
+    /// `GET /v1/stock?location=&after=&limit=`: a page of levels in SKU order.
+    #[tracing::instrument(skip_all, fields(after = %after))]
+    pub async fn stock_page(
+        &self,
+        token: &str,
+        location: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<StockPage> {
+        let req = self
+            .http
+            .get(self.url("/v1/stock"))
+            .query(&[
+                ("location", location),
+                ("after", after),
+                ("limit", &limit.to_string()),
+            ])
+            .bearer_auth(token);
+        json(send(req, "pulling stock levels").await?).await
+    }
+
     /// `POST /v1/stock/adjustments` (manager). Not idempotent at Central: see `adjustments`.
     #[tracing::instrument(skip_all, fields(sku = %adjustment.sku))]
     pub async fn adjust_stock(
@@ -245,6 +266,26 @@ impl CentralClient {
             .header("Idempotency-Key", key.as_str())
             .json(payment);
         json(send(req, "paying an order").await?).await
+    }
+
+    /// `POST /v1/orders/{id}/cancel`: releases the order's stock (CREATED or RESERVED only).
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    pub async fn cancel_order(&self, token: &str, id: Uuid) -> Result<Order> {
+        let req = self
+            .http
+            .post(self.url(&format!("/v1/orders/{id}/cancel")))
+            .bearer_auth(token);
+        json(send(req, "cancelling an order").await?).await
+    }
+
+    /// `GET /v1/orders/{id}/payments`.
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    pub async fn payments(&self, token: &str, id: Uuid) -> Result<Vec<Payment>> {
+        let req = self
+            .http
+            .get(self.url(&format!("/v1/orders/{id}/payments")))
+            .bearer_auth(token);
+        json(send(req, "reading an order's payments").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]

@@ -44,6 +44,14 @@ pub enum Error {
     /// The register has not been paired with Central yet.
     #[error("this register is not paired with Central")]
     NotPaired,
+    /// A card payment cannot be taken: Central is out of reach and the offline card policy is
+    /// off or the sale is above its limit (the message says which, and the limit).
+    #[error("{0}")]
+    CardUnavailable(String),
+    /// A card payment's outcome is not known yet (the processor has not answered); its cart
+    /// stays held and the sync engine finishes the sale, or gives the cart back, when it is.
+    #[error("{0}")]
+    CardPending(String),
     #[error("secret store: {0}")]
     Secrets(String),
     #[error(transparent)]

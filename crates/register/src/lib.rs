@@ -1,12 +1,13 @@
 //! Kassa Register's core without a GUI: everything the Tauri shell calls.
 //!
 //! [`Register`] ties together the local store ([`store`]), the catalog cache ([`catalog`]),
-//! carts ([`carts`]), checkout ([`sale`]) and its [`outbox`], sign-in ([`session`], secrets in
+//! carts ([`carts`]), checkout ([`sale`], card payments in [`card`]) and its [`outbox`], sign-in ([`session`], secrets in
 //! [`secrets`]), the [`sync`] engine and its [`client`] for Central, a manager's offline catalog
 //! [`edits`] and [`adjustments`] of stock, and the offline [`recommend`]ations. Totals are `kassa_domain`'s, the code Central
 //! runs, so a receipt never differs from Central's by a cent.
 
 pub mod adjustments;
+pub mod card;
 pub mod carts;
 pub mod catalog;
 pub mod client;

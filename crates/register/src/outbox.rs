@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use kassa_domain::api::{
     CreateOrder, OfflineLine, OfflineOrder, OfflinePayment, Order, OrderLineRequest, Shortfall,
 };
-use kassa_domain::{Currency, IdempotencyKey, Money, Sku};
+use kassa_domain::{Currency, IdempotencyKey, Money, ReceiptPayment, Sku};
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -30,7 +30,8 @@ pub struct Entry {
     pub order_key: IdempotencyKey,
     pub payment_key: IdempotencyKey,
     pub total: Money,
-    pub tendered: Money,
+    /// Cash (tendered, change) or, offline, card under the offline card policy.
+    pub payment: ReceiptPayment,
     pub completed_at: DateTime<Utc>,
     pub lines: Vec<OfflineLine>,
 }
@@ -59,9 +60,15 @@ impl Entry {
             id: self.order_id,
             location: self.location.clone(),
             lines: self.lines.clone(),
-            payments: vec![OfflinePayment::Cash {
-                amount: self.total,
-                tendered: self.tendered,
+            payments: vec![match &self.payment {
+                ReceiptPayment::Cash { tendered, .. } => OfflinePayment::Cash {
+                    amount: self.total,
+                    tendered: *tendered,
+                },
+                ReceiptPayment::Card { reference, .. } => OfflinePayment::CardOffline {
+                    amount: self.total,
+                    reference: reference.clone(),
+                },
             }],
             completed_at: self.completed_at,
             receipt_no: self.receipt_no.clone(),
@@ -81,7 +88,8 @@ pub struct Counts {
 pub async fn next(db: &LocalDb, limit: usize) -> Result<Vec<Entry>> {
     let rows = sqlx::query(
         "SELECT o.seq, o.order_id, o.receipt_no, o.location, o.mode, o.status, o.order_key,
-                o.payment_key, o.currency, o.total_minor, o.completed_at, p.tendered_minor
+                o.payment_key, o.currency, o.total_minor, o.completed_at, p.method,
+                p.tendered_minor, p.change_minor, p.reference
          FROM outbox_orders o JOIN outbox_payments p ON p.order_id = o.order_id
          WHERE o.status IN ('pending', 'order_created') ORDER BY o.seq LIMIT ?",
     )
@@ -115,11 +123,35 @@ fn entry_from_row(row: &SqliteRow) -> Result<Entry> {
         order_key: key("order_key")?,
         payment_key: key("payment_key")?,
         total: money(row.get("total_minor"), &currency)?,
-        tendered: money(row.get("tendered_minor"), &currency)?,
+        payment: payment_from_row(row, &currency)?,
         completed_at: DateTime::from_timestamp_millis(completed_at)
             .ok_or_else(|| Error::Corrupt(format!("completed_at {completed_at}")))?,
         lines: Vec::new(),
     })
+}
+
+fn payment_from_row(row: &SqliteRow, currency: &str) -> Result<ReceiptPayment> {
+    let method: String = row.get("method");
+    let minor = |col: &str| -> Result<Money> {
+        let value: Option<i64> = row.get(col);
+        money(
+            value.ok_or_else(|| corrupt("outbox payment", format!("{col} missing")))?,
+            currency,
+        )
+    };
+    match method.as_str() {
+        "cash" => Ok(ReceiptPayment::Cash {
+            tendered: minor("tendered_minor")?,
+            change: minor("change_minor")?,
+        }),
+        "card" | "card_offline" => Ok(ReceiptPayment::Card {
+            reference: row
+                .get::<Option<String>, _>("reference")
+                .ok_or_else(|| corrupt("outbox payment", "card without its reference"))?,
+            offline: method == "card_offline",
+        }),
+        other => Err(corrupt("outbox payment method", other)),
+    }
 }
 
 async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<OfflineLine>> {

@@ -32,6 +32,9 @@ pub struct RegisterConfig {
     pub timeouts: Timeouts,
     pub sync: SyncConfig,
     pub limits: SaleLimits,
+    /// What the card terminal hands over for a card payment: the processor's payment-method
+    /// token (`pm_card_visa` with the simulator), never card data.
+    pub card_payment_method: String,
 }
 
 impl RegisterConfig {
@@ -43,6 +46,7 @@ impl RegisterConfig {
             timeouts: Timeouts::default(),
             sync: SyncConfig::default(),
             limits: SaleLimits::default(),
+            card_payment_method: "pm_card_visa".into(),
         }
     }
 }
@@ -55,6 +59,7 @@ pub struct Register {
     engine: Arc<Engine>,
     currency: Currency,
     limits: SaleLimits,
+    card_payment_method: Arc<str>,
 }
 
 impl Register {
@@ -71,6 +76,7 @@ impl Register {
             engine,
             currency: config.currency,
             limits: config.limits,
+            card_payment_method: config.card_payment_method.into(),
         })
     }
 
@@ -221,6 +227,29 @@ impl Register {
             SaleMode::Offline
         };
         let receipt = sale::complete_cash(&self.db, cart.id, tendered, mode, self.limits).await?;
+        self.engine.note_sale().await;
+        Ok(receipt)
+    }
+
+    /// Card checkout of the open cart's whole total. Online: through Central and the processor
+    /// (see [`crate::card`]); declined → the cart stays open and the error says why; outcome
+    /// unknown → [`Error::CardPending`], settled by the sync engine. Offline (or Central out of
+    /// reach): the offline card policy, or [`Error::CardUnavailable`] with nothing written.
+    pub async fn pay_card(&self) -> Result<Receipt> {
+        let cart = self.cart().await?;
+        if self.engine.status().online {
+            match self
+                .engine
+                .pay_card(cart.id, &self.card_payment_method)
+                .await
+            {
+                Err(err @ Error::Unreachable { .. }) if err.never_sent() => {
+                    tracing::info!(%err, "Central out of reach; the offline card policy applies");
+                }
+                other => return other,
+            }
+        }
+        let receipt = sale::complete_card_offline(&self.db, cart.id, self.limits).await?;
         self.engine.note_sale().await;
         Ok(receipt)
     }

@@ -1,61 +1,35 @@
-//! Checkout at the till: a cart becomes a sale, paid in cash, in ONE transaction with its
-//! outbox entry (order, lines, payment), its receipt number and the cart's completion. After a
-//! crash a sale is either wholly there or never happened.
+//! Checkout at the till: a cart becomes a sale in ONE transaction with its outbox entry (order,
+//! lines, payment), its receipt number and the cart's completion. After a crash a sale is
+//! either wholly there or never happened. Cash and offline card sales are written here; an
+//! online card sale is written here too, once Central has it paid (see [`crate::card`]).
 
-use chrono::{DateTime, Utc};
-use kassa_domain::{CartLine, Money, Totals};
-use serde::Serialize;
+use chrono::Utc;
+use kassa_domain::api::Order;
+use kassa_domain::{CartLine, Money};
+pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode};
 use uuid::Uuid;
 
-use crate::carts;
-use crate::error::{Context, Error, Result};
-use crate::identity;
-use crate::store::{LocalDb, Tx};
-
-/// How the outbox will deliver a sale: made while Central answered, or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SaleMode {
-    /// `POST /v1/orders` then the cash payment.
-    Online,
-    /// `POST /v1/sync/orders`.
-    Offline,
-}
-
-impl SaleMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SaleMode::Online => "online",
-            SaleMode::Offline => "offline",
-        }
-    }
-}
-
-/// What the receipt prints.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Receipt {
-    pub order_id: Uuid,
-    pub receipt_no: String,
-    pub location: String,
-    pub lines: Vec<CartLine>,
-    pub totals: Totals,
-    pub tendered: Money,
-    pub change: Money,
-    pub completed_at: DateTime<Utc>,
-    pub mode: SaleMode,
-}
+use crate::carts::{self, CartView};
+use crate::error::{corrupt, Context, Error, Result};
+use crate::store::{now_ms, LocalDb, Tx};
+use crate::{card, identity};
 
 /// Limits on selling.
 #[derive(Debug, Clone, Copy)]
 pub struct SaleLimits {
     /// Sales that may wait in the outbox before selling stops (the bounded queue).
     pub outbox_pending_max: i64,
+    /// The offline card policy: with Central out of reach, a card sale up to this total is
+    /// recorded with a reference the register makes and synced later (the shop carries the
+    /// risk). `None` (the default): card needs Central.
+    pub offline_card_limit: Option<Money>,
 }
 
 impl Default for SaleLimits {
     fn default() -> Self {
         Self {
             outbox_pending_max: 20_000,
+            offline_card_limit: None,
         }
     }
 }
@@ -70,18 +44,60 @@ pub async fn complete_cash(
     limits: SaleLimits,
 ) -> Result<Receipt> {
     let mut tx = db.begin_write().await?;
-    let receipt = write_sale(&mut tx, cart_id, tendered, mode, limits).await?;
+    let cart = sellable(&mut tx, cart_id).await?;
+    let change = change_due(&cart.totals.total, &tendered)?;
+    check_outbox_room(&mut tx, limits).await?;
+    let payment = ReceiptPayment::Cash { tendered, change };
+    let receipt = record(&mut tx, &cart, Uuid::now_v7(), payment, mode, None).await?;
     tx.commit().await.context("committing a sale")?;
     Ok(receipt)
 }
 
-async fn write_sale(
-    tx: &mut Tx,
+/// Completes the open cart as a card sale under the offline card policy (Central is out of
+/// reach): refused with [`Error::CardUnavailable`] when the policy is off or the total is above
+/// its limit, and then nothing is written.
+#[tracing::instrument(skip_all, fields(cart = %cart_id))]
+pub async fn complete_card_offline(
+    db: &LocalDb,
     cart_id: Uuid,
-    tendered: Money,
-    mode: SaleMode,
     limits: SaleLimits,
 ) -> Result<Receipt> {
+    let mut tx = db.begin_write().await?;
+    let cart = sellable(&mut tx, cart_id).await?;
+    check_offline_card(&cart.totals.total, limits.offline_card_limit)?;
+    check_outbox_room(&mut tx, limits).await?;
+    let order_id = Uuid::now_v7();
+    let payment = ReceiptPayment::Card {
+        reference: format!("offline-card-{}", order_id.simple()),
+        offline: true,
+    };
+    let receipt = record(&mut tx, &cart, order_id, payment, SaleMode::Offline, None).await?;
+    tx.commit()
+        .await
+        .context("committing an offline card sale")?;
+    Ok(receipt)
+}
+
+/// The offline card policy's decision for a sale of `total`.
+pub fn check_offline_card(total: &Money, limit: Option<Money>) -> Result<()> {
+    let Some(limit) = limit else {
+        return Err(Error::CardUnavailable(
+            "Card payments need Kassa Central, which is out of reach, and this register takes no \
+             card offline: take cash, or wait for the link."
+                .into(),
+        ));
+    };
+    if total.currency() != limit.currency() || total.checked_cmp(&limit)?.is_gt() {
+        return Err(Error::CardUnavailable(format!(
+            "Card payments need Kassa Central, which is out of reach; offline this register takes \
+             card only up to {limit} and this sale is {total}: take cash."
+        )));
+    }
+    Ok(())
+}
+
+/// The cart `cart_id`, checked for checkout: open, not empty, no card payment pending on it.
+pub(crate) async fn sellable(tx: &mut Tx, cart_id: Uuid) -> Result<CartView> {
     let cart = carts::load_on(tx, cart_id).await?;
     if cart.status != "open" {
         return Err(Error::Invalid(format!("cart {cart_id} is {}", cart.status)));
@@ -89,26 +105,37 @@ async fn write_sale(
     if cart.lines.is_empty() {
         return Err(Error::Invalid("the cart is empty".into()));
     }
-    let change = change_due(&cart.totals.total, &tendered)?;
-    check_outbox_room(tx, limits).await?;
+    card::check_not_held(tx, cart_id).await?;
+    Ok(cart)
+}
+
+/// Writes the sale of `cart`: its receipt number, its outbox entry (waiting for Central, or
+/// already `done` when `central` holds Central's paid order) and the cart's completion.
+pub(crate) async fn record(
+    tx: &mut Tx,
+    cart: &CartView,
+    order_id: Uuid,
+    payment: ReceiptPayment,
+    mode: SaleMode,
+    central: Option<&Order>,
+) -> Result<Receipt> {
     let receipt_no = identity::next_receipt_no(tx).await?;
     let location: String = sqlx::query_scalar("SELECT location FROM identity WHERE singleton = 1")
         .fetch_one(&mut **tx)
         .await
         .context("reading the register's location")?;
     let receipt = Receipt {
-        order_id: Uuid::now_v7(),
+        order_id,
         receipt_no,
         location,
-        lines: cart.lines,
-        totals: cart.totals,
-        tendered,
-        change,
+        lines: cart.lines.clone(),
+        totals: cart.totals.clone(),
+        payment,
         completed_at: Utc::now(),
         mode,
     };
-    insert_outbox(tx, cart_id, &receipt).await?;
-    carts::set_status(tx, cart_id, "completed", None).await?;
+    insert_outbox(tx, cart.id, &receipt, central).await?;
+    carts::set_status(tx, cart.id, "completed", None).await?;
     Ok(receipt)
 }
 
@@ -142,37 +169,72 @@ async fn check_outbox_room(tx: &mut Tx, limits: SaleLimits) -> Result<()> {
     Ok(())
 }
 
-async fn insert_outbox(tx: &mut Tx, cart_id: Uuid, r: &Receipt) -> Result<()> {
+async fn insert_outbox(
+    tx: &mut Tx,
+    cart_id: Uuid,
+    r: &Receipt,
+    central: Option<&Order>,
+) -> Result<()> {
     let id = r.order_id.to_string();
     let totals = serde_json::to_string(&r.totals).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let central = central
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| corrupt("order", e))?;
+    let status = if central.is_some() { "done" } else { "pending" };
+    let synced_at = central.as_ref().map(|_| now_ms());
     sqlx::query(
         "INSERT INTO outbox_orders (order_id, cart_id, receipt_no, location, mode, status,
-            order_key, payment_key, currency, total_minor, totals, completed_at)
-         VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+            order_key, payment_key, currency, total_minor, totals, completed_at, central_order,
+            shortfalls, synced_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE '[]' END, ?)",
     )
     .bind(&id)
     .bind(cart_id.to_string())
     .bind(&r.receipt_no)
     .bind(&r.location)
     .bind(r.mode.as_str())
+    .bind(status)
     .bind(format!("register-order-{id}"))
     .bind(format!("register-payment-{id}"))
     .bind(r.totals.currency.code())
     .bind(r.totals.total.to_minor())
     .bind(totals)
     .bind(r.completed_at.timestamp_millis())
+    .bind(&central)
+    .bind(&central)
+    .bind(synced_at)
     .execute(&mut **tx)
     .await
     .context("writing the sale to the outbox")?;
     insert_lines(tx, &id, &r.lines).await?;
+    insert_payment(tx, &id, r).await
+}
+
+async fn insert_payment(tx: &mut Tx, id: &str, r: &Receipt) -> Result<()> {
+    let (method, tendered, change, reference) = match &r.payment {
+        ReceiptPayment::Cash { tendered, change } => (
+            "cash",
+            Some(tendered.to_minor()),
+            Some(change.to_minor()),
+            None,
+        ),
+        ReceiptPayment::Card { reference, offline } => {
+            let method = if *offline { "card_offline" } else { "card" };
+            (method, None, None, Some(reference.as_str()))
+        }
+    };
     sqlx::query(
-        "INSERT INTO outbox_payments (order_id, method, amount_minor, tendered_minor, change_minor)
-         VALUES (?, 'cash', ?, ?, ?)",
+        "INSERT INTO outbox_payments (order_id, method, amount_minor, tendered_minor, change_minor,
+            reference)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
-    .bind(&id)
+    .bind(id)
+    .bind(method)
     .bind(r.totals.total.to_minor())
-    .bind(r.tendered.to_minor())
-    .bind(r.change.to_minor())
+    .bind(tendered)
+    .bind(change)
+    .bind(reference)
     .execute(&mut **tx)
     .await
     .context("writing the payment to the outbox")?;
@@ -217,6 +279,19 @@ mod tests {
             change_due(&eur("12.50"), &eur("12.50")).unwrap(),
             eur("0.00")
         );
+    }
+
+    #[test]
+    fn the_offline_card_policy_takes_up_to_its_limit_and_names_it() {
+        assert!(check_offline_card(&eur("50.00"), Some(eur("50.00"))).is_ok());
+        assert!(check_offline_card(&eur("0.01"), Some(eur("50.00"))).is_ok());
+        let above = check_offline_card(&eur("50.01"), Some(eur("50.00"))).unwrap_err();
+        assert!(matches!(above, Error::CardUnavailable(_)));
+        assert!(above.to_string().contains("50.00"), "{above}");
+        let off = check_offline_card(&eur("0.01"), None).unwrap_err();
+        assert!(matches!(off, Error::CardUnavailable(_)), "{off}");
+        let usd = Money::parse("1.00", Currency::USD).unwrap();
+        assert!(check_offline_card(&usd, Some(eur("50.00"))).is_err());
     }
 
     #[test]

@@ -44,13 +44,3 @@ pub async fn available(db: &LocalDb, sku: &str, location: &str) -> Result<Option
     .await
     .context("reading a stock level")
 }
-
-/// SKUs of the local catalog after `after`, in order, for the round-robin stock pull.
-pub async fn skus_after(db: &LocalDb, after: &str, limit: u32) -> Result<Vec<String>> {
-    sqlx::query_scalar("SELECT sku FROM products WHERE sku > ? ORDER BY sku LIMIT ?")
-        .bind(after)
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await
-        .context("listing SKUs for the stock pull")
-}

@@ -1,8 +1,8 @@
 //! The open cart and checkout.
 
+use kassa_domain::Receipt;
 use kassa_domain::{Money, Sku};
 use kassa_register::carts::CartView;
-use kassa_register::sale::Receipt;
 use kassa_register::Register;
 use serde::Serialize;
 use tauri::State;
@@ -87,18 +87,10 @@ pub async fn pay_cash(register: State<'_, Register>, tendered: Money) -> Command
     Ok(register.pay_cash(tendered).await?)
 }
 
-/// Card needs Central (the processor confirms through it): refused offline, and this register
-/// core has no card checkout yet, so it says so rather than pretend.
+/// The open cart's whole total by card: through Central online; offline under the offline card
+/// policy or refused (`card_unavailable`); `card_declined` leaves the cart open; `card_pending`
+/// holds it until the sync engine knows the outcome.
 #[tauri::command]
 pub async fn pay_card(register: State<'_, Register>) -> CommandResult<Receipt> {
-    if !register.sync_status().online {
-        return Err(CommandError::new(
-            "offline",
-            "Card payments need Central and the register is offline: take cash.",
-        ));
-    }
-    Err(CommandError::new(
-        "card_unavailable",
-        "Card payments are not connected at this register yet: take cash.",
-    ))
+    Ok(register.pay_card().await?)
 }

@@ -2,7 +2,7 @@
 
 use yew::prelude::*;
 
-use crate::model::Receipt;
+use crate::model::{Receipt, ReceiptPayment, SaleMode};
 use crate::view::{cart_vm, format_money, format_time};
 
 #[derive(Properties, PartialEq)]
@@ -21,7 +21,7 @@ pub fn receipt_view(props: &Props) -> Html {
             <h2>{ "Receipt" }</h2>
             <div id="receipt-no" class="receipt-no">{ &r.receipt_no }</div>
             <div class="meta">{ format!("{} · {}", r.location, format_time(&r.completed_at)) }
-                if r.mode == "offline" { <span class="badge offline">{ "offline sale: syncs later" }</span> }
+                if r.mode == SaleMode::Offline { <span class="badge offline">{ "offline sale: syncs later" }</span> }
             </div>
             <table>
             { for vm.rows.iter().map(|row| html! {
@@ -31,8 +31,15 @@ pub fn receipt_view(props: &Props) -> Html {
                 <tr class="tax"><td>{ format!("incl. {}", t.label) }</td><td class="num">{ &t.tax }</td></tr>
             }) }
             <tr class="total"><td>{ "Total" }</td><td class="num">{ &vm.total }</td></tr>
-            <tr><td>{ "Cash" }</td><td class="num">{ format_money(&r.tendered) }</td></tr>
-            <tr class="change"><td>{ "Change" }</td><td id="receipt-change" class="num">{ format_money(&r.change) }</td></tr>
+            { match &r.payment {
+                ReceiptPayment::Cash { tendered, change } => html! { <>
+                    <tr><td>{ "Cash" }</td><td class="num">{ format_money(tendered) }</td></tr>
+                    <tr class="change"><td>{ "Change" }</td><td id="receipt-change" class="num">{ format_money(change) }</td></tr>
+                </> },
+                ReceiptPayment::Card { reference, offline } => html! {
+                    <tr class="card"><td>{ if *offline { "Card (offline)" } else { "Card" } }</td><td id="receipt-card-ref" class="num">{ reference }</td></tr>
+                },
+            } }
             </table>
             <div class="actions">
                 <button id="print-receipt" onclick={|_| { if let Some(w) = web_sys::window() { let _ = w.print(); } }}>{ "Print" }</button>

@@ -50,6 +50,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::get_product, catalog::update_product))
         .routes(routes!(catalog::list_locations, catalog::create_location))
         .routes(routes!(stock::get_stock))
+        .routes(routes!(stock::list_stock))
         .routes(routes!(stock::list_discrepancies))
         .routes(routes!(stock::adjust))
         .routes(routes!(stock::set_threshold))

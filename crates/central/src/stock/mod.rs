@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kassa_domain::api::{
     DiscrepancyPage, LineRequest, Reservation, ReservationRequest, SetLowStockThreshold, ShortLine,
-    StockAdjustment, StockLevel, StockReason,
+    StockAdjustment, StockLevel, StockPage, StockReason, STOCK_PAGE_LIMIT_MAX,
 };
 use kassa_domain::{Role, Sku, LINE_QTY_MAX};
 use serde::Deserialize;
@@ -242,6 +242,64 @@ pub async fn get_stock(
         level_response(&state, &sku, &query.location, &location_id).await?,
     ))
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StockPageQuery {
+    /// Location code.
+    pub location: String,
+    /// The last SKU of the previous page (`next_cursor`); none for the first page.
+    pub after: Option<String>,
+    /// Levels per page, 1 to 1000 (the default).
+    pub limit: Option<u32>,
+}
+
+/// Stock levels at one location, paged by SKU over the whole catalog (a register's first sync
+/// reads them a thousand at a time instead of one request per SKU).
+#[utoipa::path(get, path = "/v1/stock", tag = "stock", params(StockPageQuery),
+    responses((status = 200, body = StockPage), (status = 400), (status = 422)))]
+pub async fn list_stock(
+    State(state): State<AppState>,
+    _auth: Auth<Staff>,
+    Query(query): Query<StockPageQuery>,
+) -> ApiResult<Json<StockPage>> {
+    let limit = query.limit.unwrap_or(STOCK_PAGE_LIMIT_MAX);
+    if !(1..=STOCK_PAGE_LIMIT_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be 1 to {STOCK_PAGE_LIMIT_MAX}"),
+        ));
+    }
+    let after = query.after.unwrap_or_default();
+    if after.chars().count() > AFTER_CHARS_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            format!("after is a SKU of at most {AFTER_CHARS_MAX} characters"),
+        ));
+    }
+    let location_id = location_id(&state, &query.location).await?;
+    let rows =
+        store::stock::levels_after(state.db.pool(), &location_id, &after, i64::from(limit)).await?;
+    let full = rows.len() == limit as usize;
+    let mut items = Vec::with_capacity(rows.len());
+    for (sku, level) in rows {
+        items.push(StockLevel {
+            sku: Sku::parse(&sku).map_err(|e| anyhow::anyhow!("stored SKU {sku}: {e}"))?,
+            location: query.location.clone(),
+            on_hand: level.on_hand,
+            reserved: level.reserved,
+            available: level.available(),
+            low_threshold: level.low_threshold,
+        });
+    }
+    let next_cursor = full
+        .then(|| items.last().map(|l| l.sku.as_ref().to_owned()))
+        .flatten();
+    Ok(Json(StockPage { items, next_cursor }))
+}
+
+/// `after` is a SKU; anything longer is not one.
+const AFTER_CHARS_MAX: usize = 200;
 
 /// Moves on-hand stock with a reason (manager): receiving, adjustment, count correction, return.
 /// Refused (409) if it would leave less than what is reserved.

@@ -97,6 +97,39 @@ impl Tx {
     /// Commits in a task of its own: a commit cancelled half-way (the client went away and its
     /// request future was dropped) could leave the connection in a state sqlx no longer knows.
     /// The writer lock is released only once the commit is over.
+    /// Marks a point to roll back to (one level: `SAVEPOINT` on both backends). Pair it with
+    /// [`Tx::release_savepoint`] or [`Tx::rollback_to_savepoint`].
+    pub async fn savepoint(&mut self) -> anyhow::Result<()> {
+        self.run("SAVEPOINT kassa_step", "marking a savepoint")
+            .await
+    }
+
+    /// Keeps what was written since [`Tx::savepoint`].
+    pub async fn release_savepoint(&mut self) -> anyhow::Result<()> {
+        self.run("RELEASE SAVEPOINT kassa_step", "releasing a savepoint")
+            .await
+    }
+
+    /// Undoes what was written since [`Tx::savepoint`] (also clears PostgreSQL's aborted
+    /// state after a failed statement) and ends the savepoint.
+    pub async fn rollback_to_savepoint(&mut self) -> anyhow::Result<()> {
+        self.run(
+            "ROLLBACK TO SAVEPOINT kassa_step",
+            "rolling back to a savepoint",
+        )
+        .await?;
+        self.release_savepoint().await
+    }
+
+    async fn run(&mut self, statement: &'static str, doing: &'static str) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        sqlx::query(statement)
+            .execute(&mut *self.inner)
+            .await
+            .context(doing)?;
+        Ok(())
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         let Self { inner, _writer } = self;
         let commit = tokio::spawn(async move {

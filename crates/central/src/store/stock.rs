@@ -61,6 +61,34 @@ where
     row.as_ref().map(decode_level).transpose()
 }
 
+/// Levels at a location of the catalog's SKUs after `after`, in SKU order, at most `limit`;
+/// a SKU without a stock row there counts 0.
+pub async fn levels_after<'e, E>(
+    exec: E,
+    location_id: &str,
+    after: &str,
+    limit: i64,
+) -> anyhow::Result<Vec<(String, Level)>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows = sqlx::query(
+        "SELECT p.sku AS sku, COALESCE(s.on_hand, 0) AS on_hand, COALESCE(s.reserved, 0) AS reserved, \
+                s.low_threshold AS low_threshold \
+         FROM products p LEFT JOIN stock s ON s.sku = p.sku AND s.location_id = $1 \
+         WHERE p.sku > $2 ORDER BY p.sku LIMIT $3",
+    )
+    .bind(location_id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(exec)
+    .await
+    .context("reading a page of stock levels")?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("sku")?, decode_level(row)?)))
+        .collect()
+}
+
 /// A ledger row: one movement of on_hand.
 #[derive(Debug)]
 pub struct Movement<'a> {

@@ -1,5 +1,7 @@
 //! Offline sync: orders a register completed while offline (`POST /v1/sync/orders`), applied
-//! exactly once per (register, order id), each in its own transaction.
+//! exactly once per (register, order id). A batch is written in transactions of up to
+//! [`ORDERS_PER_COMMIT`] orders, each order inside a savepoint of its own, so a drain pays one
+//! durable commit per group instead of one per order and a rejected order still leaves nothing.
 //!
 //! The goods have already left the store, so a valid offline sale is never refused for lack of
 //! stock: it takes what is available (never what online orders hold reserved) and records the
@@ -37,6 +39,10 @@ use crate::store::{self, Tx};
 /// checkout took the same order id at the same moment. The next try sees who won.
 const APPLY_TRIES_MAX: usize = 3;
 
+/// Orders per transaction: one durable commit for this many orders, while SQLite's single
+/// writer is never held for long (other tills' online checkouts queue behind it).
+pub const ORDERS_PER_COMMIT: usize = 25;
+
 /// The batch as received. Each order is parsed on its own, so one malformed order is rejected
 /// alone instead of failing the whole batch.
 #[derive(Debug, Deserialize)]
@@ -66,8 +72,13 @@ pub async fn sync_orders(
     let till = till(&state, &auth.caller).await?;
     let ids = batch_ids(&batch)?;
     let mut results = Vec::with_capacity(ids.len());
-    for (id, raw) in ids.into_iter().zip(batch.orders) {
-        results.push(apply(&state, &till, id, raw).await?);
+    let mut orders = ids.into_iter().zip(batch.orders).peekable();
+    while orders.peek().is_some() {
+        let mut tx = state.db.begin_write().await?;
+        for (id, raw) in orders.by_ref().take(ORDERS_PER_COMMIT) {
+            results.push(apply(&state, &mut tx, &till, id, raw).await?);
+        }
+        tx.commit().await.context("committing offline orders")?;
     }
     // Stored results are spliced in as they were saved, so a replay is byte-identical.
     let body = format!("{{\"results\":[{}]}}", results.join(","));
@@ -128,12 +139,13 @@ fn batch_ids(batch: &RawBatch) -> ApiResult<Vec<Uuid>> {
 /// fail the batch; orders applied before them stay applied and replay on the retry.
 async fn apply(
     state: &AppState,
+    tx: &mut Tx,
     till: &Till,
     id: Uuid,
     raw: serde_json::Value,
 ) -> ApiResult<String> {
     let outcome = match serde_json::from_value::<OfflineOrder>(raw) {
-        Ok(order) => apply_valid(state, till, &order).await,
+        Ok(order) => apply_valid(state, tx, till, &order).await,
         Err(e) => Err(ApiError::Invalid {
             code: "invalid_order",
             message: e.to_string(),
@@ -156,7 +168,14 @@ fn rejected(id: Uuid, err: &ApiError) -> ApiResult<String> {
     Ok(serde_json::to_string(&result).context("encoding a rejected result")?)
 }
 
-async fn apply_valid(state: &AppState, till: &Till, order: &OfflineOrder) -> ApiResult<String> {
+/// Applies (or replays) one order inside its own savepoint of `tx`: any failure rolls back
+/// exactly what this order wrote.
+async fn apply_valid(
+    state: &AppState,
+    tx: &mut Tx,
+    till: &Till,
+    order: &OfflineOrder,
+) -> ApiResult<String> {
     validate(till, order)?;
     let location_id = stock::location_id(state, &order.location).await?;
     let hash = idempotency::fingerprint(
@@ -165,12 +184,22 @@ async fn apply_valid(state: &AppState, till: &Till, order: &OfflineOrder) -> Api
     );
     let mut tries = 1;
     loop {
-        match apply_once(state, till, order, &location_id, &hash).await {
-            Err(ApiError::Internal(e)) if tries < APPLY_TRIES_MAX && is_unique_violation(&e) => {
-                tracing::warn!(order_id = %order.id, error = ?e, "offline order raced; trying again");
-                tries += 1;
+        tx.savepoint().await?;
+        match apply_once(state, tx, till, order, &location_id, &hash).await {
+            Ok(body) => {
+                tx.release_savepoint().await?;
+                return Ok(body);
             }
-            outcome => return outcome,
+            Err(err) => {
+                tx.rollback_to_savepoint().await?;
+                match err {
+                    ApiError::Internal(e) if tries < APPLY_TRIES_MAX && is_unique_violation(&e) => {
+                        tracing::warn!(order_id = %order.id, error = ?e, "offline order raced; trying again");
+                        tries += 1;
+                    }
+                    err => return Err(err),
+                }
+            }
         }
     }
 }
@@ -226,9 +255,10 @@ fn validate(till: &Till, order: &OfflineOrder) -> ApiResult<()> {
     Ok(())
 }
 
-/// One try in one transaction: claim the key, then apply the order, or replay what the key holds.
+/// One try: claim the key, then apply the order, or replay what the key holds.
 async fn apply_once(
     state: &AppState,
+    tx: &mut Tx,
     till: &Till,
     order: &OfflineOrder,
     location_id: &str,
@@ -243,13 +273,11 @@ async fn apply_once(
         receipt_no: &order.receipt_no,
         completed_at_ms: order.completed_at.timestamp_millis(),
     };
-    let mut tx = state.db.begin_write().await?;
-    if !store::sync::claim(&mut tx, key, &info).await? {
-        return replay(&mut tx, key, hash).await;
+    if !store::sync::claim(tx, key, &info).await? {
+        return replay(tx, key, hash).await;
     }
-    let body = apply_in(state, &mut tx, till, order, location_id).await?;
-    store::sync::finish(&mut tx, key, &body).await?;
-    tx.commit().await.context("committing an offline order")?;
+    let body = apply_in(state, tx, till, order, location_id).await?;
+    store::sync::finish(tx, key, &body).await?;
     Ok(body)
 }
 

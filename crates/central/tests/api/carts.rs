@@ -13,8 +13,9 @@ use kassa_domain::{Currency, Money, Role};
 use serde_json::{json, Value};
 
 use crate::catalog::{create, ean, product_body};
-use crate::helpers::{error_body, Db, TestApp};
-use crate::story;
+use crate::helpers::{error_body, TestApp};
+use crate::{story, story_with};
+use kassa_central::Config;
 
 story!(
     a_guest_creates_reads_and_updates_a_cart_with_its_token,
@@ -718,16 +719,15 @@ async fn merging_into_a_user_without_a_cart_makes_one(app: TestApp) {
     assert_eq!((status, again.cart.id), (200, merged.cart.id));
 }
 
+story_with!(cart_ttls_of_a_minute_and_an_hour: the_configured_ttl_sets_expiry);
+
+fn cart_ttls_of_a_minute_and_an_hour(c: &mut Config) {
+    c.guest_cart_ttl = Duration::from_secs(60);
+    c.user_cart_ttl = Duration::from_secs(3600);
+}
+
 /// The configured time to live sets `expires_at` (plain tests: the story macro takes no config).
-async fn the_configured_ttl_sets_expiry(db: Db) {
-    let Some(app) = TestApp::spawn_with(db, |c| {
-        c.guest_cart_ttl = Duration::from_secs(60);
-        c.user_cart_ttl = Duration::from_secs(3600);
-    })
-    .await
-    else {
-        return;
-    };
+async fn the_configured_ttl_sets_expiry(app: TestApp) {
     shop(&app).await;
     let now = chrono::Utc::now();
     let (cart, _) = new_guest_cart(&app).await;
@@ -737,14 +737,4 @@ async fn the_configured_ttl_sets_expiry(db: Db) {
     let (_, mine) = new_cart(&app, user(customer.token()), &json!({})).await;
     let user_ttl = (mine.cart.expires_at - now).num_seconds();
     assert!((3598..=3601).contains(&user_ttl), "user ttl {user_ttl}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_configured_ttl_sets_expiry_on_sqlite() {
-    the_configured_ttl_sets_expiry(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_configured_ttl_sets_expiry_on_postgres() {
-    the_configured_ttl_sets_expiry(Db::Postgres).await;
 }

@@ -10,8 +10,9 @@ use kassa_domain::{OrderStatus, Role};
 use serde_json::{json, Value};
 
 use crate::catalog::{create, ean, product_body};
-use crate::helpers::{error_body, Db, TestApp};
-use crate::story;
+use crate::helpers::{error_body, TestApp};
+use crate::{story, story_with};
+use kassa_central::Config;
 
 story!(
     a_flash_sale_of_100_units_to_500_buyers_reserves_exactly_100,
@@ -606,12 +607,13 @@ async fn customers_see_only_their_own_orders(app: TestApp) {
     .await;
 }
 
-async fn expiry_releases_stock_exactly_once_with_two_sweepers(db: Db) {
-    let Some(app) =
-        TestApp::spawn_with(db, |c| c.reservation_ttl = Duration::from_millis(300)).await
-    else {
-        return;
-    };
+story_with!(reservations_of_300_ms: expired_reservations_are_released_exactly_once_by_racing_sweepers);
+
+pub fn reservations_of_300_ms(c: &mut Config) {
+    c.reservation_ttl = Duration::from_millis(300);
+}
+
+async fn expired_reservations_are_released_exactly_once_by_racing_sweepers(app: TestApp) {
     let manager = seed(&app, 5).await;
     let cashier = app.user(Role::Cashier).await;
     for i in 0..4 {
@@ -660,25 +662,17 @@ async fn expiry_releases_stock_exactly_once_with_two_sweepers(db: Db) {
     assert_ledger_balanced(&app, &manager, "SKU-1").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn expired_reservations_are_released_exactly_once_by_racing_sweepers_on_sqlite() {
-    expiry_releases_stock_exactly_once_with_two_sweepers(Db::Sqlite).await;
-}
+story_with!(requests_cut_after_3_ms: cancelled_requests_leave_no_transaction_open);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn expired_reservations_are_released_exactly_once_by_racing_sweepers_on_postgres() {
-    expiry_releases_stock_exactly_once_with_two_sweepers(Db::Postgres).await;
+fn requests_cut_after_3_ms(c: &mut Config) {
+    c.request_timeout = Duration::from_millis(3);
 }
 
 /// Requests cancelled at random moments (here by Central's own request timeout, set to a few
 /// milliseconds, so handlers are dropped wherever they are: beginning, inside or committing a
 /// transaction) leave no transaction open behind them: every pooled connection can still
 /// write, and the books add up.
-async fn cancelled_requests_leave_no_transaction_open(db: Db) {
-    let Some(app) = TestApp::spawn_with(db, |c| c.request_timeout = Duration::from_millis(3)).await
-    else {
-        return;
-    };
+async fn cancelled_requests_leave_no_transaction_open(app: TestApp) {
     let db = &app.state.db;
     let location = kassa_central::store::locations::insert(db, "STORE-1", "One")
         .await
@@ -769,16 +763,6 @@ async fn cancelled_requests_leave_no_transaction_open(db: Db) {
         .await
         .unwrap();
     assert_eq!(ledger, on_hand);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cancelled_requests_leave_no_transaction_open_on_sqlite() {
-    cancelled_requests_leave_no_transaction_open(Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cancelled_requests_leave_no_transaction_open_on_postgres() {
-    cancelled_requests_leave_no_transaction_open(Db::Postgres).await;
 }
 
 /// sqlx 0.8 opens `BEGIN IMMEDIATE` and then awaits a lock before handing out the transaction:

@@ -8,6 +8,28 @@ use kassa_domain::{Role, Username};
 use serde_json::Value;
 use uuid::Uuid;
 
+/// [`story!`] for stories that need Central configured differently: `story_with!(tweak: a, b)`
+/// runs `a(app)` and `b(app)` on a Central whose config `tweak(&mut Config)` changed, once per
+/// backend.
+#[macro_export]
+macro_rules! story_with {
+    ($tweak:ident: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_sqlite() {
+                let app = $crate::helpers::TestApp::spawn_with($crate::helpers::Db::Sqlite, super::$tweak);
+                super::$name(app.await.unwrap()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_postgres() {
+                if let Some(app) = $crate::helpers::TestApp::spawn_with($crate::helpers::Db::Postgres, super::$tweak).await {
+                    super::$name(app).await
+                }
+            }
+        }
+    )*};
+}
+
 /// Runs `$name(app)` once per backend, as `$name::on_sqlite` and `$name::on_postgres`.
 #[macro_export]
 macro_rules! story {

@@ -9,9 +9,10 @@ use kassa_domain::{OrderStatus, Role};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use crate::checkout::reservations_of_300_ms;
 use crate::checkout::{assert_ledger_balanced, count, order, seed, stock};
 use crate::helpers::{error_body, TestApp, WEBHOOK_SECRET};
-use crate::story;
+use crate::{story, story_with};
 
 story!(
     cash_pays_the_order_gives_change_and_turns_the_reservation_into_a_sale,
@@ -618,16 +619,17 @@ async fn concurrent_refunds_never_give_back_more_than_was_paid(app: TestApp) {
     );
 }
 
+story_with!(reservations_of_300_ms: an_unpaid_order_is_cancelled_when_its_reservation_expires);
+story_with!(reservations_of_300_ms_and_a_slow_processor: a_card_success_for_an_expired_order_is_refunded);
+
+fn reservations_of_300_ms_and_a_slow_processor(c: &mut kassa_central::Config) {
+    reservations_of_300_ms(c);
+    c.processor_timeout = Duration::from_millis(800);
+}
+
 /// A declined (or abandoned) payment leaves the order RESERVED until its reservation expires;
 /// then it is CANCELLED and its stock released.
-async fn an_unpaid_order_is_cancelled_when_its_reservation_expires(db: crate::helpers::Db) {
-    let Some(app) = TestApp::spawn_with(db, |c| {
-        c.reservation_ttl = Duration::from_millis(300);
-    })
-    .await
-    else {
-        return;
-    };
+async fn an_unpaid_order_is_cancelled_when_its_reservation_expires(app: TestApp) {
     let manager = seed(&app, 10).await;
     let customer = app.user(Role::Customer).await;
     let o = reserved_order(&app, customer.token(), 3).await;
@@ -662,26 +664,8 @@ async fn an_unpaid_order_is_cancelled_when_its_reservation_expires(db: crate::he
     assert_ledger_balanced(&app, &manager, "SKU-1").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_unpaid_order_is_cancelled_when_its_reservation_expires_on_sqlite() {
-    an_unpaid_order_is_cancelled_when_its_reservation_expires(crate::helpers::Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_unpaid_order_is_cancelled_when_its_reservation_expires_on_postgres() {
-    an_unpaid_order_is_cancelled_when_its_reservation_expires(crate::helpers::Db::Postgres).await;
-}
-
 /// A card success that arrives after the order expired is given back to the card, once.
-async fn a_card_success_for_an_expired_order_is_refunded(db: crate::helpers::Db) {
-    let Some(app) = TestApp::spawn_with(db, |c| {
-        c.reservation_ttl = Duration::from_millis(300);
-        c.processor_timeout = Duration::from_millis(800);
-    })
-    .await
-    else {
-        return;
-    };
+async fn a_card_success_for_an_expired_order_is_refunded(app: TestApp) {
     let manager = seed(&app, 10).await;
     let customer = app.user(Role::Customer).await;
     let o = reserved_order(&app, customer.token(), 1).await;
@@ -733,14 +717,4 @@ async fn a_card_success_for_an_expired_order_is_refunded(db: crate::helpers::Db)
     );
     let level = stock(&app, &manager, "SKU-1").await;
     assert_eq!((level.on_hand, level.reserved), (10, 0));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_card_success_for_an_expired_order_is_refunded_on_sqlite() {
-    a_card_success_for_an_expired_order_is_refunded(crate::helpers::Db::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_card_success_for_an_expired_order_is_refunded_on_postgres() {
-    a_card_success_for_an_expired_order_is_refunded(crate::helpers::Db::Postgres).await;
 }

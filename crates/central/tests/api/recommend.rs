@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::catalog::{create, ean, product_body};
 use crate::checkout::{order, receive};
-use crate::helpers::{error_body, Db, TestApp};
-use crate::story;
+use crate::helpers::{error_body, TestApp};
+use crate::{story, story_with};
 
 story!(
     planted_partners_are_in_each_products_top_k,
@@ -268,27 +268,10 @@ async fn out_of_stock_and_archived_products_are_not_recommended(app: TestApp) {
     assert_eq!(recommended(&app, &token, &p["X"], "").await, ["Y", "V"]);
 }
 
-mod new_paid_orders_update_recommendations_without_a_batch {
-    use super::*;
+story_with!(fast_tick: new_paid_orders_update_recommendations_without_a_batch);
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn on_sqlite() {
-        super::new_paid_orders_update_recommendations_without_a_batch(
-            TestApp::spawn_with(Db::Sqlite, fast_tick).await.unwrap(),
-        )
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn on_postgres() {
-        if let Some(app) = TestApp::spawn_with(Db::Postgres, fast_tick).await {
-            super::new_paid_orders_update_recommendations_without_a_batch(app).await;
-        }
-    }
-
-    fn fast_tick(config: &mut kassa_central::Config) {
-        config.recommend_tick = Duration::from_millis(100);
-    }
+fn fast_tick(config: &mut kassa_central::Config) {
+    config.recommend_tick = Duration::from_millis(100);
 }
 
 async fn new_paid_orders_update_recommendations_without_a_batch(app: TestApp) {

@@ -43,6 +43,7 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/v1/locations", Access::Roles(STAFF)),
     ("POST", "/v1/locations", Access::Roles(ADMINS)),
     ("GET", "/v1/stock/{sku}", Access::Roles(STAFF)),
+    ("GET", "/v1/stock", Access::Roles(STAFF)),
     ("GET", "/v1/stock/discrepancies", Access::Roles(MANAGERS)),
     ("POST", "/v1/stock/adjustments", Access::Roles(MANAGERS)),
     ("PUT", "/v1/stock/{sku}/threshold", Access::Roles(MANAGERS)),
@@ -204,6 +205,7 @@ async fn request(
         ("GET", "/v1/products/{id}") => plain(format!("/v1/products/{product}"), None),
         ("GET", "/v1/recommendations/{product_id}") => plain(format!("/v1/recommendations/{product}"), None),
         ("GET", "/v1/stock/{sku}") => plain("/v1/stock/SKU-MATRIX?location=STORE-1".into(), None),
+        ("GET", "/v1/stock") => plain("/v1/stock?location=STORE-1&limit=10".into(), None),
         ("POST", "/v1/stock/adjustments") => plain(
             path.into(),
             Some(json!({ "sku": "SKU-MATRIX", "location": "STORE-1", "delta": 1, "reason": "receiving" })),

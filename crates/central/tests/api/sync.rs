@@ -21,6 +21,7 @@ story!(
     only_staff_signed_in_at_a_register_may_sync,
     a_rejected_order_is_not_kept_and_applies_once_corrected,
     till_prices_and_split_payments_are_kept_as_sold,
+    a_full_batch_with_rejections_in_several_commit_groups_keeps_only_the_valid_orders,
 );
 
 /// Pairs a register at STORE-1 and signs a new cashier in at it; returns the session's token.
@@ -433,4 +434,51 @@ async fn till_prices_and_split_payments_are_kept_as_sold(app: TestApp) {
     let over = offline_order(Uuid::now_v7(), &[("SKU-1", 1, "2.50")], "3.00");
     let (_, body) = sync(&app, &till, &[over]).await;
     assert_eq!(results(&body)[0]["error"]["code"], "overpayment");
+}
+
+/// A batch of the most orders, written in several commit groups, with rejected orders in the
+/// middle of groups: every valid order is applied once, no rejected one leaves a row, and the
+/// whole batch replays identically.
+async fn a_full_batch_with_rejections_in_several_commit_groups_keeps_only_the_valid_orders(
+    app: TestApp,
+) {
+    let admin = seed(&app, 1_000).await;
+    let (till, _) = register_session(&app, &admin).await;
+    let max = kassa_domain::api::SYNC_BATCH_ORDERS_MAX;
+    let rejected_at = [7, 30, 31, max - 1];
+    let batch: Vec<Value> = (0..max)
+        .map(|i| {
+            let sku = if rejected_at.contains(&i) {
+                "NO-SUCH"
+            } else {
+                "SKU-1"
+            };
+            offline_order(Uuid::now_v7(), &[(sku, 1, "2.50")], "2.50")
+        })
+        .collect();
+    let (status, body) = sync(&app, &till, &batch).await;
+    assert_eq!(status, 200);
+    let first = results(&body);
+    for (i, result) in first.iter().enumerate() {
+        let expected = if rejected_at.contains(&i) {
+            "rejected"
+        } else {
+            "accepted"
+        };
+        assert_eq!(result["outcome"], expected, "order {i}: {result}");
+    }
+    let valid = i64::try_from(max - rejected_at.len()).unwrap();
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM offline_orders").await,
+        valid
+    );
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM orders WHERE source = 'offline'").await,
+        valid
+    );
+    assert_eq!(stock(&app, &admin, "SKU-1").await.on_hand, 1_000 - valid);
+    let (_, again) = sync(&app, &till, &batch).await;
+    assert_eq!(again, body, "the batch replays byte for byte");
+    assert_eq!(stock(&app, &admin, "SKU-1").await.on_hand, 1_000 - valid);
+    assert_ledger_balanced(&app, &admin, "SKU-1").await;
 }

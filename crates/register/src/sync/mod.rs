@@ -4,6 +4,7 @@
 
 mod adjustments;
 mod backoff;
+mod cards;
 mod edits;
 mod orders;
 mod pull;
@@ -31,7 +32,7 @@ pub struct SyncConfig {
     /// First retry delay after a failure, and the most a retry waits.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Stock levels pulled per round (one request each).
+    /// Stock levels pulled per round, in pages of up to 1000 (`GET /v1/stock`).
     pub stock_skus_per_round: u32,
 }
 
@@ -41,7 +42,7 @@ impl Default for SyncConfig {
             interval: Duration::from_secs(10),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
-            stock_skus_per_round: 200,
+            stock_skus_per_round: 5_000,
         }
     }
 }
@@ -66,6 +67,8 @@ pub struct SyncStatus {
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RoundReport {
+    /// Card payments left pending (a crash, a silent processor) that settled.
+    pub card_sales_settled: usize,
     pub sales_settled: usize,
     pub edits_pushed: usize,
     pub adjustments_pushed: usize,
@@ -83,6 +86,8 @@ pub struct Engine {
     status: watch::Sender<SyncStatus>,
     kick: Notify,
     round: Mutex<()>,
+    /// One card payment (the till's, or the engine settling one) at a time.
+    card: Mutex<()>,
 }
 
 impl Engine {
@@ -94,6 +99,7 @@ impl Engine {
             status: watch::Sender::new(SyncStatus::default()),
             kick: Notify::new(),
             round: Mutex::new(()),
+            card: Mutex::new(()),
         }
     }
 
@@ -127,6 +133,7 @@ impl Engine {
 
     async fn round(&self) -> Result<RoundReport> {
         let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
+        let card_sales_settled = self.settle_cards().await?;
         let sales_settled = self.push_outbox().await?;
         let edits_pushed = self.push_edits().await?;
         let adjustments_pushed = self.push_adjustments().await?;
@@ -134,6 +141,7 @@ impl Engine {
         let stock_levels = self.pull_stock(&identity.location).await?;
         let recommendation_lists = self.pull_recommendations().await?;
         Ok(RoundReport {
+            card_sales_settled,
             sales_settled,
             edits_pushed,
             adjustments_pushed,

@@ -6,7 +6,7 @@
 use kassa_domain::api::{
     CreatePayment, Order, PaymentMethod, SyncOrderResult, SyncOrdersRequest, SYNC_BATCH_ORDERS_MAX,
 };
-use kassa_domain::{Money, OrderStatus};
+use kassa_domain::{Money, OrderStatus, ReceiptPayment};
 
 use super::Engine;
 use crate::error::{Error, Result};
@@ -110,7 +110,16 @@ impl Engine {
             tracing::warn!(order = %entry.order_id, central = %order.totals.total, register = %entry.total,
                 "Central priced the sale differently from the register's catalog");
         }
-        let tendered = max_money(entry.tendered, outstanding)?;
+        let Some(tendered) = (match &entry.payment {
+            ReceiptPayment::Cash { tendered, .. } => Some(*tendered),
+            ReceiptPayment::Card { .. } => None,
+        }) else {
+            return Err(Error::Corrupt(format!(
+                "sale {} waits for a cash payment but was paid by card",
+                entry.order_id
+            )));
+        };
+        let tendered = max_money(tendered, outstanding)?;
         let payment = CreatePayment {
             method: PaymentMethod::Cash,
             amount: outstanding,

@@ -1,122 +1,190 @@
 //! Pulling from Central: the catalog delta feed (archived products dropped, products with an
-//! unsettled local edit left alone), stock levels round-robin over the local SKUs, and the
-//! recommendation lists. Each page is stored in one transaction with its cursor.
+//! unsettled local edit left alone), the stock levels of this register's location (a thousand
+//! SKUs a request, round-robin over the catalog) and the recommendation lists. All three are
+//! cursor-paged feeds pulled by one loop ([`Engine::pull_feed`]); each page is stored in one
+//! transaction with its cursor.
 
-use kassa_domain::Sku;
+use kassa_domain::api::{CopurchaseList, Product, StockLevel, StockPage, STOCK_PAGE_LIMIT_MAX};
 
 use super::Engine;
+use crate::client::CentralClient;
 use crate::error::{Context, Result};
-use crate::store::{self, LocalDb};
+use crate::store::{self, Tx};
 use crate::{catalog, edits, recommend, stock};
 
-/// Items per feed page, and pages per round at most.
+/// Items per catalog and recommendation page, and pages per round at most.
 const FEED_PAGE_LIMIT: u32 = 500;
 const FEED_PAGES_PER_ROUND_MAX: usize = 200;
+
+/// One page as a feed answers it.
+struct Page<T> {
+    items: Vec<T>,
+    /// The cursor to store (where the next pull starts).
+    next: String,
+    /// Is there more after this page?
+    more: bool,
+}
+
+/// A cursor-paged feed pulled from Central into the local store.
+trait Feed {
+    type Item;
+    /// The feed's row in `sync_cursors`.
+    const CURSOR: &'static str;
+    async fn fetch(
+        &self,
+        client: &CentralClient,
+        token: &str,
+        cursor: &str,
+    ) -> Result<Page<Self::Item>>;
+    async fn apply(&self, tx: &mut Tx, items: &[Self::Item]) -> Result<()>;
+}
+
+/// `GET /v1/products?since=`: changes since the cursor.
+struct Catalog;
+
+impl Feed for Catalog {
+    type Item = Product;
+    const CURSOR: &'static str = "products";
+
+    async fn fetch(
+        &self,
+        client: &CentralClient,
+        token: &str,
+        cursor: &str,
+    ) -> Result<Page<Product>> {
+        let page = client
+            .products_since(token, cursor, FEED_PAGE_LIMIT)
+            .await?;
+        let more = page.items.len() >= FEED_PAGE_LIMIT as usize;
+        Ok(Page {
+            items: page.items,
+            next: page.next_cursor,
+            more,
+        })
+    }
+
+    async fn apply(&self, tx: &mut Tx, items: &[Product]) -> Result<()> {
+        for product in items {
+            if !edits::is_unsettled(tx, product.id).await? {
+                catalog::apply(tx, product).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `GET /v1/recommendations?since=`: lists changed since the cursor.
+struct Recommendations;
+
+impl Feed for Recommendations {
+    type Item = CopurchaseList;
+    const CURSOR: &'static str = "recommendations";
+
+    async fn fetch(
+        &self,
+        client: &CentralClient,
+        token: &str,
+        cursor: &str,
+    ) -> Result<Page<CopurchaseList>> {
+        let page = client
+            .recommendations_since(token, cursor, FEED_PAGE_LIMIT)
+            .await?;
+        let more = page.items.len() >= FEED_PAGE_LIMIT as usize;
+        Ok(Page {
+            items: page.items,
+            next: page.next_cursor,
+            more,
+        })
+    }
+
+    async fn apply(&self, tx: &mut Tx, items: &[CopurchaseList]) -> Result<()> {
+        for list in items {
+            recommend::apply(tx, list).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `GET /v1/stock?location=&after=`: levels by SKU; after the last SKU it starts over.
+struct Stock<'a> {
+    location: &'a str,
+    limit: u32,
+}
+
+impl Feed for Stock<'_> {
+    type Item = StockLevel;
+    const CURSOR: &'static str = "stock";
+
+    async fn fetch(
+        &self,
+        client: &CentralClient,
+        token: &str,
+        cursor: &str,
+    ) -> Result<Page<StockLevel>> {
+        let StockPage { items, next_cursor } = client
+            .stock_page(token, self.location, cursor, self.limit)
+            .await?;
+        Ok(Page {
+            items,
+            more: next_cursor.is_some(),
+            next: next_cursor.unwrap_or_default(),
+        })
+    }
+
+    async fn apply(&self, tx: &mut Tx, items: &[StockLevel]) -> Result<()> {
+        for level in items {
+            stock::save(tx, level).await?;
+        }
+        Ok(())
+    }
+}
 
 impl Engine {
     /// Pulls catalog changes until the feed is exhausted; returns how many products changed.
     pub(super) async fn pull_catalog(&self) -> Result<usize> {
-        let mut changed = 0;
-        for _ in 0..FEED_PAGES_PER_ROUND_MAX {
-            let since = store::cursor(&self.db, "products")
-                .await?
-                .unwrap_or_default();
-            let page = self
-                .sessions
-                .authed(|t| {
-                    let since = &since;
-                    async move {
-                        self.client()
-                            .products_since(t.expose(), since, FEED_PAGE_LIMIT)
-                            .await
-                    }
-                })
-                .await?;
-            let mut tx = self.db.begin_write().await?;
-            for product in &page.items {
-                if !edits::is_unsettled(&mut tx, product.id).await? {
-                    catalog::apply(&mut tx, product).await?;
-                }
-            }
-            store::set_cursor(&mut tx, "products", &page.next_cursor).await?;
-            tx.commit().await.context("storing a catalog page")?;
-            changed += page.items.len();
-            if page.items.len() < FEED_PAGE_LIMIT as usize {
-                break;
-            }
-        }
-        Ok(changed)
+        self.pull_feed(&Catalog, FEED_PAGES_PER_ROUND_MAX).await
     }
 
     /// Pulls the recommendation lists changed since the last pull.
     pub(super) async fn pull_recommendations(&self) -> Result<usize> {
-        let mut changed = 0;
-        for _ in 0..FEED_PAGES_PER_ROUND_MAX {
-            let since = store::cursor(&self.db, "recommendations")
+        self.pull_feed(&Recommendations, FEED_PAGES_PER_ROUND_MAX)
+            .await
+    }
+
+    /// Pulls up to `stock_skus_per_round` stock levels at this register's location in pages
+    /// of up to [`STOCK_PAGE_LIMIT_MAX`], continuing where the last round stopped and starting
+    /// over after the last SKU.
+    pub(super) async fn pull_stock(&self, location: &str) -> Result<usize> {
+        let per_round = self.config.stock_skus_per_round.max(1);
+        let limit = per_round.min(STOCK_PAGE_LIMIT_MAX);
+        let pages = per_round.div_ceil(limit) as usize;
+        self.pull_feed(&Stock { location, limit }, pages).await
+    }
+
+    /// The one paging loop: fetch the page after the stored cursor, store it with the new
+    /// cursor in one transaction, until the feed says there is no more or `pages_max` pages.
+    async fn pull_feed<F: Feed>(&self, feed: &F, pages_max: usize) -> Result<usize> {
+        let mut pulled = 0;
+        for _ in 0..pages_max {
+            let cursor = store::cursor(&self.db, F::CURSOR)
                 .await?
                 .unwrap_or_default();
             let page = self
                 .sessions
                 .authed(|t| {
-                    let since = &since;
-                    async move {
-                        self.client()
-                            .recommendations_since(t.expose(), since, FEED_PAGE_LIMIT)
-                            .await
-                    }
+                    let cursor = &cursor;
+                    async move { feed.fetch(self.client(), t.expose(), cursor).await }
                 })
                 .await?;
             let mut tx = self.db.begin_write().await?;
-            for list in &page.items {
-                recommend::apply(&mut tx, list).await?;
-            }
-            store::set_cursor(&mut tx, "recommendations", &page.next_cursor).await?;
-            tx.commit().await.context("storing recommendations")?;
-            changed += page.items.len();
-            if page.items.len() < FEED_PAGE_LIMIT as usize {
+            feed.apply(&mut tx, &page.items).await?;
+            store::set_cursor(&mut tx, F::CURSOR, &page.next).await?;
+            tx.commit().await.context("storing a pulled page")?;
+            pulled += page.items.len();
+            if !page.more {
                 break;
             }
         }
-        Ok(changed)
+        Ok(pulled)
     }
-
-    /// Pulls the stock of up to `stock_skus_per_round` SKUs at this register's location,
-    /// continuing where the last round stopped and starting over after the last SKU.
-    pub(super) async fn pull_stock(&self, location: &str) -> Result<usize> {
-        let after = store::cursor(&self.db, "stock").await?.unwrap_or_default();
-        let skus = stock::skus_after(&self.db, &after, self.config.stock_skus_per_round).await?;
-        let mut levels = Vec::with_capacity(skus.len());
-        for sku in &skus {
-            let Ok(sku) = Sku::parse(sku) else { continue };
-            let level = self
-                .sessions
-                .authed(|t| {
-                    let sku = &sku;
-                    async move { self.client().stock(t.expose(), sku, location).await }
-                })
-                .await?;
-            levels.push(level);
-        }
-        let next = if skus.len() < self.config.stock_skus_per_round as usize {
-            String::new()
-        } else {
-            skus.last().cloned().unwrap_or_default()
-        };
-        save_levels(&self.db, &levels, &next).await?;
-        Ok(levels.len())
-    }
-}
-
-async fn save_levels(
-    db: &LocalDb,
-    levels: &[kassa_domain::api::StockLevel],
-    next: &str,
-) -> Result<()> {
-    let mut tx = db.begin_write().await?;
-    for level in levels {
-        stock::save(&mut tx, level).await?;
-    }
-    store::set_cursor(&mut tx, "stock", next).await?;
-    tx.commit().await.context("storing stock levels")?;
-    Ok(())
 }

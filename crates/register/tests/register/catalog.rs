@@ -237,3 +237,41 @@ async fn stock_received_offline_is_pushed_once_a_manager_signs_in() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_register_syncs_2500_products_under_centrals_default_rate_limits() {
+    crate::helpers::bounded(async move {
+        const PRODUCTS: usize = 2500;
+        let shop = crate::helpers::Shop::open_big(PRODUCTS as u32).await;
+        shop.receive(&sku("SKU-7"), 9).await;
+        let dir = tempfile::tempdir().unwrap();
+        // The shipped defaults: every stock level in the first round.
+        let register = shop
+            .register_tweaked(
+                &dir,
+                "R1",
+                std::sync::Arc::new(kassa_register::secrets::MemoryStore::default()),
+                |c| c.sync = kassa_register::sync::SyncConfig::default(),
+            )
+            .await;
+
+        let first = register.sync_now().await.unwrap();
+        assert_eq!(first.products_changed, PRODUCTS);
+        assert_eq!(first.stock_levels, PRODUCTS);
+        assert_eq!(
+            register.stock_available(&sku("SKU-7")).await.unwrap(),
+            Some(9)
+        );
+        assert_eq!(
+            register.stock_available(&sku("SKU-2500")).await.unwrap(),
+            Some(0)
+        );
+        let second = register.sync_now().await.unwrap();
+        assert_eq!(second.products_changed, 0);
+        assert_eq!(
+            second.stock_levels, PRODUCTS,
+            "the next round refreshes them all again"
+        );
+    })
+    .await;
+}

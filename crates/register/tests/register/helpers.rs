@@ -30,6 +30,10 @@ pub struct Central {
     running: Option<Running>,
     /// The running Central's state (`None` while stopped).
     state: Option<AppState>,
+    /// The card processor Central talks to (the simulator; it outlives Central's restarts).
+    sim: kassa_processor_sim::SimHandle,
+    /// Central's default per-user request limits instead of the tests' generous ones.
+    rate_limited: bool,
 }
 
 struct Running {
@@ -37,13 +41,29 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-fn config(database_url: String) -> Config {
+/// How long Central waits for the processor here: the simulator's `pm_sim_timeout` holds its
+/// answer for 30 s, so Central answers 502 `processor_unavailable` after this.
+pub const PROCESSOR_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn config(database_url: String, processor_url: &str, rate_limited: bool) -> Config {
+    let defaults = Config::default();
+    let (user_requests_per_second, user_requests_burst) = if rate_limited {
+        (
+            defaults.user_requests_per_second,
+            defaults.user_requests_burst,
+        )
+    } else {
+        (100_000, 100_000)
+    };
     Config {
         database_url,
+        user_requests_per_second,
+        user_requests_burst,
+        processor_url: Some(processor_url.to_owned()),
+        webhook_secret: Some(kassa_central::config::Secret::new("whsec_demo")),
+        processor_timeout: PROCESSOR_TIMEOUT,
         login_per_ip_per_minute: 10_000,
         login_per_username_per_minute: 10_000,
-        user_requests_per_second: 100_000,
-        user_requests_burst: 100_000,
         db_connections_max: 8,
         // A request cut off mid-way leaves its Idempotency-Key in flight until the lease ends
         // (60 s by default); the register retries until then. Short here to keep tests short.
@@ -54,11 +74,26 @@ fn config(database_url: String) -> Config {
 
 impl Central {
     pub async fn start() -> Central {
+        Self::start_with(false).await
+    }
+
+    /// A Central with its default per-user request limits (50/s, burst 200).
+    pub async fn start_rate_limited() -> Central {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(rate_limited: bool) -> Central {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("central.db").display());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let state = kassa_central::build_state(config(url.clone()))
+        let sim = kassa_processor_sim::spawn(kassa_processor_sim::SimConfig::default())
+            .await
+            .unwrap();
+        sim.set_webhook_url(Some(format!(
+            "http://127.0.0.1:{port}/v1/webhooks/payments"
+        )));
+        let state = kassa_central::build_state(config(url.clone(), &sim.base_url, rate_limited))
             .await
             .unwrap();
         let running = serve(listener, state.clone());
@@ -68,6 +103,8 @@ impl Central {
             port,
             running: Some(running),
             state: Some(state),
+            sim,
+            rate_limited,
         }
     }
 
@@ -104,7 +141,7 @@ impl Central {
     /// Starts again on the same database and port.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let state = start_state(&self.url).await;
+        let state = start_state(&self.url, &self.sim.base_url, self.rate_limited).await;
         let mut tries = 0;
         let listener = loop {
             match TcpListener::bind(("127.0.0.1", self.port)).await {
@@ -132,10 +169,11 @@ impl Central {
 
 /// Builds Central's state on an existing database; a lock left by the stopped instance's
 /// dropped connections may take a moment to go (bounded retries).
-async fn start_state(url: &str) -> AppState {
+async fn start_state(url: &str, processor_url: &str, rate_limited: bool) -> AppState {
     let mut last = None;
     for _ in 0..5 {
-        match kassa_central::build_state(config(url.to_owned())).await {
+        match kassa_central::build_state(config(url.to_owned(), processor_url, rate_limited)).await
+        {
             Ok(state) => return state,
             Err(e) => last = Some(e),
         }
@@ -278,8 +316,29 @@ impl Shop {
     /// Central with STORE-1, an admin, `manager` and `cashier`, `products` products with
     /// [`STOCK`] units each.
     pub async fn open(products: u32) -> Shop {
+        let mut shop = Shop::staffed(Central::start().await).await;
+        for n in 1..=products {
+            let product = shop.create_product(&product_input(n)).await;
+            shop.receive(&product.sku, STOCK).await;
+            shop.products.push(product);
+        }
+        shop
+    }
+
+    /// A Central with its default per-user rate limits and `products` products written straight
+    /// to its store (no stock received, `products` left empty): a big catalog, quickly.
+    pub async fn open_big(products: u32) -> Shop {
+        let shop = Shop::staffed(Central::start_rate_limited().await).await;
+        let inputs: Vec<ProductInput> = (1..=products).map(product_input).collect();
+        kassa_central::store::catalog::insert_many(&shop.central.state().db, &inputs)
+            .await
+            .unwrap();
+        shop
+    }
+
+    /// STORE-1, an admin, `manager` and `cashier` on `central`, the manager signed in.
+    async fn staffed(central: Central) -> Shop {
         init_logs();
-        let central = Central::start().await;
         let proxy = Proxy::start(central.port()).await;
         let http = reqwest::Client::new();
         for (name, role) in [
@@ -310,11 +369,6 @@ impl Shop {
             products: Vec::new(),
         };
         shop.manager_token = shop.login("manager").await;
-        for n in 1..=products {
-            let product = shop.create_product(&product_input(n)).await;
-            shop.receive(&product.sku, STOCK).await;
-            shop.products.push(product);
-        }
         shop
     }
 
@@ -431,6 +485,23 @@ impl Shop {
         register
     }
 
+    /// [`Shop::register`] with its configuration changed by `tweak` (card terminal, limits).
+    pub async fn register_tweaked(
+        &self,
+        dir: &tempfile::TempDir,
+        code: &str,
+        secrets: Arc<dyn kassa_register::secrets::SecretStore>,
+        tweak: impl FnOnce(&mut RegisterConfig),
+    ) -> Register {
+        let register = open_register_with(dir, &self.proxy.url(), secrets, tweak).await;
+        register
+            .pair("manager", PASSWORD, LOCATION, code)
+            .await
+            .unwrap();
+        register.sign_in("cashier", PASSWORD).await.unwrap();
+        register
+    }
+
     /// Stops Central as the register sees it: connections cut, then the server stopped.
     pub async fn go_offline(&mut self) {
         self.proxy.cut();
@@ -455,6 +526,16 @@ pub async fn open_register(
     central: &str,
     secrets: Arc<dyn kassa_register::secrets::SecretStore>,
 ) -> Register {
+    open_register_with(dir, central, secrets, |_| {}).await
+}
+
+/// [`open_register`] with its configuration changed by `tweak`.
+pub async fn open_register_with(
+    dir: &tempfile::TempDir,
+    central: &str,
+    secrets: Arc<dyn kassa_register::secrets::SecretStore>,
+    tweak: impl FnOnce(&mut RegisterConfig),
+) -> Register {
     let mut config = RegisterConfig::new(dir.path().join("register.db"), central);
     config.timeouts = Timeouts {
         connect: Duration::from_secs(1),
@@ -466,6 +547,7 @@ pub async fn open_register(
         backoff_max: Duration::from_millis(300),
         stock_skus_per_round: 200,
     };
+    tweak(&mut config);
     Register::open(config, secrets).await.unwrap()
 }
 

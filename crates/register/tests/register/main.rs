@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod card;
 mod catalog;
 mod crash;
 mod edits;

@@ -1,0 +1,328 @@
+//! Card payments through Central, the half that talks to it: create the order (its key), pay
+//! by card (its key), and settle whatever a crash or a silent processor left pending. Every try
+//! of a sale sends the same two requests with the same two keys, so Central makes one order and
+//! one payment of it whatever is retried; one lock keeps the till's payment and the engine's
+//! settling from working on the same record at once.
+
+use std::time::Duration;
+
+use kassa_domain::api::{
+    CreateOrder, CreatePayment, Order, OrderLineRequest, Payment, PaymentMethod, PaymentStatus,
+};
+use kassa_domain::OrderStatus;
+use uuid::Uuid;
+
+use super::Engine;
+use crate::card::{self, CardSale};
+use crate::carts;
+use crate::error::{Error, Result};
+use crate::sale::Receipt;
+
+/// Tries of one payment request whose answer was lost or whose processor did not answer.
+const PAY_TRIES_MAX: u32 = 3;
+const PAY_RETRY_PAUSE: Duration = Duration::from_millis(300);
+/// Looks at a payment Central accepted as pending (202) before the cashier is told so.
+const PENDING_POLLS_MAX: u32 = 10;
+const PENDING_POLL_PAUSE: Duration = Duration::from_millis(300);
+
+/// What became of a card payment.
+#[derive(Debug)]
+enum Charged {
+    /// Central has the order PAID by this card; `reference` is the processor's.
+    Paid {
+        order: Box<Order>,
+        reference: String,
+    },
+    /// Declined, or Central refused the order: no money moved.
+    Refused(Error),
+    /// Central never heard of the sale.
+    NotSent(Error),
+    /// Not known yet; the record stays and the engine asks again.
+    Unknown(Error),
+}
+
+impl Engine {
+    /// Pays the open cart `cart_id` by card through Central: the record that holds the cart,
+    /// the order, the payment, and the outcome written locally. A decline or refusal leaves the
+    /// cart open and says why; an unknown outcome is [`Error::CardPending`] (the cart stays held
+    /// until a sync round settles it); a request that never reached Central is returned as is
+    /// (the caller may apply the offline card policy).
+    pub async fn pay_card(&self, cart_id: Uuid, payment_method: &str) -> Result<Receipt> {
+        let _one_at_a_time = self.card.lock().await;
+        let card = card::begin(&self.db, cart_id, payment_method).await?;
+        match self.charge(&card, true).await {
+            Charged::Paid { order, reference } => {
+                card::complete(&self.db, &card, &reference, &order).await
+            }
+            Charged::Refused(err) => {
+                card::release(&self.db, card.order_id, &err.to_string()).await?;
+                if let Err(cancel) = self.cancel_at_central(&card).await {
+                    tracing::info!(order = %card.order_id, %cancel, "cancel deferred to the next sync round");
+                }
+                Err(err)
+            }
+            Charged::NotSent(err) => {
+                card::forget(&self.db, card.order_id).await?;
+                Err(err)
+            }
+            Charged::Unknown(err) => {
+                card::note_error(&self.db, card.order_id, &err.to_string()).await?;
+                Err(Error::CardPending(format!(
+                    "The card payment's outcome is not known yet ({err}). The sale completes, or \
+                     the cart comes back, as soon as Central knows; do not charge again."
+                )))
+            }
+        }
+    }
+
+    /// Settles every card payment a crash or a silent processor left behind; returns how many
+    /// settled. Only ever finishes what was started: a payment Central never received is not
+    /// sent now (the customer may be gone), its cart comes back.
+    pub(super) async fn settle_cards(&self) -> Result<usize> {
+        let _one_at_a_time = self.card.lock().await;
+        let mut settled = 0;
+        for card in card::unsettled(&self.db).await? {
+            if card.status == "cancelling" {
+                self.cancel_at_central(&card).await?;
+                settled += 1;
+                continue;
+            }
+            match self.charge(&card, false).await {
+                Charged::Paid { order, reference } => {
+                    card::complete(&self.db, &card, &reference, &order).await?;
+                }
+                Charged::Refused(err) | Charged::NotSent(err) => {
+                    tracing::info!(order = %card.order_id, %err, "card payment not taken; the cart is back");
+                    card::release(&self.db, card.order_id, &err.to_string()).await?;
+                    self.cancel_at_central(&card).await?;
+                }
+                Charged::Unknown(err) => {
+                    card::note_error(&self.db, card.order_id, &err.to_string()).await?;
+                    if matches!(err, Error::Unreachable { .. }) {
+                        return Err(err);
+                    }
+                    continue;
+                }
+            }
+            settled += 1;
+        }
+        Ok(settled)
+    }
+
+    /// Drives one card sale as far as it goes. `fresh`: the till's own try, which may create
+    /// the order and send the payment; otherwise only what Central already holds is finished.
+    async fn charge(&self, card: &CardSale, fresh: bool) -> Charged {
+        let order = if fresh {
+            match self.card_order(card).await {
+                Ok(order) => order,
+                Err(err) => return classify(err),
+            }
+        } else {
+            // Only Central's own "no such order" proves it never heard of the sale.
+            match self.fetch(card.order_id).await {
+                Ok(order) => order,
+                Err(err @ Error::Api { status: 404, .. }) => return Charged::NotSent(err),
+                Err(err) => return Charged::Unknown(err),
+            }
+        };
+        match order.status {
+            OrderStatus::Paid | OrderStatus::Fulfilled => return self.paid(card.order_id).await,
+            OrderStatus::Reserved => {}
+            other => {
+                return Charged::Refused(Error::Invalid(format!(
+                    "Central's order is {other}: the card was not charged"
+                )))
+            }
+        }
+        if order.totals.total != card.total {
+            return Charged::Refused(Error::Invalid(format!(
+                "Central prices this sale at {}, the till at {}: sync the catalog and try again",
+                order.totals.total, card.total
+            )));
+        }
+        if !fresh {
+            match self.payments(card.order_id).await {
+                Ok(list) if list.iter().any(|p| p.status == PaymentStatus::Pending) => {}
+                Ok(_) => {
+                    return Charged::Refused(Error::Invalid(
+                        "the card was not charged (declined, or never sent)".into(),
+                    ))
+                }
+                Err(err) => return Charged::Unknown(err),
+            }
+        }
+        self.pay_by_card(card).await
+    }
+
+    /// `POST /v1/orders` for the held cart (its key); an order Central already has is read.
+    async fn card_order(&self, card: &CardSale) -> Result<Order> {
+        let cart = carts::load(&self.db, card.cart_id).await?;
+        let body = CreateOrder {
+            id: Some(card.order_id),
+            location: card.location.clone(),
+            lines: cart
+                .lines
+                .iter()
+                .map(|l| OrderLineRequest {
+                    sku: l.sku.clone(),
+                    qty: l.qty,
+                    discount: (!l.discount.is_zero()).then_some(l.discount),
+                })
+                .collect(),
+        };
+        let created = self
+            .sessions
+            .authed(|t| {
+                let body = &body;
+                async move {
+                    self.client()
+                        .create_order(t.expose(), &card.order_key, body)
+                        .await
+                }
+            })
+            .await;
+        match created {
+            Err(err) if err.api_code() == Some("order_exists") => self.fetch(card.order_id).await,
+            other => other,
+        }
+    }
+
+    /// Sends the payment (same key, same body every time), retrying a lost or unknown answer.
+    async fn pay_by_card(&self, card: &CardSale) -> Charged {
+        let body = CreatePayment {
+            method: PaymentMethod::Card,
+            amount: card.total,
+            tendered: None,
+            payment_method: Some(card.payment_method.clone()),
+        };
+        let mut last = None;
+        for try_no in 0..PAY_TRIES_MAX {
+            let sent = self
+                .sessions
+                .authed(|t| {
+                    let body = &body;
+                    async move {
+                        self.client()
+                            .pay(t.expose(), &card.payment_key, card.order_id, body)
+                            .await
+                    }
+                })
+                .await;
+            match sent {
+                Ok(payment) => return self.after_payment(card.order_id, &payment).await,
+                Err(err) if err.is_transient() => {
+                    tracing::info!(order = %card.order_id, %err, try_no, "card payment answer unknown; retrying with the same key");
+                    last = Some(err);
+                    tokio::time::sleep(PAY_RETRY_PAUSE * (try_no + 1)).await;
+                }
+                Err(err) => return Charged::Refused(err),
+            }
+        }
+        Charged::Unknown(last.unwrap_or_else(|| Error::CardPending("no answer".into())))
+    }
+
+    async fn after_payment(&self, order_id: Uuid, payment: &Payment) -> Charged {
+        match payment.status {
+            PaymentStatus::Succeeded => self.paid(order_id).await,
+            PaymentStatus::Failed => Charged::Refused(Error::Invalid(format!(
+                "the card was declined ({})",
+                payment.failure_code.as_deref().unwrap_or("no reason given")
+            ))),
+            PaymentStatus::Pending => self.wait_pending(order_id).await,
+        }
+    }
+
+    /// A 202: the processor settles later (its webhook); look a few times, then say pending.
+    async fn wait_pending(&self, order_id: Uuid) -> Charged {
+        for _ in 0..PENDING_POLLS_MAX {
+            tokio::time::sleep(PENDING_POLL_PAUSE).await;
+            match self.payments(order_id).await {
+                Ok(list) if list.iter().any(|p| p.status == PaymentStatus::Succeeded) => {
+                    return self.paid(order_id).await
+                }
+                Ok(list) if list.iter().all(|p| p.status == PaymentStatus::Failed) => {
+                    return Charged::Refused(Error::Invalid("the card was declined".into()))
+                }
+                Ok(_) => {}
+                Err(err) => return Charged::Unknown(err),
+            }
+        }
+        Charged::Unknown(Error::CardPending(
+            "the processor has not confirmed the payment yet".into(),
+        ))
+    }
+
+    /// The order is PAID: read it and the card payment's reference.
+    async fn paid(&self, order_id: Uuid) -> Charged {
+        let read = async {
+            let order = self.fetch(order_id).await?;
+            let payments = self.payments(order_id).await?;
+            let payment = payments
+                .iter()
+                .find(|p| p.method == PaymentMethod::Card && p.status == PaymentStatus::Succeeded)
+                .ok_or_else(|| {
+                    Error::Corrupt(format!("order {order_id} is paid without a card payment"))
+                })?;
+            let reference = payment
+                .processor_ref
+                .clone()
+                .unwrap_or_else(|| payment.id.to_string());
+            Ok::<_, Error>((order, reference))
+        };
+        match read.await {
+            Ok((order, reference)) => Charged::Paid {
+                order: Box::new(order),
+                reference,
+            },
+            Err(err) => Charged::Unknown(err),
+        }
+    }
+
+    /// Cancels the record's order at Central (stock released) and forgets the record; an order
+    /// Central never made, or one already cancelled, counts as done.
+    async fn cancel_at_central(&self, card: &CardSale) -> Result<()> {
+        let cancelled = self
+            .sessions
+            .authed(|t| async move { self.client().cancel_order(t.expose(), card.order_id).await })
+            .await;
+        match cancelled {
+            Ok(_) => {}
+            Err(Error::Api { status: 404, .. }) => {}
+            Err(Error::Api {
+                status: 409,
+                detail,
+            }) => {
+                tracing::warn!(order = %card.order_id, code = %detail.code, "declined card sale's order could not be cancelled; leaving it to Central");
+            }
+            Err(err) => {
+                card::note_error(&self.db, card.order_id, &err.to_string()).await?;
+                return Err(err);
+            }
+        }
+        card::forget(&self.db, card.order_id).await
+    }
+
+    async fn fetch(&self, order_id: Uuid) -> Result<Order> {
+        self.sessions
+            .authed(|t| async move { self.client().order(t.expose(), order_id).await })
+            .await
+    }
+
+    async fn payments(&self, order_id: Uuid) -> Result<Vec<Payment>> {
+        self.sessions
+            .authed(|t| async move { self.client().payments(t.expose(), order_id).await })
+            .await
+    }
+}
+
+/// The till's `POST /v1/orders` failed: never sent (connection refused, nobody signed in),
+/// unknown (retry later), or refused for good.
+fn classify(err: Error) -> Charged {
+    if err.never_sent() {
+        Charged::NotSent(err)
+    } else if err.is_transient() {
+        Charged::Unknown(err)
+    } else {
+        Charged::Refused(err)
+    }
+}
