@@ -102,6 +102,8 @@ struct Central {
     db_url: String,
     port: u16,
     process: Option<Group>,
+    /// The payment processor simulator's URL, when card payments are on.
+    processor: Option<String>,
 }
 
 impl Central {
@@ -122,6 +124,7 @@ impl Central {
             db_url,
             port: free_port()?,
             process: None,
+            processor: None,
         })
     }
 
@@ -141,6 +144,12 @@ impl Central {
             .env("KASSA_USER_REQUESTS_BURST", "10000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
+        if let Some(url) = &self.processor {
+            command
+                .env("KASSA_PROCESSOR_URL", url)
+                .env("KASSA_PROCESSOR_SECRET", "sk_test_kassa")
+                .env("KASSA_WEBHOOK_SECRET", "whsec_demo");
+        }
         self.process = Some(Group::spawn(command, "kassa-central")?);
         let http = reqwest::Client::new();
         let deadline = Instant::now() + WAIT;
@@ -452,6 +461,30 @@ impl App {
     }
 }
 
+/// The payment processor simulator, its webhooks going to `central` (card payments on).
+async fn processor_sim(central: &mut Central) -> Result<Group> {
+    let port = free_port()?;
+    let mut command = Command::new(bin_dir()?.join("kassa-processor-sim"));
+    command
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .args([
+            "--webhook-url",
+            &format!("{}/v1/webhooks/payments", central.url()),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    let sim = Group::spawn(command, "kassa-processor-sim")?;
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("the processor simulator did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    central.processor = Some(format!("http://127.0.0.1:{port}"));
+    Ok(sim)
+}
+
 /// A valid EAN-13 no demo product has.
 fn unknown_barcode() -> String {
     let body = "299999999999";
@@ -511,6 +544,18 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.click("#new-sale").await?;
     app.until_synced().await?;
 
+    // Card: through Central and the processor simulator; the receipt shows its reference.
+    app.scan(SECOND).await?;
+    app.until_text("#cart", |t| t.contains("DEMO-0002")).await?;
+    app.click("#pay-card").await?;
+    let card_ref = app.text("#receipt-card-ref").await?;
+    assert!(
+        !card_ref.trim().is_empty(),
+        "a card receipt has a reference"
+    );
+    app.click("#new-sale").await?;
+    app.until_synced().await?;
+
     // A customer steps away: park the cart, serve the next one, resume.
     app.scan(THIRD).await?;
     app.until_text("#cart", |t| t.contains("DEMO-0003")).await?;
@@ -556,7 +601,10 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.until_text("#cart", |t| t.contains("DEMO-0003")).await?;
     app.until_text("#pending-count", |t| t.trim() == "1")
         .await?;
-    app.find("#card-blocked").await?;
+    app.find("#card-note").await?;
+    app.click("#pay-card").await?;
+    let refused = app.text("#scan-error").await?;
+    assert!(refused.contains("take cash"), "{refused}");
     app.screenshot("offline.png").await?;
     // The sync panel: when the register last synced, what waits, why it is offline.
     app.click("#sync-indicator").await?;
@@ -580,7 +628,7 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.until_text("#pending-count", |t| t.trim() == "0")
         .await?;
     let orders = central.register_orders().await?;
-    assert_eq!(orders.len(), 3, "{orders:#?}");
+    assert_eq!(orders.len(), 4, "{orders:#?}");
 
     // A manager's edit made here while Central changed the same product: the conflict screen.
     let found = app
@@ -614,9 +662,11 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
 
     // The manager's report: this register's three sales, all paid cash.
     app.click("#nav-reports").await?;
-    app.until_text("#report-sales", |t| t.trim() == "3").await?;
-    app.until_text("#report-methods", |t| t.contains("cash"))
-        .await?;
+    app.until_text("#report-sales", |t| t.trim() == "4").await?;
+    app.until_text("#report-methods", |t| {
+        t.contains("cash") && t.contains("card")
+    })
+    .await?;
     app.screenshot("reports.png").await?;
 
     // Offline, the manager changes a price and receives a delivery; both are queued.
@@ -704,6 +754,7 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
 async fn a_cashier_sells_online_and_offline_and_a_manager_settles_a_conflict() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut central = Central::demo(dir.path())?;
+    let _processor = processor_sim(&mut central).await?;
     central.start().await?;
     let app = App::start(&central, &dir.path().join("register")).await?;
     let result = tokio::time::timeout(TEST_TIMEOUT, story(&mut central, &app)).await;

@@ -193,10 +193,11 @@ pub fn sync_line(status: &SyncStatus) -> (&'static str, &'static str, &'static s
     }
 }
 
-/// Why card is refused right now, if it is.
-pub fn card_blocked(status: &SyncStatus) -> Option<&'static str> {
+/// What to know about card right now: offline, the register takes card only under its
+/// offline card policy (it says why when it refuses).
+pub fn card_note(status: &SyncStatus) -> Option<&'static str> {
     (!status.online).then_some(
-        "Card payments need Central and the register is offline: take cash, or wait for the link.",
+        "Offline: card only under this register's offline card policy; otherwise take cash.",
     )
 }
 
@@ -380,14 +381,14 @@ mod tests {
             sync_line(&status),
             ("online", "Online", "sales waiting to sync")
         );
-        assert!(card_blocked(&status).is_none());
+        assert!(card_note(&status).is_none());
         status.online = false;
         status.pending = 1;
         assert_eq!(
             sync_line(&status),
             ("offline", "Offline", "sale waiting to sync")
         );
-        assert!(card_blocked(&status).is_some());
+        assert!(card_note(&status).is_some());
     }
 
     #[test]

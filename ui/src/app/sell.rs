@@ -17,7 +17,7 @@ use crate::components::tender::TenderPanel;
 use crate::error::Error;
 use crate::model::{Available, Cart, Receipt, Recommended, SyncStatus};
 use crate::services;
-use crate::view::{card_blocked, changed_sku, looks_like_barcode, open_cart_vm, stock_warnings};
+use crate::view::{card_note, changed_sku, looks_like_barcode, open_cart_vm, stock_warnings};
 
 /// Characters typed before a search starts.
 const SEARCH_CHARS_MIN: usize = 2;
@@ -350,7 +350,7 @@ pub fn sell_page(props: &Props) -> Html {
                 <TotalsPanel vm={vm.clone()} />
                 if !vm.rows.is_empty() {
                     <TenderPanel total={vm.total_money} enabled={!*sell.busy}
-                        card_blocked={card_blocked(&props.status)} {on_cash} {on_card} />
+                        card_note={card_note(&props.status)} {on_cash} {on_card} />
                 }
             </>
         },

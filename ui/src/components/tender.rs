@@ -1,4 +1,5 @@
-//! Tender: quick cash amounts, a typed amount with the change due, and card (online only).
+//! Tender: quick cash amounts, a typed amount with the change due, and card (through Central;
+//! offline only under the offline card policy, and the register says why it refuses).
 
 use kassa_domain::Money;
 use web_sys::HtmlInputElement;
@@ -10,8 +11,8 @@ use crate::view::{format_money, quick_amounts, tender, Tender};
 pub struct Props {
     pub total: Money,
     pub enabled: bool,
-    /// Why card is refused now (offline), if it is.
-    pub card_blocked: Option<&'static str>,
+    /// What to know about card now (offline: only under the offline card policy).
+    pub card_note: Option<&'static str>,
     pub on_cash: Callback<Money>,
     pub on_card: Callback<()>,
 }
@@ -72,10 +73,10 @@ pub fn tender_panel(props: &Props) -> Html {
             </div>
             { line }
             <h2>{ "Card" }</h2>
-            <button id="pay-card" disabled={!props.enabled || props.card_blocked.is_some()}
+            <button id="pay-card" disabled={!props.enabled}
                 onclick={ let on_card = props.on_card.clone(); move |_| on_card.emit(()) }>{ "Pay by card" }</button>
-            if let Some(why) = props.card_blocked {
-                <p id="card-blocked" class="blocked">{ why }</p>
+            if let Some(why) = props.card_note {
+                <p id="card-note" class="blocked">{ why }</p>
             }
         </section>
     }
