@@ -6,7 +6,7 @@ use std::time::Duration;
 use kassa_domain::api::{
     CopurchasePage, CreateOrder, CreatePayment, CreateRegister, ErrorBody, ErrorDetail,
     LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
-    RegisterCreated, RegisterCredential, StockAdjustment, StockLevel, SyncOrdersRequest,
+    RegisterCreated, RegisterCredential, SetPin, StockAdjustment, StockLevel, SyncOrdersRequest,
     SyncOrdersResponse, TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
@@ -72,11 +72,44 @@ impl CentralClient {
     ) -> Result<TokenResponse> {
         let body = LoginRequest {
             username: username.to_owned(),
-            password: password.to_owned(),
+            password: Some(password.to_owned()),
+            pin: None,
             register,
         };
         let req = self.http.post(self.url("/v1/auth/login")).json(&body);
         json(send(req, "signing in").await?).await
+    }
+
+    /// Signs in with a PIN, which Central accepts only with the register's credential.
+    #[tracing::instrument(skip_all, fields(username = %username))]
+    pub async fn login_pin(
+        &self,
+        username: &str,
+        pin: &str,
+        register: RegisterCredential,
+    ) -> Result<TokenResponse> {
+        let body = LoginRequest {
+            username: username.to_owned(),
+            password: None,
+            pin: Some(pin.to_owned()),
+            register: Some(register),
+        };
+        let req = self.http.post(self.url("/v1/auth/login")).json(&body);
+        json(send(req, "signing in with a PIN").await?).await
+    }
+
+    /// `PUT /v1/users/{username}/pin` (a manager's token).
+    #[tracing::instrument(skip_all, fields(username = %username))]
+    pub async fn set_pin(&self, token: &str, username: &str, pin: &str) -> Result<()> {
+        let body = SetPin {
+            pin: pin.to_owned(),
+        };
+        let req = self
+            .http
+            .put(self.url(&format!("/v1/users/{username}/pin")))
+            .bearer_auth(token)
+            .json(&body);
+        send(req, "setting a PIN").await.map(drop)
     }
 
     #[tracing::instrument(skip_all)]

@@ -45,6 +45,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::routes::refresh))
         .routes(routes!(auth::routes::logout))
         .routes(routes!(auth::routes::create_user))
+        .routes(routes!(auth::routes::set_pin))
         .routes(routes!(auth::routes::create_register))
         .routes(routes!(catalog::list_products, catalog::create_product))
         .routes(routes!(catalog::get_product, catalog::update_product))

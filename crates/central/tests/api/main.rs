@@ -18,4 +18,5 @@ mod payments;
 mod recommend;
 mod roles;
 mod search;
+mod staff;
 mod sync;

@@ -35,6 +35,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/v1/auth/refresh", Access::Public),
     ("POST", "/v1/auth/logout", Access::Roles(ALL)),
     ("POST", "/v1/users", Access::Roles(ADMINS)),
+    // On a cashier here; whose PIN a manager may set is in staff.rs.
+    ("PUT", "/v1/users/{username}/pin", Access::Roles(MANAGERS)),
     ("POST", "/v1/registers", Access::Roles(MANAGERS)),
     ("GET", "/v1/products", Access::Roles(ALL)),
     ("POST", "/v1/products", Access::Roles(MANAGERS)),
@@ -189,6 +191,14 @@ async fn request(
             path.into(),
             Some(json!({ "username": format!("u{}", &unique[..10]), "password": "long enough pw", "role": "customer" })),
         ),
+        ("PUT", "/v1/users/{username}/pin") => {
+            let name = format!("c{}", &unique[..10]);
+            let hash = kassa_central::auth::hash_password("long enough pw".into()).await.unwrap();
+            kassa_central::store::users::insert(&app.state.db, &name.parse().unwrap(), &hash, Role::Cashier)
+                .await
+                .unwrap();
+            plain(format!("/v1/users/{name}/pin"), Some(json!({ "pin": "1234" })))
+        }
         ("POST", "/v1/registers") => plain(path.into(), Some(json!({ "location": "STORE-1", "name": "Till" }))),
         ("POST", "/v1/products") => plain(path.into(), Some(product_body(&format!("S-{unique}"), &ean(n), "1.00"))),
         ("POST", "/v1/locations") => plain(path.into(), Some(json!({ "code": format!("L-{}", &unique[..8]), "name": "Loc" }))),
