@@ -33,6 +33,7 @@ impl From<Error> for CommandError {
             Error::Api { detail, .. } => return Self::new(&detail.code, detail.message.clone()),
             Error::OutboxFull { .. } => "outbox_full",
             Error::NotSignedIn => "not_signed_in",
+            Error::ApprovalRequired(_) => "approval_required",
             Error::NotPaired => "not_paired",
             // The store, the secrets, corruption (and whatever the library adds): logged, not shown.
             _ => {

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use kassa_domain::api::{
-    CopurchasePage, CreateOrder, CreatePayment, CreateRegister, ErrorBody, ErrorDetail,
-    LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
-    RegisterCreated, RegisterCredential, SetPin, StockAdjustment, StockLevel, SyncOrdersRequest,
-    SyncOrdersResponse, TokenResponse,
+    CopurchasePage, CreateOrder, CreatePayment, CreateRefund, CreateRegister, ErrorBody,
+    ErrorDetail, LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
+    Refund, RegisterCreated, RegisterCredential, SetPin, StockAdjustment, StockLevel,
+    SyncOrdersRequest, SyncOrdersResponse, TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -278,6 +278,24 @@ impl CentralClient {
             .header("Idempotency-Key", key.as_str())
             .json(payment);
         json(send(req, "paying an order").await?).await
+    }
+
+    /// `POST /v1/orders/{id}/refunds` (a manager's token) with an Idempotency-Key.
+    #[tracing::instrument(skip_all, fields(order = %order_id, key = %key.as_str()))]
+    pub async fn refund(
+        &self,
+        token: &str,
+        key: &IdempotencyKey,
+        order_id: Uuid,
+        refund: &CreateRefund,
+    ) -> Result<Refund> {
+        let req = self
+            .http
+            .post(self.url(&format!("/v1/orders/{order_id}/refunds")))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key.as_str())
+            .json(refund);
+        json(send(req, "refunding a sale").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]

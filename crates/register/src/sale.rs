@@ -50,12 +50,16 @@ pub struct Receipt {
 pub struct SaleLimits {
     /// Sales that may wait in the outbox before selling stops (the bounded queue).
     pub outbox_pending_max: i64,
+    /// A cashier's line discount above this share of the line (percent) needs a manager's
+    /// approval; a signed-in manager gives any.
+    pub discount_limit_percent: u32,
 }
 
 impl Default for SaleLimits {
     fn default() -> Self {
         Self {
             outbox_pending_max: 20_000,
+            discount_limit_percent: 10,
         }
     }
 }

@@ -13,3 +13,4 @@ mod crash;
 mod edits;
 mod offline;
 mod sale;
+mod staff;
