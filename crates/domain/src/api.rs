@@ -54,6 +54,15 @@ pub struct LoginRequest {
     pub register: Option<RegisterCredential>,
 }
 
+/// `POST /v1/auth/device`: a paired register signs itself in (role `register`) to sync with
+/// nobody signed in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeviceLoginRequest {
+    pub register: RegisterCredential,
+}
+
 /// `PUT /v1/users/{username}/pin`: a manager sets a cashier's PIN, an admin anyone's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

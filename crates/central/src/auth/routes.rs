@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use kassa_domain::api::{
-    CreateRegister, CreateUser, LoginRequest, RefreshRequest, RegisterCreated, RegisterCredential,
-    SetPin, TokenResponse, User,
+    CreateRegister, CreateUser, DeviceLoginRequest, LoginRequest, RefreshRequest, RegisterCreated,
+    RegisterCredential, SetPin, TokenResponse, User,
 };
 use kassa_domain::Role;
 use uuid::Uuid;
@@ -160,6 +160,35 @@ pub async fn set_pin(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A paired register signs itself in with its credential: a device session with role
+/// `register`, allowed only the catalog and stock reads, the recommendations feed and
+/// `POST /v1/sync/orders`, so a till syncs its offline sales with nobody signed in.
+#[utoipa::path(post, path = "/v1/auth/device", tag = "auth", request_body = DeviceLoginRequest,
+    responses((status = 200, body = TokenResponse), (status = 401), (status = 429)))]
+pub async fn device_login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<DeviceLoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let register_id = req.register.id;
+    state
+        .auth
+        .check_login_rate(&format!("register:{register_id}"), ip)?;
+    let owner = store::registers::device_owner(&state.db, register_id).await?;
+    let Some((_, paired_by)) =
+        owner.filter(|(hash, _)| *hash == token_hash(&req.register.credential))
+    else {
+        return Err(ApiError::Unauthorized(
+            "unknown register or wrong register credential",
+        ));
+    };
+    let tokens = state
+        .auth
+        .start_session(&state.db, paired_by, Role::Register, Some(register_id))
+        .await?;
+    Ok(Json(tokens))
+}
+
 /// Exchanges a refresh token for a new pair; the old refresh token stops working.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401)))]
@@ -188,6 +217,12 @@ pub async fn create_user(
     Json(req): Json<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
     validate_password(&req.password)?;
+    if req.role == Role::Register {
+        return Err(ApiError::invalid(
+            "invalid_role",
+            "register is a paired till's role, not a user's: pair it with POST /v1/registers",
+        ));
+    }
     let hash = hash_password(req.password).await?;
     match store::users::insert(&state.db, &req.username, &hash, req.role).await {
         Ok(user) => Ok((StatusCode::CREATED, Json(user))),

@@ -42,6 +42,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::ready))
         .routes(routes!(ops::metrics))
         .routes(routes!(auth::routes::login))
+        .routes(routes!(auth::routes::device_login))
         .routes(routes!(auth::routes::refresh))
         .routes(routes!(auth::routes::logout))
         .routes(routes!(auth::routes::create_user))

@@ -15,6 +15,8 @@ story!(
     a_pin_signs_in_only_with_a_register_credential,
     wrong_pins_in_a_row_lock_pin_sign_in_but_not_the_password,
     the_approving_manager_is_stored_on_the_order_line,
+    a_register_signs_itself_in_to_sync_and_may_do_nothing_else,
+    register_is_no_role_for_a_user,
 );
 
 /// STORE-1 and a register paired there.
@@ -299,4 +301,126 @@ async fn the_approving_manager_is_stored_on_the_order_line(app: TestApp) {
         .await
         .unwrap();
     error_body(refused, 422, "invalid_approver").await;
+}
+
+async fn device_login(app: &TestApp, id: uuid::Uuid, credential: &str) -> Response {
+    login_at(
+        app,
+        "/v1/auth/device",
+        json!({ "register": { "id": id, "credential": credential } }),
+    )
+    .await
+}
+
+async fn login_at(app: &TestApp, path: &str, body: Value) -> Response {
+    app.client
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn a_register_signs_itself_in_to_sync_and_may_do_nothing_else(app: TestApp) {
+    let admin = app.user(Role::Admin).await;
+    let register = paired_register(&app, &admin).await;
+    let product = create(
+        &app,
+        admin.token(),
+        &product_body("SKU-A", &ean(1), "10.00"),
+    )
+    .await;
+    error_body(
+        device_login(&app, register.register_id, "forged").await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    error_body(
+        device_login(&app, uuid::Uuid::now_v7(), &register.credential).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let answer = device_login(&app, register.register_id, &register.credential).await;
+    assert_eq!(answer.status(), 200);
+    let tokens: kassa_domain::api::TokenResponse = answer.json().await.unwrap();
+    assert_eq!(tokens.role, Role::Register);
+    let device = tokens.access_token.as_str();
+
+    for path in [
+        "/v1/products?since=&limit=10".to_owned(),
+        format!("/v1/products/{}", product.id),
+        "/v1/stock/SKU-A?location=STORE-1".to_owned(),
+        "/v1/recommendations?since=&limit=10".to_owned(),
+    ] {
+        assert_eq!(app.get(&path, device).await.status(), 200, "GET {path}");
+    }
+    for path in [
+        "/v1/orders".to_owned(),
+        "/v1/locations".to_owned(),
+        "/v1/stock/discrepancies?location=STORE-1".to_owned(),
+        format!("/v1/recommendations/{}", product.id),
+    ] {
+        error_body(app.get(&path, device).await, 403, "forbidden").await;
+    }
+    let order = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-A", "qty": 1 }] });
+    let refused = app
+        .client
+        .post(app.url("/v1/orders"))
+        .bearer_auth(device)
+        .header("idempotency-key", "device-order-1")
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    error_body(refused, 403, "forbidden").await;
+    let money = json!({ "amount": "10.00", "currency": "EUR" });
+    let sale = json!({ "orders": [{
+        "id": uuid::Uuid::now_v7(), "location": "STORE-1",
+        "lines": [{ "sku": "SKU-A", "qty": 1, "unit_price": money }],
+        "payments": [{ "method": "cash", "amount": money, "tendered": money }],
+        "completed_at": "2026-11-30T10:00:00Z", "receipt_no": "STORE-1-R1-000001",
+    }] });
+    let synced = app.post("/v1/sync/orders", device, &sale).await;
+    assert_eq!(synced.status(), 200);
+
+    // Refreshing keeps the device's role.
+    let refreshed = login_at(
+        &app,
+        "/v1/auth/refresh",
+        json!({ "refresh_token": tokens.refresh_token }),
+    )
+    .await;
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: kassa_domain::api::TokenResponse = refreshed.json().await.unwrap();
+    assert_eq!(refreshed.role, Role::Register);
+    error_body(
+        app.get("/v1/orders", &refreshed.access_token).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let logout = app
+        .post("/v1/auth/logout", &refreshed.access_token, &json!({}))
+        .await;
+    assert_eq!(logout.status(), 204);
+    error_body(
+        app.get("/v1/products?since=", &refreshed.access_token)
+            .await,
+        401,
+        "unauthorized",
+    )
+    .await;
+}
+
+async fn register_is_no_role_for_a_user(app: TestApp) {
+    let admin = app.user(Role::Admin).await;
+    let body = json!({ "username": "till", "password": "long enough pw", "role": "register" });
+    error_body(
+        app.post("/v1/users", admin.token(), &body).await,
+        422,
+        "invalid_role",
+    )
+    .await;
 }
