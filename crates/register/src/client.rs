@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use kassa_domain::api::{
-    CopurchasePage, CreateOrder, CreatePayment, CreateRefund, CreateRegister, ErrorBody,
-    ErrorDetail, LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
-    Refund, RegisterCreated, RegisterCredential, SetPin, StockAdjustment, StockLevel,
-    SyncOrdersRequest, SyncOrdersResponse, TokenResponse,
+    CopurchasePage, CreateOrder, CreatePayment, CreateRefund, CreateRegister, DeviceLoginRequest,
+    ErrorBody, ErrorDetail, LoginRequest, Order, Payment, Product, ProductInput, ProductPage,
+    RefreshRequest, Refund, RegisterCreated, RegisterCredential, SetPin, StockAdjustment,
+    StockLevel, SyncOrdersRequest, SyncOrdersResponse, TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -110,6 +110,14 @@ impl CentralClient {
             .bearer_auth(token)
             .json(&body);
         send(req, "setting a PIN").await.map(drop)
+    }
+
+    /// The register signs itself in (`POST /v1/auth/device`): a device session for sync.
+    #[tracing::instrument(skip_all, fields(register = %register.id))]
+    pub async fn device_login(&self, register: RegisterCredential) -> Result<TokenResponse> {
+        let body = DeviceLoginRequest { register };
+        let req = self.http.post(self.url("/v1/auth/device")).json(&body);
+        json(send(req, "signing the register in").await?).await
     }
 
     #[tracing::instrument(skip_all)]

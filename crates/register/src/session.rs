@@ -98,6 +98,8 @@ pub struct Sessions {
     secrets: Arc<dyn SecretStore>,
     current: Mutex<Current>,
     offline_max_age: Duration,
+    /// The register's own access token (role `register`), for sync with or without staff.
+    device: Mutex<Option<Secret>>,
 }
 
 impl Sessions {
@@ -116,6 +118,7 @@ impl Sessions {
                 access: None,
             }),
             offline_max_age,
+            device: Mutex::new(None),
         }
     }
 
@@ -346,6 +349,40 @@ impl Sessions {
             }
             other => other,
         }
+    }
+
+    /// Runs `call` with the register's device token (catalog, stock and recommendation pulls,
+    /// offline sales), signing the register in with its credential when it has none or the
+    /// token failed with a 401. Works with nobody signed in, and under an offline sign-in.
+    pub async fn device_authed<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn(Secret) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let token = self.device_token(None).await?;
+        match call(token.clone()).await {
+            Err(Error::Api { status: 401, .. }) => {
+                let fresh = self.device_token(Some(&token)).await?;
+                call(fresh).await
+            }
+            other => other,
+        }
+    }
+
+    /// The device token; a new one when there is none or `stale` is the current one. Its
+    /// refresh token is not kept: the register credential signs the register in again.
+    async fn device_token(&self, stale: Option<&Secret>) -> Result<Secret> {
+        let mut device = self.device.lock().await;
+        if let Some(token) = device.as_ref() {
+            if stale.is_none_or(|s| s != token) {
+                return Ok(token.clone());
+            }
+        }
+        let register = self.register_credential().await?;
+        let tokens = self.client.device_login(register).await?;
+        let token = Secret::new(tokens.access_token);
+        *device = Some(token.clone());
+        Ok(token)
     }
 
     pub fn client(&self) -> &CentralClient {

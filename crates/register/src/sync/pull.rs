@@ -23,7 +23,7 @@ impl Engine {
                 .unwrap_or_default();
             let page = self
                 .sessions
-                .authed(|t| {
+                .device_authed(|t| {
                     let since = &since;
                     async move {
                         self.client()
@@ -57,7 +57,7 @@ impl Engine {
                 .unwrap_or_default();
             let page = self
                 .sessions
-                .authed(|t| {
+                .device_authed(|t| {
                     let since = &since;
                     async move {
                         self.client()
@@ -90,7 +90,7 @@ impl Engine {
             let Ok(sku) = Sku::parse(sku) else { continue };
             let level = self
                 .sessions
-                .authed(|t| {
+                .device_authed(|t| {
                     let sku = &sku;
                     async move { self.client().stock(t.expose(), sku, location).await }
                 })

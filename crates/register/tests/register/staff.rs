@@ -3,6 +3,7 @@
 //! with the order) and refunds with a manager's approval.
 
 use kassa_domain::Role;
+use kassa_register::sale::SaleMode;
 use kassa_register::{Error, Register};
 
 use crate::helpers::{eur, sell, sku, sync_until_drained, Shop, PASSWORD, STOCK};
@@ -247,6 +248,49 @@ async fn a_refund_with_a_managers_approval_restocks_and_is_refused_offline() {
         assert!(is_invalid(&refused), "{refused:?}");
         shop.go_online().await;
         assert_eq!(shop.stock(&sku("SKU-1")).await.0, STOCK - 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_made_under_an_offline_sign_in_reach_central_once_with_nobody_signed_in() {
+    crate::helpers::bounded(async move {
+        let mut shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sync_now().await.unwrap();
+        shop.go_offline_for(&register).await;
+        register.sign_out().await.unwrap();
+        assert!(register.sign_in("cashier", PASSWORD).await.unwrap().offline);
+        let p = shop.products.clone();
+        let mut receipts = Vec::new();
+        for _ in 0..3 {
+            receipts.push(sell(&register, &[&p[0]], "5.00").await);
+        }
+
+        // Central is back; the cashier's session is still the offline one (no tokens): the
+        // register's own session pulls, and the sale is recorded as an offline sale.
+        shop.go_online().await;
+        register.sync_now().await.unwrap();
+        assert!(register.sync_status().online);
+        let sale = sell(&register, &[&p[0]], "5.00").await;
+        assert_eq!(sale.mode, SaleMode::Offline);
+        receipts.push(sale);
+
+        register.sign_out().await.unwrap();
+        assert_eq!(register.sessions().signed_in().await, None);
+        sync_until_drained(&register).await;
+        register.sync_now().await.unwrap();
+        for receipt in &receipts {
+            let order = shop
+                .order(receipt.order_id)
+                .await
+                .expect("the sale is at Central");
+            assert_eq!(order.source, "offline");
+            assert_eq!(order.totals, receipt.totals);
+        }
+        assert_eq!(shop.central.count("SELECT COUNT(*) FROM orders").await, 4);
+        assert_eq!(shop.stock(&sku("SKU-1")).await.0, STOCK - 4);
     })
     .await;
 }
