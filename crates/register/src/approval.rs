@@ -151,14 +151,31 @@ async fn check(
         kinds.push(SecretKind::Password);
     }
     let mut last = None;
-    for kind in kinds {
+    for &kind in &kinds {
         match sessions.login(username, kind, secret).await {
             Ok(tokens) => return Ok((tokens.role, Some(Secret::new(tokens.access_token)))),
             Err(Error::Unreachable { .. }) => {
-                return Ok((sessions.check_offline(username, kind, secret).await?, None))
+                return check_offline(sessions, username, &kinds, secret).await
             }
             Err(err @ Error::Api { status: 401, .. }) => last = Some(err),
             Err(err) => return Err(err),
+        }
+    }
+    Err(last.unwrap_or(Error::NotSignedIn))
+}
+
+/// Offline: the first kind whose verifier accepts the secret.
+async fn check_offline(
+    sessions: &Sessions,
+    username: &str,
+    kinds: &[SecretKind],
+    secret: &str,
+) -> Result<(Role, Option<Secret>)> {
+    let mut last = None;
+    for &kind in kinds {
+        match sessions.check_offline(username, kind, secret).await {
+            Ok(role) => return Ok((role, None)),
+            Err(err) => last = Some(err),
         }
     }
     Err(last.unwrap_or(Error::NotSignedIn))

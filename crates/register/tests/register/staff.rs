@@ -82,6 +82,11 @@ async fn a_manager_sets_a_pin_and_the_cashier_signs_in_with_it_online_and_offlin
         );
         register.sign_in("manager", PASSWORD).await.unwrap();
         register.set_pin("cashier", "2468").await.unwrap();
+        register.set_pin("manager", "97531").await.unwrap();
+        // A manager approves with their PIN too (it also keeps the verifier for offline).
+        let approval = register.approve("manager", "97531").await.unwrap();
+        assert_eq!(approval.manager, "manager");
+        assert!(register.approve("cashier", "2468").await.is_err());
 
         let who = register.sign_in_pin("cashier", "2468").await.unwrap();
         assert_eq!((who.role, who.offline), (Role::Cashier, false));
@@ -92,6 +97,11 @@ async fn a_manager_sets_a_pin_and_the_cashier_signs_in_with_it_online_and_offlin
         let who = register.sign_in_pin("cashier", "2468").await.unwrap();
         assert_eq!((who.role, who.offline), (Role::Cashier, true));
         assert!(is_invalid(&register.sign_in_pin("cashier", "1357").await));
+        assert_eq!(
+            register.approve("manager", "97531").await.unwrap().manager,
+            "manager"
+        );
+        assert!(is_invalid(&register.approve("manager", "13579").await));
         let offline = register.set_pin("cashier", "1111").await;
         assert!(is_invalid(&offline), "{offline:?}");
     })
