@@ -410,8 +410,6 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
             "run",
             "--release",
             "--package",
-            "kassa-central",
-            "--bin",
             "kassa-bench",
             "--",
             scenario,

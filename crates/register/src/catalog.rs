@@ -25,11 +25,13 @@ pub async fn apply(tx: &mut Tx, product: &Product) -> Result<()> {
 /// Removes a product and its barcodes and search row (nothing if absent).
 pub async fn remove(tx: &mut Tx, id: Uuid) -> Result<()> {
     let id = id.to_string();
-    sqlx::query("DELETE FROM products_fts WHERE product_id = ?")
-        .bind(&id)
-        .execute(&mut **tx)
-        .await
-        .context("removing a product from search")?;
+    sqlx::query(
+        "DELETE FROM products_fts WHERE rowid IN (SELECT search_rowid FROM products WHERE id = ?)",
+    )
+    .bind(&id)
+    .execute(&mut **tx)
+    .await
+    .context("removing a product from search")?;
     sqlx::query("DELETE FROM products WHERE id = ?")
         .bind(&id)
         .execute(&mut **tx)
@@ -40,15 +42,23 @@ pub async fn remove(tx: &mut Tx, id: Uuid) -> Result<()> {
 
 async fn insert(tx: &mut Tx, p: &Product) -> Result<()> {
     // A SKU that moved to another product id: the newer row wins.
+    sqlx::query(
+        "DELETE FROM products_fts WHERE rowid IN (SELECT search_rowid FROM products WHERE sku = ?)",
+    )
+    .bind(p.sku.as_str())
+    .execute(&mut **tx)
+    .await
+    .context("freeing a SKU's search row")?;
     sqlx::query("DELETE FROM products WHERE sku = ?")
         .bind(p.sku.as_str())
         .execute(&mut **tx)
         .await
         .context("freeing a SKU")?;
     let body = serde_json::to_string(p).map_err(|e| corrupt("product", e))?;
+    let search_rowid = insert_search_row(tx, p).await?;
     sqlx::query(
-        "INSERT INTO products (id, sku, name, category, brand, price_minor, currency, tax_class, version, body)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO products (id, sku, name, category, brand, price_minor, currency, tax_class, version, body, search_rowid)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(p.id.to_string())
     .bind(p.sku.as_str())
@@ -60,11 +70,11 @@ async fn insert(tx: &mut Tx, p: &Product) -> Result<()> {
     .bind(p.tax_class.as_str())
     .bind(p.version)
     .bind(body)
+    .bind(search_rowid)
     .execute(&mut **tx)
     .await
     .context("storing a product")?;
-    insert_barcodes(tx, p).await?;
-    insert_search_row(tx, p).await
+    insert_barcodes(tx, p).await
 }
 
 async fn insert_barcodes(tx: &mut Tx, p: &Product) -> Result<()> {
@@ -82,13 +92,12 @@ async fn insert_barcodes(tx: &mut Tx, p: &Product) -> Result<()> {
     Ok(())
 }
 
-async fn insert_search_row(tx: &mut Tx, p: &Product) -> Result<()> {
+/// Indexes a product for search; returns the search row's rowid (kept on the product).
+async fn insert_search_row(tx: &mut Tx, p: &Product) -> Result<i64> {
     let barcodes: Vec<&str> = p.barcodes.iter().map(Barcode::as_str).collect();
-    sqlx::query(
-        "INSERT INTO products_fts (product_id, sku, name, brand, category, barcodes)
-         VALUES (?, ?, ?, ?, ?, ?)",
+    let done = sqlx::query(
+        "INSERT INTO products_fts (sku, name, brand, category, barcodes) VALUES (?, ?, ?, ?, ?)",
     )
-    .bind(p.id.to_string())
     .bind(p.sku.as_str())
     .bind(&p.name)
     .bind(&p.brand)
@@ -97,7 +106,7 @@ async fn insert_search_row(tx: &mut Tx, p: &Product) -> Result<()> {
     .execute(&mut **tx)
     .await
     .context("indexing a product for search")?;
-    Ok(())
+    Ok(done.last_insert_rowid())
 }
 
 fn parse_body(body: &str) -> Result<Product> {
@@ -145,12 +154,20 @@ pub async fn count(db: &LocalDb) -> Result<i64> {
 }
 
 /// Turns what the cashier typed into an FTS5 query: every word a prefix, all words required.
-/// Quotes make any character safe; `None` when nothing searchable was typed.
+/// Quotes make any character safe; `None` when nothing searchable was typed. A lone letter
+/// beside longer words is left out (`B-001234` searches `001234`): as a prefix it matches a
+/// large part of the catalog, costs the most to intersect and narrows nothing.
 pub fn fts_query(typed: &str) -> Option<String> {
-    let terms: Vec<String> = typed
+    let words: Vec<&str> = typed
         .split(|c: char| !c.is_alphanumeric())
         .filter(|t| !t.is_empty())
         .take(SEARCH_TERMS_MAX)
+        .collect();
+    let lone_letter = |w: &&str| w.chars().count() == 1 && w.chars().all(char::is_alphabetic);
+    let longer = words.iter().any(|w| w.chars().count() > 1);
+    let terms: Vec<String> = words
+        .iter()
+        .filter(|w| !(longer && lone_letter(w)))
         .map(|t| format!("\"{}\"*", t.to_lowercase()))
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
@@ -163,9 +180,10 @@ pub async fn search(db: &LocalDb, typed: &str, limit: u32) -> Result<Vec<Product
         return Ok(Vec::new());
     };
     let bodies: Vec<String> = sqlx::query_scalar(
-        "SELECT p.body FROM products_fts f JOIN products p ON p.id = f.product_id
-         WHERE products_fts MATCH ? ORDER BY bm25(products_fts, 0.0, 4.0, 8.0, 2.0, 1.0, 4.0), p.name
-         LIMIT ?",
+        "SELECT p.body FROM (
+             SELECT rowid, rank FROM products_fts WHERE products_fts MATCH ? ORDER BY rank LIMIT ?
+         ) f JOIN products p ON p.search_rowid = f.rowid
+         ORDER BY f.rank, p.name",
     )
     .bind(query)
     .bind(limit.min(SEARCH_HITS_MAX))
@@ -187,5 +205,87 @@ mod tests {
             fts_query("SKU-1 \"mug\" OR"),
             Some("\"sku\"* \"1\"* \"mug\"* \"or\"*".into())
         );
+        assert_eq!(fts_query("B-001234"), Some("\"001234\"*".into()));
+        assert_eq!(fts_query("b"), Some("\"b\"*".into()));
+        assert_eq!(fts_query("a b"), Some("\"a\"* \"b\"*".into()));
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use std::collections::BTreeMap;
+
+    use kassa_domain::{Currency, Money, Sku, TaxClass};
+
+    use super::*;
+
+    fn product(id: Uuid, sku: &str, name: &str, barcode_body: &str) -> Product {
+        Product {
+            id,
+            sku: Sku::parse(sku).unwrap(),
+            barcodes: vec![Barcode::ean13_from_body(barcode_body).unwrap()],
+            name: name.to_owned(),
+            description: String::new(),
+            category: "Pantry".into(),
+            brand: "Kassa".into(),
+            price: Money::from_minor(250, Currency::EUR),
+            tax_class: TaxClass::Reduced,
+            attributes: BTreeMap::new(),
+            archived: false,
+            version: 1,
+            updated_at: chrono::Utc::now(),
+            change_seq: 1,
+        }
+    }
+
+    async fn names(db: &LocalDb, typed: &str) -> Vec<String> {
+        search(db, typed, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.name)
+            .collect()
+    }
+
+    /// Updates, archiving and a SKU that moves to another product leave exactly one search
+    /// row per stored product, each finding its own product.
+    #[tokio::test]
+    async fn search_rows_follow_every_change_of_the_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = LocalDb::open(&dir.path().join("r.db")).await.unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut tx = db.begin_write().await.unwrap();
+        apply(&mut tx, &product(a, "A-1", "smoked salmon", "200000000001"))
+            .await
+            .unwrap();
+        apply(&mut tx, &product(b, "B-1", "rustic bread", "200000000002"))
+            .await
+            .unwrap();
+        // A renamed, then B archived, then A's SKU moves to a new product C.
+        apply(&mut tx, &product(a, "A-1", "smoked trout", "200000000001"))
+            .await
+            .unwrap();
+        let mut archived = product(b, "B-1", "rustic bread", "200000000002");
+        archived.archived = true;
+        apply(&mut tx, &archived).await.unwrap();
+        let c = Uuid::now_v7();
+        apply(&mut tx, &product(c, "A-1", "golden trout", "200000000003"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        assert_eq!(names(&db, "trout").await, vec!["golden trout".to_owned()]);
+        assert!(names(&db, "salmon").await.is_empty());
+        assert!(names(&db, "bread").await.is_empty());
+        let search_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products_fts")
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+        assert_eq!((search_rows, count(&db).await.unwrap()), (1, 1));
+        let found = by_barcode(&db, &Barcode::ean13_from_body("200000000003").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, c);
     }
 }

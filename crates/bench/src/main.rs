@@ -1,16 +1,16 @@
 //! `kassa-bench <scenario>`: benchmarks that print figures, the raw baseline and their ratio.
 //! Figures, not assertions; `docs/benchmarks.md` records them.
 
-#[path = "kassa-bench/checkout.rs"]
 mod checkout;
-#[path = "kassa-bench/relay.rs"]
+mod generated;
+mod register;
 mod relay;
-#[path = "kassa-bench/search.rs"]
 mod search;
+mod sync;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|search|relay|all";
+const SCENARIOS: &str = "checkout|search|relay|register|sync|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -21,10 +21,14 @@ async fn main() -> anyhow::Result<()> {
         "checkout" => checkout::run().await,
         "search" => search::run().await,
         "relay" => relay::run().await,
+        "register" => register::run().await,
+        "sync" => sync::run().await,
         "all" => {
             checkout::run().await?;
             search::run().await?;
-            relay::run().await
+            relay::run().await?;
+            register::run().await?;
+            sync::run().await
         }
         other => anyhow::bail!("unknown scenario {other:?}; scenarios: {SCENARIOS}"),
     }
@@ -83,4 +87,28 @@ fn percentiles(samples: &mut [std::time::Duration]) -> (f64, f64, f64) {
     let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
     let mean = samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len() as f64;
     (at(0.50), at(0.99), mean)
+}
+
+/// Latencies of one caller: p50 and p99 in milliseconds.
+struct Latencies {
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs `op` on each input in turn; the first `warmup` are not counted.
+async fn latencies<F, Fut>(inputs: &[String], warmup: usize, mut op: F) -> anyhow::Result<Latencies>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut samples: Vec<std::time::Duration> = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let started = std::time::Instant::now();
+        op(input.clone()).await?;
+        if i >= warmup {
+            samples.push(started.elapsed());
+        }
+    }
+    let (p50_ms, p99_ms, _) = percentiles(&mut samples);
+    Ok(Latencies { p50_ms, p99_ms })
 }

@@ -3,113 +3,22 @@
 //! API and, in the same run, straight against the index in-process (`search::run`, the raw
 //! baseline). One client, so the figures are latencies rather than contention.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use kassa_central::search;
 use kassa_central::store;
 use kassa_central::Config;
-use kassa_domain::api::ProductInput;
-use kassa_domain::{Barcode, Currency, Money, Sku, TaxClass};
+use kassa_domain::Currency;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::generated::{product, ADJECTIVES, CATEGORIES, NOUNS};
 
 const PRODUCTS: usize = 100_000;
 const QUERIES: usize = 2_000;
 const WARMUP: usize = 200;
 const IMPORT_BATCH: usize = 5_000;
-
-const ADJECTIVES: [&str; 24] = [
-    "organic",
-    "crunchy",
-    "smoked",
-    "golden",
-    "spicy",
-    "creamy",
-    "roasted",
-    "wild",
-    "fresh",
-    "classic",
-    "rustic",
-    "tangy",
-    "sparkling",
-    "velvet",
-    "hearty",
-    "tropical",
-    "zesty",
-    "smooth",
-    "frozen",
-    "salted",
-    "mellow",
-    "bold",
-    "tender",
-    "sunny",
-];
-const NOUNS: [&str; 30] = [
-    "coffee",
-    "granola",
-    "lemonade",
-    "biscuit",
-    "cheddar",
-    "yoghurt",
-    "espresso",
-    "noodles",
-    "chutney",
-    "pretzel",
-    "almonds",
-    "muesli",
-    "chocolate",
-    "salsa",
-    "hummus",
-    "baguette",
-    "teapot",
-    "notebook",
-    "candle",
-    "blanket",
-    "sponge",
-    "ladle",
-    "kettle",
-    "pencil",
-    "stapler",
-    "shampoo",
-    "soap",
-    "towel",
-    "mug",
-    "basket",
-];
-const CATEGORIES: [&str; 12] = [
-    "Bakery",
-    "Dairy",
-    "Drinks",
-    "Snacks",
-    "Pantry",
-    "Frozen",
-    "Household",
-    "Stationery",
-    "Kitchen",
-    "Beauty",
-    "Garden",
-    "Toys",
-];
-
-fn product(rng: &mut StdRng, n: usize) -> anyhow::Result<ProductInput> {
-    let adjective = ADJECTIVES[rng.gen_range(0..ADJECTIVES.len())];
-    let noun = NOUNS[rng.gen_range(0..NOUNS.len())];
-    let brand = format!("Brand{:02}", rng.gen_range(0..50));
-    Ok(ProductInput {
-        sku: Sku::parse(&format!("B-{n:06}"))?,
-        barcodes: vec![Barcode::ean13_from_body(&format!("21{n:010}"))?],
-        name: format!("{adjective} {noun} {}", n % 97),
-        description: format!("A {adjective} {noun} by {brand}, item {n}."),
-        category: CATEGORIES[rng.gen_range(0..CATEGORIES.len())].to_owned(),
-        brand,
-        price: Money::from_minor(rng.gen_range(49..9_999), Currency::EUR),
-        tax_class: TaxClass::Reduced,
-        attributes: BTreeMap::new(),
-        archived: false,
-    })
-}
 
 /// The query mix, as query strings: the API gets them as they are, the raw run parses them
 /// the way the API does.
@@ -141,28 +50,6 @@ fn typo(word: &str) -> String {
         .filter(|(i, _)| *i != 1)
         .map(|(_, c)| c)
         .collect()
-}
-
-struct Figures {
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-async fn measure<F, Fut>(queries: &[String], mut op: F) -> anyhow::Result<Figures>
-where
-    F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let mut samples: Vec<Duration> = Vec::with_capacity(QUERIES);
-    for (i, q) in queries.iter().enumerate() {
-        let started = Instant::now();
-        op(q.clone()).await?;
-        if i >= WARMUP {
-            samples.push(started.elapsed());
-        }
-    }
-    let (p50_ms, p99_ms, _) = crate::percentiles(&mut samples);
-    Ok(Figures { p50_ms, p99_ms })
 }
 
 pub async fn run() -> anyhow::Result<()> {
@@ -201,7 +88,7 @@ async fn bench(dir: &std::path::Path) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let queries = queries(&mut rng);
-    let raw = measure(&queries, |q| {
+    let raw = crate::latencies(&queries, WARMUP, |q| {
         let state = state.clone();
         async move {
             let parsed: search::SearchQuery =
@@ -228,10 +115,10 @@ async fn bench(dir: &std::path::Path) -> anyhow::Result<()> {
 async fn http_figures(
     state: &kassa_central::AppState,
     queries: &[String],
-) -> anyhow::Result<Figures> {
+) -> anyhow::Result<crate::Latencies> {
     let served = crate::Served::start(state.clone()).await?;
     let client = reqwest::Client::new();
-    let figures = measure(queries, |q| {
+    let figures = crate::latencies(queries, WARMUP, |q| {
         let request = client
             .get(format!("{}/v1/search?{q}", served.base))
             .bearer_auth(&served.token);
