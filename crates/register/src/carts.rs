@@ -432,3 +432,30 @@ pub async fn parked(db: &LocalDb) -> Result<Vec<CartView>> {
     }
     Ok(carts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(unit: &str, qty: u32) -> CartLine {
+        CartLine {
+            sku: Sku::parse("SKU-1").unwrap(),
+            name: "Mug".into(),
+            unit_price: Money::parse(unit, Currency::EUR).unwrap(),
+            qty,
+            tax_class: TaxClass::Standard,
+            discount: Money::zero(Currency::EUR),
+        }
+    }
+
+    #[test]
+    fn the_discount_limit_is_a_share_of_the_line_rounded_down() {
+        let eur = |s: &str| Money::parse(s, Currency::EUR).unwrap();
+        assert_eq!(discount_limit(&line("2.20", 1), 10), eur("0.22"));
+        assert_eq!(discount_limit(&line("0.99", 1), 10), eur("0.09"));
+        assert_eq!(discount_limit(&line("1.10", 10), 10), eur("1.10"));
+        assert_eq!(discount_limit(&line("5.00", 2), 0), eur("0.00"));
+        // More than 100 % is the whole line.
+        assert_eq!(discount_limit(&line("5.00", 2), 250), eur("10.00"));
+    }
+}

@@ -486,3 +486,22 @@ async fn check_verifier(
     let role: String = row.get("role");
     Role::from_str(&role).map_err(|e| Error::Corrupt(format!("stored role: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn four_to_eight_digits_are_tried_as_a_pin_first() {
+        for pin in ["1234", "12345678", "0000"] {
+            assert_eq!(SecretKind::guess(pin), SecretKind::Pin, "{pin}");
+        }
+        for password in ["123", "123456789", "12 34", "correct horse", "١٢٣٤"] {
+            assert_eq!(
+                SecretKind::guess(password),
+                SecretKind::Password,
+                "{password}"
+            );
+        }
+    }
+}
