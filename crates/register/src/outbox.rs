@@ -49,6 +49,7 @@ impl Entry {
                     sku: l.sku.clone(),
                     qty: l.qty,
                     discount: l.discount,
+                    discount_approved_by: l.discount_approved_by.clone(),
                 })
                 .collect(),
         }
@@ -156,7 +157,7 @@ fn payment_from_row(row: &SqliteRow, currency: &str) -> Result<ReceiptPayment> {
 
 async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<OfflineLine>> {
     let rows = sqlx::query(
-        "SELECT sku, qty, unit_price_minor, discount_minor FROM outbox_lines
+        "SELECT sku, qty, unit_price_minor, discount_minor, discount_approved_by FROM outbox_lines
          WHERE order_id = ? ORDER BY line_no",
     )
     .bind(order_id.to_string())
@@ -173,6 +174,7 @@ async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<O
                 qty: u32::try_from(qty).map_err(|e| corrupt("outbox qty", e))?,
                 unit_price: Money::from_minor(row.get("unit_price_minor"), currency),
                 discount: (!discount.is_zero()).then_some(discount),
+                discount_approved_by: row.get("discount_approved_by"),
             })
         })
         .collect()

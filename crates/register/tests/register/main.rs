@@ -14,3 +14,4 @@ mod crash;
 mod edits;
 mod offline;
 mod sale;
+mod staff;
