@@ -282,8 +282,7 @@ impl Register {
     /// the sync engine is woken to deliver it.
     pub async fn pay_cash(&self, tendered: Money) -> Result<Receipt> {
         let cart = self.cart().await?;
-        let signed_in_offline = self.sessions.signed_in().await.is_some_and(|w| w.offline);
-        let mode = if self.engine.status().online && !signed_in_offline {
+        let mode = if self.sells_online().await {
             SaleMode::Online
         } else {
             SaleMode::Offline
@@ -293,13 +292,20 @@ impl Register {
         Ok(receipt)
     }
 
+    /// Does a sale go to Central now? Only while Central answers and the cashier signed in
+    /// online (an offline sign-in has no tokens: its sales go through the offline path).
+    async fn sells_online(&self) -> bool {
+        let signed_in_offline = self.sessions.signed_in().await.is_some_and(|w| w.offline);
+        self.engine.status().online && !signed_in_offline
+    }
+
     /// Card checkout of the open cart's whole total. Online: through Central and the processor
     /// (see [`crate::card`]); declined → the cart stays open and the error says why; outcome
     /// unknown → [`Error::CardPending`], settled by the sync engine. Offline (or Central out of
     /// reach): the offline card policy, or [`Error::CardUnavailable`] with nothing written.
     pub async fn pay_card(&self) -> Result<Receipt> {
         let cart = self.cart().await?;
-        if self.engine.status().online {
+        if self.sells_online().await {
             match self
                 .engine
                 .pay_card(cart.id, &self.card_payment_method)

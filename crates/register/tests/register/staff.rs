@@ -286,6 +286,17 @@ async fn sales_made_under_an_offline_sign_in_reach_central_once_with_nobody_sign
         let sale = sell(&register, &[&p[0]], "5.00").await;
         assert_eq!(sale.mode, SaleMode::Offline);
         receipts.push(sale);
+        // Card needs an online sign-in: without an offline card policy it is refused clearly,
+        // the cart kept (not a "not signed in" from half-way through a payment).
+        register.scan(p[0].barcodes[0].as_str()).await.unwrap();
+        let card = register.pay_card().await;
+        assert!(matches!(card, Err(Error::CardUnavailable(_))), "{card:?}");
+        assert_eq!(register.cart().await.unwrap().lines.len(), 1);
+        register
+            .pay_cash(crate::helpers::eur("5.00"))
+            .await
+            .unwrap();
+        assert_eq!(shop.central.count("SELECT COUNT(*) FROM payments").await, 0);
 
         register.sign_out().await.unwrap();
         assert_eq!(register.sessions().signed_in().await, None);
@@ -299,8 +310,8 @@ async fn sales_made_under_an_offline_sign_in_reach_central_once_with_nobody_sign
             assert_eq!(order.source, "offline");
             assert_eq!(order.totals, receipt.totals);
         }
-        assert_eq!(shop.central.count("SELECT COUNT(*) FROM orders").await, 4);
-        assert_eq!(shop.stock(&sku("SKU-1")).await.0, STOCK - 4);
+        assert_eq!(shop.central.count("SELECT COUNT(*) FROM orders").await, 5);
+        assert_eq!(shop.stock(&sku("SKU-1")).await.0, STOCK - 5);
     })
     .await;
 }
