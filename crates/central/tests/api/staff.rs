@@ -17,6 +17,7 @@ story!(
     the_approving_manager_is_stored_on_the_order_line,
     a_register_signs_itself_in_to_sync_and_may_do_nothing_else,
     register_is_no_role_for_a_user,
+    the_demo_staff_sign_in_at_a_register_with_their_pins,
 );
 
 /// STORE-1 and a register paired there.
@@ -423,4 +424,35 @@ async fn register_is_no_role_for_a_user(app: TestApp) {
         "invalid_role",
     )
     .await;
+}
+
+/// The demo store gives the manager and the cashier PINs (the README lists them); loading it
+/// again keeps them.
+async fn the_demo_staff_sign_in_at_a_register_with_their_pins(app: TestApp) {
+    kassa_central::demo::load(&app.state.db).await.unwrap();
+    kassa_central::demo::load(&app.state.db).await.unwrap();
+    let admin: Value = login(
+        &app,
+        json!({ "username": "admin", "password": "admin-pass-1" }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let register: RegisterCreated = app
+        .post(
+            "/v1/registers",
+            admin["access_token"].as_str().unwrap(),
+            &json!({ "location": "STORE-1", "name": "Till 1" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (username, pin) in kassa_central::demo::DEMO_PINS {
+        let signed_in = login(&app, pin_login(username, pin, &credential(&register))).await;
+        assert_eq!(signed_in.status(), 200, "{username}");
+        let body: Value = signed_in.json().await.unwrap();
+        assert_eq!(body["role"], username);
+    }
 }
