@@ -35,6 +35,7 @@ impl From<Error> for CommandError {
             Error::CardUnavailable(_) => "card_unavailable",
             Error::CardPending(_) => "card_pending",
             Error::NotSignedIn => "not_signed_in",
+            Error::ApprovalRequired(_) => "approval_required",
             Error::NotPaired => "not_paired",
             Error::Forbidden(_) => "forbidden",
             // The store, the secrets, corruption (and whatever the library adds): logged, not shown.

@@ -248,6 +248,7 @@ async fn raw_baseline(state: AppState, rng: &mut StdRng) -> anyhow::Result<f64> 
                         qty: l.qty,
                         unit_price: l.unit_price,
                         discount: None,
+                        discount_approved_by: None,
                     })
                     .collect(),
                 payments: vec![OfflinePayment::Cash {

@@ -18,6 +18,9 @@ pub const DEMO_USERS: [(&str, &str, Role); 4] = [
     ("customer", "customer-pass-1", Role::Customer),
 ];
 
+/// PINs for signing in at a register (and for a manager's approvals there).
+pub const DEMO_PINS: [(&str, &str); 2] = [("manager", "2468"), ("cashier", "1357")];
+
 pub const DEMO_LOCATIONS: [(&str, &str); 2] = [
     ("STORE-1", "Kassa Demo Store"),
     ("WAREHOUSE", "Central Warehouse"),
@@ -153,6 +156,15 @@ pub async fn load(db: &Db) -> anyhow::Result<()> {
         match store::users::insert(db, &username, &hash, role).await {
             Ok(_) | Err(store::users::CreateUserError::UsernameTaken) => {}
             Err(store::users::CreateUserError::Other(e)) => return Err(e),
+        }
+    }
+    for (username, pin) in DEMO_PINS {
+        let user = store::users::find_by_username(db, username)
+            .await?
+            .context("a demo user")?;
+        if user.pin_hash.is_none() {
+            let hash = crate::auth::hash_password(pin.to_owned()).await?;
+            store::users::set_pin(db, user.user.id, &hash).await?;
         }
     }
     for (code, name) in DEMO_LOCATIONS {

@@ -44,9 +44,32 @@ pub struct RegisterCredential {
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
-    pub password: String,
+    /// The password, or else `pin` (exactly one of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// A short PIN (4 to 8 digits) a manager set; accepted only with `register`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
     #[serde(default)]
     pub register: Option<RegisterCredential>,
+}
+
+/// `POST /v1/auth/device`: a paired register signs itself in (role `register`) to sync with
+/// nobody signed in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeviceLoginRequest {
+    pub register: RegisterCredential,
+}
+
+/// `PUT /v1/users/{username}/pin`: a manager sets a cashier's PIN, an admin anyone's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetPin {
+    /// 4 to 8 digits.
+    pub pin: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +313,9 @@ pub struct OrderLineRequest {
     /// Absolute discount on the line.
     #[serde(default)]
     pub discount: Option<Money>,
+    /// The manager (username) who approved the discount at the till, when it needed approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_approved_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,6 +342,9 @@ pub struct OrderLine {
     pub total: Money,
     pub tax_class: TaxClass,
     pub returned_qty: u32,
+    /// The manager (username) who approved the line's discount at the till, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_approved_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -705,6 +734,9 @@ pub struct OfflineLine {
     /// Absolute discount on the line.
     #[serde(default)]
     pub discount: Option<Money>,
+    /// The manager (username) who approved the discount at the till, when it needed approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_approved_by: Option<String>,
 }
 
 /// A payment taken offline. `amount` is the part of the order's total it pays; for cash,

@@ -339,9 +339,14 @@ pub enum Role {
     Manager,
     Cashier,
     Customer,
+    /// Not a user's role: a paired register's device session (catalog, stock and
+    /// recommendation reads and `POST /v1/sync/orders` only), so a till syncs with nobody
+    /// signed in.
+    Register,
 }
 
 impl Role {
+    /// The roles users have, most privileged first ([`Role::Register`] is a device's).
     pub const ALL: [Role; 4] = [Role::Admin, Role::Manager, Role::Cashier, Role::Customer];
 
     pub fn as_str(self) -> &'static str {
@@ -350,6 +355,7 @@ impl Role {
             Role::Manager => "manager",
             Role::Cashier => "cashier",
             Role::Customer => "customer",
+            Role::Register => "register",
         }
     }
 
@@ -360,7 +366,7 @@ impl Role {
 
     fn rank(self) -> u8 {
         match self {
-            Role::Customer => 0,
+            Role::Customer | Role::Register => 0,
             Role::Cashier => 1,
             Role::Manager => 2,
             Role::Admin => 3,
@@ -380,6 +386,7 @@ impl FromStr for Role {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Role::ALL
             .into_iter()
+            .chain([Role::Register])
             .find(|r| r.as_str() == s)
             .ok_or_else(|| IdError::UnknownRole {
                 value: crate::clipped(s),

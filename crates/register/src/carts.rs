@@ -26,6 +26,26 @@ pub struct CartView {
     pub label: String,
     pub lines: Vec<CartLine>,
     pub totals: Totals,
+    /// The lines whose discount a manager approved (above the cashier's limit), and who.
+    pub discount_approvals: Vec<DiscountApproval>,
+}
+
+/// A manager's approval of one line's discount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscountApproval {
+    pub sku: Sku,
+    /// The approving manager's username.
+    pub manager: String,
+}
+
+/// The most discount a cashier may give on `line` without approval: `percent` of the line's
+/// amount before discount, rounded down to the minor unit.
+pub fn discount_limit(line: &CartLine, percent: u32) -> Money {
+    let gross_minor = line.unit_price.to_minor() * i64::from(line.qty);
+    Money::from_minor(
+        gross_minor * i64::from(percent.min(100)) / 100,
+        line.unit_price.currency(),
+    )
 }
 
 /// The receipt of `lines`, exactly as Central computes it.
@@ -91,13 +111,37 @@ pub(crate) async fn load_on(conn: &mut sqlx::SqliteConnection, id: Uuid) -> Resu
     let currency: String = head.get("currency");
     let currency = Currency::from_str(&currency).map_err(|e| Error::Corrupt(e.to_string()))?;
     let lines = lines_on(conn, id).await?;
+    let discount_approvals = approvals_on(conn, id).await?;
     Ok(CartView {
         id,
         status: head.get("status"),
         label: head.get("label"),
         totals: totals(&lines, currency)?,
         lines,
+        discount_approvals,
     })
+}
+
+async fn approvals_on(
+    conn: &mut sqlx::SqliteConnection,
+    id: Uuid,
+) -> Result<Vec<DiscountApproval>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT sku, discount_approved_by FROM cart_lines
+         WHERE cart_id = ? AND discount_approved_by IS NOT NULL ORDER BY line_no",
+    )
+    .bind(id.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading discount approvals")?;
+    rows.into_iter()
+        .map(|(sku, manager)| {
+            Ok(DiscountApproval {
+                sku: Sku::parse(&sku).map_err(|e| Error::Corrupt(e.to_string()))?,
+                manager,
+            })
+        })
+        .collect()
 }
 
 async fn lines_on(conn: &mut sqlx::SqliteConnection, id: Uuid) -> Result<Vec<CartLine>> {
@@ -164,7 +208,7 @@ pub async fn add(db: &LocalDb, id: Uuid, product: &Product, qty: u32) -> Result<
             .await
             .context("reading a cart line")?;
     match current {
-        Some(have) => set_qty_in(&mut tx, id, &product.sku, have + i64::from(qty)).await?,
+        Some(have) => set_qty_in(&mut tx, id, &product.sku, have + i64::from(qty), None).await?,
         None => insert_line(&mut tx, id, product, qty).await?,
     }
     touch(&mut tx, id).await?;
@@ -202,7 +246,15 @@ async fn insert_line(tx: &mut Tx, id: Uuid, product: &Product, qty: u32) -> Resu
     Ok(())
 }
 
-async fn set_qty_in(tx: &mut Tx, id: Uuid, sku: &Sku, qty: i64) -> Result<()> {
+/// `limit_percent`: an unapproved discount is cut to the cashier's limit of the new amount (a
+/// 10 % discount on ten items must not become 100 % on one).
+async fn set_qty_in(
+    tx: &mut Tx,
+    id: Uuid,
+    sku: &Sku,
+    qty: i64,
+    limit_percent: Option<u32>,
+) -> Result<()> {
     if qty == 0 {
         sqlx::query("DELETE FROM cart_lines WHERE cart_id = ? AND sku = ?")
             .bind(id.to_string())
@@ -215,11 +267,16 @@ async fn set_qty_in(tx: &mut Tx, id: Uuid, sku: &Sku, qty: i64) -> Result<()> {
     let qty = u32::try_from(qty).map_err(|_| Error::Invalid(format!("quantity {qty}")))?;
     check_line_qty(qty).map_err(|e| Error::Invalid(e.to_string()))?;
     sqlx::query(
-        "UPDATE cart_lines SET qty = ?, discount_minor = MIN(discount_minor, unit_price_minor * ?)
+        "UPDATE cart_lines SET qty = ?, discount_minor = MIN(discount_minor, unit_price_minor * ?,
+             CASE WHEN discount_approved_by IS NULL AND ? IS NOT NULL
+                  THEN unit_price_minor * ? * ? / 100 ELSE discount_minor END)
          WHERE cart_id = ? AND sku = ?",
     )
     .bind(qty)
     .bind(qty)
+    .bind(limit_percent)
+    .bind(qty)
+    .bind(limit_percent)
     .bind(id.to_string())
     .bind(sku.as_str())
     .execute(&mut **tx)
@@ -228,19 +285,40 @@ async fn set_qty_in(tx: &mut Tx, id: Uuid, sku: &Sku, qty: i64) -> Result<()> {
     Ok(())
 }
 
-/// Sets a line's quantity; 0 removes the line.
-pub async fn set_qty(db: &LocalDb, id: Uuid, sku: &Sku, qty: u32) -> Result<CartView> {
+/// Sets a line's quantity; 0 removes the line. An unapproved discount is cut to
+/// `discount_limit_percent` of the new amount.
+pub async fn set_qty(
+    db: &LocalDb,
+    id: Uuid,
+    sku: &Sku,
+    qty: u32,
+    discount_limit_percent: u32,
+) -> Result<CartView> {
     let mut tx = db.begin_write().await?;
     require_open(&mut tx, id).await?;
-    set_qty_in(&mut tx, id, sku, i64::from(qty)).await?;
+    set_qty_in(
+        &mut tx,
+        id,
+        sku,
+        i64::from(qty),
+        Some(discount_limit_percent.min(100)),
+    )
+    .await?;
     touch(&mut tx, id).await?;
     tx.commit().await.context("changing a quantity")?;
     load(db, id).await
 }
 
-/// Sets an absolute discount on a line (0 ≤ discount ≤ the line's amount). Whether the cashier
-/// may give it (manager approval above a limit) is the caller's decision.
-pub async fn set_discount(db: &LocalDb, id: Uuid, sku: &Sku, discount: Money) -> Result<CartView> {
+/// Sets an absolute discount on a line (0 ≤ discount ≤ the line's amount) with the manager who
+/// approved it, if it needed approval. Whether the cashier may give it is the caller's decision
+/// (`Register::set_discount`).
+pub async fn set_discount(
+    db: &LocalDb,
+    id: Uuid,
+    sku: &Sku,
+    discount: Money,
+    approved_by: Option<&str>,
+) -> Result<CartView> {
     let mut tx = db.begin_write().await?;
     require_open(&mut tx, id).await?;
     let mut cart = load_on(&mut tx, id).await?;
@@ -251,13 +329,17 @@ pub async fn set_discount(db: &LocalDb, id: Uuid, sku: &Sku, discount: Money) ->
         .ok_or_else(|| Error::NotFound(format!("line {sku}")))?;
     line.discount = discount;
     totals(&cart.lines, cart.totals.currency)?;
-    sqlx::query("UPDATE cart_lines SET discount_minor = ? WHERE cart_id = ? AND sku = ?")
-        .bind(discount.to_minor())
-        .bind(id.to_string())
-        .bind(sku.as_str())
-        .execute(&mut *tx)
-        .await
-        .context("setting a discount")?;
+    sqlx::query(
+        "UPDATE cart_lines SET discount_minor = ?, discount_approved_by = ?
+         WHERE cart_id = ? AND sku = ?",
+    )
+    .bind(discount.to_minor())
+    .bind(approved_by)
+    .bind(id.to_string())
+    .bind(sku.as_str())
+    .execute(&mut *tx)
+    .await
+    .context("setting a discount")?;
     touch(&mut tx, id).await?;
     tx.commit().await.context("setting a discount")?;
     load(db, id).await
@@ -349,4 +431,31 @@ pub async fn parked(db: &LocalDb) -> Result<Vec<CartView>> {
         carts.push(load(db, parse_id(&id)?).await?);
     }
     Ok(carts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(unit: &str, qty: u32) -> CartLine {
+        CartLine {
+            sku: Sku::parse("SKU-1").unwrap(),
+            name: "Mug".into(),
+            unit_price: Money::parse(unit, Currency::EUR).unwrap(),
+            qty,
+            tax_class: TaxClass::Standard,
+            discount: Money::zero(Currency::EUR),
+        }
+    }
+
+    #[test]
+    fn the_discount_limit_is_a_share_of_the_line_rounded_down() {
+        let eur = |s: &str| Money::parse(s, Currency::EUR).unwrap();
+        assert_eq!(discount_limit(&line("2.20", 1), 10), eur("0.22"));
+        assert_eq!(discount_limit(&line("0.99", 1), 10), eur("0.09"));
+        assert_eq!(discount_limit(&line("1.10", 10), 10), eur("1.10"));
+        assert_eq!(discount_limit(&line("5.00", 2), 0), eur("0.00"));
+        // More than 100 % is the whole line.
+        assert_eq!(discount_limit(&line("5.00", 2), 250), eur("10.00"));
+    }
 }

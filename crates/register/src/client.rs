@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use kassa_domain::api::{
-    CopurchasePage, CreateOrder, CreatePayment, CreateRegister, ErrorBody, ErrorDetail,
-    LoginRequest, Order, Payment, Product, ProductInput, ProductPage, RefreshRequest,
-    RegisterCreated, RegisterCredential, StockAdjustment, StockLevel, StockPage, SyncOrdersRequest,
-    SyncOrdersResponse, TokenResponse,
+    CopurchasePage, CreateOrder, CreatePayment, CreateRefund, CreateRegister, DeviceLoginRequest,
+    ErrorBody, ErrorDetail, LoginRequest, Order, Payment, Product, ProductInput, ProductPage,
+    RefreshRequest, Refund, RegisterCreated, RegisterCredential, SetPin, StockAdjustment,
+    StockLevel, StockPage, SyncOrdersRequest, SyncOrdersResponse, TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -72,11 +72,52 @@ impl CentralClient {
     ) -> Result<TokenResponse> {
         let body = LoginRequest {
             username: username.to_owned(),
-            password: password.to_owned(),
+            password: Some(password.to_owned()),
+            pin: None,
             register,
         };
         let req = self.http.post(self.url("/v1/auth/login")).json(&body);
         json(send(req, "signing in").await?).await
+    }
+
+    /// Signs in with a PIN, which Central accepts only with the register's credential.
+    #[tracing::instrument(skip_all, fields(username = %username))]
+    pub async fn login_pin(
+        &self,
+        username: &str,
+        pin: &str,
+        register: RegisterCredential,
+    ) -> Result<TokenResponse> {
+        let body = LoginRequest {
+            username: username.to_owned(),
+            password: None,
+            pin: Some(pin.to_owned()),
+            register: Some(register),
+        };
+        let req = self.http.post(self.url("/v1/auth/login")).json(&body);
+        json(send(req, "signing in with a PIN").await?).await
+    }
+
+    /// `PUT /v1/users/{username}/pin` (a manager's token).
+    #[tracing::instrument(skip_all, fields(username = %username))]
+    pub async fn set_pin(&self, token: &str, username: &str, pin: &str) -> Result<()> {
+        let body = SetPin {
+            pin: pin.to_owned(),
+        };
+        let req = self
+            .http
+            .put(self.url(&format!("/v1/users/{username}/pin")))
+            .bearer_auth(token)
+            .json(&body);
+        send(req, "setting a PIN").await.map(drop)
+    }
+
+    /// The register signs itself in (`POST /v1/auth/device`): a device session for sync.
+    #[tracing::instrument(skip_all, fields(register = %register.id))]
+    pub async fn device_login(&self, register: RegisterCredential) -> Result<TokenResponse> {
+        let body = DeviceLoginRequest { register };
+        let req = self.http.post(self.url("/v1/auth/device")).json(&body);
+        json(send(req, "signing the register in").await?).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -286,6 +327,24 @@ impl CentralClient {
             .get(self.url(&format!("/v1/orders/{id}/payments")))
             .bearer_auth(token);
         json(send(req, "reading an order's payments").await?).await
+    }
+
+    /// `POST /v1/orders/{id}/refunds` (a manager's token) with an Idempotency-Key.
+    #[tracing::instrument(skip_all, fields(order = %order_id, key = %key.as_str()))]
+    pub async fn refund(
+        &self,
+        token: &str,
+        key: &IdempotencyKey,
+        order_id: Uuid,
+        refund: &CreateRefund,
+    ) -> Result<Refund> {
+        let req = self
+            .http
+            .post(self.url(&format!("/v1/orders/{order_id}/refunds")))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key.as_str())
+            .json(refund);
+        json(send(req, "refunding a sale").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]

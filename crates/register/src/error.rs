@@ -35,6 +35,10 @@ pub enum Error {
         "{pending} sales wait to be synced, the most this register may hold; reconnect to Central"
     )]
     OutboxFull { pending: i64 },
+    /// The signed-in cashier asked for something only a manager may allow (a discount above
+    /// the limit) without a valid manager's approval; the message says what is needed.
+    #[error("{0}")]
+    ApprovalRequired(String),
     /// No staff member is signed in, or the session ended.
     #[error("not signed in")]
     NotSignedIn,

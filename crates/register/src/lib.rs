@@ -7,6 +7,7 @@
 //! runs, so a receipt never differs from Central's by a cent.
 
 pub mod adjustments;
+pub mod approval;
 pub mod card;
 pub mod carts;
 pub mod catalog;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod identity;
 pub mod outbox;
 pub mod recommend;
+pub mod refunds;
 pub mod report;
 pub mod sale;
 pub mod secrets;

@@ -14,7 +14,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::error::{corrupt, Context, Error, Result};
-use crate::store::{money, now_ms, LocalDb};
+use crate::store::{money, now_ms, LocalDb, Tx};
 
 /// One sale waiting for Central.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +49,7 @@ impl Entry {
                     sku: l.sku.clone(),
                     qty: l.qty,
                     discount: l.discount,
+                    discount_approved_by: l.discount_approved_by.clone(),
                 })
                 .collect(),
         }
@@ -156,7 +157,7 @@ fn payment_from_row(row: &SqliteRow, currency: &str) -> Result<ReceiptPayment> {
 
 async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<OfflineLine>> {
     let rows = sqlx::query(
-        "SELECT sku, qty, unit_price_minor, discount_minor FROM outbox_lines
+        "SELECT sku, qty, unit_price_minor, discount_minor, discount_approved_by FROM outbox_lines
          WHERE order_id = ? ORDER BY line_no",
     )
     .bind(order_id.to_string())
@@ -173,6 +174,7 @@ async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<O
                 qty: u32::try_from(qty).map_err(|e| corrupt("outbox qty", e))?,
                 unit_price: Money::from_minor(row.get("unit_price_minor"), currency),
                 discount: (!discount.is_zero()).then_some(discount),
+                discount_approved_by: row.get("discount_approved_by"),
             })
         })
         .collect()
@@ -180,12 +182,31 @@ async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<O
 
 /// The online path's first step is done: Central holds the order (RESERVED).
 pub async fn mark_order_created(db: &LocalDb, order_id: Uuid) -> Result<()> {
-    set_status(db, order_id, "order_created", None).await
+    set_status(db.pool(), order_id, "order_created", None).await
 }
 
 /// Central has the sale for good (PAID, or accepted through sync).
 pub async fn mark_done(
     db: &LocalDb,
+    order_id: Uuid,
+    order: &Order,
+    shortfalls: &[Shortfall],
+) -> Result<()> {
+    write_done(db.pool(), order_id, order, shortfalls).await
+}
+
+/// [`mark_done`] inside `tx` (a batch's answers settle in one transaction).
+pub async fn mark_done_in(
+    tx: &mut Tx,
+    order_id: Uuid,
+    order: &Order,
+    shortfalls: &[Shortfall],
+) -> Result<()> {
+    write_done(&mut **tx, order_id, order, shortfalls).await
+}
+
+async fn write_done(
+    exec: impl sqlx::SqliteExecutor<'_>,
     order_id: Uuid,
     order: &Order,
     shortfalls: &[Shortfall],
@@ -200,7 +221,7 @@ pub async fn mark_done(
     .bind(shortfalls)
     .bind(now_ms())
     .bind(order_id.to_string())
-    .execute(db.pool())
+    .execute(exec)
     .await
     .context("marking a sale synced")?;
     Ok(())
@@ -208,7 +229,12 @@ pub async fn mark_done(
 
 /// Central refused the sale for good; it stays in the outbox with the reason for a manager.
 pub async fn mark_rejected(db: &LocalDb, order_id: Uuid, error: &str) -> Result<()> {
-    set_status(db, order_id, "rejected", Some(error)).await
+    set_status(db.pool(), order_id, "rejected", Some(error)).await
+}
+
+/// [`mark_rejected`] inside `tx`.
+pub async fn mark_rejected_in(tx: &mut Tx, order_id: Uuid, error: &str) -> Result<()> {
+    set_status(&mut **tx, order_id, "rejected", Some(error)).await
 }
 
 /// The online path cannot finish (Central refused the order it would reserve): deliver the
@@ -239,12 +265,17 @@ pub async fn note_failure(db: &LocalDb, order_id: Uuid, error: &str) -> Result<(
     Ok(())
 }
 
-async fn set_status(db: &LocalDb, order_id: Uuid, status: &str, error: Option<&str>) -> Result<()> {
+async fn set_status(
+    exec: impl sqlx::SqliteExecutor<'_>,
+    order_id: Uuid,
+    status: &str,
+    error: Option<&str>,
+) -> Result<()> {
     sqlx::query("UPDATE outbox_orders SET status = ?, last_error = ? WHERE order_id = ?")
         .bind(status)
         .bind(error)
         .bind(order_id.to_string())
-        .execute(db.pool())
+        .execute(exec)
         .await
         .context("moving an outbox entry")?;
     Ok(())

@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kassa_domain::api::{Product, ProductInput, StockAdjustment, StockReason};
 use kassa_domain::{Barcode, Currency, Money, Role, Sku};
 use uuid::Uuid;
 
+use crate::approval::{Approval, Approvals};
 use crate::carts::{self, CartView};
 use crate::client::{CentralClient, Timeouts};
 use crate::edits::{self, Conflict, Side};
@@ -17,10 +19,10 @@ use crate::recommend::{self, Recommended};
 use crate::report::{self, SalesReport};
 use crate::sale::{self, Receipt, SaleLimits, SaleMode};
 use crate::secrets::SecretStore;
-use crate::session::{Sessions, SignedIn};
+use crate::session::{Sessions, SignedIn, OFFLINE_SIGN_IN_MAX_AGE_DEFAULT};
 use crate::store::LocalDb;
 use crate::sync::{Engine, SyncConfig, SyncStatus};
-use crate::{adjustments, catalog, stock};
+use crate::{adjustments, catalog, refunds, stock};
 
 /// Where the register keeps its data and finds Central.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct RegisterConfig {
     /// What the card terminal hands over for a card payment: the processor's payment-method
     /// token (`pm_card_visa` with the simulator), never card data.
     pub card_payment_method: String,
+    /// Offline sign-in is refused when the last online sign-in here is older than this.
+    pub offline_sign_in_max_age: Duration,
 }
 
 impl RegisterConfig {
@@ -47,6 +51,7 @@ impl RegisterConfig {
             sync: SyncConfig::default(),
             limits: SaleLimits::default(),
             card_payment_method: "pm_card_visa".into(),
+            offline_sign_in_max_age: OFFLINE_SIGN_IN_MAX_AGE_DEFAULT,
         }
     }
 }
@@ -60,6 +65,7 @@ pub struct Register {
     currency: Currency,
     limits: SaleLimits,
     card_payment_method: Arc<str>,
+    approvals: Arc<Approvals>,
 }
 
 impl Register {
@@ -68,7 +74,12 @@ impl Register {
     pub async fn open(config: RegisterConfig, secrets: Arc<dyn SecretStore>) -> Result<Self> {
         let db = LocalDb::open(&config.db_path).await?;
         let client = CentralClient::new(&config.central_url, &config.timeouts)?;
-        let sessions = Arc::new(Sessions::new(db.clone(), client, secrets));
+        let sessions = Arc::new(Sessions::new(
+            db.clone(),
+            client,
+            secrets,
+            config.offline_sign_in_max_age,
+        ));
         let engine = Arc::new(Engine::new(db.clone(), sessions.clone(), config.sync));
         Ok(Self {
             db,
@@ -77,6 +88,7 @@ impl Register {
             currency: config.currency,
             limits: config.limits,
             card_payment_method: config.card_payment_method.into(),
+            approvals: Arc::new(Approvals::default()),
         })
     }
 
@@ -120,6 +132,18 @@ impl Register {
         let who = self.sessions.sign_in(username, password).await?;
         self.engine.kick();
         Ok(who)
+    }
+
+    /// Signs in with the PIN a manager set (online, or offline against the local verifier).
+    pub async fn sign_in_pin(&self, username: &str, pin: &str) -> Result<SignedIn> {
+        let who = self.sessions.sign_in_pin(username, pin).await?;
+        self.engine.kick();
+        Ok(who)
+    }
+
+    /// The signed-in manager sets `username`'s PIN at Central (online only).
+    pub async fn set_pin(&self, username: &str, pin: &str) -> Result<()> {
+        self.sessions.set_pin(username, pin).await
     }
 
     pub async fn sign_out(&self) -> Result<()> {
@@ -193,12 +217,63 @@ impl Register {
 
     pub async fn set_qty(&self, sku: &Sku, qty: u32) -> Result<CartView> {
         let cart = self.cart().await?;
-        carts::set_qty(&self.db, cart.id, sku, qty).await
+        let limit = self.limits.discount_limit_percent;
+        carts::set_qty(&self.db, cart.id, sku, qty, limit).await
     }
 
-    pub async fn set_discount(&self, sku: &Sku, discount: Money) -> Result<CartView> {
+    /// A manager's approval at this till (their PIN or password): online through Central's
+    /// login at this register, offline through the local verifier. Used once, within minutes.
+    pub async fn approve(&self, username: &str, secret: &str) -> Result<Approval> {
+        self.approvals
+            .approve(&self.sessions, username, secret)
+            .await
+    }
+
+    /// Sets a line's absolute discount. Above `discount_limit_percent` of the line a cashier
+    /// needs a manager's `approval` (used up here, and its manager recorded on the line); a
+    /// signed-in manager or admin needs none (and is recorded as the approver).
+    pub async fn set_discount(
+        &self,
+        sku: &Sku,
+        discount: Money,
+        approval: Option<Uuid>,
+    ) -> Result<CartView> {
         let cart = self.cart().await?;
-        carts::set_discount(&self.db, cart.id, sku, discount).await
+        let line = cart
+            .lines
+            .iter()
+            .find(|l| &l.sku == sku)
+            .ok_or_else(|| Error::NotFound(format!("line {sku}")))?;
+        let percent = self.limits.discount_limit_percent;
+        let limit = carts::discount_limit(line, percent);
+        if discount.currency() != limit.currency() || discount.checked_cmp(&limit)?.is_le() {
+            return carts::set_discount(&self.db, cart.id, sku, discount, None).await;
+        }
+        match self.sessions.signed_in().await {
+            Some(who) if who.role.at_least(Role::Manager) => {
+                carts::set_discount(&self.db, cart.id, sku, discount, Some(&who.username)).await
+            }
+            _ => {
+                let what = format!("a discount above {limit} ({percent} % of the line)");
+                let id = approval.ok_or_else(|| {
+                    Error::ApprovalRequired(format!("{what} needs a manager's approval"))
+                })?;
+                let granted = self.approvals.take(id, &what)?;
+                let set =
+                    carts::set_discount(&self.db, cart.id, sku, discount, Some(&granted.manager))
+                        .await;
+                match set {
+                    Ok(view) => {
+                        self.approvals.finish(&self.sessions, granted).await;
+                        Ok(view)
+                    }
+                    Err(err) => {
+                        self.approvals.restore(id, granted);
+                        Err(err)
+                    }
+                }
+            }
+        }
     }
 
     pub async fn park(&self, label: &str) -> Result<CartView> {
@@ -221,7 +296,7 @@ impl Register {
     /// the sync engine is woken to deliver it.
     pub async fn pay_cash(&self, tendered: Money) -> Result<Receipt> {
         let cart = self.cart().await?;
-        let mode = if self.engine.status().online {
+        let mode = if self.sells_online().await {
             SaleMode::Online
         } else {
             SaleMode::Offline
@@ -231,13 +306,20 @@ impl Register {
         Ok(receipt)
     }
 
+    /// Does a sale go to Central now? Only while Central answers and the cashier signed in
+    /// online (an offline sign-in has no tokens: its sales go through the offline path).
+    async fn sells_online(&self) -> bool {
+        let signed_in_offline = self.sessions.signed_in().await.is_some_and(|w| w.offline);
+        self.engine.status().online && !signed_in_offline
+    }
+
     /// Card checkout of the open cart's whole total. Online: through Central and the processor
     /// (see [`crate::card`]); declined → the cart stays open and the error says why; outcome
     /// unknown → [`Error::CardPending`], settled by the sync engine. Offline (or Central out of
     /// reach): the offline card policy, or [`Error::CardUnavailable`] with nothing written.
     pub async fn pay_card(&self) -> Result<Receipt> {
         let cart = self.cart().await?;
-        if self.engine.status().online {
+        if self.sells_online().await {
             match self
                 .engine
                 .pay_card(cart.id, &self.card_payment_method)
@@ -252,6 +334,34 @@ impl Register {
         let receipt = sale::complete_card_offline(&self.db, cart.id, self.limits).await?;
         self.engine.note_sale().await;
         Ok(receipt)
+    }
+
+    // ---- refunds ----
+
+    /// The last `limit` sales made here (at most 100), newest first.
+    pub async fn recent_sales(&self, limit: u32) -> Result<Vec<Receipt>> {
+        refunds::recent_sales(&self.db, limit).await
+    }
+
+    /// Refunds returned `lines` of a sale that has reached Central, with a manager's approval
+    /// given online (online only); the returned units are restocked.
+    pub async fn refund(
+        &self,
+        order_id: Uuid,
+        lines: Vec<(Sku, u32)>,
+        approval: Uuid,
+    ) -> Result<kassa_domain::api::Refund> {
+        let refund = refunds::refund(
+            &self.db,
+            &self.sessions,
+            &self.approvals,
+            order_id,
+            lines,
+            approval,
+        )
+        .await?;
+        self.engine.kick();
+        Ok(refund)
     }
 
     // ---- sync ----

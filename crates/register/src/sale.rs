@@ -23,6 +23,9 @@ pub struct SaleLimits {
     /// recorded with a reference the register makes and synced later (the shop carries the
     /// risk). `None` (the default): card needs Central.
     pub offline_card_limit: Option<Money>,
+    /// A cashier's line discount above this share of the line (percent) needs a manager's
+    /// approval; a signed-in manager gives any.
+    pub discount_limit_percent: u32,
 }
 
 impl Default for SaleLimits {
@@ -30,6 +33,7 @@ impl Default for SaleLimits {
         Self {
             outbox_pending_max: 20_000,
             offline_card_limit: None,
+            discount_limit_percent: 10,
         }
     }
 }

@@ -133,6 +133,20 @@ pub fn validate_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Wrong PINs in a row that lock PIN sign-in for [`PIN_LOCKOUT`].
+pub const PIN_FAILURES_MAX: i64 = 5;
+/// How long PIN sign-in stays locked after [`PIN_FAILURES_MAX`] wrong PINs.
+pub const PIN_LOCKOUT: Duration = Duration::from_secs(5 * 60);
+
+/// PIN rules: 4 to 8 ASCII digits (short, so only accepted with a register's credential and
+/// locked after a few wrong tries).
+pub fn validate_pin(pin: &str) -> Result<(), ApiError> {
+    if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid("invalid_pin", "a PIN is 4 to 8 digits"));
+    }
+    Ok(())
+}
+
 /// The signing key: the configured one, else one made once and kept in the database so that
 /// restarts and sibling instances accept each other's tokens.
 pub async fn signing_secret(db: &Db, config: &Config) -> anyhow::Result<Secret> {

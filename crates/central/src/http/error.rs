@@ -60,6 +60,14 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// 423 with `Retry-After`: this way of signing in is locked for a while (`pin_locked`:
+    /// too many wrong PINs in a row).
+    #[error("{message}")]
+    Locked {
+        code: &'static str,
+        message: String,
+        retry_after_s: u64,
+    },
     /// 428: a conditional header is required (`If-Match`).
     #[error("{0}")]
     PreconditionRequired(&'static str),
@@ -137,6 +145,15 @@ impl ApiError {
             Self::Invalid { code, details, .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code, details.clone())
             }
+            Self::Locked {
+                code,
+                retry_after_s,
+                ..
+            } => (
+                StatusCode::LOCKED,
+                code,
+                serde_json::json!({ "retry_after_s": retry_after_s }),
+            ),
             Self::PreconditionRequired(_) => (
                 StatusCode::PRECONDITION_REQUIRED,
                 "precondition_required",
@@ -183,7 +200,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.render();
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after_s } = self {
+        if let Self::TooManyRequests { retry_after_s } | Self::Locked { retry_after_s, .. } = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));

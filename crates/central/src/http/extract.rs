@@ -155,13 +155,36 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
             .ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let caller = state.auth.authenticate(&state.db, token).await?;
         state.auth.check_user_rate(caller.user_id)?;
-        if !P::allows(caller.role) {
+        // A register's device session counts as a cashier on the few routes it may use.
+        let role = match caller.role {
+            Role::Register if register_may(&parts.method, parts.uri.path()) => Role::Cashier,
+            Role::Register => return Err(ApiError::Forbidden),
+            role => role,
+        };
+        if !P::allows(role) {
             return Err(ApiError::Forbidden);
         }
         Ok(Self {
             caller,
             policy: PhantomData,
         })
+    }
+}
+
+/// What a register's device session may call (with a cashier's rights there): the catalog
+/// and product reads, stock reads, the recommendations feed, the offline sales sync, and
+/// logging itself out.
+fn register_may(method: &axum::http::Method, path: &str) -> bool {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    match *method {
+        axum::http::Method::GET => {
+            under("/v1/products") || under("/v1/stock") || path == "/v1/recommendations"
+        }
+        axum::http::Method::POST => path == "/v1/sync/orders" || path == "/v1/auth/logout",
+        _ => false,
     }
 }
 
@@ -216,6 +239,10 @@ impl FromRequestParts<AppState> for CartCredentials {
                     ))?;
                 let caller = state.auth.authenticate(&state.db, token).await?;
                 state.auth.check_user_rate(caller.user_id)?;
+                // A register's device session holds no carts.
+                if caller.role == Role::Register {
+                    return Err(ApiError::Forbidden);
+                }
                 Some(caller)
             }
         };

@@ -181,7 +181,23 @@ fn validate_order(req: &CreateOrder, caller: &Caller) -> ApiResult<()> {
             "only store staff can give line discounts",
         ));
     }
+    for line in &req.lines {
+        check_approver(line.discount_approved_by.as_deref())?;
+    }
     Ok(())
+}
+
+/// A line's `discount_approved_by` is a username (the register recorded who approved).
+pub fn check_approver(approver: Option<&str>) -> ApiResult<()> {
+    let Some(name) = approver else {
+        return Ok(());
+    };
+    kassa_domain::Username::parse(name).map(drop).map_err(|e| {
+        ApiError::invalid(
+            "invalid_approver",
+            format!("discount_approved_by must be a username: {e}"),
+        )
+    })
 }
 
 /// One line to price.
@@ -318,6 +334,11 @@ async fn create_in(
         status: OrderStatus::Created,
         totals: &totals,
         names: &names,
+        approvers: &req
+            .lines
+            .iter()
+            .map(|l| l.discount_approved_by.clone())
+            .collect::<Vec<_>>(),
         paid_minor: 0,
     };
     store::orders::insert(tx, &new).await?;

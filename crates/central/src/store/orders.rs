@@ -19,6 +19,8 @@ pub struct NewOrder<'a> {
     pub status: OrderStatus,
     pub totals: &'a Totals,
     pub names: &'a [String],
+    /// Per line, the manager who approved its discount at the till (username), if one did.
+    pub approvers: &'a [Option<String>],
     pub paid_minor: i64,
 }
 
@@ -58,9 +60,10 @@ pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
     .context("inserting order")?;
     for (i, (line, name)) in t.lines.iter().zip(o.names).enumerate() {
         let unit_minor = line.gross_before_discount.to_minor() / i64::from(line.qty.max(1));
+        let approver = o.approvers.get(i).cloned().flatten();
         sqlx::query(
             "INSERT INTO order_lines (order_id, line_no, sku, name, qty, unit_price_minor, discount_minor, \
-             total_minor, tax_class) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             total_minor, tax_class, discount_approved_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(o.id.to_string())
         .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
@@ -71,6 +74,7 @@ pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
         .bind(line.discount.to_minor())
         .bind(line.total.to_minor())
         .bind(line.tax_class.to_string())
+        .bind(approver)
         .execute(&mut **tx)
         .await
         .context("inserting order line")?;
@@ -233,6 +237,7 @@ async fn lines_of(
                     .parse()
                     .map_err(|e| anyhow::anyhow!("stored tax class: {e}"))?,
                 returned_qty: u32::try_from(returned)?,
+                discount_approved_by: r.try_get("discount_approved_by")?,
             })
         })
         .collect()

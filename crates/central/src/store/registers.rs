@@ -39,3 +39,16 @@ pub async fn credential_hash(db: &Db, id: Uuid) -> anyhow::Result<Option<String>
         .await
         .context("looking up register")
 }
+
+/// The register's credential hash and the manager who paired it (a device session's user).
+#[tracing::instrument(skip_all)]
+pub async fn device_owner(db: &Db, id: Uuid) -> anyhow::Result<Option<(String, Uuid)>> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT credential_hash, created_by FROM registers WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(db.pool())
+            .await
+            .context("looking up register")?;
+    row.map(|(hash, by)| Ok((hash, by.parse().context("register's pairing user")?)))
+        .transpose()
+}

@@ -36,8 +36,8 @@ pub async fn insert(
 ) -> anyhow::Result<()> {
     let mut tx = db.begin_write().await?;
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, register_id, refresh_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO sessions (id, user_id, register_id, refresh_hash, created_at, expires_at, role) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(owner.session_id.to_string())
     .bind(owner.user_id.to_string())
@@ -45,6 +45,8 @@ pub async fn insert(
     .bind(refresh_hash)
     .bind(now_ms())
     .bind(expires_at_ms)
+    // A device session keeps its role; a user's session follows the user's (see `rotate`).
+    .bind((owner.role == Role::Register).then_some(Role::Register.as_str()))
     .execute(&mut *tx)
     .await
     .context("inserting session")?;
@@ -59,7 +61,7 @@ pub async fn rotate(db: &Db, old_hash: &str, new_hash: &str) -> anyhow::Result<R
     let mut tx = db.begin_write().await?;
     let now = now_ms();
     let row = sqlx::query(
-        "SELECT s.id, s.user_id, s.register_id, s.expires_at, s.revoked_at, u.role \
+        "SELECT s.id, s.user_id, s.register_id, s.expires_at, s.revoked_at, COALESCE(s.role, u.role) AS role \
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.refresh_hash = $1",
     )
     .bind(old_hash)

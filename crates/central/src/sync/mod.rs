@@ -236,6 +236,9 @@ fn validate(till: &Till, order: &OfflineOrder) -> ApiResult<()> {
             details: json!({ "sku": line.sku }),
         });
     }
+    for line in &order.lines {
+        orders::check_approver(line.discount_approved_by.as_deref())?;
+    }
     if order.payments.len() > SYNC_ORDER_PAYMENTS_MAX {
         return Err(ApiError::invalid(
             "invalid_payments",
@@ -433,6 +436,11 @@ async fn insert_created(
         status: OrderStatus::Created,
         totals,
         names,
+        approvers: &order
+            .lines
+            .iter()
+            .map(|l| l.discount_approved_by.clone())
+            .collect::<Vec<_>>(),
         paid_minor: 0,
     };
     store::orders::insert(tx, &new).await?;

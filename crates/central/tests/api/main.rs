@@ -18,5 +18,6 @@ mod payments;
 mod recommend;
 mod roles;
 mod search;
+mod staff;
 mod stock_pages;
 mod sync;

@@ -16,13 +16,25 @@ use crate::story;
 enum Access {
     Public,
     Roles(&'static [Role]),
-    /// Anonymous callers (guest carts) and every role (user carts); which cart opens is decided
-    /// by its token or owner, not by role (see `carts.rs`).
+    /// Anonymous callers (guest carts) and every user role (user carts; not a register's device
+    /// session); which cart opens is decided by its token or owner, not by role (see `carts.rs`).
     CartHolder,
 }
 
 const ALL: &[Role] = &[Role::Admin, Role::Manager, Role::Cashier, Role::Customer];
 const STAFF: &[Role] = &[Role::Admin, Role::Manager, Role::Cashier];
+/// Every user role and a register's device session (catalog reads).
+const READERS: &[Role] = &[
+    Role::Admin,
+    Role::Manager,
+    Role::Cashier,
+    Role::Customer,
+    Role::Register,
+];
+/// Staff and a register's device session (stock reads, the recommendations feed, sync).
+const STAFF_AND_TILLS: &[Role] = &[Role::Admin, Role::Manager, Role::Cashier, Role::Register];
+/// Who the matrix calls as: every user role, and a register's device session.
+const CALLERS: &[Role] = READERS;
 const MANAGERS: &[Role] = &[Role::Admin, Role::Manager];
 const ADMINS: &[Role] = &[Role::Admin];
 
@@ -32,18 +44,21 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/ready", Access::Public),
     ("GET", "/metrics", Access::Public),
     ("POST", "/v1/auth/login", Access::Public),
+    ("POST", "/v1/auth/device", Access::Public),
     ("POST", "/v1/auth/refresh", Access::Public),
-    ("POST", "/v1/auth/logout", Access::Roles(ALL)),
+    ("POST", "/v1/auth/logout", Access::Roles(READERS)),
     ("POST", "/v1/users", Access::Roles(ADMINS)),
+    // On a cashier here; whose PIN a manager may set is in staff.rs.
+    ("PUT", "/v1/users/{username}/pin", Access::Roles(MANAGERS)),
     ("POST", "/v1/registers", Access::Roles(MANAGERS)),
-    ("GET", "/v1/products", Access::Roles(ALL)),
+    ("GET", "/v1/products", Access::Roles(READERS)),
     ("POST", "/v1/products", Access::Roles(MANAGERS)),
-    ("GET", "/v1/products/{id}", Access::Roles(ALL)),
+    ("GET", "/v1/products/{id}", Access::Roles(READERS)),
     ("PUT", "/v1/products/{id}", Access::Roles(MANAGERS)),
     ("GET", "/v1/locations", Access::Roles(STAFF)),
     ("POST", "/v1/locations", Access::Roles(ADMINS)),
-    ("GET", "/v1/stock/{sku}", Access::Roles(STAFF)),
-    ("GET", "/v1/stock", Access::Roles(STAFF)),
+    ("GET", "/v1/stock/{sku}", Access::Roles(STAFF_AND_TILLS)),
+    ("GET", "/v1/stock", Access::Roles(STAFF_AND_TILLS)),
     ("GET", "/v1/stock/discrepancies", Access::Roles(MANAGERS)),
     ("POST", "/v1/stock/adjustments", Access::Roles(MANAGERS)),
     ("PUT", "/v1/stock/{sku}/threshold", Access::Roles(MANAGERS)),
@@ -69,11 +84,11 @@ const MATRIX: &[(&str, &str, Access)] = &[
         "/v1/recommendations/{product_id}",
         Access::Roles(ALL),
     ),
-    ("GET", "/v1/recommendations", Access::Roles(STAFF)),
+    ("GET", "/v1/recommendations", Access::Roles(STAFF_AND_TILLS)),
     ("GET", "/v1/search", Access::Roles(ALL)),
     // Staff, and only in a session signed in at a register (else 403 `not_a_register`, see
     // sync.rs); the probe signs in at one.
-    ("POST", "/v1/sync/orders", Access::Roles(STAFF)),
+    ("POST", "/v1/sync/orders", Access::Roles(STAFF_AND_TILLS)),
 ];
 
 /// The routes whose probes sign in at a register.
@@ -181,6 +196,16 @@ async fn request(
     };
     let owner = token.unwrap_or(admin);
     match (method, path) {
+        ("POST", "/v1/auth/device") => {
+            let paired: kassa_domain::api::RegisterCreated = app
+                .post("/v1/registers", admin, &json!({ "location": "STORE-1", "name": "Device" }))
+                .await
+                .json()
+                .await
+                .unwrap();
+            let register = json!({ "id": paired.register_id, "credential": paired.credential });
+            plain(path.into(), Some(json!({ "register": register })))
+        }
         ("POST", "/v1/auth/login") => plain(path.into(), Some(json!({ "username": "probe", "password": "probe-pass-1" }))),
         ("POST", "/v1/auth/refresh") => {
             let tokens = app.login("probe", "probe-pass-1").await;
@@ -190,6 +215,14 @@ async fn request(
             path.into(),
             Some(json!({ "username": format!("u{}", &unique[..10]), "password": "long enough pw", "role": "customer" })),
         ),
+        ("PUT", "/v1/users/{username}/pin") => {
+            let name = format!("c{}", &unique[..10]);
+            let hash = kassa_central::auth::hash_password("long enough pw".into()).await.unwrap();
+            kassa_central::store::users::insert(&app.state.db, &name.parse().unwrap(), &hash, Role::Cashier)
+                .await
+                .unwrap();
+            plain(format!("/v1/users/{name}/pin"), Some(json!({ "pin": "1234" })))
+        }
         ("POST", "/v1/registers") => plain(path.into(), Some(json!({ "location": "STORE-1", "name": "Till" }))),
         ("POST", "/v1/products") => plain(path.into(), Some(product_body(&format!("S-{unique}"), &ean(n), "1.00"))),
         ("POST", "/v1/locations") => plain(path.into(), Some(json!({ "code": format!("L-{}", &unique[..8]), "name": "Loc" }))),
@@ -395,15 +428,22 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
         .unwrap();
     let users: Vec<(Role, uuid::Uuid)> = {
         let mut v = Vec::new();
-        for role in ALL {
-            v.push((*role, app.user(*role).await.tokens.role_user_id(&app).await));
+        for role in CALLERS {
+            // A device session's user is the manager who paired the register (here the admin).
+            let user = match role {
+                Role::Register => admin.tokens.role_user_id(&app).await,
+                _ => app.user(*role).await.tokens.role_user_id(&app).await,
+            };
+            v.push((*role, user));
         }
         v
     };
 
     for (method, path, access) in MATRIX {
-        let at_register = AT_A_REGISTER.contains(path).then_some(register.register_id);
         for caller in std::iter::once(None).chain(users.iter().map(Some)) {
+            let at_register = (AT_A_REGISTER.contains(path)
+                || caller.is_some_and(|(role, _)| *role == Role::Register))
+            .then_some(register.register_id);
             // A fresh session per call: logout must not end the next call's session.
             let token = match caller {
                 Some((role, user_id)) => Some(
@@ -418,7 +458,13 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
             };
             let probe = match guest_cart_request(&app, path).await {
                 Some(cart_probe) => cart_probe,
-                None => request(&app, method, path, product, token.as_deref(), admin.token()).await,
+                None => {
+                    // What a device may not touch is set up as the admin's (its own order, …).
+                    let owner = token
+                        .as_deref()
+                        .filter(|_| !caller.is_some_and(|(role, _)| *role == Role::Register));
+                    request(&app, method, path, product, owner, admin.token()).await
+                }
             };
             let mut req = app
                 .client
@@ -435,6 +481,8 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
             let status = req.send().await.unwrap().status().as_u16();
             let who = caller.map_or("anonymous", |(role, _)| role.as_str());
             let allowed = match (access, caller) {
+                // A register's device session holds no carts.
+                (Access::CartHolder, Some((Role::Register, _))) => false,
                 (Access::Public | Access::CartHolder, _) => true,
                 (Access::Roles(_), None) => {
                     assert_eq!(status, 401, "{method} {path} as {who}");

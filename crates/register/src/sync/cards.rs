@@ -167,6 +167,11 @@ impl Engine {
                     sku: l.sku.clone(),
                     qty: l.qty,
                     discount: (!l.discount.is_zero()).then_some(l.discount),
+                    discount_approved_by: cart
+                        .discount_approvals
+                        .iter()
+                        .find(|a| a.sku == l.sku)
+                        .map(|a| a.manager.clone()),
                 })
                 .collect(),
         };

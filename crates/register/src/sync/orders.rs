@@ -9,8 +9,9 @@ use kassa_domain::api::{
 use kassa_domain::{Money, OrderStatus, ReceiptPayment};
 
 use super::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::outbox::{self, Entry};
+use crate::store::Tx;
 
 /// Batches pushed per round at most, so pulls get their turn during a long drain.
 const BATCHES_PER_ROUND_MAX: usize = 50;
@@ -143,9 +144,10 @@ impl Engine {
         let batch = SyncOrdersRequest {
             orders: run.iter().map(|e| e.offline_order()).collect(),
         };
+        // The register's own session: offline sales drain with nobody signed in.
         let answer = self
             .sessions
-            .authed(|t| {
+            .device_authed(|t| {
                 let batch = &batch;
                 async move { self.client().sync_orders(t.expose(), batch).await }
             })
@@ -154,14 +156,17 @@ impl Engine {
             Ok(answer) => answer,
             Err(err) => return self.failed_all(run, err).await,
         };
+        // The whole answer settles in one local transaction: one durable commit per batch.
+        let mut tx = self.db.begin_write().await?;
         let mut settled = 0;
         for result in &answer.results {
             if !run.iter().any(|e| e.order_id == result.id()) {
                 continue;
             }
-            settle(self, result).await?;
+            settle(&mut tx, result).await?;
             settled += 1;
         }
+        tx.commit().await.context("storing Central's answer")?;
         Ok(settled)
     }
 
@@ -178,17 +183,17 @@ impl Engine {
     }
 }
 
-async fn settle(engine: &Engine, result: &SyncOrderResult) -> Result<()> {
+async fn settle(tx: &mut Tx, result: &SyncOrderResult) -> Result<()> {
     match result {
         SyncOrderResult::Accepted {
             id,
             order,
             shortfalls,
-        } => outbox::mark_done(&engine.db, *id, order, shortfalls).await,
+        } => outbox::mark_done_in(tx, *id, order, shortfalls).await,
         SyncOrderResult::Rejected { id, error } => {
             let why = format!("{}: {}", error.code, error.message);
             tracing::warn!(order = %id, %why, "Central rejected an offline sale");
-            outbox::mark_rejected(&engine.db, *id, &why).await
+            outbox::mark_rejected_in(tx, *id, &why).await
         }
     }
 }

@@ -171,7 +171,7 @@ impl Engine {
                 .unwrap_or_default();
             let page = self
                 .sessions
-                .authed(|t| {
+                .device_authed(|t| {
                     let cursor = &cursor;
                     async move { feed.fetch(self.client(), t.expose(), cursor).await }
                 })

@@ -215,9 +215,9 @@ async fn a_crash_while_central_charges_the_card_settles_the_sale_exactly_once() 
 
         let register =
             open_register_with(&dir, &shop.proxy.url(), secrets, card("pm_sim_timeout")).await;
-        // Nobody signed in yet: the round cannot ask Central, and must not give the cart back.
-        let err = register.sync_now().await.unwrap_err();
-        assert!(matches!(err, Error::NotSignedIn), "{err}");
+        // Nobody signed in yet: the round (on the register's device session) cannot ask Central
+        // about the payment, and must not give the cart back.
+        let _ = register.sync_now().await;
         let pending: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM card_sales WHERE status = 'pending'")
                 .fetch_one(register.db().pool())

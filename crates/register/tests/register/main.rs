@@ -15,3 +15,4 @@ mod edits;
 mod manager;
 mod offline;
 mod sale;
+mod staff;
