@@ -485,6 +485,14 @@ async fn processor_sim(central: &mut Central) -> Result<Group> {
     Ok(sim)
 }
 
+/// Approves at the till as the demo manager, in the dialog that opened.
+async fn approve_as_manager(app: &App) -> Result<()> {
+    app.type_into("#approval-manager", "manager").await?;
+    app.type_into("#approval-secret", "manager-pass-1").await?;
+    app.click("#approval-ok").await?;
+    Ok(())
+}
+
 /// A valid EAN-13 no demo product has.
 fn unknown_barcode() -> String {
     let body = "299999999999";
@@ -584,6 +592,19 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     assert!(!resumed.contains("DEMO-0001"), "{resumed}");
     app.screenshot("parked.png").await?;
 
+    // A discount above the cashier's limit needs a manager at the till.
+    app.click("#cart tr.line[data-sku='DEMO-0003'] .line-discount")
+        .await?;
+    app.type_into("#discount-amount", "1.00\u{E007}").await?;
+    let asked = app.text("#approval").await?;
+    assert!(asked.contains("approval"), "{asked}");
+    app.screenshot("approval.png").await?;
+    approve_as_manager(app).await?;
+    app.until_text("#cart tr.line[data-sku='DEMO-0003']", |t| {
+        t.contains("−1.00 €")
+    })
+    .await?;
+
     // Central goes away: the register sells on, offline.
     central.stop();
     app.until_class("#sync-indicator", "offline").await?;
@@ -629,6 +650,21 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
         .await?;
     let orders = central.register_orders().await?;
     assert_eq!(orders.len(), 4, "{orders:#?}");
+
+    // A customer brings one unit of the first sale back: a manager approves the refund.
+    app.click("#nav-refund").await?;
+    app.click(&format!(
+        "#recent-sales tr.sale[data-receipt='{receipt}'] .choose-sale"
+    ))
+    .await?;
+    app.type_into("#refund-sale tr:first-child input.returned", "1")
+        .await?;
+    app.click("#refund-ask").await?;
+    approve_as_manager(app).await?;
+    let refunded = app.text("#refund-done").await?;
+    assert!(refunded.contains("in cash"), "{refunded}");
+    app.screenshot("refund.png").await?;
+    app.click("#nav-sell").await?;
 
     // A manager's edit made here while Central changed the same product: the conflict screen.
     let found = app
@@ -746,6 +782,21 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.screenshot("conflict.png").await?;
     app.click(".conflict .resolve").await?;
     app.find("#no-conflicts").await?;
+
+    // The manager sets the cashier's PIN; she signs in with it, then offline with it too.
+    app.invoke("set_pin", json!({ "username": "cashier", "pin": "2468" }))
+        .await?;
+    app.click("#sign-out").await?;
+    app.click("#with-pin").await?;
+    app.sign_in("cashier", "2468").await?;
+    assert!(!app.exists("#offline-session").await?);
+    app.click("#sign-out").await?;
+    // Central stops; her PIN is checked against the register's own verifier.
+    central.stop();
+    app.click("#with-pin").await?;
+    app.sign_in("cashier", "2468").await?;
+    app.find("#offline-session").await?;
+    assert!(!app.exists("#nav-catalog").await?);
     Ok(())
 }
 

@@ -197,3 +197,10 @@ pub struct SalesReport {
     pub taxes: Vec<TaxTotal>,
     pub by_day: Vec<DayTotal>,
 }
+
+/// A manager's approval given at this till: its id (the register keeps any token) and who.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Approval {
+    pub id: Uuid,
+    pub manager: String,
+}

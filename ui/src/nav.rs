@@ -64,12 +64,13 @@ pub const SCREENS: [Screen; 6] = [
     Screen::Conflicts,
 ];
 
-/// May `role` open `screen`? Customers use the online shop, never a register.
+/// May `role` open `screen`? Customers use the online shop, and a register's own device
+/// session is no person: neither opens a screen.
 pub fn allowed(role: Role, screen: Screen) -> bool {
     match role {
         Role::Admin | Role::Manager => true,
         Role::Cashier => !screen.needs_manager(),
-        Role::Customer => false,
+        Role::Customer | Role::Register => false,
     }
 }
 
@@ -119,5 +120,6 @@ mod tests {
         let offered = [Screen::Sell, Screen::Catalog];
         assert_eq!(screens_for(Role::Manager, &offered), offered);
         assert!(screens_for(Role::Customer, &SCREENS).is_empty());
+        assert!(screens_for(Role::Register, &SCREENS).is_empty());
     }
 }

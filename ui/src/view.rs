@@ -677,3 +677,90 @@ mod screen_tests {
         assert_eq!(signed(-3), "-3");
     }
 }
+
+/// The lines of `receipt` a customer brings back, from the quantities typed per SKU (blank
+/// or 0: not returned). Each is at most what was sold; at least one line comes back.
+pub fn returned_lines(
+    receipt: &crate::model::Receipt,
+    typed: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, u32)>, String> {
+    let mut lines = Vec::new();
+    for line in &receipt.lines {
+        let sku = line.sku.to_string();
+        let text = typed.get(&sku).map_or("", |t| t.trim());
+        if text.is_empty() {
+            continue;
+        }
+        let qty: u32 = text
+            .parse()
+            .map_err(|_| format!("{}: \"{text}\" is not a number of units", line.name))?;
+        if qty > line.qty {
+            return Err(format!(
+                "{}: {qty} returned but {} sold",
+                line.name, line.qty
+            ));
+        }
+        if qty > 0 {
+            lines.push((sku, qty));
+        }
+    }
+    if lines.is_empty() {
+        return Err("Type how many units of which line come back.".to_owned());
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod refund_tests {
+    use super::*;
+    use crate::model::{Receipt, ReceiptPayment, SaleMode};
+    use kassa_domain::Sku;
+    use std::collections::BTreeMap;
+
+    fn receipt() -> Receipt {
+        let line = |sku: &str, qty| CartLine {
+            sku: Sku::parse(sku).expect("test sku"),
+            name: format!("Product {sku}"),
+            unit_price: Money::parse("1.00", Currency::EUR).expect("test money"),
+            qty,
+            tax_class: TaxClass::Standard,
+            discount: Money::zero(Currency::EUR),
+        };
+        let lines = vec![line("A-1", 2), line("B-1", 1)];
+        let totals = totals_of(&lines, Currency::EUR).expect("totals");
+        Receipt {
+            order_id: uuid::Uuid::nil(),
+            receipt_no: "STORE-1-R1-000001".into(),
+            location: "STORE-1".into(),
+            lines,
+            payment: ReceiptPayment::Cash {
+                tendered: totals.total,
+                change: Money::zero(Currency::EUR),
+            },
+            totals,
+            completed_at: chrono::DateTime::UNIX_EPOCH,
+            mode: SaleMode::Online,
+        }
+    }
+
+    #[test]
+    fn returned_lines_are_what_was_typed_within_what_was_sold() {
+        let r = receipt();
+        let typed = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            returned_lines(&r, &typed(&[("A-1", "2"), ("B-1", " ")])),
+            Ok(vec![("A-1".to_owned(), 2)])
+        );
+        assert!(returned_lines(&r, &typed(&[("A-1", "3")]))
+            .unwrap_err()
+            .contains("3 returned but 2 sold"));
+        assert!(returned_lines(&r, &typed(&[("A-1", "x")])).is_err());
+        assert!(returned_lines(&r, &typed(&[("A-1", "0")])).is_err());
+        assert!(returned_lines(&r, &BTreeMap::new()).is_err());
+    }
+}

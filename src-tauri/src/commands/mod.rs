@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod conflicts;
+pub mod refunds;
 pub mod reports;
 pub mod sale;
 pub mod session;

@@ -44,6 +44,20 @@ pub async fn set_qty(
     Ok(register.set_qty(&self::sku(&sku)?, qty).await?)
 }
 
+/// A line's absolute discount; above the limit a cashier needs a manager's `approval`
+/// (`approval_required` without one).
+#[tauri::command]
+pub async fn set_discount(
+    register: State<'_, Register>,
+    sku: String,
+    discount: Money,
+    approval: Option<Uuid>,
+) -> CommandResult<CartView> {
+    Ok(register
+        .set_discount(&self::sku(&sku)?, discount, approval)
+        .await?)
+}
+
 /// Parks the open cart under `label`; the answer is the new, empty open cart.
 #[tauri::command]
 pub async fn park(register: State<'_, Register>, label: String) -> CommandResult<CartView> {

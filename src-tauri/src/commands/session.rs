@@ -1,5 +1,6 @@
 //! Pairing, staff sign-in and who is signed in.
 
+use kassa_register::approval::Approval;
 use kassa_register::session::SignedIn;
 use kassa_register::Register;
 use serde::Serialize;
@@ -54,6 +55,36 @@ pub async fn sign_in(
     password: String,
 ) -> CommandResult<SignedIn> {
     Ok(register.sign_in(&username, &password).await?)
+}
+
+/// Signs in with the PIN a manager set (offline against the register's verifier too).
+#[tauri::command]
+pub async fn sign_in_pin(
+    register: State<'_, Register>,
+    username: String,
+    pin: String,
+) -> CommandResult<SignedIn> {
+    Ok(register.sign_in_pin(&username, &pin).await?)
+}
+
+/// A manager's approval at this till, by PIN or password; the UI only gets its id.
+#[tauri::command]
+pub async fn approve(
+    register: State<'_, Register>,
+    username: String,
+    secret: String,
+) -> CommandResult<Approval> {
+    Ok(register.approve(&username, &secret).await?)
+}
+
+/// The signed-in manager sets a staff member's PIN at Central (online only).
+#[tauri::command]
+pub async fn set_pin(
+    register: State<'_, Register>,
+    username: String,
+    pin: String,
+) -> CommandResult<()> {
+    Ok(register.set_pin(&username, &pin).await?)
 }
 
 #[tauri::command]

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod conflicts;
+mod refund;
 mod reports;
 mod sell;
 mod sign_in;
@@ -21,9 +22,10 @@ use crate::services;
 /// How often the status bar asks the shell for the sync state.
 const STATUS_POLL_MS: u32 = 1_000;
 
-/// The screens this build offers (the refund screen comes with the register's refunds).
-pub const OFFERED: [Screen; 5] = [
+/// The screens this build offers.
+pub const OFFERED: [Screen; 6] = [
     Screen::Sell,
+    Screen::Refund,
     Screen::Catalog,
     Screen::Stock,
     Screen::Reports,
@@ -132,9 +134,10 @@ pub fn app() -> Html {
         (Route::Screen(s), Some(w)) if !allowed(w.role, s) => {
             html! { <sell::SellPage status={(*status).clone()} /> }
         }
-        (Route::Screen(Screen::Sell | Screen::Refund), Some(_)) => {
+        (Route::Screen(Screen::Sell), Some(_)) => {
             html! { <sell::SellPage status={(*status).clone()} /> }
         }
+        (Route::Screen(Screen::Refund), Some(_)) => html! { <refund::RefundPage /> },
         (Route::Screen(Screen::Catalog), Some(_)) => html! { <catalog::CatalogPage /> },
         (Route::Screen(Screen::Stock), Some(_)) => html! { <stock::StockPage /> },
         (Route::Screen(Screen::Reports), Some(_)) => html! { <reports::ReportsPage /> },

@@ -9,13 +9,15 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use crate::components::approval::ApprovalDialog;
 use crate::components::cart::{CartTable, TotalsPanel};
+use crate::components::discount::DiscountEditor;
 use crate::components::parked::ParkedPanel;
 use crate::components::receipt::ReceiptView;
 use crate::components::suggestions::{BoughtTogether, SearchResults};
 use crate::components::tender::TenderPanel;
 use crate::error::Error;
-use crate::model::{Available, Cart, Receipt, Recommended, SyncStatus};
+use crate::model::{Approval, Available, Cart, Receipt, Recommended, SyncStatus};
 use crate::services;
 use crate::view::{card_note, changed_sku, looks_like_barcode, open_cart_vm, stock_warnings};
 
@@ -52,6 +54,19 @@ struct Sell {
     search_seq: std::rc::Rc<std::cell::RefCell<u64>>,
     parked: UseStateHandle<Vec<Cart>>,
     levels: UseStateHandle<Vec<Available>>,
+    /// The line whose discount is being typed (by SKU).
+    discount_for: UseStateHandle<Option<String>>,
+    /// A discount waiting for a manager's approval.
+    needs_approval: UseStateHandle<Option<PendingDiscount>>,
+}
+
+/// A discount the register refused without a manager's approval.
+#[derive(Clone, PartialEq)]
+struct PendingDiscount {
+    sku: String,
+    amount: Money,
+    /// The register's sentence: what needs approving.
+    what: String,
 }
 
 impl Sell {
@@ -232,6 +247,33 @@ impl Sell {
         });
     }
 
+    /// Sets a line's discount; `approval_required` opens the manager's approval dialog.
+    fn discount(&self, sku: String, amount: Money, approval: Option<Approval>) {
+        let this = self.clone();
+        spawn_local(async move {
+            let id = approval.as_ref().map(|a| a.id);
+            match services::sale::set_discount(&sku, amount, id).await {
+                Ok(cart) => {
+                    this.cart.set(Some(cart));
+                    this.discount_for.set(None);
+                    this.needs_approval.set(None);
+                    this.error.set(None);
+                }
+                Err(e) if e.code() == "approval_required" && approval.is_none() => {
+                    this.needs_approval.set(Some(PendingDiscount {
+                        sku,
+                        amount,
+                        what: e.to_string(),
+                    }));
+                }
+                Err(e) => {
+                    this.needs_approval.set(None);
+                    this.error.set(Some(e.to_string()));
+                }
+            }
+        });
+    }
+
     /// Reads the available stock of the open cart's lines, for the warnings.
     fn check_stock(&self) {
         let levels = self.levels.clone();
@@ -268,6 +310,8 @@ pub fn sell_page(props: &Props) -> Html {
         search_seq: use_mut_ref(|| 0_u64),
         parked: use_state(Vec::new),
         levels: use_state(Vec::new),
+        discount_for: use_state(|| None),
+        needs_approval: use_state(|| None),
     };
     let scan = use_node_ref();
     {
@@ -337,6 +381,10 @@ pub fn sell_page(props: &Props) -> Html {
         let sell = sell.clone();
         Callback::from(move |id: uuid::Uuid| sell.resume(id))
     };
+    let on_discount = {
+        let sell = sell.clone();
+        Callback::from(move |sku: String| sell.discount_for.set(Some(sku)))
+    };
     let on_new_sale = {
         let sell = sell.clone();
         Callback::from(move |()| sell.new_sale())
@@ -369,9 +417,22 @@ pub fn sell_page(props: &Props) -> Html {
                     <SearchResults results={(*sell.results).clone()} on_pick={on_pick.clone()} />
                 }
                 if let Some(vm) = &vm {
-                    <CartTable vm={vm.clone()} {on_qty} warnings={
+                    <CartTable vm={vm.clone()} {on_qty} on_discount={Some(on_discount)} warnings={
                         sell.cart.as_ref().map(|c| stock_warnings(&c.lines, &sell.levels)).unwrap_or_default()
                     } />
+                }
+                if let (Some(sku), Some(cart)) = ((*sell.discount_for).clone(), (*sell.cart).clone()) {
+                    if let Some(line) = cart.lines.iter().find(|l| l.sku.to_string() == sku) {
+                        <DiscountEditor sku={sku.clone()} name={line.name.clone()} currency={cart.totals.currency}
+                            on_apply={ let sell = sell.clone(); Callback::from(move |amount| sell.discount(sku.clone(), amount, None)) }
+                            on_cancel={ let sell = sell.clone(); Callback::from(move |()| sell.discount_for.set(None)) } />
+                    }
+                }
+                if let Some(pending) = (*sell.needs_approval).clone() {
+                    <ApprovalDialog what={pending.what.clone()}
+                        on_approved={ let sell = sell.clone(); let p = pending.clone();
+                            Callback::from(move |approval| sell.discount(p.sku.clone(), p.amount, Some(approval))) }
+                        on_cancel={ let sell = sell.clone(); Callback::from(move |()| sell.needs_approval.set(None)) } />
                 }
                 <BoughtTogether items={(*sell.together).clone()} {on_pick} />
                 <ParkedPanel parked={(*sell.parked).clone()}

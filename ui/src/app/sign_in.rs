@@ -1,5 +1,7 @@
-//! Sign-in: staff username and password; before that, once per till, pairing with Central
-//! (a manager's credentials, the store and this till's code).
+//! Sign-in: staff username and password, or the short PIN a manager set (both work offline
+//! against the register's own verifier once the person has signed in here online); before
+//! that, once per till, pairing with Central (a manager's credentials, the store and this
+//! till's code).
 
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
@@ -25,6 +27,7 @@ fn value(node: &NodeRef) -> String {
 pub fn sign_in_page(props: &Props) -> Html {
     let error = use_state(|| None::<String>);
     let busy = use_state(|| false);
+    let with_pin = use_state(|| false);
     let username = use_node_ref();
     let password = use_node_ref();
     let location = use_node_ref();
@@ -49,6 +52,7 @@ pub fn sign_in_page(props: &Props) -> Html {
             code.clone(),
         );
         let (on_signed_in, on_paired) = (props.on_signed_in.clone(), props.on_paired.clone());
+        let pin = *with_pin;
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let (error, busy) = (error.clone(), busy.clone());
@@ -57,7 +61,11 @@ pub fn sign_in_page(props: &Props) -> Html {
             let (on_signed_in, on_paired) = (on_signed_in.clone(), on_paired.clone());
             busy.set(true);
             spawn_local(async move {
-                let result = if paired {
+                let result = if paired && pin {
+                    services::session::sign_in_pin(&user, &pass)
+                        .await
+                        .map(|who| on_signed_in.emit(who))
+                } else if paired {
                     services::session::sign_in(&user, &pass)
                         .await
                         .map(|who| on_signed_in.emit(who))
@@ -73,7 +81,15 @@ pub fn sign_in_page(props: &Props) -> Html {
     };
 
     let (title, hint, button) = if paired {
-        ("Sign in", "Staff username and password.", "Sign in")
+        (
+            "Sign in",
+            if *with_pin {
+                "Staff username and the PIN a manager set."
+            } else {
+                "Staff username and password."
+            },
+            "Sign in",
+        )
     } else {
         (
             "Pair this register",
@@ -85,12 +101,21 @@ pub fn sign_in_page(props: &Props) -> Html {
         <main class="sign-in">
             <form class="card" {onsubmit}>
                 <h1>{ title }</h1>
+                if paired {
+                    <div class="segmented">
+                        <button type="button" id="with-password" class={classes!((!*with_pin).then_some("active"))}
+                            onclick={ let with_pin = with_pin.clone(); move |_| with_pin.set(false) }>{ "Password" }</button>
+                        <button type="button" id="with-pin" class={classes!(with_pin.then_some("active"))}
+                            onclick={ let with_pin = with_pin.clone(); move |_| with_pin.set(true) }>{ "PIN" }</button>
+                    </div>
+                }
                 <p class="hint">{ hint }</p>
                 <label>{ if paired { "Username" } else { "Manager username" } }
                     <input id="username" ref={username} autocomplete="off" />
                 </label>
-                <label>{ "Password" }
-                    <input id="password" ref={password} type="password" />
+                <label>{ if paired && *with_pin { "PIN" } else { "Password" } }
+                    <input id="password" ref={password} type="password"
+                        inputmode={if paired && *with_pin { "numeric" } else { "text" }} />
                 </label>
                 if !paired {
                     <label>{ "Store (location code)" }

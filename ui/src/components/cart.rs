@@ -15,6 +15,9 @@ pub struct CartProps {
     /// Lines asking for more than is available, by SKU: what to say.
     #[prop_or_default]
     pub warnings: BTreeMap<String, String>,
+    /// Opens the discount editor for a line (by SKU).
+    #[prop_or_default]
+    pub on_discount: Option<Callback<String>>,
 }
 
 #[function_component(CartTable)]
@@ -46,7 +49,12 @@ pub fn cart_table(props: &CartProps) -> Html {
                     </td>
                     <td class="num">{ &row.total }
                         if let Some(d) = &row.discount { <div class="discount">{ format!("−{d}") }</div> }</td>
-                    <td>{ button(&row.sku, 0, "✕", "remove") }</td>
+                    <td class="line-actions">
+                        if let Some(on_discount) = props.on_discount.clone() {
+                            <button class="line-discount" tabindex="-1" title="Discount"
+                                onclick={ let sku = row.sku.clone(); move |_| on_discount.emit(sku.clone()) }>{ "−%" }</button>
+                        }
+                        { button(&row.sku, 0, "✕", "remove") }</td>
                 </tr>
             }) }
             </tbody>

@@ -1,6 +1,8 @@
 //! The pieces of the screens: status bar, cart and totals, tender, receipt, suggestions.
 
+pub mod approval;
 pub mod cart;
+pub mod discount;
 pub mod parked;
 pub mod receipt;
 pub mod status_bar;

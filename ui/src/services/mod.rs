@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod conflicts;
+pub mod refunds;
 pub mod reports;
 pub mod sale;
 pub mod session;

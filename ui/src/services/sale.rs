@@ -77,3 +77,28 @@ pub async fn pay_cash(tendered: Money) -> Result<Receipt, Error> {
 pub async fn pay_card() -> Result<Receipt, Error> {
     call("pay_card", &NoArgs {}).await
 }
+
+#[derive(Serialize)]
+struct Discount<'a> {
+    sku: &'a str,
+    discount: Money,
+    approval: Option<Uuid>,
+}
+
+/// Sets a line's absolute discount; above the limit a cashier needs a manager's `approval`
+/// (the error code is `approval_required` without one).
+pub async fn set_discount(
+    sku: &str,
+    discount: Money,
+    approval: Option<Uuid>,
+) -> Result<Cart, Error> {
+    call(
+        "set_discount",
+        &Discount {
+            sku,
+            discount,
+            approval,
+        },
+    )
+    .await
+}

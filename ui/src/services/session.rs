@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{call, NoArgs};
 use crate::error::Error;
-use crate::model::{RegisterIdentity, SignedIn};
+use crate::model::{Approval, RegisterIdentity, SignedIn};
 
 #[derive(Serialize)]
 struct Credentials<'a> {
@@ -52,4 +52,26 @@ pub async fn sign_in(username: &str, password: &str) -> Result<SignedIn, Error> 
 
 pub async fn sign_out() -> Result<(), Error> {
     call("sign_out", &NoArgs {}).await
+}
+
+#[derive(Serialize)]
+struct PinCredentials<'a> {
+    username: &'a str,
+    pin: &'a str,
+}
+
+#[derive(Serialize)]
+struct ApprovalRequest<'a> {
+    username: &'a str,
+    secret: &'a str,
+}
+
+/// Signs in with the PIN a manager set (online, or offline against the register's verifier).
+pub async fn sign_in_pin(username: &str, pin: &str) -> Result<SignedIn, Error> {
+    call("sign_in_pin", &PinCredentials { username, pin }).await
+}
+
+/// A manager's approval, by their PIN or password typed at this till.
+pub async fn approve(username: &str, secret: &str) -> Result<Approval, Error> {
+    call("approve", &ApprovalRequest { username, secret }).await
 }
