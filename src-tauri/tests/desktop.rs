@@ -797,6 +797,8 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.sign_in("cashier", "2468").await?;
     app.find("#offline-session").await?;
     assert!(!app.exists("#nav-catalog").await?);
+    app.screenshot_to(&std::env::temp_dir().join("kassa-offline-session.png"))
+        .await?;
     Ok(())
 }
 
