@@ -1,7 +1,8 @@
 //! A manager's stock adjustments and receiving, made at the register online or not: queued,
-//! counted in the local stock view at once, pushed in order. Central's adjustments route has no
-//! idempotency key, so an attempt whose answer was lost is marked `uncertain` for a manager to
-//! check, never sent twice.
+//! counted in the local stock view at once, pushed in order, each with its own Idempotency-Key
+//! (made from its id), so an attempt whose answer was lost is simply sent again and Central
+//! moves the stock once. (`uncertain` remains for adjustments queued by an older register
+//! version, which sent no key.)
 
 use std::str::FromStr;
 
@@ -26,6 +27,14 @@ pub struct Queued {
     pub status: String,
     pub adjustment: StockAdjustment,
     pub last_error: Option<String>,
+}
+
+impl Queued {
+    /// The key every attempt of this adjustment carries.
+    pub fn key(&self) -> Result<kassa_domain::IdempotencyKey> {
+        kassa_domain::IdempotencyKey::parse(&format!("register-adjust-{}", self.id))
+            .map_err(|e| corrupt("adjustment key", e))
+    }
 }
 
 /// Queues an adjustment (checked as Central would: non-zero, bounded, receiving adds stock).

@@ -214,17 +214,20 @@ impl CentralClient {
         json(send(req, "pulling stock levels").await?).await
     }
 
-    /// `POST /v1/stock/adjustments` (manager). Not idempotent at Central: see `adjustments`.
-    #[tracing::instrument(skip_all, fields(sku = %adjustment.sku))]
+    /// `POST /v1/stock/adjustments` (manager) with an Idempotency-Key: a retry moves the stock
+    /// once.
+    #[tracing::instrument(skip_all, fields(sku = %adjustment.sku, key = %key.as_str()))]
     pub async fn adjust_stock(
         &self,
         token: &str,
+        key: &IdempotencyKey,
         adjustment: &StockAdjustment,
     ) -> Result<StockLevel> {
         let req = self
             .http
             .post(self.url("/v1/stock/adjustments"))
             .bearer_auth(token)
+            .header("Idempotency-Key", key.as_str())
             .json(adjustment);
         json(send(req, "adjusting stock").await?).await
     }

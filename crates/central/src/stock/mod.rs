@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, Customer, Json, Manager, Path, Query, Staff};
-use crate::idempotency::{self, Begin};
+use crate::idempotency::{self, Begin, Claim};
 use crate::state::AppState;
 use crate::store::{self, now_ms, stock::Level, Tx};
 
@@ -302,14 +302,18 @@ pub async fn list_stock(
 const AFTER_CHARS_MAX: usize = 200;
 
 /// Moves on-hand stock with a reason (manager): receiving, adjustment, count correction, return.
-/// Refused (409) if it would leave less than what is reserved.
+/// Refused (409) if it would leave less than what is reserved. With an `Idempotency-Key`
+/// (optional here; a register's queued adjustments send one) a retry moves the stock once and
+/// replays the first answer.
 #[utoipa::path(post, path = "/v1/stock/adjustments", tag = "stock", request_body = StockAdjustment,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes a retry apply once")),
     responses((status = 201, body = StockLevel), (status = 409), (status = 422)))]
 pub async fn adjust(
     State(state): State<AppState>,
     auth: Auth<Manager>,
+    headers: HeaderMap,
     Json(req): Json<StockAdjustment>,
-) -> ApiResult<(StatusCode, Json<StockLevel>)> {
+) -> ApiResult<Response> {
     let manual = [
         StockReason::Receiving,
         StockReason::Adjustment,
@@ -341,6 +345,36 @@ pub async fn adjust(
         ));
     }
     let location_id = location_id(&state, &req.location).await?;
+    let claim = if headers.contains_key("idempotency-key") {
+        let key = idempotency::key_from(&headers)?;
+        let hash = idempotency::fingerprint(
+            "POST /v1/stock/adjustments",
+            &serde_json::to_value(&req).map_err(anyhow::Error::from)?,
+        );
+        match idempotency::begin(&state, &scope(&auth.caller), &key, &hash).await? {
+            Begin::Replay(response) => return Ok(response),
+            Begin::Proceed(claim) => Some(claim),
+        }
+    } else {
+        None
+    };
+    let work = adjust_in(&state, &auth, &req, &location_id, claim.as_ref());
+    match (work.await, claim) {
+        (Ok(body), _) => Ok(idempotency::json_response(StatusCode::CREATED, body)),
+        (Err(err), Some(claim)) => Err(claim.settle_error(&state.db, err).await),
+        (Err(err), None) => Err(err),
+    }
+}
+
+/// The adjustment in one transaction, with the answer saved under `claim` when there is one.
+async fn adjust_in(
+    state: &AppState,
+    auth: &Auth<Manager>,
+    req: &StockAdjustment,
+    location_id: &str,
+    claim: Option<&Claim>,
+) -> ApiResult<String> {
+    let location_id = location_id.to_owned();
     let mut tx = state.db.begin_write().await?;
     let by = auth.caller.user_id.to_string();
     let movement = store::stock::Movement {
@@ -371,11 +405,20 @@ pub async fn adjust(
         "sku": req.sku, "location_id": location_id, "delta": req.delta, "reason": req.reason, "on_hand": level.on_hand,
     }))
     .await?;
+    let answer = StockLevel {
+        sku: req.sku.clone(),
+        location: req.location.clone(),
+        on_hand: level.on_hand,
+        reserved: level.reserved,
+        available: level.available(),
+        low_threshold: level.low_threshold,
+    };
+    let body = serde_json::to_string(&answer).map_err(anyhow::Error::from)?;
+    if let Some(claim) = claim {
+        claim.finish_in(&mut tx, StatusCode::CREATED, &body).await?;
+    }
     tx.commit().await.map_err(anyhow::Error::from)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(level_response(&state, &req.sku, &req.location, &location_id).await?),
-    ))
+    Ok(body)
 }
 
 /// Sets the low-stock threshold of a SKU at a location (manager); `stock.low` fires when

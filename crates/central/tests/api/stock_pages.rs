@@ -13,6 +13,7 @@ use crate::story;
 story!(
     stock_pages_walk_the_catalog_in_sku_order_with_every_level,
     stock_pages_refuse_bad_limits_cursors_and_locations,
+    an_adjustment_sent_again_with_its_key_moves_stock_once,
 );
 
 /// STORE-1 and STORE-2, products P-01 … P-`n` (none stocked); returns the admin's token.
@@ -135,4 +136,65 @@ async fn stock_pages_refuse_bad_limits_cursors_and_locations(app: TestApp) {
         .get("/v1/stock?location=STORE-1", customer.token())
         .await;
     assert_eq!(response.status(), 403);
+}
+
+async fn adjust(
+    app: &TestApp,
+    token: &str,
+    key: Option<&str>,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/v1/stock/adjustments"))
+        .bearer_auth(token)
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+/// A register resends a queued adjustment whose answer it lost: with the same key the stock
+/// moves once and the first answer is replayed; the same key with another body is refused;
+/// without a key every request moves stock (the back office's plain use).
+async fn an_adjustment_sent_again_with_its_key_moves_stock_once(app: TestApp) {
+    let admin = shop(&app, 1).await;
+    let receiving =
+        json!({ "sku": "P-01", "location": "STORE-1", "delta": 5, "reason": "receiving" });
+    let first = adjust(&app, &admin, Some("adjust-1"), &receiving).await;
+    assert_eq!(first.status(), 201);
+    let first = first.bytes().await.unwrap();
+    let again = adjust(&app, &admin, Some("adjust-1"), &receiving).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.bytes().await.unwrap(),
+        first,
+        "the first answer, byte for byte"
+    );
+    let level: StockLevel = serde_json::from_slice(&first).unwrap();
+    assert_eq!(level.on_hand, 5);
+
+    let other = json!({ "sku": "P-01", "location": "STORE-1", "delta": 7, "reason": "receiving" });
+    error_body(
+        adjust(&app, &admin, Some("adjust-1"), &other).await,
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
+    assert_eq!(adjust(&app, &admin, None, &receiving).await.status(), 201);
+    assert_eq!(adjust(&app, &admin, None, &receiving).await.status(), 201);
+    let level: StockLevel = app
+        .client
+        .get(app.url("/v1/stock/P-01?location=STORE-1"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(level.on_hand, 15, "once with the key, twice without");
+    crate::checkout::assert_ledger_balanced(&app, &admin, "P-01").await;
 }

@@ -1,6 +1,5 @@
-//! Pushing queued stock adjustments in order. An adjustment is sent at most once unless the
-//! request provably never reached Central (connection refused): a lost answer makes it
-//! `uncertain` for a manager, since Central's route has no idempotency key.
+//! Pushing queued stock adjustments in order, each with its own Idempotency-Key: an attempt
+//! whose answer was lost is sent again in a later round and Central moves the stock once.
 
 use super::Engine;
 use crate::adjustments::{self, Queued};
@@ -25,10 +24,12 @@ impl Engine {
     }
 
     async fn push_adjustment(&self, queued: &Queued) -> Result<()> {
+        let key = queued.key()?;
+        let key = &key;
         self.sessions
             .authed(|t| async move {
                 self.client()
-                    .adjust_stock(t.expose(), &queued.adjustment)
+                    .adjust_stock(t.expose(), key, &queued.adjustment)
                     .await
             })
             .await
@@ -37,22 +38,21 @@ impl Engine {
 
     /// Settles a failed push; `Ok(false)` stops the round here (keep the order of movements).
     async fn adjustment_failed(&self, queued: &Queued, err: Error) -> Result<bool> {
-        if err.never_sent() {
-            return Err(err);
-        }
         let why = err.to_string();
         match &err {
             // A cashier's session: it waits for a manager.
             Error::Api {
                 status: 401 | 403, ..
             } => Ok(false),
+            // The first attempt is still running at Central: the next round asks again.
+            _ if err.api_code() == Some("idempotency_in_flight") => Err(err),
             Error::Api { status, .. } if *status < 500 && *status != 429 => {
                 adjustments::settle(&self.db, queued.id, "rejected", Some(&why)).await?;
                 Ok(true)
             }
+            // Lost answers, timeouts, Central down: sent again with the same key next round.
             _ => {
-                tracing::warn!(id = %queued.id, %why, "stock adjustment's answer lost; a manager must check it");
-                adjustments::settle(&self.db, queued.id, "uncertain", Some(&why)).await?;
+                tracing::info!(id = %queued.id, %why, "stock adjustment not confirmed; it will be sent again");
                 Err(err)
             }
         }

@@ -238,6 +238,52 @@ async fn stock_received_offline_is_pushed_once_a_manager_signs_in() {
     .await;
 }
 
+/// The answer to a pushed adjustment is lost after Central applied it (here: Central got the
+/// same request, same key, before the register's round): the register sends it again, Central
+/// replays its first answer, and the stock moves once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adjustment_whose_answer_was_lost_is_sent_again_and_applied_once() {
+    crate::helpers::bounded(async move {
+        use kassa_domain::api::StockReason;
+        let shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sign_out().await.unwrap();
+        register
+            .sign_in("manager", crate::helpers::PASSWORD)
+            .await
+            .unwrap();
+        let id = register
+            .adjust_stock(&sku("SKU-1"), 5, StockReason::Receiving, None)
+            .await
+            .unwrap();
+        // What the register's first attempt delivered before its connection dropped.
+        let queued = kassa_register::adjustments::with_status(register.db(), "pending")
+            .await
+            .unwrap();
+        assert_eq!(queued[0].id, id);
+        let delivered = reqwest::Client::new()
+            .post(shop.url("/v1/stock/adjustments"))
+            .bearer_auth(&shop.manager_token)
+            .header("Idempotency-Key", queued[0].key().unwrap().as_str())
+            .json(&queued[0].adjustment)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(delivered.status(), 201);
+
+        register.sync_now().await.unwrap();
+        assert!(
+            kassa_register::adjustments::with_status(register.db(), "pending")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(shop.stock(&sku("SKU-1")).await.0, STOCK + 5, "applied once");
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_register_syncs_2500_products_under_centrals_default_rate_limits() {
     crate::helpers::bounded(async move {
