@@ -69,6 +69,9 @@ pub struct CreateIntent {
     pub currency: String,
     /// Kassa's order id; sent as `metadata[order_id]` and echoed back in webhooks.
     pub order_id: String,
+    /// Kassa's payment id; sent as `metadata[payment_id]` and echoed back in webhooks, so an
+    /// event names the one payment it settles even before Kassa knows the intent's id.
+    pub payment_id: String,
     /// The processor's payment-method token (`pm_card_visa`); never a card number.
     pub payment_method: String,
     /// The processor's idempotency key (Central derives it from its own).

@@ -114,6 +114,7 @@ impl StripeProcessor {
             ("confirm", req.confirm.to_string()),
             ("capture_method", req.capture_method.as_str().to_owned()),
             ("metadata[order_id]", req.order_id),
+            ("metadata[payment_id]", req.payment_id),
         ];
         let intent: WireIntent = self
             .post(&["payment_intents"], &form, &req.idempotency_key)

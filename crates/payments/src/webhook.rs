@@ -132,6 +132,8 @@ pub struct IntentEventData {
     pub status: IntentStatus,
     /// `metadata[order_id]`, as Kassa sent it when creating the intent.
     pub order_id: Option<String>,
+    /// `metadata[payment_id]`: the Kassa payment the intent was created for.
+    pub payment_id: Option<String>,
     pub amount_received_minor: i64,
 }
 
@@ -167,7 +169,8 @@ impl WebhookEvent {
         Some(IntentEventData {
             intent_id: object.get("id")?.as_str()?.to_owned(),
             status: IntentStatus::parse(object.get("status")?.as_str()?)?,
-            order_id: order_id(object),
+            order_id: metadata(object, "order_id"),
+            payment_id: metadata(object, "payment_id"),
             amount_received_minor: object
                 .get("amount_received")
                 .and_then(serde_json::Value::as_i64)
@@ -183,20 +186,14 @@ impl WebhookEvent {
         }
         Some(RefundEventData {
             intent_id: object.get("payment_intent")?.as_str()?.to_owned(),
-            order_id: order_id(object),
+            order_id: metadata(object, "order_id"),
             amount_refunded_minor: object.get("amount_refunded")?.as_i64()?,
         })
     }
 }
 
-fn order_id(object: &serde_json::Value) -> Option<String> {
-    Some(
-        object
-            .get("metadata")?
-            .get("order_id")?
-            .as_str()?
-            .to_owned(),
-    )
+fn metadata(object: &serde_json::Value, key: &str) -> Option<String> {
+    Some(object.get("metadata")?.get(key)?.as_str()?.to_owned())
 }
 
 /// Why a webhook was refused by [`WebhookEvent::from_signed`].
@@ -316,7 +313,7 @@ mod tests {
         let event: WebhookEvent = serde_json::from_value(serde_json::json!({
             "id": "evt_1", "type": "payment_intent.succeeded", "created": NOW,
             "data": {"object": {"id": "pi_1", "object": "payment_intent", "status": "succeeded",
-                "amount": 1250, "amount_received": 1250, "metadata": {"order_id": "ord-1"}}}
+                "amount": 1250, "amount_received": 1250, "metadata": {"order_id": "ord-1", "payment_id": "pay-1"}}}
         }))
         .expect("event");
         assert_eq!(
@@ -325,6 +322,7 @@ mod tests {
                 intent_id: "pi_1".into(),
                 status: IntentStatus::Succeeded,
                 order_id: Some("ord-1".into()),
+                payment_id: Some("pay-1".into()),
                 amount_received_minor: 1250,
             })
         );

@@ -284,6 +284,7 @@ async fn pay_card(
             amount_minor: req.amount.to_minor(),
             currency: req.amount.currency().code().to_lowercase(),
             order_id: id.to_string(),
+            payment_id: row.id.to_string(),
             payment_method: req.payment_method.clone().unwrap_or_default(),
             idempotency_key: pkey.to_owned(),
             capture_method: CaptureMethod::Automatic,

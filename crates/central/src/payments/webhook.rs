@@ -97,8 +97,13 @@ async fn on_intent(
     succeeded: bool,
 ) -> ApiResult<Option<super::Orphan>> {
     let order_id = pi.order_id.as_deref().and_then(|o| o.parse::<Uuid>().ok());
+    let payment_id = pi
+        .payment_id
+        .as_deref()
+        .and_then(|p| p.parse::<Uuid>().ok());
     let amount = amount.unwrap_or(pi.amount_received_minor);
-    let Some(payment) = store::payments::for_intent(tx, &pi.intent_id, order_id, amount).await?
+    let Some(payment) =
+        store::payments::for_intent(tx, &pi.intent_id, payment_id, order_id, amount).await?
     else {
         tracing::warn!(intent_id = %pi.intent_id, "webhook for an intent Kassa does not know");
         return Ok(None);

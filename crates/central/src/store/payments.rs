@@ -126,6 +126,7 @@ pub async fn by_processor_key(tx: &mut Tx, key: &str) -> anyhow::Result<Option<P
 pub async fn for_intent(
     tx: &mut Tx,
     intent_id: &str,
+    payment_id: Option<Uuid>,
     order_id: Option<Uuid>,
     amount_minor: i64,
 ) -> anyhow::Result<Option<PaymentRow>> {
@@ -137,6 +138,17 @@ pub async fn for_intent(
     .await?
     {
         return Ok(Some(p));
+    }
+    // The intent names its payment: that one or none. Guessing by order and amount here would
+    // let a late event for a declined intent settle the next card payment of the same amount.
+    if let Some(payment_id) = payment_id {
+        return Ok(one(
+            tx,
+            "SELECT * FROM payments WHERE id = $1 AND method = 'card' AND processor_ref IS NULL",
+            &payment_id.to_string(),
+        )
+        .await?
+        .filter(|p| order_id.is_none_or(|o| o == p.order_id)));
     }
     let Some(order_id) = order_id else {
         return Ok(None);

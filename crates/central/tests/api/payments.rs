@@ -20,6 +20,7 @@ story!(
     a_declined_card_leaves_the_order_reserved_and_a_new_card_can_pay,
     a_processor_timeout_is_settled_by_the_webhook_and_the_retry,
     webhooks_with_bad_signatures_or_stale_timestamps_change_nothing,
+    a_late_failure_for_a_declined_intent_does_not_settle_the_next_card_payment,
     refunds_restock_and_never_exceed_what_was_paid,
     a_card_refund_goes_back_through_the_processor,
     concurrent_refunds_never_give_back_more_than_was_paid,
@@ -424,6 +425,82 @@ async fn webhooks_with_bad_signatures_or_stale_timestamps_change_nothing(app: Te
         )
         .await,
         1
+    );
+}
+
+/// A signed `payment_intent.*` event for an intent Kassa holds no reference to yet.
+fn intent_event(event_id: &str, kind: &str, intent: &str, order: Uuid, payment: Uuid) -> String {
+    let status = if kind == "payment_intent.succeeded" {
+        "succeeded"
+    } else {
+        "requires_payment_method"
+    };
+    json!({
+        "id": event_id, "type": kind, "created": 0,
+        "data": { "object": { "object": "payment_intent", "id": intent, "status": status,
+            "amount": 250, "amount_received": 250,
+            "metadata": { "order_id": order.to_string(), "payment_id": payment.to_string() } } }
+    })
+    .to_string()
+}
+
+async fn a_late_failure_for_a_declined_intent_does_not_settle_the_next_card_payment(app: TestApp) {
+    seed(&app, 10).await;
+    let customer = app.user(Role::Customer).await;
+    let o = reserved_order(&app, customer.token(), 1).await;
+    // A second card payment of the same amount, still waiting for its processor's answer.
+    let waiting = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO payments (id, order_id, method, status, currency, amount_minor, \
+         created_at, updated_at) VALUES ($1, $2, 'card', 'pending', 'EUR', 250, 0, 0)",
+    )
+    .bind(waiting.to_string())
+    .bind(o.id.to_string())
+    .execute(app.state.db.pool())
+    .await
+    .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    // The first card was declined; its processor's failure notice comes only now.
+    let declined = intent_event(
+        "evt_late_fail",
+        "payment_intent.payment_failed",
+        "pi_declined",
+        o.id,
+        Uuid::now_v7(),
+    );
+    let response = post_webhook(
+        &app,
+        &declined,
+        Some(signed(&declined, WEBHOOK_SECRET, now)),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM payments WHERE status = 'pending'"
+        )
+        .await,
+        1,
+        "the waiting payment is not the declined intent's"
+    );
+    let approved = intent_event(
+        "evt_ok",
+        "payment_intent.succeeded",
+        "pi_approved",
+        o.id,
+        waiting,
+    );
+    let response = post_webhook(
+        &app,
+        &approved,
+        Some(signed(&approved, WEBHOOK_SECRET, now)),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        get_order(&app, customer.token(), o.id).await.status,
+        OrderStatus::Paid
     );
 }
 

@@ -53,6 +53,7 @@ pub fn sale(payment_method: &str, order_id: &str) -> CreateIntent {
         amount_minor: 1250,
         currency: "eur".into(),
         order_id: order_id.into(),
+        payment_id: format!("pay-{order_id}"),
         payment_method: payment_method.into(),
         idempotency_key: format!("key-{order_id}"),
         capture_method: CaptureMethod::Automatic,
