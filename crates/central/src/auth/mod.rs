@@ -194,9 +194,16 @@ impl AuthService {
         Ok(())
     }
 
-    pub fn check_user_rate(&self, user_id: Uuid) -> Result<(), ApiError> {
+    /// The per-caller request brake: a person's sessions share one budget; a register's own
+    /// (device) session has a budget of its own, so a store's tills syncing at once do not
+    /// throttle each other, nor the manager who paired them.
+    pub fn check_caller_rate(&self, caller: &Caller) -> Result<(), ApiError> {
+        let key = match (caller.role, caller.register_id) {
+            (Role::Register, Some(register_id)) => register_id,
+            _ => caller.user_id,
+        };
         self.requests_by_user
-            .check_key(&user_id)
+            .check_key(&key)
             .map_err(|e| retry_after(&e))
     }
 

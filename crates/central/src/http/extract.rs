@@ -154,7 +154,7 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let caller = state.auth.authenticate(&state.db, token).await?;
-        state.auth.check_user_rate(caller.user_id)?;
+        state.auth.check_caller_rate(&caller)?;
         // A register's device session counts as a cashier on the few routes it may use.
         let role = match caller.role {
             Role::Register if register_may(&parts.method, parts.uri.path()) => Role::Cashier,
@@ -238,7 +238,7 @@ impl FromRequestParts<AppState> for CartCredentials {
                         "Authorization must be a bearer token",
                     ))?;
                 let caller = state.auth.authenticate(&state.db, token).await?;
-                state.auth.check_user_rate(caller.user_id)?;
+                state.auth.check_caller_rate(&caller)?;
                 // A register's device session holds no carts.
                 if caller.role == Role::Register {
                     return Err(ApiError::Forbidden);

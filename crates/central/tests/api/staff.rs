@@ -8,7 +8,14 @@ use serde_json::{json, Value};
 
 use crate::catalog::{create, ean, product_body};
 use crate::helpers::{error_body, Session, TestApp};
-use crate::story;
+use crate::{story, story_with};
+
+story_with!(a_request_rate_of_1_per_second_and_3_at_once: each_register_has_its_own_request_rate);
+
+fn a_request_rate_of_1_per_second_and_3_at_once(c: &mut kassa_central::Config) {
+    c.user_requests_per_second = 1;
+    c.user_requests_burst = 3;
+}
 
 story!(
     who_may_set_whose_pin,
@@ -311,6 +318,38 @@ async fn device_login(app: &TestApp, id: uuid::Uuid, credential: &str) -> Respon
         json!({ "register": { "id": id, "credential": credential } }),
     )
     .await
+}
+
+/// Two tills paired by one manager sync at once: neither waits for the other or for the manager.
+async fn each_register_has_its_own_request_rate(app: TestApp) {
+    let admin = app.user(Role::Admin).await;
+    let first = paired_register(&app, &admin).await;
+    let second: RegisterCreated = app
+        .post(
+            "/v1/registers",
+            admin.token(),
+            &json!({ "location": "STORE-1", "name": "Till 2" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let limited = app.get("/v1/products", admin.token()).await;
+    error_body(limited, 429, "rate_limited").await;
+    for register in [&first, &second] {
+        let tokens: kassa_domain::api::TokenResponse =
+            device_login(&app, register.register_id, &register.credential)
+                .await
+                .json()
+                .await
+                .unwrap();
+        for _ in 0..3 {
+            let page = app.get("/v1/products?since=&limit=10", &tokens.access_token);
+            assert_eq!(page.await.status(), 200);
+        }
+        let over = app.get("/v1/products?since=&limit=10", &tokens.access_token);
+        error_body(over.await, 429, "rate_limited").await;
+    }
 }
 
 async fn login_at(app: &TestApp, path: &str, body: Value) -> Response {
