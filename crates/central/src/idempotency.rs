@@ -7,6 +7,10 @@
 //! concurrent retry see "in flight"), and its response is saved in the transaction that does
 //! the work. If the process dies between the two, the claim goes stale after the lease and
 //! the next retry takes it over: the work never committed, so doing it then is safe.
+//!
+//! Work that calls nothing outside the database before its commit (creating an order) claims
+//! the key inside its own transaction instead ([`begin_in`]): one transaction per request, and a
+//! concurrent retry waits for it and replays its answer; a crash leaves no claim behind.
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +31,10 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 pub struct Claim {
     scope: String,
     key: String,
+    request_hash: String,
+    /// Whether the claim row was committed before the work (else it lives in the work's
+    /// transaction and goes when that rolls back).
+    committed: bool,
 }
 
 /// What to do with a request that carries an idempotency key.
@@ -99,6 +107,8 @@ pub async fn begin(
         Begin::Proceed(Claim {
             scope: scope.to_owned(),
             key: key.to_owned(),
+            request_hash: request_hash.to_owned(),
+            committed: true,
         })
     };
     if store::idempotency::claim(db, scope, key, request_hash).await? {
@@ -139,6 +149,40 @@ pub async fn begin(
     Err(in_flight())
 }
 
+/// What to do with a request whose work runs in one transaction, claim included.
+#[derive(Debug)]
+pub enum BeginIn {
+    /// First time: do the work in this transaction, which holds the claim.
+    Proceed(Tx, Claim),
+    /// Seen before: answer with this.
+    Replay(Response),
+}
+
+/// Like [`begin`], with the claim made in the work's own write transaction when the key is new.
+/// A key seen before goes the way [`begin`] says (replay, 409 in flight, 422 reused, take-over).
+pub async fn begin_in(
+    state: &AppState,
+    scope: &str,
+    key: &IdempotencyKey,
+    request_hash: &str,
+) -> ApiResult<BeginIn> {
+    let mut tx = state.db.begin_write().await?;
+    if store::idempotency::claim_in(&mut tx, scope, key.as_ref(), request_hash).await? {
+        let claim = Claim {
+            scope: scope.to_owned(),
+            key: key.as_ref().to_owned(),
+            request_hash: request_hash.to_owned(),
+            committed: false,
+        };
+        return Ok(BeginIn::Proceed(tx, claim));
+    }
+    tx.rollback().await.map_err(anyhow::Error::from)?;
+    match begin(state, scope, key, request_hash).await? {
+        Begin::Replay(response) => Ok(BeginIn::Replay(response)),
+        Begin::Proceed(claim) => Ok(BeginIn::Proceed(state.db.begin_write().await?, claim)),
+    }
+}
+
 fn in_flight() -> ApiError {
     ApiError::conflict(
         "idempotency_in_flight",
@@ -160,23 +204,39 @@ impl Claim {
 
     /// Settles the claim for a failed request: errors from executing the request (a conflict,
     /// insufficient stock, a card decline) are stored and replayed like Stripe does; validation errors and
-    /// internal failures store nothing, so a corrected or later retry can run.
+    /// internal failures store nothing, so a corrected or later retry can run. The work's
+    /// transaction must be over (rolled back or dropped) first: on SQLite it holds the writer.
     pub async fn settle_error(self, db: &Db, err: ApiError) -> ApiError {
         let keep = matches!(
             err,
             ApiError::Conflict { .. } | ApiError::PaymentRequired { .. }
         );
-        let result = if keep {
-            let (status, body) = err.render();
-            let text = serde_json::to_string(&body).unwrap_or_default();
-            async {
-                let mut tx = db.begin_write().await?;
-                self.finish_in(&mut tx, status, &text).await?;
-                anyhow::Context::context(tx.commit().await, "committing idempotent error")
+        let result = match (keep, self.committed) {
+            (true, committed) => {
+                let (status, body) = err.render();
+                let text = serde_json::to_string(&body).unwrap_or_default();
+                async {
+                    let mut tx = db.begin_write().await?;
+                    if committed {
+                        self.finish_in(&mut tx, status, &text).await?;
+                    } else {
+                        store::idempotency::record_in(
+                            &mut tx,
+                            &self.scope,
+                            &self.key,
+                            &self.request_hash,
+                            status.as_u16(),
+                            &text,
+                        )
+                        .await?;
+                    }
+                    anyhow::Context::context(tx.commit().await, "committing idempotent error")
+                }
+                .await
             }
-            .await
-        } else {
-            store::idempotency::release(db, &self.scope, &self.key).await
+            (false, true) => store::idempotency::release(db, &self.scope, &self.key).await,
+            // The claim went with the work's rolled-back transaction.
+            (false, false) => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!(error = ?e, "settling idempotency key");

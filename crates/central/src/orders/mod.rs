@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, Customer, Json, Path, Query, Staff};
-use crate::idempotency::{self, Begin};
+use crate::idempotency::{self, BeginIn};
 use crate::state::AppState;
 use crate::stock;
 use crate::store::{self, now_ms, Tx};
@@ -24,15 +24,18 @@ const PAGE_MAX: i64 = 200;
 
 /// 409 with the order's current state.
 pub fn illegal(order: &Order, event: OrderEvent) -> ApiError {
-    let err = order
-        .status
+    illegal_from(order.status, event)
+}
+
+fn illegal_from(status: OrderStatus, event: OrderEvent) -> ApiError {
+    let err = status
         .apply(event)
         .err()
         .map_or_else(|| "illegal transition".to_owned(), |e| e.to_string());
     ApiError::conflict(
         "illegal_transition",
         err,
-        serde_json::json!({ "status": order.status }),
+        serde_json::json!({ "status": status }),
     )
 }
 
@@ -44,25 +47,28 @@ pub async fn transition(
     event: OrderEvent,
     payload: serde_json::Value,
 ) -> ApiResult<OrderStatus> {
-    let next = order
-        .status
+    transition_from(tx, order.id, order.status, event, payload).await
+}
+
+/// [`transition`] for an order known to be in `status` (one this transaction wrote), unread.
+pub async fn transition_from(
+    tx: &mut Tx,
+    id: Uuid,
+    status: OrderStatus,
+    event: OrderEvent,
+    payload: serde_json::Value,
+) -> ApiResult<OrderStatus> {
+    let next = status
         .apply(event)
-        .map_err(|_| illegal(order, event))?;
-    if !store::orders::set_status(tx, order.id, order.status, next).await? {
+        .map_err(|_| illegal_from(status, event))?;
+    if !store::orders::set_status(tx, id, status, next).await? {
         return Err(ApiError::conflict(
             "concurrent_update",
             "the order changed while this request ran; read it again",
-            serde_json::json!({ "status": order.status }),
+            serde_json::json!({ "status": status }),
         ));
     }
-    store::events::record(
-        tx,
-        next.event_type(),
-        "order",
-        &order.id.to_string(),
-        &payload,
-    )
-    .await?;
+    store::events::record(tx, next.event_type(), "order", &id.to_string(), &payload).await?;
     Ok(next)
 }
 
@@ -286,19 +292,34 @@ pub async fn create_order(
         "POST /v1/orders",
         &serde_json::to_value(&req).map_err(anyhow::Error::from)?,
     );
-    let claim = match idempotency::begin(&state, &stock::scope(&auth.caller), &key, &hash).await? {
-        Begin::Replay(response) => return Ok(response),
-        Begin::Proceed(claim) => claim,
+    // Nothing outside the database happens before the commit: the key is claimed in the
+    // order's own transaction.
+    let scope = stock::scope(&auth.caller);
+    let (mut tx, claim) = match idempotency::begin_in(&state, &scope, &key, &hash).await? {
+        BeginIn::Replay(response) => return Ok(response),
+        BeginIn::Proceed(tx, claim) => (tx, claim),
     };
     let work = async {
-        let mut tx = state.db.begin_write().await?;
         let order = create_in(&state, &mut tx, &auth.caller, &req, &location_id).await?;
         let body = serde_json::to_string(&order).map_err(anyhow::Error::from)?;
         claim.finish_in(&mut tx, StatusCode::CREATED, &body).await?;
-        tx.commit().await.map_err(anyhow::Error::from)?;
         Ok::<_, ApiError>(body)
+    }
+    .await;
+    let done = match work {
+        Ok(body) => tx
+            .commit()
+            .await
+            .map(|()| body)
+            .map_err(|e| ApiError::Internal(e.into())),
+        Err(err) => {
+            if let Err(e) = tx.rollback().await {
+                tracing::warn!(error = %e, "rolling back a failed order");
+            }
+            Err(err)
+        }
     };
-    match work.await {
+    match done {
         Ok(body) => Ok(idempotency::json_response(StatusCode::CREATED, body)),
         Err(err) => Err(claim.settle_error(&state.db, err).await),
     }
@@ -370,10 +391,10 @@ async fn create_in(
     };
     store::stock::insert_reservation(tx, &reservation).await?;
     store::orders::set_reservation(tx, id, &reservation.id).await?;
-    let created = load_locked(state, tx, id).await?;
-    transition(
+    transition_from(
         tx,
-        &created,
+        id,
+        OrderStatus::Created,
         OrderEvent::Reserve,
         serde_json::json!({ "reservation_id": reservation.id }),
     )

@@ -19,8 +19,20 @@ pub struct Stored {
 /// work's own durable commit, which makes the claim durable with it; a claim lost to power
 /// failure belongs to work that never committed, so the retry doing it is right.
 pub async fn claim(db: &Db, scope: &str, key: &str, request_hash: &str) -> anyhow::Result<bool> {
-    let now = now_ms();
     let mut tx = db.begin_write_relaxed().await?;
+    let claimed = claim_in(&mut tx, scope, key, request_hash).await?;
+    tx.commit().await.context("committing idempotency claim")?;
+    Ok(claimed)
+}
+
+/// Claims `(scope, key)` inside `tx`; `true` when this call made the claim. A concurrent
+/// claim of the same key waits for `tx` to end (the unique key's lock), then sees the claim.
+pub async fn claim_in(
+    tx: &mut Tx,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+) -> anyhow::Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (scope, key, request_hash, locked_at, created_at) \
          VALUES ($1, $2, $3, $4, $4) ON CONFLICT (scope, key) DO NOTHING",
@@ -28,12 +40,38 @@ pub async fn claim(db: &Db, scope: &str, key: &str, request_hash: &str) -> anyho
     .bind(scope)
     .bind(key)
     .bind(request_hash)
-    .bind(now)
-    .execute(&mut *tx)
+    .bind(now_ms())
+    .execute(&mut **tx)
     .await
     .context("claiming idempotency key")?;
-    tx.commit().await.context("committing idempotency claim")?;
     Ok(inserted.rows_affected() == 1)
+}
+
+/// Stores a finished response under a key nobody holds (a claim made in a transaction that
+/// was rolled back); a record someone else made meanwhile stands.
+pub async fn record_in(
+    tx: &mut Tx,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+    status: u16,
+    body: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, locked_at, created_at, \
+         response_status, response_body) VALUES ($1, $2, $3, $4, $4, $5, $6) \
+         ON CONFLICT (scope, key) DO NOTHING",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(request_hash)
+    .bind(now_ms())
+    .bind(i64::from(status))
+    .bind(body)
+    .execute(&mut **tx)
+    .await
+    .context("recording idempotent response")?;
+    Ok(())
 }
 
 pub async fn load(db: &Db, scope: &str, key: &str) -> anyhow::Result<Option<Stored>> {

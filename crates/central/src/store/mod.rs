@@ -94,9 +94,6 @@ impl Tx {
         }
     }
 
-    /// Commits in a task of its own: a commit cancelled half-way (the client went away and its
-    /// request future was dropped) could leave the connection in a state sqlx no longer knows.
-    /// The writer lock is released only once the commit is over.
     /// Marks a point to roll back to (one level: `SAVEPOINT` on both backends). Pair it with
     /// [`Tx::release_savepoint`] or [`Tx::rollback_to_savepoint`].
     pub async fn savepoint(&mut self) -> anyhow::Result<()> {
@@ -130,6 +127,9 @@ impl Tx {
         Ok(())
     }
 
+    /// Commits in a task of its own: a commit cancelled half-way (the client went away and its
+    /// request future was dropped) could leave the connection in a state sqlx no longer knows.
+    /// The writer lock is released only once the commit is over.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         let Self { inner, _writer } = self;
         let commit = tokio::spawn(async move {
@@ -140,6 +140,15 @@ impl Tx {
         commit
             .await
             .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+    }
+
+    /// Rolls back now (dropping a transaction rolls it back too, but only when its connection
+    /// is next used), and only then lets the next writer in.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        let Self { inner, _writer } = self;
+        let done = inner.rollback().await;
+        drop(_writer);
+        done
     }
 }
 
