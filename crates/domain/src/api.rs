@@ -827,6 +827,26 @@ pub struct StockDiscrepancy {
     pub created_at: DateTime<Utc>,
     /// `null` while open.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The manager who resolved it (username); `null` while open.
+    #[serde(default)]
+    pub resolved_by: Option<String>,
+    /// How it was resolved, in the manager's words; `null` while open.
+    #[serde(default)]
+    pub resolution: Option<String>,
+}
+
+/// Longest resolution note, in characters.
+pub const RESOLUTION_CHARS_MAX: usize = 500;
+
+/// `POST /v1/stock/discrepancies/{id}/resolve`: how the shortfall was dealt with ("recounted:
+/// 2 more were on the shelf", "written off as shrinkage"). Fix the count itself with a stock
+/// adjustment (`reason: count_correction`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ResolveDiscrepancy {
+    /// 1 to 500 characters.
+    pub note: String,
 }
 
 /// One page of stock discrepancies, oldest first.

@@ -54,6 +54,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stock::get_stock))
         .routes(routes!(stock::list_stock))
         .routes(routes!(stock::list_discrepancies))
+        .routes(routes!(stock::resolve_discrepancy))
         .routes(routes!(stock::adjust))
         .routes(routes!(stock::set_threshold))
         .routes(routes!(stock::create_reservation))

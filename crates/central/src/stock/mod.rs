@@ -7,8 +7,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use kassa_domain::api::{
-    DiscrepancyPage, LineRequest, Reservation, ReservationRequest, SetLowStockThreshold, ShortLine,
-    StockAdjustment, StockLevel, StockPage, StockReason, STOCK_PAGE_LIMIT_MAX,
+    DiscrepancyPage, LineRequest, Reservation, ReservationRequest, ResolveDiscrepancy,
+    SetLowStockThreshold, ShortLine, StockAdjustment, StockDiscrepancy, StockLevel, StockPage,
+    StockReason, RESOLUTION_CHARS_MAX, STOCK_PAGE_LIMIT_MAX,
 };
 use kassa_domain::{Role, Sku, LINE_QTY_MAX};
 use serde::Deserialize;
@@ -599,6 +600,57 @@ pub async fn list_discrepancies(
         .then(|| items.last().map(|d| d.id.to_string()))
         .flatten();
     Ok(Json(DiscrepancyPage { items, next_cursor }))
+}
+
+/// Marks a shortfall as dealt with (manager), with a note saying how; the stock count itself
+/// is corrected with an adjustment. 404 unknown, 409 `already_resolved`, 422 `invalid_note`.
+#[utoipa::path(post, path = "/v1/stock/discrepancies/{id}/resolve", tag = "stock",
+    request_body = ResolveDiscrepancy,
+    responses((status = 200, body = StockDiscrepancy), (status = 404), (status = 409), (status = 422)))]
+pub async fn resolve_discrepancy(
+    State(state): State<AppState>,
+    auth: Auth<Manager>,
+    Path(id): Path<Uuid>,
+    Json(req): Json<ResolveDiscrepancy>,
+) -> ApiResult<Json<StockDiscrepancy>> {
+    let note = req.note.trim();
+    if note.is_empty() || note.chars().count() > RESOLUTION_CHARS_MAX {
+        return Err(ApiError::invalid(
+            "invalid_note",
+            format!("say how it was resolved in 1 to {RESOLUTION_CHARS_MAX} characters"),
+        ));
+    }
+    let mut tx = state.db.begin_write().await?;
+    let resolved =
+        store::stock::resolve_discrepancy(&mut tx, id, auth.caller.user_id, note).await?;
+    let discrepancy = store::stock::discrepancy(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("discrepancy"))?;
+    if !resolved {
+        return Err(ApiError::conflict(
+            "already_resolved",
+            "this discrepancy was resolved already",
+            serde_json::json!({
+                "resolved_at": discrepancy.resolved_at, "resolved_by": discrepancy.resolved_by,
+            }),
+        ));
+    }
+    let payload = serde_json::json!({
+        "discrepancy_id": id, "order_id": discrepancy.order_id, "shortfall": discrepancy.shortfall,
+        "resolved_by": discrepancy.resolved_by, "resolution": note,
+    });
+    // The same aggregate as the `stock.discrepancy` event it answers.
+    let location_id = location_id(&state, &discrepancy.location).await?;
+    store::events::record(
+        &mut tx,
+        "stock.discrepancy_resolved",
+        "stock",
+        &format!("{}@{location_id}", discrepancy.sku),
+        &payload,
+    )
+    .await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(Json(discrepancy))
 }
 
 /// Idempotency keys are scoped to the caller.

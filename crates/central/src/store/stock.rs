@@ -309,18 +309,23 @@ pub struct DiscrepancyFilter<'a> {
     pub limit: i64,
 }
 
+/// What a discrepancy is read as.
+const DISCREPANCY_SELECT: &str = "SELECT d.id, d.sku, l.code, d.order_id, d.shortfall, \
+     d.created_at, d.resolved_at, u.username AS resolved_by, d.resolution \
+     FROM stock_discrepancies d JOIN locations l ON l.id = d.location_id \
+     LEFT JOIN users u ON u.id = d.resolved_by";
+
 /// A page of recorded discrepancies, oldest first.
 #[tracing::instrument(skip_all)]
 pub async fn discrepancies(
     db: &Db,
     filter: &DiscrepancyFilter<'_>,
 ) -> anyhow::Result<Vec<kassa_domain::api::StockDiscrepancy>> {
-    let rows = sqlx::query(
-        "SELECT d.id, d.sku, l.code, d.order_id, d.shortfall, d.created_at, d.resolved_at \
-         FROM stock_discrepancies d JOIN locations l ON l.id = d.location_id \
+    let rows = sqlx::query(&format!(
+        "{DISCREPANCY_SELECT} \
          WHERE ($1 = '' OR d.location_id = $1) AND ($2 = 0 OR d.resolved_at IS NULL) AND d.id > $3 \
-         ORDER BY d.id LIMIT $4",
-    )
+         ORDER BY d.id LIMIT $4"
+    ))
     .bind(filter.location_id.unwrap_or_default())
     .bind(i64::from(filter.open_only))
     .bind(filter.after.map(|a| a.to_string()).unwrap_or_default())
@@ -329,6 +334,42 @@ pub async fn discrepancies(
     .await
     .context("listing stock discrepancies")?;
     rows.iter().map(decode_discrepancy).collect()
+}
+
+/// One discrepancy, as `tx` sees it.
+pub async fn discrepancy(
+    tx: &mut Tx,
+    id: Uuid,
+) -> anyhow::Result<Option<kassa_domain::api::StockDiscrepancy>> {
+    sqlx::query(&format!("{DISCREPANCY_SELECT} WHERE d.id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .context("loading stock discrepancy")?
+        .as_ref()
+        .map(decode_discrepancy)
+        .transpose()
+}
+
+/// Marks an open discrepancy resolved by `user_id`; `false` when it is not open (or unknown).
+pub async fn resolve_discrepancy(
+    tx: &mut Tx,
+    id: Uuid,
+    user_id: Uuid,
+    note: &str,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE stock_discrepancies SET resolved_at = $1, resolved_by = $2, resolution = $3 \
+         WHERE id = $4 AND resolved_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(user_id.to_string())
+    .bind(note)
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("resolving stock discrepancy")?;
+    Ok(done.rows_affected() == 1)
 }
 
 fn decode_discrepancy(
@@ -346,6 +387,8 @@ fn decode_discrepancy(
         shortfall: row.try_get("shortfall")?,
         created_at: super::from_ms(row.try_get("created_at")?),
         resolved_at: resolved_at.map(super::from_ms),
+        resolved_by: row.try_get("resolved_by")?,
+        resolution: row.try_get("resolution")?,
     })
 }
 

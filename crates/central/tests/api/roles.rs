@@ -60,6 +60,11 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/v1/stock/{sku}", Access::Roles(STAFF_AND_TILLS)),
     ("GET", "/v1/stock", Access::Roles(STAFF_AND_TILLS)),
     ("GET", "/v1/stock/discrepancies", Access::Roles(MANAGERS)),
+    (
+        "POST",
+        "/v1/stock/discrepancies/{id}/resolve",
+        Access::Roles(MANAGERS),
+    ),
     ("POST", "/v1/stock/adjustments", Access::Roles(MANAGERS)),
     ("PUT", "/v1/stock/{sku}/threshold", Access::Roles(MANAGERS)),
     ("POST", "/v1/reservations", Access::Roles(ALL)),
@@ -289,6 +294,20 @@ async fn request(
                 "completed_at": "2026-11-30T10:00:00Z", "receipt_no": format!("R-{}", &unique[..8]),
             });
             plain(path.into(), Some(json!({ "orders": [order] })))
+        }
+        ("POST", "/v1/stock/discrepancies/{id}/resolve") => {
+            let order = probe_order(app, admin, admin, true).await;
+            let id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO stock_discrepancies (id, sku, location_id, order_id, shortfall, created_at) \
+                 SELECT $1, 'SKU-MATRIX', id, $2, 1, 0 FROM locations WHERE code = 'STORE-1'",
+            )
+            .bind(id.to_string())
+            .bind(order.to_string())
+            .execute(app.state.db.pool())
+            .await
+            .unwrap();
+            plain(format!("/v1/stock/discrepancies/{id}/resolve"), Some(json!({ "note": "recounted" })))
         }
         ("POST", "/v1/orders/{id}/fulfill") => {
             plain(format!("/v1/orders/{}/fulfill", probe_order(app, admin, admin, true).await), None)

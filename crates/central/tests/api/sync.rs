@@ -241,6 +241,7 @@ async fn short_stock_becomes_a_discrepancy_and_online_reservations_stay_whole(ap
         (id, 2, "STORE-1")
     );
     assert_eq!(item.resolved_at, None);
+    resolving_a_discrepancy_says_who_and_how(&app, &admin, item.id).await;
     error_body(
         app.get("/v1/stock/discrepancies", &till).await,
         403,
@@ -267,6 +268,55 @@ async fn short_stock_becomes_a_discrepancy_and_online_reservations_stay_whole(ap
         "the online order got its 3 units"
     );
     assert_ledger_balanced(&app, &admin, "SKU-1").await;
+}
+
+/// A manager settles the shortfall once, with a note; it leaves the open list.
+async fn resolving_a_discrepancy_says_who_and_how(app: &TestApp, admin: &str, id: Uuid) {
+    let resolve = |id: Uuid, note: &str| {
+        let (path, body) = (
+            format!("/v1/stock/discrepancies/{id}/resolve"),
+            json!({ "note": note }),
+        );
+        async move { app.post(&path, admin, &body).await }
+    };
+    error_body(resolve(id, "   ").await, 422, "invalid_note").await;
+    error_body(resolve(id, &"x".repeat(501)).await, 422, "invalid_note").await;
+    error_body(resolve(Uuid::now_v7(), "recounted").await, 404, "not_found").await;
+    let done = resolve(id, " recounted: 2 more were on the shelf ").await;
+    assert_eq!(done.status(), 200);
+    let done: kassa_domain::api::StockDiscrepancy = done.json().await.unwrap();
+    assert!(done.resolved_at.is_some());
+    assert_eq!(
+        (done.resolved_by.is_some(), done.resolution.as_deref()),
+        (true, Some("recounted: 2 more were on the shelf"))
+    );
+    let again = error_body(resolve(id, "twice").await, 409, "already_resolved").await;
+    assert_eq!(
+        again["error"]["details"]["resolved_by"],
+        json!(done.resolved_by)
+    );
+    let open: DiscrepancyPage = app
+        .get("/v1/stock/discrepancies?location=STORE-1&open=true", admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(open.items.is_empty(), "{open:?}");
+    let all: DiscrepancyPage = app
+        .get("/v1/stock/discrepancies?location=STORE-1", admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all.items, vec![done]);
+    assert_eq!(
+        count(
+            app,
+            "SELECT COUNT(*) FROM events WHERE type = 'stock.discrepancy_resolved'"
+        )
+        .await,
+        1
+    );
 }
 
 async fn a_batch_over_the_limit_is_refused_whole(app: TestApp) {
