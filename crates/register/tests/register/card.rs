@@ -426,3 +426,50 @@ async fn a_card_sale_central_cannot_reserve_is_refused_and_the_cart_stays_open()
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_of_a_card_sale_refunded_at_the_till_goes_back_to_the_card() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = Arc::new(MemoryStore::default());
+        let register = shop
+            .register_tweaked(&dir, "R1", secrets, card("pm_card_visa"))
+            .await;
+        register.sync_now().await.unwrap();
+        let p = &shop.products;
+        register.scan(p[0].barcodes[0].as_str()).await.unwrap();
+        register.scan(p[1].barcodes[0].as_str()).await.unwrap();
+        let sale = register.pay_card().await.unwrap();
+        let ReceiptPayment::Card { reference, .. } = &sale.payment else {
+            panic!("a card receipt: {sale:?}");
+        };
+
+        let approval = register.approve("manager", PASSWORD).await.unwrap();
+        let refund = register
+            .refund(sale.order_id, vec![(p[1].sku.clone(), 1)], approval.id)
+            .await
+            .unwrap();
+        assert_eq!(refund.amount, eur("2.20"));
+        assert_eq!(
+            (refund.card, refund.cash),
+            (eur("2.20"), eur("0.00")),
+            "the money goes back to the card: {refund:?}"
+        );
+        let refunded: Vec<_> = shop
+            .central
+            .sim()
+            .emitted_events()
+            .into_iter()
+            .filter(|e| e.r#type == "charge.refunded")
+            .map(|e| e.data.object)
+            .collect();
+        assert_eq!(refunded.len(), 1, "the processor refunded once: {refunded:?}");
+        assert_eq!(refunded[0]["payment_intent"], reference.as_str());
+        assert_eq!(refunded[0]["amount_refunded"], 220);
+        let order = shop.order(sale.order_id).await.unwrap();
+        assert_eq!(order.status, OrderStatus::Paid, "partly refunded");
+        assert_eq!(order.refunded, eur("2.20"));
+    })
+    .await;
+}
