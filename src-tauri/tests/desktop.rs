@@ -561,6 +561,7 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
         !card_ref.trim().is_empty(),
         "a card receipt has a reference"
     );
+    let card_receipt = app.text("#receipt-no").await?;
     app.click("#new-sale").await?;
     app.until_synced().await?;
 
@@ -651,10 +652,10 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     let orders = central.register_orders().await?;
     assert_eq!(orders.len(), 4, "{orders:#?}");
 
-    // A customer brings one unit of the first sale back: a manager approves the refund.
+    // A customer brings the card sale's item back: a manager approves, the card is refunded.
     app.click("#nav-refund").await?;
     app.click(&format!(
-        "#recent-sales tr.sale[data-receipt='{receipt}'] .choose-sale"
+        "#recent-sales tr.sale[data-receipt='{card_receipt}'] .choose-sale"
     ))
     .await?;
     app.type_into("#refund-sale tr:first-child input.returned", "1")
@@ -662,7 +663,11 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.click("#refund-ask").await?;
     approve_as_manager(app).await?;
     let refunded = app.text("#refund-done").await?;
-    assert!(refunded.contains("in cash"), "{refunded}");
+    assert!(
+        refunded.contains(&card_receipt) && refunded.contains("to the card"),
+        "{refunded}"
+    );
+    assert!(!refunded.contains("in cash"), "{refunded}");
     app.screenshot("refund.png").await?;
     app.click("#nav-sell").await?;
 

@@ -710,6 +710,21 @@ pub fn returned_lines(
     Ok(lines)
 }
 
+/// What the refund screen says once a refund is through: the receipt it refunded and where
+/// the money went (the card, cash, or both, as Central split it).
+pub fn refund_done(receipt_no: &str, refund: &kassa_domain::api::Refund) -> String {
+    let amount = format_money(&refund.amount);
+    match (refund.card.is_zero(), refund.cash.is_zero()) {
+        (false, true) => format!("Receipt {receipt_no}: {amount} back to the card."),
+        (true, _) => format!("Receipt {receipt_no}: {amount} back in cash."),
+        (false, false) => format!(
+            "Receipt {receipt_no}: {amount} back, {} to the card and {} in cash.",
+            format_money(&refund.card),
+            format_money(&refund.cash)
+        ),
+    }
+}
+
 #[cfg(test)]
 mod refund_tests {
     use super::*;
@@ -762,5 +777,35 @@ mod refund_tests {
         assert!(returned_lines(&r, &typed(&[("A-1", "x")])).is_err());
         assert!(returned_lines(&r, &typed(&[("A-1", "0")])).is_err());
         assert!(returned_lines(&r, &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn the_refund_message_names_the_receipt_and_where_the_money_went() {
+        let eur = |s: &str| Money::parse(s, Currency::EUR).expect("test money");
+        let refund = |card: &str, cash: &str| kassa_domain::api::Refund {
+            id: uuid::Uuid::nil(),
+            order_id: uuid::Uuid::nil(),
+            status: kassa_domain::api::PaymentStatus::Succeeded,
+            amount: eur(card).checked_add(&eur(cash)).expect("same currency"),
+            card: eur(card),
+            cash: eur(cash),
+            lines: Vec::new(),
+            reason: "returned".into(),
+            order_status: kassa_domain::OrderStatus::Paid,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let no = "STORE-1-R1-000002";
+        assert_eq!(
+            refund_done(no, &refund("1.73", "0.00")),
+            "Receipt STORE-1-R1-000002: 1.73 € back to the card."
+        );
+        assert_eq!(
+            refund_done(no, &refund("0.00", "2.20")),
+            "Receipt STORE-1-R1-000002: 2.20 € back in cash."
+        );
+        assert_eq!(
+            refund_done(no, &refund("1.00", "0.50")),
+            "Receipt STORE-1-R1-000002: 1.50 € back, 1.00 € to the card and 0.50 € in cash."
+        );
     }
 }

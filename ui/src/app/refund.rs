@@ -12,7 +12,7 @@ use yew::prelude::*;
 use crate::components::approval::ApprovalDialog;
 use crate::model::{Approval, Receipt, ReceiptPayment};
 use crate::services;
-use crate::view::{format_money, format_time, returned_lines};
+use crate::view::{format_money, format_time, refund_done, returned_lines};
 
 #[function_component(RefundPage)]
 pub fn refund_page() -> Html {
@@ -21,7 +21,7 @@ pub fn refund_page() -> Html {
     let typed = use_state(BTreeMap::<String, String>::new);
     let asking = use_state(|| None::<(Vec<(String, u32)>, String)>);
     let message = use_state(|| None::<(bool, String)>);
-    let done = use_state(|| None::<Refund>);
+    let done = use_state(|| None::<(String, Refund)>);
     {
         let (sales, message) = (sales.clone(), message.clone());
         use_effect_with((), move |_| {
@@ -94,7 +94,7 @@ pub fn refund_page() -> Html {
                             true,
                             format!("Refunded, approved by {}.", approval.manager),
                         )));
-                        done.set(Some(refund));
+                        done.set(Some((receipt.receipt_no.clone(), refund)));
                         // Done with this sale: a second refund needs choosing it again.
                         chosen.set(None);
                         typed.set(BTreeMap::new());
@@ -148,9 +148,8 @@ pub fn refund_page() -> Html {
                 if let Some((ok, m)) = &*message {
                     <p id="refund-message" class={if *ok { "notice" } else { "error banner" }}>{ m }</p>
                 }
-                if let Some(refund) = &*done {
-                    <p id="refund-done" class="notice">{ format!("{} back: {} to the card, {} in cash.",
-                        format_money(&refund.amount), format_money(&refund.card), format_money(&refund.cash)) }</p>
+                if let Some((receipt_no, refund)) = &*done {
+                    <p id="refund-done" class="notice">{ refund_done(receipt_no, refund) }</p>
                 }
                 if sales.is_empty() {
                     <p class="empty">{ "No sales at this register yet." }</p>
