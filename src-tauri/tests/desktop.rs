@@ -701,13 +701,20 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.sign_in("manager", "manager-pass-1").await?;
     app.until_class("#sync-indicator", "online").await?;
 
-    // The manager's report: this register's three sales, all paid cash.
+    // The manager's report: this register's four sales, cash and card, and the card refund
+    // (DEMO-0002, 1.73) taken off the card's row.
     app.click("#nav-reports").await?;
     app.until_text("#report-sales", |t| t.trim() == "4").await?;
     app.until_text("#report-methods", |t| {
         t.contains("cash") && t.contains("card")
     })
     .await?;
+    let refunds = app.text("#report-refunds").await?;
+    assert!(refunds.contains("1.73"), "{refunds}");
+    let card_row = app
+        .text("#report-methods tr[data-method='card'] td.refunds")
+        .await?;
+    assert!(card_row.contains("1.73"), "{card_row}");
     app.screenshot("reports.png").await?;
 
     // Offline, the manager changes a price and receives a delivery; both are queued.

@@ -710,6 +710,15 @@ pub fn returned_lines(
     Ok(lines)
 }
 
+/// The report's refunds figure's label: `Refunds (2)`.
+pub fn refunds_label(count: i64) -> String {
+    if count == 0 {
+        "Refunds".to_owned()
+    } else {
+        format!("Refunds ({count})")
+    }
+}
+
 /// What the refund screen says once a refund is through: the receipt it refunded and where
 /// the money went (the card, cash, or both, as Central split it).
 pub fn refund_done(receipt_no: &str, refund: &kassa_domain::api::Refund) -> String {

@@ -464,7 +464,11 @@ async fn part_of_a_card_sale_refunded_at_the_till_goes_back_to_the_card() {
             .filter(|e| e.r#type == "charge.refunded")
             .map(|e| e.data.object)
             .collect();
-        assert_eq!(refunded.len(), 1, "the processor refunded once: {refunded:?}");
+        assert_eq!(
+            refunded.len(),
+            1,
+            "the processor refunded once: {refunded:?}"
+        );
         assert_eq!(refunded[0]["payment_intent"], reference.as_str());
         assert_eq!(refunded[0]["amount_refunded"], 220);
         let order = shop.order(sale.order_id).await.unwrap();
