@@ -719,19 +719,20 @@ pub fn refunds_label(count: i64) -> String {
     }
 }
 
-/// What the refund screen says once a refund is through: the receipt it refunded and where
-/// the money went (the card, cash, or both, as Central split it).
-pub fn refund_done(receipt_no: &str, refund: &kassa_domain::api::Refund) -> String {
+/// What the refund screen says once a refund is through: the receipt it refunded, where the
+/// money went (the card, cash, or both, as Central split it) and who approved it.
+pub fn refund_done(receipt_no: &str, refund: &kassa_domain::api::Refund, manager: &str) -> String {
     let amount = format_money(&refund.amount);
-    match (refund.card.is_zero(), refund.cash.is_zero()) {
-        (false, true) => format!("Receipt {receipt_no}: {amount} back to the card."),
-        (true, _) => format!("Receipt {receipt_no}: {amount} back in cash."),
+    let back = match (refund.card.is_zero(), refund.cash.is_zero()) {
+        (false, true) => format!("{amount} back to the card"),
+        (true, _) => format!("{amount} back in cash"),
         (false, false) => format!(
-            "Receipt {receipt_no}: {amount} back, {} to the card and {} in cash.",
+            "{amount} back, {} to the card and {} in cash",
             format_money(&refund.card),
             format_money(&refund.cash)
         ),
-    }
+    };
+    format!("Receipt {receipt_no}: {back}, approved by {manager}.")
 }
 
 #[cfg(test)]
@@ -805,16 +806,17 @@ mod refund_tests {
         };
         let no = "STORE-1-R1-000002";
         assert_eq!(
-            refund_done(no, &refund("1.73", "0.00")),
-            "Receipt STORE-1-R1-000002: 1.73 € back to the card."
+            refund_done(no, &refund("1.73", "0.00"), "manager"),
+            "Receipt STORE-1-R1-000002: 1.73 € back to the card, approved by manager."
         );
         assert_eq!(
-            refund_done(no, &refund("0.00", "2.20")),
-            "Receipt STORE-1-R1-000002: 2.20 € back in cash."
+            refund_done(no, &refund("0.00", "2.20"), "manager"),
+            "Receipt STORE-1-R1-000002: 2.20 € back in cash, approved by manager."
         );
         assert_eq!(
-            refund_done(no, &refund("1.00", "0.50")),
-            "Receipt STORE-1-R1-000002: 1.50 € back, 1.00 € to the card and 0.50 € in cash."
+            refund_done(no, &refund("1.00", "0.50"), "anna"),
+            "Receipt STORE-1-R1-000002: 1.50 € back, 1.00 € to the card and 0.50 € in cash, \
+             approved by anna."
         );
     }
 }

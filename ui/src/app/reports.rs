@@ -68,6 +68,14 @@ pub fn reports_page() -> Html {
                             <td class="num">{ format_money(&m.net) }</td></tr>
                     }) }</tbody>
                 </table>
+                <table id="report-taxes" class="list">
+                    <thead><tr><th>{ "Tax on sales" }</th><th class="num">{ "Net" }</th><th class="num">{ "Tax" }</th><th class="num">{ "Gross" }</th></tr></thead>
+                    <tbody>{ for r.taxes.iter().map(|t| html! {
+                        <tr><td>{ format!("VAT {}% ({})", t.rate.normalize(), t.tax_class.as_str()) }</td>
+                            <td class="num">{ format_money(&t.net) }</td><td class="num">{ format_money(&t.tax) }</td>
+                            <td class="num">{ format_money(&t.gross) }</td></tr>
+                    }) }</tbody>
+                </table>
                 <table id="report-days" class="list">
                     <thead><tr><th>{ "Day (UTC)" }</th><th class="num">{ "Sales" }</th><th class="num">{ "Gross" }</th>
                         <th class="num">{ "Refunds" }</th><th class="num">{ "Net" }</th><th class="num">{ "Tax" }</th></tr></thead>
@@ -75,14 +83,6 @@ pub fn reports_page() -> Html {
                         <tr><td>{ d.day.to_string() }</td><td class="num">{ d.sales }</td>
                             <td class="num">{ format_money(&d.gross) }</td><td class="num refunds">{ format_money(&d.refunds) }</td>
                             <td class="num">{ format_money(&d.net) }</td><td class="num">{ format_money(&d.tax) }</td></tr>
-                    }) }</tbody>
-                </table>
-                <table id="report-taxes" class="list">
-                    <thead><tr><th>{ "Tax on sales" }</th><th class="num">{ "Net" }</th><th class="num">{ "Tax" }</th><th class="num">{ "Gross" }</th></tr></thead>
-                    <tbody>{ for r.taxes.iter().map(|t| html! {
-                        <tr><td>{ format!("VAT {}% ({})", t.rate.normalize(), t.tax_class.as_str()) }</td>
-                            <td class="num">{ format_money(&t.net) }</td><td class="num">{ format_money(&t.tax) }</td>
-                            <td class="num">{ format_money(&t.gross) }</td></tr>
                     }) }</tbody>
                 </table>
             </div>
