@@ -795,9 +795,30 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.click(".conflict .resolve").await?;
     app.find("#no-conflicts").await?;
 
-    // The manager sets the cashier's PIN; she signs in with it, then offline with it too.
-    app.invoke("set_pin", json!({ "username": "cashier", "pin": "2468" }))
+    // The manager sets the cashier's PIN on the staff screen: a slip is named before anything
+    // is sent, a name Central does not know is said so, then the PIN is set. She signs in with
+    // it, then offline with it too.
+    app.click("#nav-staff").await?;
+    app.fill("#pin-username", "cashier").await?;
+    app.fill("#pin-new", "2468").await?;
+    app.fill("#pin-repeat", "2486").await?;
+    app.click("#pin-save").await?;
+    app.until_text("#pin-message", |t| t.contains("differ"))
         .await?;
+    app.fill("#pin-username", "nobody").await?;
+    app.fill("#pin-repeat", "2468").await?;
+    app.click("#pin-save").await?;
+    app.until_text("#pin-message", |t| {
+        t.contains("no staff member named nobody")
+    })
+    .await?;
+    app.screenshot_to(&std::env::temp_dir().join("kassa-staff-error.png"))
+        .await?;
+    app.fill("#pin-username", "cashier").await?;
+    app.click("#pin-save").await?;
+    app.until_text("#pin-message", |t| t.contains("cashier's PIN is set"))
+        .await?;
+    app.screenshot("staff.png").await?;
     app.click("#sign-out").await?;
     app.click("#with-pin").await?;
     app.sign_in("cashier", "2468").await?;

@@ -19,7 +19,8 @@ pub use cart::{
     CART_LINES_MAX, LINE_QTY_MAX,
 };
 pub use ids::{
-    ean13_check_digit, Barcode, BarcodeKind, IdError, IdempotencyKey, Role, Sku, Username,
+    ean13_check_digit, is_valid_pin, Barcode, BarcodeKind, IdError, IdempotencyKey, Role, Sku,
+    Username, PIN_RULE,
 };
 pub use money::{round_money, try_round_money, Currency, Money, MoneyError};
 pub use order::{IllegalTransition, OrderEvent, OrderStatus, UnknownOrderStatus};
