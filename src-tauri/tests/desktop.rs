@@ -722,6 +722,12 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.until_class("#sync-indicator", "offline").await?;
     app.click("#nav-catalog").await?;
     app.type_into("#catalog-search", "DEMO-0002").await?;
+    // Each typed key searches; wait for the last search's answer (a click on a row of an
+    // earlier answer can land on a row that is being replaced, and open nothing).
+    app.until_text("#catalog-results", |t| {
+        t.contains("DEMO-0002") && !t.contains("DEMO-0001")
+    })
+    .await?;
     app.click("#catalog-results tr.product[data-sku='DEMO-0002'] .edit-product")
         .await?;
     app.fill("#product-price", "9.99").await?;
