@@ -1,12 +1,12 @@
-//! The manager's forms as plain data: a product being edited or created, and a stock
-//! adjustment. Each turns what was typed into the register's input or says, in words a
-//! manager can act on, what is wrong. Pure: unit-tested on the host.
+//! The manager's forms as plain data: a product being edited or created, a stock adjustment
+//! and a staff member's new PIN. Each turns what was typed into the register's input or says,
+//! in words a manager can act on, what is wrong. Pure: unit-tested on the host.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use kassa_domain::api::{Product, ProductInput, StockReason};
-use kassa_domain::{Barcode, Currency, Money, Sku, TaxClass};
+use kassa_domain::{is_valid_pin, Barcode, Currency, Money, Sku, TaxClass, Username, PIN_RULE};
 use rust_decimal::Decimal;
 
 /// The product fields the catalog screen edits; the others are kept as they were.
@@ -156,6 +156,43 @@ pub fn parse_delta(typed: &str, reason: StockReason) -> Result<i64, String> {
     Ok(delta)
 }
 
+/// A staff member's new PIN as typed on the staff screen: twice, so a slip is caught here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PinForm {
+    pub username: String,
+    pub pin: String,
+    pub repeat: String,
+}
+
+impl PinForm {
+    /// The username (lowercased) and PIN to send, or every problem in words.
+    pub fn to_request(&self) -> Result<(String, String), Vec<String>> {
+        let mut problems = Vec::new();
+        let username = match self.username.trim() {
+            "" => {
+                problems.push("Type the staff member's username.".to_owned());
+                None
+            }
+            typed => match Username::parse(typed) {
+                Ok(name) => Some(name),
+                Err(e) => {
+                    problems.push(format!("Username: {e}."));
+                    None
+                }
+            },
+        };
+        if !is_valid_pin(&self.pin) {
+            problems.push(format!("New PIN: {PIN_RULE}, nothing else."));
+        } else if self.pin != self.repeat {
+            problems.push("The two PINs differ: type the same PIN twice.".to_owned());
+        }
+        match username {
+            Some(name) if problems.is_empty() => Ok((name.to_string(), self.pin.clone())),
+            _ => Err(problems),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +274,34 @@ mod tests {
             Some(StockReason::CountCorrection)
         );
         assert_eq!(reason_of("sale"), None);
+    }
+
+    #[test]
+    fn a_pin_is_typed_twice_for_a_real_username_and_every_slip_is_named() {
+        let typed = |username: &str, pin: &str, repeat: &str| PinForm {
+            username: username.into(),
+            pin: pin.into(),
+            repeat: repeat.into(),
+        };
+        assert_eq!(
+            typed(" Cashier ", "2468", "2468").to_request(),
+            Ok(("cashier".to_owned(), "2468".to_owned()))
+        );
+        let problems = typed("", "24a8", "24a8").to_request().unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("username"), "{problems:?}");
+        assert!(problems[1].contains("4 to 8 digits"), "{problems:?}");
+        for short_or_long in ["123", "123456789"] {
+            let problems = typed("cashier", short_or_long, short_or_long)
+                .to_request()
+                .unwrap_err();
+            assert!(problems[0].contains("4 to 8 digits"), "{problems:?}");
+        }
+        let problems = typed("cashier", "2468", "2486").to_request().unwrap_err();
+        assert_eq!(problems, ["The two PINs differ: type the same PIN twice."]);
+        let problems = typed("no spaces!", "2468", "2468")
+            .to_request()
+            .unwrap_err();
+        assert!(problems[0].starts_with("Username:"), "{problems:?}");
     }
 }

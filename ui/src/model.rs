@@ -1,12 +1,11 @@
-//! What the shell's commands answer, as the UI reads it (serde mirrors of `kassa-register`'s
-//! views, built from `kassa-domain` types). Pure: no web APIs, so it builds and tests on the host.
+//! What the shell's commands answer, as the UI reads it: `kassa-domain`'s own types where the
+//! register core answers with one (receipts, the report, the sync status, catalog edits), serde
+//! mirrors of the rest. Pure: no web APIs, so it builds and tests on the host.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use kassa_domain::api::Product;
-use kassa_domain::{CartLine, Currency, Money, Role, TaxClass, Totals};
-use rust_decimal::Decimal;
+use kassa_domain::{CartLine, Role, Totals};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -24,17 +23,8 @@ pub struct Cart {
 /// A completed sale, as printed: the domain's type, the one the register core makes.
 pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode};
 
-/// The sync engine's state, for the status bar.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct SyncStatus {
-    pub online: bool,
-    pub last_sync: Option<DateTime<Utc>>,
-    pub pending: i64,
-    pub rejected: i64,
-    pub conflicts: i64,
-    pub last_error: Option<String>,
-    pub failures: u32,
-}
+/// The sync engine's state and a catalog edit's: the domain's types, the register core's.
+pub use kassa_domain::{EditState, SyncStatus};
 
 /// The staff member signed in at this register.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -121,19 +111,6 @@ pub struct StockView {
     pub available: Option<i64>,
 }
 
-/// A manager's catalog edit made here and where it stands.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct EditState {
-    pub id: Uuid,
-    pub product_id: Option<Uuid>,
-    pub sku: String,
-    pub name: String,
-    /// `pending`, `done`, `conflict` or `rejected`.
-    pub status: String,
-    pub last_error: Option<String>,
-    pub updated_at: DateTime<Utc>,
-}
-
 /// A stock adjustment made here and where it stands.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct QueuedAdjustment {
@@ -155,48 +132,8 @@ pub struct Adjustment {
     pub note: Option<String>,
 }
 
-/// Sales paid one way, in the report.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct MethodTotal {
-    pub method: String,
-    pub sales: i64,
-    pub total: Money,
-}
-
-/// Tax of one class and rate, in the report.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct TaxTotal {
-    pub tax_class: TaxClass,
-    pub rate: Decimal,
-    pub net: Money,
-    pub tax: Money,
-    pub gross: Money,
-}
-
-/// One day of sales, in the report.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct DayTotal {
-    pub day: NaiveDate,
-    pub sales: i64,
-    pub total: Money,
-    pub tax: Money,
-}
-
-/// This register's sales report (see `kassa_register::report`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SalesReport {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub currency: Currency,
-    pub sales: i64,
-    pub total: Money,
-    pub discounts: Money,
-    pub tax: Money,
-    pub pending_sync: i64,
-    pub by_method: Vec<MethodTotal>,
-    pub taxes: Vec<TaxTotal>,
-    pub by_day: Vec<DayTotal>,
-}
+/// This register's sales report: the domain's type, the one the register core makes.
+pub use kassa_domain::{DayTotal, MethodTotal, SalesReport, TaxTotal};
 
 /// A manager's approval given at this till: its id (the register keeps any token) and who.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

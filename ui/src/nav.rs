@@ -13,6 +13,7 @@ pub enum Screen {
     Stock,
     Reports,
     Conflicts,
+    Staff,
 }
 
 impl Screen {
@@ -25,6 +26,7 @@ impl Screen {
             Screen::Stock => "Stock",
             Screen::Reports => "Reports",
             Screen::Conflicts => "Conflicts",
+            Screen::Staff => "Staff",
         }
     }
 
@@ -42,6 +44,7 @@ impl Screen {
             Screen::Stock => "F4",
             Screen::Reports => "F5",
             Screen::Conflicts => "F6",
+            Screen::Staff => "F7",
         }
     }
 
@@ -49,19 +52,20 @@ impl Screen {
     pub fn needs_manager(self) -> bool {
         matches!(
             self,
-            Screen::Catalog | Screen::Stock | Screen::Reports | Screen::Conflicts
+            Screen::Catalog | Screen::Stock | Screen::Reports | Screen::Conflicts | Screen::Staff
         )
     }
 }
 
 /// Every screen, in navigation order.
-pub const SCREENS: [Screen; 6] = [
+pub const SCREENS: [Screen; 7] = [
     Screen::Sell,
     Screen::Refund,
     Screen::Catalog,
     Screen::Stock,
     Screen::Reports,
     Screen::Conflicts,
+    Screen::Staff,
 ];
 
 /// May `role` open `screen`? Customers use the online shop, and a register's own device
@@ -112,6 +116,11 @@ mod tests {
             screen_for_key(Role::Manager, &SCREENS, "F3"),
             Some(Screen::Catalog)
         );
+        assert_eq!(
+            screen_for_key(Role::Manager, &SCREENS, "F7"),
+            Some(Screen::Staff)
+        );
+        assert_eq!(screen_for_key(Role::Cashier, &SCREENS, "F7"), None);
         assert_eq!(Screen::Catalog.nav_id(), "nav-catalog");
     }
 

@@ -710,6 +710,31 @@ pub fn returned_lines(
     Ok(lines)
 }
 
+/// The report's refunds figure's label: `Refunds (2)`.
+pub fn refunds_label(count: i64) -> String {
+    if count == 0 {
+        "Refunds".to_owned()
+    } else {
+        format!("Refunds ({count})")
+    }
+}
+
+/// What the refund screen says once a refund is through: the receipt it refunded, where the
+/// money went (the card, cash, or both, as Central split it) and who approved it.
+pub fn refund_done(receipt_no: &str, refund: &kassa_domain::api::Refund, manager: &str) -> String {
+    let amount = format_money(&refund.amount);
+    let back = match (refund.card.is_zero(), refund.cash.is_zero()) {
+        (false, true) => format!("{amount} back to the card"),
+        (true, _) => format!("{amount} back in cash"),
+        (false, false) => format!(
+            "{amount} back, {} to the card and {} in cash",
+            format_money(&refund.card),
+            format_money(&refund.cash)
+        ),
+    };
+    format!("Receipt {receipt_no}: {back}, approved by {manager}.")
+}
+
 #[cfg(test)]
 mod refund_tests {
     use super::*;
@@ -762,5 +787,36 @@ mod refund_tests {
         assert!(returned_lines(&r, &typed(&[("A-1", "x")])).is_err());
         assert!(returned_lines(&r, &typed(&[("A-1", "0")])).is_err());
         assert!(returned_lines(&r, &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn the_refund_message_names_the_receipt_and_where_the_money_went() {
+        let eur = |s: &str| Money::parse(s, Currency::EUR).expect("test money");
+        let refund = |card: &str, cash: &str| kassa_domain::api::Refund {
+            id: uuid::Uuid::nil(),
+            order_id: uuid::Uuid::nil(),
+            status: kassa_domain::api::PaymentStatus::Succeeded,
+            amount: eur(card).checked_add(&eur(cash)).expect("same currency"),
+            card: eur(card),
+            cash: eur(cash),
+            lines: Vec::new(),
+            reason: "returned".into(),
+            order_status: kassa_domain::OrderStatus::Paid,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let no = "STORE-1-R1-000002";
+        assert_eq!(
+            refund_done(no, &refund("1.73", "0.00"), "manager"),
+            "Receipt STORE-1-R1-000002: 1.73 € back to the card, approved by manager."
+        );
+        assert_eq!(
+            refund_done(no, &refund("0.00", "2.20"), "manager"),
+            "Receipt STORE-1-R1-000002: 2.20 € back in cash, approved by manager."
+        );
+        assert_eq!(
+            refund_done(no, &refund("1.00", "0.50"), "anna"),
+            "Receipt STORE-1-R1-000002: 1.50 € back, 1.00 € to the card and 0.50 € in cash, \
+             approved by anna."
+        );
     }
 }

@@ -330,6 +330,16 @@ impl Username {
 
 string_newtype!(Username);
 
+/// What a staff PIN must be, said to whoever typed one that is not.
+pub const PIN_RULE: &str = "a PIN is 4 to 8 digits";
+
+/// Is `pin` a staff PIN: 4 to 8 ASCII digits? (Short, so Central accepts one only with a
+/// register's credential and locks PIN sign-in after a few wrong tries.) Central, the register
+/// and its UI check PINs with this one rule.
+pub fn is_valid_pin(pin: &str) -> bool {
+    (4..=8).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// What a user may do. Ordered by privilege: Admin > Manager > Cashier > Customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -397,6 +407,16 @@ impl FromStr for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pin_is_four_to_eight_ascii_digits() {
+        for good in ["2468", "13579", "12345678"] {
+            assert!(is_valid_pin(good), "{good}");
+        }
+        for bad in ["", "123", "123456789", "12a4", " 2468", "２４６８", "24.8"] {
+            assert!(!is_valid_pin(bad), "{bad}");
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -10,19 +10,24 @@ pub mod ids;
 pub mod money;
 pub mod order;
 pub mod receipt;
+pub mod report;
 pub mod tax;
+pub mod views;
 
 pub use cart::{
     check_line_qty, compute_totals, CartError, CartLine, LineTotal, QtyOutOfRange, TaxLine, Totals,
     CART_LINES_MAX, LINE_QTY_MAX,
 };
 pub use ids::{
-    ean13_check_digit, Barcode, BarcodeKind, IdError, IdempotencyKey, Role, Sku, Username,
+    ean13_check_digit, is_valid_pin, Barcode, BarcodeKind, IdError, IdempotencyKey, Role, Sku,
+    Username, PIN_RULE,
 };
 pub use money::{round_money, try_round_money, Currency, Money, MoneyError};
 pub use order::{IllegalTransition, OrderEvent, OrderStatus, UnknownOrderStatus};
 pub use receipt::{Receipt, ReceiptPayment, SaleMode};
+pub use report::{DayTotal, MethodTotal, SalesReport, TaxTotal};
 pub use tax::{PriceMode, TaxClass, TaxError, TaxRate, TaxTable};
+pub use views::{EditState, SyncStatus};
 
 /// Untrusted input quoted in an error message, cut to a length that is safe to log and echo.
 pub(crate) fn clipped(s: &str) -> String {

@@ -176,19 +176,8 @@ fn edit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Edit> {
     })
 }
 
-/// Where one queued edit stands, for the manager's catalog screen.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EditState {
-    pub id: Uuid,
-    /// `None` for a new product not yet at Central.
-    pub product_id: Option<Uuid>,
-    pub sku: String,
-    pub name: String,
-    /// `pending` (queued), `done` (at Central), `conflict` or `rejected`.
-    pub status: String,
-    pub last_error: Option<String>,
-    pub updated_at: chrono::DateTime<Utc>,
-}
+/// Where one queued edit stands: the domain's type, shared with the UI.
+pub use kassa_domain::EditState;
 
 /// The latest `limit` edits made here, newest first.
 pub async fn recent(db: &LocalDb, limit: u32) -> Result<Vec<EditState>> {

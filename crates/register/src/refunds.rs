@@ -16,7 +16,7 @@ use crate::carts;
 use crate::error::{corrupt, Context, Error, Result};
 use crate::sale::{Receipt, SaleMode};
 use crate::session::Sessions;
-use crate::store::{money, LocalDb};
+use crate::store::{money, now_ms, LocalDb};
 use kassa_domain::ReceiptPayment;
 
 /// Sales listed at most by [`recent_sales`].
@@ -120,7 +120,7 @@ pub async fn refund(
         .await;
     match answer {
         Ok(refund) => {
-            restock(db, &location, &lines).await?;
+            record(db, &location, &lines, &refund, &granted.manager).await?;
             approvals.finish(sessions, granted).await;
             Ok(refund)
         }
@@ -180,9 +180,38 @@ async fn refundable(db: &LocalDb, order_id: Uuid, lines: &[(Sku, u32)]) -> Resul
     Ok(row.get("location"))
 }
 
-/// Adds returned units to the local view of Central's stock until the next pull.
-async fn restock(db: &LocalDb, location: &str, lines: &[(Sku, u32)]) -> Result<()> {
+/// Keeps the refund Central made (for the sales report) and adds the returned units to the
+/// local view of Central's stock until the next pull, in one transaction.
+async fn record(
+    db: &LocalDb,
+    location: &str,
+    lines: &[(Sku, u32)],
+    refund: &Refund,
+    manager: &str,
+) -> Result<()> {
     let mut tx = db.begin_write().await?;
+    // A replayed answer (the same key) names the refund already kept: kept once.
+    let fresh = sqlx::query(
+        "INSERT INTO refunds (id, order_id, currency, amount_minor, card_minor, cash_minor,
+            approved_by, refunded_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(refund.id.to_string())
+    .bind(refund.order_id.to_string())
+    .bind(refund.amount.currency().code())
+    .bind(refund.amount.to_minor())
+    .bind(refund.card.to_minor())
+    .bind(refund.cash.to_minor())
+    .bind(manager)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await
+    .context("recording a refund")?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        return tx.commit().await.context("recording a refund");
+    }
     for (sku, qty) in lines {
         sqlx::query(
             "UPDATE stock_levels SET on_hand = on_hand + ?, available = available + ?
@@ -196,5 +225,5 @@ async fn restock(db: &LocalDb, location: &str, lines: &[(Sku, u32)]) -> Result<(
         .await
         .context("restocking returned units")?;
     }
-    tx.commit().await.context("restocking returned units")
+    tx.commit().await.context("recording a refund")
 }

@@ -16,13 +16,14 @@ use crate::edits::{self, Conflict, Side};
 use crate::error::{Error, Result};
 use crate::identity::{self, Identity};
 use crate::recommend::{self, Recommended};
-use crate::report::{self, SalesReport};
+use crate::report;
 use crate::sale::{self, Receipt, SaleLimits, SaleMode};
 use crate::secrets::SecretStore;
 use crate::session::{Sessions, SignedIn, OFFLINE_SIGN_IN_MAX_AGE_DEFAULT};
 use crate::store::LocalDb;
 use crate::sync::{Engine, SyncConfig, SyncStatus};
 use crate::{adjustments, catalog, refunds, stock};
+use kassa_domain::SalesReport;
 
 /// Where the register keeps its data and finds Central.
 #[derive(Debug, Clone)]

@@ -1,17 +1,20 @@
 //! The manager's sales report of this register, from the local store alone (so it works
 //! offline): how many sales, their totals by payment method, tax by class and sales per day.
-//! Every sale made here counts, whether or not it has reached Central yet.
+//! Every sale made here counts, whether or not it has reached Central yet; every refund given
+//! here is shown and taken off (gross, refunds, net), on the day it was given. The report's
+//! types are `kassa_domain::report`'s, shared with the UI.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use kassa_domain::{Currency, Money, TaxClass, Totals};
+use kassa_domain::{
+    Currency, DayTotal, MethodTotal, Money, SalesReport, TaxClass, TaxTotal, Totals,
+};
 use rust_decimal::Decimal;
-use serde::Serialize;
 use sqlx::Row;
 
 use crate::error::{corrupt, Context, Error, Result};
-use crate::store::LocalDb;
+use crate::store::{money, LocalDb};
 
 /// The longest window a report covers, in days.
 pub const REPORT_DAYS_MAX: u32 = 92;
@@ -27,52 +30,31 @@ pub struct SaleRow {
     pub pending: bool,
 }
 
-/// Totals of the sales paid one way.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MethodTotal {
-    pub method: String,
-    pub sales: i64,
-    pub total: Money,
+/// One refund given here, as the report reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefundRow {
+    pub refunded_at: DateTime<Utc>,
+    /// How the refunded sale was paid (`cash`, `card`, `card_offline`).
+    pub sale_method: String,
+    /// What went back to the card and in cash, as Central split it.
+    pub card: Money,
+    pub cash: Money,
 }
 
-/// Tax collected in one tax class at one rate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TaxTotal {
-    pub tax_class: TaxClass,
-    pub rate: Decimal,
-    pub net: Money,
-    pub tax: Money,
-    pub gross: Money,
-}
-
-/// One day (UTC) of sales.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DayTotal {
-    pub day: NaiveDate,
-    pub sales: i64,
-    pub total: Money,
-    pub tax: Money,
-}
-
-/// The report over `from..=to` (UTC days).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SalesReport {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub currency: Currency,
-    pub sales: i64,
-    /// What customers paid, discounts taken off.
-    pub total: Money,
-    pub discounts: Money,
-    pub tax: Money,
-    /// Sales still waiting to reach Central.
-    pub pending_sync: i64,
-    /// Payment methods in name order.
-    pub by_method: Vec<MethodTotal>,
-    /// Tax classes in [`TaxClass::ALL`] order, then by rate.
-    pub taxes: Vec<TaxTotal>,
-    /// Days with sales, oldest first.
-    pub by_day: Vec<DayTotal>,
+impl RefundRow {
+    /// The payment method each share counts against: card money against the sale's card
+    /// method, cash against `cash`.
+    fn shares(&self) -> [(&str, i64); 2] {
+        let card_method = if self.sale_method.starts_with("card") {
+            self.sale_method.as_str()
+        } else {
+            "card"
+        };
+        [
+            (card_method, self.card.to_minor()),
+            ("cash", self.cash.to_minor()),
+        ]
+    }
 }
 
 /// Reads the sales completed in the last `days` UTC days (today included) and sums them.
@@ -99,7 +81,35 @@ pub async fn sales(db: &LocalDb, currency: Currency, days: u32) -> Result<SalesR
     .await
     .context("reading sales for the report")?;
     let sales = rows.iter().map(sale_from_row).collect::<Result<Vec<_>>>()?;
-    summarise(&sales, currency, from, to)
+    let refunds = refunds_since(db, since).await?;
+    summarise(&sales, &refunds, currency, from, to)
+}
+
+/// The refunds given here since `since` (ms), oldest first.
+async fn refunds_since(db: &LocalDb, since: i64) -> Result<Vec<RefundRow>> {
+    let rows = sqlx::query(
+        "SELECT r.refunded_at, r.currency, r.card_minor, r.cash_minor,
+                COALESCE(p.method, 'unpaid') AS method
+         FROM refunds r LEFT JOIN outbox_payments p ON p.order_id = r.order_id
+         WHERE r.refunded_at >= ? ORDER BY r.refunded_at, r.id",
+    )
+    .bind(since)
+    .fetch_all(db.reader())
+    .await
+    .context("reading refunds for the report")?;
+    rows.iter()
+        .map(|row| {
+            let at: i64 = row.get("refunded_at");
+            let currency: String = row.get("currency");
+            Ok(RefundRow {
+                refunded_at: DateTime::from_timestamp_millis(at)
+                    .ok_or_else(|| Error::Corrupt(format!("refund time {at}")))?,
+                sale_method: row.get("method"),
+                card: money(row.get("card_minor"), &currency)?,
+                cash: money(row.get("cash_minor"), &currency)?,
+            })
+        })
+        .collect()
 }
 
 fn sale_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SaleRow> {
@@ -119,13 +129,26 @@ fn sale_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SaleRow> {
 #[derive(Default)]
 struct Sums {
     sales: i64,
-    total: i64,
+    gross: i64,
+    refunds: i64,
     tax: i64,
 }
 
-/// Sums `sales` (all in `currency`) into the report over `from..=to`.
+fn check_currency(found: Currency, currency: Currency, what: &str) -> Result<()> {
+    if found == currency {
+        return Ok(());
+    }
+    Err(Error::Corrupt(format!(
+        "a {what} in {} at a register selling in {}",
+        found.code(),
+        currency.code()
+    )))
+}
+
+/// Sums `sales` and `refunds` (all in `currency`) into the report over `from..=to`.
 pub fn summarise(
     sales: &[SaleRow],
+    refunds: &[RefundRow],
     currency: Currency,
     from: NaiveDate,
     to: NaiveDate,
@@ -138,13 +161,7 @@ pub fn summarise(
     let mut taxes: BTreeMap<(usize, Decimal), (TaxClass, [i64; 3])> = BTreeMap::new();
     for sale in sales {
         let t = &sale.totals;
-        if t.currency != currency {
-            return Err(Error::Corrupt(format!(
-                "a sale in {} at a register selling in {}",
-                t.currency.code(),
-                currency.code()
-            )));
-        }
+        check_currency(t.currency, currency, "sale")?;
         let (total, tax) = (t.total.to_minor(), t.tax_total.to_minor());
         for sums in [
             &mut all,
@@ -152,7 +169,7 @@ pub fn summarise(
             days.entry(sale.completed_at.date_naive()).or_default(),
         ] {
             sums.sales += 1;
-            sums.total += total;
+            sums.gross += total;
             sums.tax += tax;
         }
         discounts += t.discount_total.to_minor();
@@ -170,13 +187,28 @@ pub fn summarise(
             sums[2] += line.gross.to_minor();
         }
     }
+    for refund in refunds {
+        check_currency(refund.card.currency(), currency, "refund")?;
+        check_currency(refund.cash.currency(), currency, "refund")?;
+        let day = days.entry(refund.refunded_at.date_naive()).or_default();
+        for (method, minor) in refund.shares() {
+            if minor != 0 {
+                methods.entry(method).or_default().refunds += minor;
+                all.refunds += minor;
+                day.refunds += minor;
+            }
+        }
+    }
     let money = |minor: i64| Money::from_minor(minor, currency);
     Ok(SalesReport {
         from,
         to,
         currency,
         sales: all.sales,
-        total: money(all.total),
+        gross: money(all.gross),
+        refund_count: i64::try_from(refunds.len()).unwrap_or(i64::MAX),
+        refunds: money(all.refunds),
+        net: money(all.gross - all.refunds),
         discounts: money(discounts),
         tax: money(all.tax),
         pending_sync,
@@ -185,7 +217,9 @@ pub fn summarise(
             .map(|(method, s)| MethodTotal {
                 method: method.to_owned(),
                 sales: s.sales,
-                total: money(s.total),
+                gross: money(s.gross),
+                refunds: money(s.refunds),
+                net: money(s.gross - s.refunds),
             })
             .collect(),
         taxes: taxes
@@ -203,7 +237,9 @@ pub fn summarise(
             .map(|(day, s)| DayTotal {
                 day,
                 sales: s.sales,
-                total: money(s.total),
+                gross: money(s.gross),
+                refunds: money(s.refunds),
+                net: money(s.gross - s.refunds),
                 tax: money(s.tax),
             })
             .collect(),
@@ -248,6 +284,15 @@ mod tests {
         }
     }
 
+    fn refund(day: u32, sale_method: &str, card: &str, cash: &str) -> RefundRow {
+        RefundRow {
+            refunded_at: Utc.with_ymd_and_hms(2026, 12, day, 17, 0, 0).unwrap(),
+            sale_method: sale_method.into(),
+            card: eur(card),
+            cash: eur(cash),
+        }
+    }
+
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
     }
@@ -261,14 +306,14 @@ mod tests {
             pending,
             sale(2, 10, "cash", &[("1.20", TaxClass::Standard, 1)]),
         ];
-        let report = summarise(&sales, Currency::EUR, day(1), day(2)).unwrap();
+        let report = summarise(&sales, &[], Currency::EUR, day(1), day(2)).unwrap();
         assert_eq!(report.sales, 3);
-        assert_eq!(report.total, eur("9.00"));
+        assert_eq!((report.gross, report.net), (eur("9.00"), eur("9.00")));
         assert_eq!(report.pending_sync, 1);
         let methods: Vec<_> = report
             .by_method
             .iter()
-            .map(|m| (m.method.as_str(), m.sales, m.total))
+            .map(|m| (m.method.as_str(), m.sales, m.gross))
             .collect();
         assert_eq!(
             methods,
@@ -277,7 +322,7 @@ mod tests {
         let days: Vec<_> = report
             .by_day
             .iter()
-            .map(|d| (d.day, d.sales, d.total))
+            .map(|d| (d.day, d.sales, d.gross))
             .collect();
         assert_eq!(days, [(day(1), 2, eur("7.80")), (day(2), 1, eur("1.20"))]);
         assert_eq!(report.taxes.len(), 2);
@@ -293,13 +338,68 @@ mod tests {
             .iter()
             .try_fold(eur("0"), |sum, t| sum.checked_add(&t.gross))
             .unwrap();
-        assert_eq!(gross_sum, report.total);
+        assert_eq!(gross_sum, report.gross);
+    }
+
+    #[test]
+    fn refunds_are_shown_and_taken_off_per_method_and_on_the_day_they_were_given() {
+        let sales = [
+            sale(1, 9, "cash", &[("2.40", TaxClass::Standard, 2)]),
+            sale(1, 10, "card", &[("3.00", TaxClass::Reduced, 1)]),
+            sale(2, 10, "cash", &[("1.20", TaxClass::Standard, 1)]),
+        ];
+        // Day 2: the card sale's item back to the card, one of the first sale's in cash,
+        // and a card sale whose card could not be refunded (Central gave cash).
+        let refunds = [
+            refund(2, "card", "3.00", "0.00"),
+            refund(2, "cash", "0.00", "2.40"),
+            refund(2, "card_offline", "0.00", "0.50"),
+        ];
+        let report = summarise(&sales, &refunds, Currency::EUR, day(1), day(2)).unwrap();
+        assert_eq!(report.sales, 3);
+        assert_eq!(report.refund_count, 3);
+        assert_eq!(
+            (report.gross, report.refunds, report.net),
+            (eur("9.00"), eur("5.90"), eur("3.10"))
+        );
+        let methods: Vec<_> = report
+            .by_method
+            .iter()
+            .map(|m| (m.method.as_str(), m.sales, m.gross, m.refunds, m.net))
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                ("card", 1, eur("3.00"), eur("3.00"), eur("0.00")),
+                ("cash", 2, eur("6.00"), eur("2.90"), eur("3.10")),
+            ]
+        );
+        let days: Vec<_> = report
+            .by_day
+            .iter()
+            .map(|d| (d.day, d.gross, d.refunds, d.net))
+            .collect();
+        assert_eq!(
+            days,
+            [
+                (day(1), eur("7.80"), eur("0.00"), eur("7.80")),
+                (day(2), eur("1.20"), eur("5.90"), eur("-4.70")),
+            ]
+        );
+        // Refunded on a day without sales: the day is listed, with no sales.
+        let report = summarise(&[], &refunds[..1], Currency::EUR, day(2), day(2)).unwrap();
+        assert_eq!(report.by_day.len(), 1);
+        assert_eq!(report.by_day[0].sales, 0);
+        assert_eq!(report.net, eur("-3.00"));
     }
 
     #[test]
     fn no_sales_is_an_empty_report_in_the_register_currency() {
-        let report = summarise(&[], Currency::EUR, day(1), day(1)).unwrap();
-        assert_eq!((report.sales, report.total), (0, eur("0")));
+        let report = summarise(&[], &[], Currency::EUR, day(1), day(1)).unwrap();
+        assert_eq!(
+            (report.sales, report.gross, report.net),
+            (0, eur("0"), eur("0"))
+        );
         assert!(report.by_method.is_empty() && report.by_day.is_empty());
     }
 
@@ -307,6 +407,12 @@ mod tests {
     fn a_sale_in_another_currency_is_not_silently_added() {
         let mut odd = sale(1, 9, "cash", &[("2.40", TaxClass::Standard, 1)]);
         odd.totals.currency = Currency::USD;
-        assert!(summarise(&[odd], Currency::EUR, day(1), day(1)).is_err());
+        assert!(summarise(&[odd], &[], Currency::EUR, day(1), day(1)).is_err());
+        let dollars = refund(1, "cash", "0.00", "1.00");
+        let dollars = RefundRow {
+            cash: Money::parse("1.00", Currency::USD).unwrap(),
+            ..dollars
+        };
+        assert!(summarise(&[], &[dollars], Currency::EUR, day(1), day(1)).is_err());
     }
 }

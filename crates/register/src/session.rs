@@ -265,19 +265,32 @@ impl Sessions {
         check_verifier(&self.db, username, kind, secret, self.offline_max_age).await
     }
 
-    /// The signed-in manager sets `username`'s PIN at Central (online only).
+    /// The signed-in manager sets `username`'s PIN at Central (online only). A PIN that breaks
+    /// the rule, or a name that cannot be a username, is refused here before Central is asked;
+    /// a name Central does not know is an [`Error::NotFound`] that names it.
     pub async fn set_pin(&self, username: &str, pin: &str) -> Result<()> {
+        if !kassa_domain::is_valid_pin(pin) {
+            return Err(Error::Invalid(kassa_domain::PIN_RULE.into()));
+        }
+        let username =
+            kassa_domain::Username::parse(username).map_err(|e| Error::Invalid(e.to_string()))?;
         if self.signed_in().await.is_some_and(|w| w.offline) {
             return Err(Error::Invalid(
                 "setting a PIN needs Central; this session was opened offline".into(),
             ));
         }
-        let username = normalise(username);
-        self.authed(|t| {
-            let username = &username;
-            async move { self.client.set_pin(t.expose(), username, pin).await }
-        })
-        .await
+        let answer = self
+            .authed(|t| {
+                let username = username.as_str();
+                async move { self.client.set_pin(t.expose(), username, pin).await }
+            })
+            .await;
+        match answer {
+            Err(Error::Api { status: 404, .. }) => Err(Error::NotFound(format!(
+                "no staff member named {username} at Central"
+            ))),
+            other => other,
+        }
     }
 
     /// Ends the session here and at Central (best effort when Central is out of reach).

@@ -1,6 +1,6 @@
 //! The manager's sales report of this register.
 
-use kassa_register::report::SalesReport;
+use kassa_domain::SalesReport;
 use kassa_register::Register;
 use tauri::State;
 

@@ -8,6 +8,7 @@ mod refund;
 mod reports;
 mod sell;
 mod sign_in;
+mod staff;
 mod stock;
 
 use gloo_timers::callback::Interval;
@@ -23,13 +24,14 @@ use crate::services;
 const STATUS_POLL_MS: u32 = 1_000;
 
 /// The screens this build offers.
-pub const OFFERED: [Screen; 6] = [
+pub const OFFERED: [Screen; 7] = [
     Screen::Sell,
     Screen::Refund,
     Screen::Catalog,
     Screen::Stock,
     Screen::Reports,
     Screen::Conflicts,
+    Screen::Staff,
 ];
 
 /// The pages of the register.
@@ -142,6 +144,7 @@ pub fn app() -> Html {
         (Route::Screen(Screen::Stock), Some(_)) => html! { <stock::StockPage /> },
         (Route::Screen(Screen::Reports), Some(_)) => html! { <reports::ReportsPage /> },
         (Route::Screen(Screen::Conflicts), Some(_)) => html! { <conflicts::ConflictsPage /> },
+        (Route::Screen(Screen::Staff), Some(_)) => html! { <staff::StaffPage /> },
     };
     html! {
         <div class="app" {onkeydown}>

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use kassa_domain::api::Refund;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -12,7 +11,7 @@ use yew::prelude::*;
 use crate::components::approval::ApprovalDialog;
 use crate::model::{Approval, Receipt, ReceiptPayment};
 use crate::services;
-use crate::view::{format_money, format_time, returned_lines};
+use crate::view::{format_money, format_time, refund_done, returned_lines};
 
 #[function_component(RefundPage)]
 pub fn refund_page() -> Html {
@@ -20,15 +19,15 @@ pub fn refund_page() -> Html {
     let chosen = use_state(|| None::<Receipt>);
     let typed = use_state(BTreeMap::<String, String>::new);
     let asking = use_state(|| None::<(Vec<(String, u32)>, String)>);
-    let message = use_state(|| None::<(bool, String)>);
-    let done = use_state(|| None::<Refund>);
+    let message = use_state(|| None::<String>);
+    let done = use_state(|| None::<String>);
     {
         let (sales, message) = (sales.clone(), message.clone());
         use_effect_with((), move |_| {
             spawn_local(async move {
                 match services::refunds::recent_sales().await {
                     Ok(list) => sales.set(list),
-                    Err(e) => message.set(Some((false, e.to_string()))),
+                    Err(e) => message.set(Some(e.to_string())),
                 }
             });
         });
@@ -65,7 +64,7 @@ pub fn refund_page() -> Html {
                     );
                     asking.set(Some((lines, what)));
                 }
-                Err(why) => message.set(Some((false, why))),
+                Err(why) => message.set(Some(why)),
             }
         })
     };
@@ -90,16 +89,17 @@ pub fn refund_page() -> Html {
                 asking.set(None);
                 match services::refunds::refund(receipt.order_id, &lines, approval.id).await {
                     Ok(refund) => {
-                        message.set(Some((
-                            true,
-                            format!("Refunded, approved by {}.", approval.manager),
+                        message.set(None);
+                        done.set(Some(refund_done(
+                            &receipt.receipt_no,
+                            &refund,
+                            &approval.manager,
                         )));
-                        done.set(Some(refund));
                         // Done with this sale: a second refund needs choosing it again.
                         chosen.set(None);
                         typed.set(BTreeMap::new());
                     }
-                    Err(e) => message.set(Some((false, e.to_string()))),
+                    Err(e) => message.set(Some(e.to_string())),
                 }
             });
         })
@@ -145,12 +145,11 @@ pub fn refund_page() -> Html {
         <main class="refund manager">
             <section class="left">
                 <h1>{ "Refund" }</h1>
-                if let Some((ok, m)) = &*message {
-                    <p id="refund-message" class={if *ok { "notice" } else { "error banner" }}>{ m }</p>
+                if let Some(m) = &*message {
+                    <p id="refund-message" class="error banner">{ m }</p>
                 }
-                if let Some(refund) = &*done {
-                    <p id="refund-done" class="notice">{ format!("{} back: {} to the card, {} in cash.",
-                        format_money(&refund.amount), format_money(&refund.card), format_money(&refund.cash)) }</p>
+                if let Some(said) = &*done {
+                    <p id="refund-done" class="notice">{ said }</p>
                 }
                 if sales.is_empty() {
                     <p class="empty">{ "No sales at this register yet." }</p>

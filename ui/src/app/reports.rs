@@ -1,5 +1,6 @@
 //! The manager's sales report of this register, from its own store (so it works offline):
-//! sales, totals by payment method, tax by class and sales per day.
+//! sales, the refunds given here and what is left (gross, refunds, net) in all, by payment
+//! method and per day, and tax by class.
 
 use wasm_bindgen_futures::spawn_local;
 use web_sys::HtmlSelectElement;
@@ -7,7 +8,7 @@ use yew::prelude::*;
 
 use crate::model::SalesReport;
 use crate::services;
-use crate::view::format_money;
+use crate::view::{format_money, refunds_label};
 
 /// The windows a manager picks from, in days.
 const WINDOWS_DAYS: [(u32, &str); 3] = [(1, "Today"), (7, "Last 7 days"), (31, "Last 31 days")];
@@ -49,21 +50,26 @@ pub fn reports_page() -> Html {
             <>
             <section class="figures">
                 <div class="figure"><span>{ "Sales" }</span><strong id="report-sales">{ r.sales }</strong></div>
-                <div class="figure"><span>{ "Total" }</span><strong id="report-total">{ format_money(&r.total) }</strong></div>
-                <div class="figure"><span>{ "of which tax" }</span><strong>{ format_money(&r.tax) }</strong></div>
+                <div class="figure"><span>{ "Gross" }</span><strong id="report-gross">{ format_money(&r.gross) }</strong></div>
+                <div class="figure"><span>{ refunds_label(r.refund_count) }</span>
+                    <strong id="report-refunds">{ format_money(&r.refunds) }</strong></div>
+                <div class="figure"><span>{ "Net" }</span><strong id="report-net">{ format_money(&r.net) }</strong></div>
+                <div class="figure"><span>{ "Tax on sales" }</span><strong>{ format_money(&r.tax) }</strong></div>
                 <div class="figure"><span>{ "Discounts given" }</span><strong>{ format_money(&r.discounts) }</strong></div>
                 <div class="figure"><span>{ "Not yet at Central" }</span><strong>{ r.pending_sync }</strong></div>
             </section>
             <div class="report-tables">
                 <table id="report-methods" class="list">
-                    <thead><tr><th>{ "Payment" }</th><th class="num">{ "Sales" }</th><th class="num">{ "Total" }</th></tr></thead>
+                    <thead><tr><th>{ "Payment" }</th><th class="num">{ "Sales" }</th><th class="num">{ "Gross" }</th>
+                        <th class="num">{ "Refunds" }</th><th class="num">{ "Net" }</th></tr></thead>
                     <tbody>{ for r.by_method.iter().map(|m| html! {
                         <tr data-method={m.method.clone()}><td>{ &m.method }</td><td class="num">{ m.sales }</td>
-                            <td class="num">{ format_money(&m.total) }</td></tr>
+                            <td class="num">{ format_money(&m.gross) }</td><td class="num refunds">{ format_money(&m.refunds) }</td>
+                            <td class="num">{ format_money(&m.net) }</td></tr>
                     }) }</tbody>
                 </table>
                 <table id="report-taxes" class="list">
-                    <thead><tr><th>{ "Tax" }</th><th class="num">{ "Net" }</th><th class="num">{ "Tax" }</th><th class="num">{ "Gross" }</th></tr></thead>
+                    <thead><tr><th>{ "Tax on sales" }</th><th class="num">{ "Net" }</th><th class="num">{ "Tax" }</th><th class="num">{ "Gross" }</th></tr></thead>
                     <tbody>{ for r.taxes.iter().map(|t| html! {
                         <tr><td>{ format!("VAT {}% ({})", t.rate.normalize(), t.tax_class.as_str()) }</td>
                             <td class="num">{ format_money(&t.net) }</td><td class="num">{ format_money(&t.tax) }</td>
@@ -71,10 +77,12 @@ pub fn reports_page() -> Html {
                     }) }</tbody>
                 </table>
                 <table id="report-days" class="list">
-                    <thead><tr><th>{ "Day (UTC)" }</th><th class="num">{ "Sales" }</th><th class="num">{ "Total" }</th><th class="num">{ "Tax" }</th></tr></thead>
+                    <thead><tr><th>{ "Day (UTC)" }</th><th class="num">{ "Sales" }</th><th class="num">{ "Gross" }</th>
+                        <th class="num">{ "Refunds" }</th><th class="num">{ "Net" }</th><th class="num">{ "Tax" }</th></tr></thead>
                     <tbody>{ for r.by_day.iter().map(|d| html! {
                         <tr><td>{ d.day.to_string() }</td><td class="num">{ d.sales }</td>
-                            <td class="num">{ format_money(&d.total) }</td><td class="num">{ format_money(&d.tax) }</td></tr>
+                            <td class="num">{ format_money(&d.gross) }</td><td class="num refunds">{ format_money(&d.refunds) }</td>
+                            <td class="num">{ format_money(&d.net) }</td><td class="num">{ format_money(&d.tax) }</td></tr>
                     }) }</tbody>
                 </table>
             </div>

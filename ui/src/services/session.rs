@@ -75,3 +75,14 @@ pub async fn sign_in_pin(username: &str, pin: &str) -> Result<SignedIn, Error> {
 pub async fn approve(username: &str, secret: &str) -> Result<Approval, Error> {
     call("approve", &ApprovalRequest { username, secret }).await
 }
+
+#[derive(Serialize)]
+struct NewPin<'a> {
+    username: &'a str,
+    pin: &'a str,
+}
+
+/// The signed-in manager sets a staff member's PIN at Central (online only).
+pub async fn set_pin(username: &str, pin: &str) -> Result<(), Error> {
+    call("set_pin", &NewPin { username, pin }).await
+}

@@ -138,11 +138,11 @@ pub const PIN_FAILURES_MAX: i64 = 5;
 /// How long PIN sign-in stays locked after [`PIN_FAILURES_MAX`] wrong PINs.
 pub const PIN_LOCKOUT: Duration = Duration::from_secs(5 * 60);
 
-/// PIN rules: 4 to 8 ASCII digits (short, so only accepted with a register's credential and
-/// locked after a few wrong tries).
+/// PIN rules: `kassa_domain::is_valid_pin` (4 to 8 ASCII digits; short, so only accepted with
+/// a register's credential and locked after a few wrong tries).
 pub fn validate_pin(pin: &str) -> Result<(), ApiError> {
-    if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::invalid("invalid_pin", "a PIN is 4 to 8 digits"));
+    if !kassa_domain::is_valid_pin(pin) {
+        return Err(ApiError::invalid("invalid_pin", kassa_domain::PIN_RULE));
     }
     Ok(())
 }

@@ -12,8 +12,7 @@ mod pull;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::Utc;
 use tokio::sync::{watch, Mutex, Notify};
 
 pub use self::backoff::Backoff;
@@ -47,22 +46,8 @@ impl Default for SyncConfig {
     }
 }
 
-/// What the status line shows.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SyncStatus {
-    /// Did the last contact with Central succeed?
-    pub online: bool,
-    pub last_sync: Option<DateTime<Utc>>,
-    /// Sales waiting to reach Central.
-    pub pending: i64,
-    /// Sales Central refused (kept for a manager).
-    pub rejected: i64,
-    /// Catalog edits waiting for a manager's choice.
-    pub conflicts: i64,
-    pub last_error: Option<String>,
-    /// Failed rounds in a row.
-    pub failures: u32,
-}
+/// What the status line shows: the domain's type, shared with the UI.
+pub use kassa_domain::SyncStatus;
 
 /// What one round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

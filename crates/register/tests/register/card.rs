@@ -25,6 +25,14 @@ async fn card_sales(register: &Register) -> i64 {
         .unwrap()
 }
 
+/// A register at STORE-1 whose card terminal hands over `token`, synced once.
+async fn card_register(shop: &Shop, dir: &tempfile::TempDir, token: &'static str) -> Register {
+    let secrets = Arc::new(MemoryStore::default());
+    let register = shop.register_tweaked(dir, "R1", secrets, card(token)).await;
+    register.sync_now().await.unwrap();
+    register
+}
+
 /// Payments Central holds for an order: (all, succeeded).
 async fn payments(shop: &Shop, order_id: uuid::Uuid) -> (i64, i64) {
     let id = order_id.to_string();
@@ -48,11 +56,7 @@ async fn a_card_sale_is_paid_at_central_once_and_its_receipt_says_card() {
     crate::helpers::bounded(async move {
         let shop = Shop::open(3).await;
         let dir = tempfile::tempdir().unwrap();
-        let secrets = Arc::new(MemoryStore::default());
-        let register = shop
-            .register_tweaked(&dir, "R1", secrets, card("pm_card_visa"))
-            .await;
-        register.sync_now().await.unwrap();
+        let register = card_register(&shop, &dir, "pm_card_visa").await;
         let p = &shop.products;
         register.scan(p[0].barcodes[0].as_str()).await.unwrap();
         register.scan(p[1].barcodes[0].as_str()).await.unwrap();
@@ -96,11 +100,7 @@ async fn a_declined_card_leaves_the_cart_open_and_central_releases_the_stock() {
     crate::helpers::bounded(async move {
         let shop = Shop::open(2).await;
         let dir = tempfile::tempdir().unwrap();
-        let secrets = Arc::new(MemoryStore::default());
-        let register = shop
-            .register_tweaked(&dir, "R1", secrets, card("pm_card_chargeDeclined"))
-            .await;
-        register.sync_now().await.unwrap();
+        let register = card_register(&shop, &dir, "pm_card_chargeDeclined").await;
         let cart = register
             .scan(shop.products[1].barcodes[0].as_str())
             .await
@@ -141,13 +141,9 @@ async fn a_processor_that_does_not_answer_at_first_takes_one_payment() {
     crate::helpers::bounded(async move {
         let shop = Shop::open(1).await;
         let dir = tempfile::tempdir().unwrap();
-        let secrets = Arc::new(MemoryStore::default());
         // Approved at once but answered after 30 s: Central says 502 processor_unavailable,
         // the register retries with the same key and gets the approved payment.
-        let register = shop
-            .register_tweaked(&dir, "R1", secrets, card("pm_sim_timeout"))
-            .await;
-        register.sync_now().await.unwrap();
+        let register = card_register(&shop, &dir, "pm_sim_timeout").await;
         register
             .scan(shop.products[0].barcodes[0].as_str())
             .await
@@ -423,6 +419,53 @@ async fn a_card_sale_central_cannot_reserve_is_refused_and_the_cart_stays_open()
         assert_eq!(counts.pending + counts.done, 0);
         assert_eq!(shop.central.count("SELECT COUNT(*) FROM payments").await, 0);
         assert_eq!(shop.stock(&sku("SKU-1")).await, (STOCK, STOCK));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_of_a_card_sale_refunded_at_the_till_goes_back_to_the_card() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = card_register(&shop, &dir, "pm_card_visa").await;
+        let p = &shop.products;
+        register.scan(p[0].barcodes[0].as_str()).await.unwrap();
+        register.scan(p[1].barcodes[0].as_str()).await.unwrap();
+        let sale = register.pay_card().await.unwrap();
+        let ReceiptPayment::Card { reference, .. } = &sale.payment else {
+            panic!("a card receipt: {sale:?}");
+        };
+
+        let approval = register.approve("manager", PASSWORD).await.unwrap();
+        let refund = register
+            .refund(sale.order_id, vec![(p[1].sku.clone(), 1)], approval.id)
+            .await
+            .unwrap();
+        assert_eq!(refund.amount, eur("2.20"));
+        assert_eq!(
+            (refund.card, refund.cash),
+            (eur("2.20"), eur("0.00")),
+            "the money goes back to the card: {refund:?}"
+        );
+        let refunded: Vec<_> = shop
+            .central
+            .sim()
+            .emitted_events()
+            .into_iter()
+            .filter(|e| e.r#type == "charge.refunded")
+            .map(|e| e.data.object)
+            .collect();
+        assert_eq!(
+            refunded.len(),
+            1,
+            "the processor refunded once: {refunded:?}"
+        );
+        assert_eq!(refunded[0]["payment_intent"], reference.as_str());
+        assert_eq!(refunded[0]["amount_refunded"], 220);
+        let order = shop.order(sale.order_id).await.unwrap();
+        assert_eq!(order.status, OrderStatus::Paid, "partly refunded");
+        assert_eq!(order.refunded, eur("2.20"));
     })
     .await;
 }

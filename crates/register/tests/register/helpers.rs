@@ -116,6 +116,11 @@ impl Central {
         self.port
     }
 
+    /// The processor simulator Central talks to.
+    pub fn sim(&self) -> &kassa_processor_sim::SimHandle {
+        &self.sim
+    }
+
     pub fn state(&self) -> &AppState {
         self.state.as_ref().expect("Central is running")
     }

@@ -109,6 +109,53 @@ async fn a_manager_sets_a_pin_and_the_cashier_signs_in_with_it_online_and_offlin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_a_pin_says_what_is_wrong_a_bad_pin_an_unknown_user_or_no_central() {
+    crate::helpers::bounded(async move {
+        let mut shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        for bad in ["123", "123456789", "24a8", ""] {
+            match register.set_pin("cashier", bad).await {
+                Err(Error::Invalid(message)) => {
+                    assert!(message.contains("4 to 8 digits"), "{bad}: {message}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        match register.set_pin("Not A Name!", "2468").await {
+            Err(Error::Invalid(message)) => assert!(message.contains("username"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        match register.set_pin("nobody", "2468").await {
+            Err(Error::NotFound(message)) => {
+                assert!(message.contains("nobody"), "{message}");
+                assert!(message.contains("staff member"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A manager sets PINs for cashiers and themselves, not for an admin.
+        let admin = register.set_pin("admin", "2468").await;
+        assert_eq!(
+            admin.as_ref().err().and_then(Error::api_code),
+            Some("pin_not_allowed"),
+            "{admin:?}"
+        );
+        // Central out of reach, the session opened online: nothing set, and it says so.
+        shop.go_offline().await;
+        let offline = register.set_pin("cashier", "2468").await;
+        assert!(
+            matches!(offline, Err(Error::Unreachable { .. })),
+            "{offline:?}"
+        );
+        shop.go_online().await;
+        register.set_pin("cashier", "2468").await.unwrap();
+        assert!(register.sign_in_pin("cashier", "2468").await.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cashiers_discount_above_the_limit_needs_a_managers_approval_online_and_offline() {
     crate::helpers::bounded(async move {
         let mut shop = Shop::open(2).await;

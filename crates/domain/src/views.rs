@@ -1,0 +1,38 @@
+//! What the register core reports about its queues, as its UI shows it: the sync engine's
+//! status and where a manager's catalog edit stands. One type each for the register core, the
+//! desktop shell and the wasm UI.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The sync engine's state, for the status bar and the sync panel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncStatus {
+    /// Did the last contact with Central succeed?
+    pub online: bool,
+    pub last_sync: Option<DateTime<Utc>>,
+    /// Sales waiting to reach Central.
+    pub pending: i64,
+    /// Sales Central refused (kept for a manager).
+    pub rejected: i64,
+    /// Catalog edits waiting for a manager's choice.
+    pub conflicts: i64,
+    pub last_error: Option<String>,
+    /// Failed rounds in a row.
+    pub failures: u32,
+}
+
+/// Where one queued catalog edit stands, for the manager's catalog screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditState {
+    pub id: Uuid,
+    /// `None` for a new product not yet at Central.
+    pub product_id: Option<Uuid>,
+    pub sku: String,
+    pub name: String,
+    /// `pending` (queued), `done` (at Central), `conflict` or `rejected`.
+    pub status: String,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
