@@ -90,8 +90,11 @@ fn bin_dir() -> Result<PathBuf> {
         .context("locating target/debug")
 }
 
+/// The checkout under test: `cargo test` names the package's directory at run time (the
+/// compile-time path may be another checkout's, the target dir being shared).
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
 }
@@ -461,27 +464,17 @@ impl App {
     }
 }
 
-/// The payment processor simulator, its webhooks going to `central` (card payments on).
-async fn processor_sim(central: &mut Central) -> Result<Group> {
-    let port = free_port()?;
-    let mut command = Command::new(bin_dir()?.join("kassa-processor-sim"));
-    command
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .args([
-            "--webhook-url",
-            &format!("{}/v1/webhooks/payments", central.url()),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null());
-    let sim = Group::spawn(command, "kassa-processor-sim")?;
-    let deadline = Instant::now() + WAIT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("the processor simulator did not start");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    central.processor = Some(format!("http://127.0.0.1:{port}"));
+/// The payment processor simulator, its webhooks going to `central` (card payments on). It runs
+/// inside this test (Central is the process that gets stopped and restarted), so the test needs
+/// no simulator binary in the target dir.
+async fn processor_sim(central: &mut Central) -> Result<kassa_processor_sim::SimHandle> {
+    let sim = kassa_processor_sim::spawn(kassa_processor_sim::SimConfig {
+        webhook_url: Some(format!("{}/v1/webhooks/payments", central.url())),
+        ..kassa_processor_sim::SimConfig::default()
+    })
+    .await
+    .context("starting the processor simulator")?;
+    central.processor = Some(sim.base_url.clone());
     Ok(sim)
 }
 

@@ -28,8 +28,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The checkout being worked on. `cargo run` names the package's directory at run time; the
+/// compile-time path is only a fallback, since one shared target dir serves several checkouts
+/// and a build made in another checkout can be reused here.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
