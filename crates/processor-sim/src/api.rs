@@ -198,7 +198,7 @@ async fn idempotent(
 }
 
 /// Lets a `processing` intent succeed once its delay is over, and sends what that emits.
-async fn finish_processing(sim: SimState, later: Processing) {
+async fn finish_processing(sim: SimState, later: Box<Processing>) {
     tokio::time::sleep(later.delay.unwrap_or_else(|| sim.processing_delay())).await;
     if sim.is_shut_down() {
         return;

@@ -173,7 +173,7 @@ pub struct Outcome {
     pub hold: Option<Duration>,
     /// An intent left `processing` (the `pm_sim_processing` card): it succeeds after its delay
     /// ([`Store::finish_processing`]).
-    pub settle_later: Option<Processing>,
+    pub settle_later: Option<Box<Processing>>,
 }
 
 /// An intent that succeeds by itself after `delay` (`None`: the simulator's processing delay).
@@ -356,6 +356,7 @@ impl Store {
         };
         let metadata = params.metadata();
         let plan = WebhookPlan::from_request(&metadata, card.and_then(|(_, mode)| mode))?;
+        let processing_delay = metadata.contains_key("sim_delay_ms").then_some(plan.delay);
         if self.intents.len() >= INTENTS_MAX {
             return Err(Outcome::error(
                 429,
@@ -387,7 +388,7 @@ impl Store {
             latest_charge: None,
             created: now,
             plan,
-            processing_delay: plan.delay_asked,
+            processing_delay,
         };
         let mut events = vec![intent.event("payment_intent.created", now)];
         let outcome = match card {
@@ -586,10 +587,10 @@ fn charge(intent: &mut IntentRecord, card: Card, now: i64, events: &mut Vec<Valu
             intent.last_payment_error = None;
             intent.status = IntentStatus::Processing;
             let mut outcome = Outcome::ok(intent.to_json());
-            outcome.settle_later = Some(Processing {
+            outcome.settle_later = Some(Box::new(Processing {
                 intent_id: intent.id.clone(),
                 delay: intent.processing_delay,
-            });
+            }));
             outcome
         }
         // Handled by the callers before anything changes.
@@ -637,27 +638,22 @@ impl WebhookPlan {
             })?,
             None => suffix.unwrap_or(WebhookMode::Normal),
         };
-        let delay_asked = match metadata.get("sim_delay_ms") {
-            Some(raw) => Some(
-                raw.parse::<u64>()
-                    .ok()
-                    .filter(|ms| *ms <= crate::webhooks::LATE_DELAY_MAX_MS)
-                    .map(Duration::from_millis)
-                    .ok_or_else(|| {
-                        Outcome::invalid(
-                            "metadata[sim_delay_ms]",
-                            "parameter_invalid_integer",
-                            "sim_delay_ms must be an integer number of milliseconds up to 60000",
-                        )
-                    })?,
-            ),
-            None => None,
+        let delay = match metadata.get("sim_delay_ms") {
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= crate::webhooks::LATE_DELAY_MAX_MS)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    Outcome::invalid(
+                        "metadata[sim_delay_ms]",
+                        "parameter_invalid_integer",
+                        "sim_delay_ms must be an integer number of milliseconds up to 60000",
+                    )
+                })?,
+            None => crate::webhooks::LATE_DELAY_DEFAULT,
         };
-        Ok(Self {
-            mode,
-            delay: delay_asked.unwrap_or(crate::webhooks::LATE_DELAY_DEFAULT),
-            delay_asked,
-        })
+        Ok(Self { mode, delay })
     }
 }
 

@@ -52,8 +52,6 @@ impl WebhookMode {
 pub struct WebhookPlan {
     pub mode: WebhookMode,
     pub delay: Duration,
-    /// The delay the request asked for (`metadata[sim_delay_ms]`), if it did.
-    pub delay_asked: Option<Duration>,
 }
 
 impl Default for WebhookPlan {
@@ -61,7 +59,6 @@ impl Default for WebhookPlan {
         Self {
             mode: WebhookMode::Normal,
             delay: LATE_DELAY_DEFAULT,
-            delay_asked: None,
         }
     }
 }
