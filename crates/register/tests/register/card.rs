@@ -51,46 +51,52 @@ async fn payments(shop: &Shop, order_id: uuid::Uuid) -> (i64, i64) {
     (all, ok)
 }
 
+/// Sells SKU-1 and SKU-2 by card at `register` and checks the sale: paid at Central once, a
+/// card receipt with the processor's reference, never sent again by later rounds.
+async fn sells_by_card_once(shop: &Shop, register: &Register) {
+    let p = &shop.products;
+    register.scan(p[0].barcodes[0].as_str()).await.unwrap();
+    register.scan(p[1].barcodes[0].as_str()).await.unwrap();
+
+    let receipt = register.pay_card().await.unwrap();
+    let ReceiptPayment::Card { reference, offline } = &receipt.payment else {
+        panic!("a card receipt: {receipt:?}");
+    };
+    assert!(
+        reference.starts_with("pi_"),
+        "the processor's reference: {reference}"
+    );
+    assert!(!offline);
+    assert_eq!(receipt.mode, SaleMode::Online);
+    assert_eq!(receipt.totals.total, eur("3.30"));
+    assert!(
+        register.cart().await.unwrap().lines.is_empty(),
+        "a fresh cart"
+    );
+
+    let order = shop.order(receipt.order_id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Paid);
+    assert_eq!(order.totals, receipt.totals);
+    assert_eq!(payments(shop, receipt.order_id).await, (1, 1));
+    assert_eq!(shop.stock(&sku("SKU-1")).await, (STOCK - 1, STOCK - 1));
+    assert_eq!(card_sales(register).await, 0);
+
+    // The outbox knows the sale is at Central: later rounds never send it again.
+    let counts = kassa_register::outbox::counts(register.db()).await.unwrap();
+    assert_eq!((counts.pending, counts.done), (0, 1));
+    register.sync_now().await.unwrap();
+    register.sync_now().await.unwrap();
+    assert_eq!(shop.central.count("SELECT COUNT(*) FROM orders").await, 1);
+    assert_eq!(payments(shop, receipt.order_id).await, (1, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_card_sale_is_paid_at_central_once_and_its_receipt_says_card() {
     crate::helpers::bounded(async move {
         let shop = Shop::open(3).await;
         let dir = tempfile::tempdir().unwrap();
         let register = card_register(&shop, &dir, "pm_card_visa").await;
-        let p = &shop.products;
-        register.scan(p[0].barcodes[0].as_str()).await.unwrap();
-        register.scan(p[1].barcodes[0].as_str()).await.unwrap();
-
-        let receipt = register.pay_card().await.unwrap();
-        let ReceiptPayment::Card { reference, offline } = &receipt.payment else {
-            panic!("a card receipt: {receipt:?}");
-        };
-        assert!(
-            reference.starts_with("pi_"),
-            "the processor's reference: {reference}"
-        );
-        assert!(!offline);
-        assert_eq!(receipt.mode, SaleMode::Online);
-        assert_eq!(receipt.totals.total, eur("3.30"));
-        assert!(
-            register.cart().await.unwrap().lines.is_empty(),
-            "a fresh cart"
-        );
-
-        let order = shop.order(receipt.order_id).await.unwrap();
-        assert_eq!(order.status, OrderStatus::Paid);
-        assert_eq!(order.totals, receipt.totals);
-        assert_eq!(payments(&shop, receipt.order_id).await, (1, 1));
-        assert_eq!(shop.stock(&sku("SKU-1")).await, (STOCK - 1, STOCK - 1));
-        assert_eq!(card_sales(&register).await, 0);
-
-        // The outbox knows the sale is at Central: later rounds never send it again.
-        let counts = kassa_register::outbox::counts(register.db()).await.unwrap();
-        assert_eq!((counts.pending, counts.done), (0, 1));
-        register.sync_now().await.unwrap();
-        register.sync_now().await.unwrap();
-        assert_eq!(shop.central.count("SELECT COUNT(*) FROM orders").await, 1);
-        assert_eq!(payments(&shop, receipt.order_id).await, (1, 1));
+        sells_by_card_once(&shop, &register).await;
     })
     .await;
 }
@@ -485,26 +491,7 @@ async fn a_card_the_processor_confirms_while_the_till_waits_completes_the_sale()
             .set_processing_delay(Duration::from_millis(700));
         let dir = tempfile::tempdir().unwrap();
         let register = card_register(&shop, &dir, "pm_sim_processing").await;
-        let p = &shop.products;
-        register.scan(p[0].barcodes[0].as_str()).await.unwrap();
-        register.scan(p[1].barcodes[0].as_str()).await.unwrap();
-
-        let receipt = register.pay_card().await.unwrap();
-        let ReceiptPayment::Card { reference, offline } = &receipt.payment else {
-            panic!("a card receipt: {receipt:?}");
-        };
-        assert!(reference.starts_with("pi_"), "{reference}");
-        assert!(!offline);
-        assert_eq!(receipt.totals.total, eur("3.30"));
-        let order = shop.order(receipt.order_id).await.unwrap();
-        assert_eq!(order.status, OrderStatus::Paid);
-        assert_eq!(payments(&shop, receipt.order_id).await, (1, 1));
-        assert_eq!(card_sales(&register).await, 0);
-        let counts = kassa_register::outbox::counts(register.db()).await.unwrap();
-        assert_eq!((counts.pending, counts.done), (0, 1));
-        register.sync_now().await.unwrap();
-        assert_eq!(shop.central.count("SELECT COUNT(*) FROM orders").await, 1);
-        assert_eq!(payments(&shop, receipt.order_id).await, (1, 1));
+        sells_by_card_once(&shop, &register).await;
     })
     .await;
 }
