@@ -264,3 +264,44 @@ async fn a_refund_central_refuses_leaves_nothing_pending_and_is_not_counted() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_written_down_that_never_reached_central_is_forgotten_after_a_while() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sync_now().await.unwrap();
+        let mug = shop.products[0].clone();
+        let sale = sell(&register, &[&mug], "5.00").await;
+        crate::helpers::sync_until_drained(&register).await;
+        // The till's first step, then it dies before the request left.
+        let key = kassa_domain::IdempotencyKey::parse("register-refund-never-sent").unwrap();
+        kassa_register::refunds::begin(
+            register.db(),
+            sale.order_id,
+            crate::helpers::LOCATION,
+            &[(mug.sku.clone(), 1)],
+            "manager",
+            &key,
+        )
+        .await
+        .unwrap();
+
+        // Central has no such refund, but a request could still be on its way: kept a while.
+        assert_eq!(register.sync_now().await.unwrap().refunds_settled, 0);
+        assert_eq!(rows(&register, "pending_refunds").await, 1);
+        sqlx::query("UPDATE pending_refunds SET created_at = created_at - 11 * 60 * 1000")
+            .execute(register.db().pool())
+            .await
+            .unwrap();
+        assert_eq!(register.sync_now().await.unwrap().refunds_settled, 1);
+        assert_eq!(rows(&register, "pending_refunds").await, 0);
+        assert_eq!(rows(&register, "refunds").await, 0, "nothing was refunded");
+        assert_eq!(
+            shop.order(sale.order_id).await.unwrap().refunded,
+            eur("0.00")
+        );
+    })
+    .await;
+}
