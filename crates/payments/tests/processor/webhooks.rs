@@ -183,7 +183,10 @@ async fn a_failing_receiver_gets_the_event_again() {
     assert_eq!(events[0].r#type, "payment_intent.created");
     // The simulator records an attempt once it has read the answer, just after the receiver
     // kept the event: wait for the third.
-    wait_until(Duration::from_secs(5), || app.sim.delivery_attempts().len() >= 3).await;
+    wait_until(Duration::from_secs(5), || {
+        app.sim.delivery_attempts().len() >= 3
+    })
+    .await;
     let attempts = app.sim.delivery_attempts();
     let statuses: Vec<_> = attempts.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [Some(500), Some(500), Some(200)]);

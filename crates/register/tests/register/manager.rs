@@ -5,10 +5,26 @@
 use std::sync::Arc;
 
 use kassa_domain::api::StockReason;
+use kassa_register::sale::Receipt;
 use kassa_register::secrets::MemoryStore;
 use kassa_register::{Error, Register};
 
 use crate::helpers::{eur, open_register, product_input, sell, sku, Shop, PASSWORD};
+
+/// A register at STORE-1 (its secrets in `secrets`, to reopen it) that sold the shop's first
+/// two products for cash, the sale at Central.
+async fn sold_two_and_synced(
+    shop: &Shop,
+    dir: &tempfile::TempDir,
+    secrets: Arc<MemoryStore>,
+) -> (Register, Receipt) {
+    let register = shop.register_with(dir, "R1", secrets).await;
+    register.sync_now().await.unwrap();
+    let (a, b) = (&shop.products[0], &shop.products[1]);
+    let sale = sell(&register, &[a, b], "10.00").await;
+    crate::helpers::sync_until_drained(&register).await;
+    (register, sale)
+}
 
 /// Rows in a table of the register's store.
 async fn rows(register: &Register, table: &str) -> i64 {
@@ -164,11 +180,8 @@ async fn a_refund_central_made_but_the_till_failed_to_record_is_in_the_report_on
         let shop = Shop::open(2).await;
         let dir = tempfile::tempdir().unwrap();
         let secrets = Arc::new(MemoryStore::default());
-        let register = shop.register_with(&dir, "R1", secrets.clone()).await;
-        register.sync_now().await.unwrap();
-        let (a, b) = (shop.products[0].clone(), shop.products[1].clone());
-        let sale = sell(&register, &[&a, &b], "10.00").await;
-        crate::helpers::sync_until_drained(&register).await;
+        let (register, sale) = sold_two_and_synced(&shop, &dir, secrets.clone()).await;
+        let a = shop.products[0].clone();
 
         // The local write after Central's answer fails (a full disk, the process dying).
         sqlx::query(
@@ -233,12 +246,10 @@ async fn a_refund_central_refuses_leaves_nothing_pending_and_is_not_counted() {
     crate::helpers::bounded(async move {
         let shop = Shop::open(2).await;
         let dir = tempfile::tempdir().unwrap();
-        let register = shop.register(&dir, "R1").await;
-        register.sync_now().await.unwrap();
-        let (mug, other) = (shop.products[0].clone(), shop.products[1].clone());
         // Two lines, so the order stays PAID after the mug comes back.
-        let sale = sell(&register, &[&mug, &other], "5.00").await;
-        crate::helpers::sync_until_drained(&register).await;
+        let (register, sale) =
+            sold_two_and_synced(&shop, &dir, Arc::new(MemoryStore::default())).await;
+        let mug = shop.products[0].clone();
 
         for (try_no, expected) in [(1, None), (2, Some("return_exceeds_sold"))] {
             let approval = register.approve("manager", PASSWORD).await.unwrap();
@@ -268,13 +279,11 @@ async fn a_refund_central_refuses_leaves_nothing_pending_and_is_not_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refund_written_down_that_never_reached_central_is_forgotten_after_a_while() {
     crate::helpers::bounded(async move {
-        let shop = Shop::open(1).await;
+        let shop = Shop::open(2).await;
         let dir = tempfile::tempdir().unwrap();
-        let register = shop.register(&dir, "R1").await;
-        register.sync_now().await.unwrap();
+        let (register, sale) =
+            sold_two_and_synced(&shop, &dir, Arc::new(MemoryStore::default())).await;
         let mug = shop.products[0].clone();
-        let sale = sell(&register, &[&mug], "5.00").await;
-        crate::helpers::sync_until_drained(&register).await;
         // The till's first step, then it dies before the request left.
         let key = kassa_domain::IdempotencyKey::parse("register-refund-never-sent").unwrap();
         kassa_register::refunds::begin(
