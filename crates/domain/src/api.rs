@@ -598,6 +598,11 @@ pub struct Payment {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRefund {
+    /// The refund's id, made by the client (a register writes it down before it asks, so it
+    /// can find the refund again with `GET /v1/orders/{id}/refunds`); Central makes one if
+    /// absent. An id already used by another refund is `409 refund_exists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
     #[serde(default)]
     pub lines: Vec<LineRequest>,
     #[serde(default)]

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::intents::{Outcome, Store};
+use crate::intents::{Outcome, Processing, Store};
 use crate::params::Params;
 use crate::webhooks::deliver_batch;
 use crate::SimState;
@@ -184,6 +184,9 @@ async fn idempotent(
             outcome.plan,
         ));
     }
+    if let Some(later) = outcome.settle_later.clone() {
+        tokio::spawn(finish_processing(sim.clone(), later));
+    }
     if let Some(hold) = outcome.hold {
         tracing::info!(
             hold_s = hold.as_secs(),
@@ -192,6 +195,21 @@ async fn idempotent(
         tokio::time::sleep(hold).await;
     }
     reply(outcome)
+}
+
+/// Lets a `processing` intent succeed once its delay is over, and sends what that emits.
+async fn finish_processing(sim: SimState, later: Box<Processing>) {
+    tokio::time::sleep(later.delay.unwrap_or_else(|| sim.processing_delay())).await;
+    if sim.is_shut_down() {
+        return;
+    }
+    let now = chrono::Utc::now().timestamp();
+    let settled = sim.books().store.finish_processing(&later.intent_id, now);
+    if let Some((events, plan)) = settled {
+        tracing::info!(intent = %later.intent_id, "processing intent succeeded");
+        sim.record_emitted(&events);
+        deliver_batch(sim, events, plan).await;
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Outcome> {

@@ -30,6 +30,8 @@ enum Card {
     Timeout,
     /// Fails with a 500 before doing anything.
     Error500,
+    /// Confirmed as `processing`; succeeds later, by itself ([`Outcome::settle_later`]).
+    Processing,
 }
 
 /// Splits `pm_card_visa__twice` into the card's behaviour and the webhook mode suffix.
@@ -68,6 +70,7 @@ fn parse_payment_method(token: &str) -> Result<(Card, Option<WebhookMode>), Outc
         },
         "pm_sim_timeout" => Card::Timeout,
         "pm_sim_error500" => Card::Error500,
+        "pm_sim_processing" => Card::Processing,
         _ => {
             return Err(Outcome::invalid(
                 "payment_method",
@@ -95,6 +98,8 @@ pub struct IntentRecord {
     latest_charge: Option<String>,
     created: i64,
     plan: WebhookPlan,
+    /// `metadata[sim_delay_ms]` when given: how long `pm_sim_processing` stays `processing`.
+    processing_delay: Option<Duration>,
 }
 
 impl IntentRecord {
@@ -166,6 +171,16 @@ pub struct Outcome {
     pub plan: WebhookPlan,
     /// Hold the answer this long (the `pm_sim_timeout` card).
     pub hold: Option<Duration>,
+    /// An intent left `processing` (the `pm_sim_processing` card): it succeeds after its delay
+    /// ([`Store::finish_processing`]).
+    pub settle_later: Option<Box<Processing>>,
+}
+
+/// An intent that succeeds by itself after `delay` (`None`: the simulator's processing delay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processing {
+    pub intent_id: String,
+    pub delay: Option<Duration>,
 }
 
 impl Outcome {
@@ -177,6 +192,7 @@ impl Outcome {
             events: Vec::new(),
             plan: WebhookPlan::default(),
             hold: None,
+            settle_later: None,
         }
     }
 
@@ -212,6 +228,7 @@ impl Outcome {
             events: Vec::new(),
             plan: WebhookPlan::default(),
             hold: None,
+            settle_later: None,
         }
     }
 
@@ -339,6 +356,7 @@ impl Store {
         };
         let metadata = params.metadata();
         let plan = WebhookPlan::from_request(&metadata, card.and_then(|(_, mode)| mode))?;
+        let processing_delay = metadata.contains_key("sim_delay_ms").then_some(plan.delay);
         if self.intents.len() >= INTENTS_MAX {
             return Err(Outcome::error(
                 429,
@@ -370,6 +388,7 @@ impl Store {
             latest_charge: None,
             created: now,
             plan,
+            processing_delay,
         };
         let mut events = vec![intent.event("payment_intent.created", now)];
         let outcome = match card {
@@ -416,6 +435,19 @@ impl Store {
         intent.payment_method = Some(token);
         let mut events = Vec::new();
         charge(intent, card, now, &mut events).with_events(events, intent.plan)
+    }
+
+    /// A `processing` intent's delay is over: the card is approved (`succeeded`, or
+    /// `requires_capture` for a manual capture). Returns its events and their delivery plan;
+    /// nothing when the intent is no longer processing.
+    pub fn finish_processing(&mut self, id: &str, now: i64) -> Option<(Vec<Value>, WebhookPlan)> {
+        let intent = self.intents.get_mut(id)?;
+        if intent.status != IntentStatus::Processing {
+            return None;
+        }
+        let mut events = Vec::new();
+        approve(intent, now, &mut events);
+        Some((events, intent.plan))
     }
 
     /// `POST /v1/payment_intents/{id}/capture`.
@@ -517,16 +549,7 @@ impl Store {
 fn charge(intent: &mut IntentRecord, card: Card, now: i64, events: &mut Vec<Value>) -> Outcome {
     match card {
         Card::Approve | Card::Timeout => {
-            intent.last_payment_error = None;
-            if intent.capture_method == "manual" {
-                intent.status = IntentStatus::RequiresCapture;
-                intent.amount_capturable = intent.amount;
-            } else {
-                intent.status = IntentStatus::Succeeded;
-                intent.amount_received = intent.amount;
-                intent.latest_charge = Some(new_id("ch"));
-                events.push(intent.event("payment_intent.succeeded", now));
-            }
+            approve(intent, now, events);
             let mut outcome = Outcome::ok(intent.to_json());
             if card == Card::Timeout {
                 outcome.hold = Some(TIMEOUT_HOLD);
@@ -557,10 +580,35 @@ fn charge(intent: &mut IntentRecord, card: Card, now: i64, events: &mut Vec<Valu
                 events: Vec::new(),
                 plan: WebhookPlan::default(),
                 hold: None,
+                settle_later: None,
             }
+        }
+        Card::Processing => {
+            intent.last_payment_error = None;
+            intent.status = IntentStatus::Processing;
+            let mut outcome = Outcome::ok(intent.to_json());
+            outcome.settle_later = Some(Box::new(Processing {
+                intent_id: intent.id.clone(),
+                delay: intent.processing_delay,
+            }));
+            outcome
         }
         // Handled by the callers before anything changes.
         Card::Error500 => internal_error(),
+    }
+}
+
+/// The card is approved: captured at once (`succeeded`) or held for a manual capture.
+fn approve(intent: &mut IntentRecord, now: i64, events: &mut Vec<Value>) {
+    intent.last_payment_error = None;
+    if intent.capture_method == "manual" {
+        intent.status = IntentStatus::RequiresCapture;
+        intent.amount_capturable = intent.amount;
+    } else {
+        intent.status = IntentStatus::Succeeded;
+        intent.amount_received = intent.amount;
+        intent.latest_charge = Some(new_id("ch"));
+        events.push(intent.event("payment_intent.succeeded", now));
     }
 }
 
@@ -621,5 +669,40 @@ mod tests {
         );
         assert!(parse_payment_method("pm_card_visa__sideways").is_err());
         assert!(parse_payment_method("pm_unknown").is_err());
+        assert_eq!(
+            parse_payment_method("pm_sim_processing__twice").ok(),
+            Some((Card::Processing, Some(WebhookMode::Twice)))
+        );
+    }
+
+    #[test]
+    fn a_processing_intent_succeeds_once_when_its_delay_is_over() {
+        let mut store = Store::default();
+        let params = Params::parse(
+            b"amount=500&currency=eur&payment_method=pm_sim_processing&confirm=true&metadata[sim_delay_ms]=50",
+        )
+        .expect("parse");
+        let outcome = store.create_intent(&params, 1);
+        assert_eq!(outcome.status, 200);
+        assert_eq!(outcome.body["status"], "processing");
+        let types: Vec<_> = outcome.events.iter().map(|e| e["type"].clone()).collect();
+        assert_eq!(types, ["payment_intent.created"], "no success yet");
+        let later = outcome.settle_later.expect("settles later");
+        assert_eq!(later.delay, Some(Duration::from_millis(50)));
+
+        let (events, _) = store
+            .finish_processing(&later.intent_id, 2)
+            .expect("settled");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["type"], "payment_intent.succeeded");
+        assert_eq!(events[0]["data"]["object"]["amount_received"], 500);
+        assert_eq!(
+            store.intent_json(&later.intent_id).body["status"],
+            "succeeded"
+        );
+        assert!(
+            store.finish_processing(&later.intent_id, 3).is_none(),
+            "once"
+        );
     }
 }

@@ -13,8 +13,9 @@ mod webhooks;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use kassa_payments::WebhookEvent;
@@ -41,7 +42,13 @@ pub struct SimConfig {
     pub webhook_secret: Vec<u8>,
     /// The only API key accepted as `Authorization: Bearer …`.
     pub api_key: String,
+    /// How long a `pm_sim_processing` intent stays `processing` before it succeeds, unless
+    /// the request says `metadata[sim_delay_ms]`.
+    pub processing_delay: Duration,
 }
+
+/// [`SimConfig::processing_delay`] by default.
+pub const PROCESSING_DELAY_DEFAULT: Duration = Duration::from_millis(2000);
 
 impl Default for SimConfig {
     /// The demo's settings: `sk_test_kassa` and `whsec_demo`, no webhook URL.
@@ -50,6 +57,7 @@ impl Default for SimConfig {
             webhook_url: None,
             webhook_secret: b"whsec_demo".to_vec(),
             api_key: "sk_test_kassa".into(),
+            processing_delay: PROCESSING_DELAY_DEFAULT,
         }
     }
 }
@@ -60,6 +68,7 @@ impl fmt::Debug for SimConfig {
             .field("webhook_url", &self.webhook_url)
             .field("webhook_secret", &"[REDACTED]")
             .field("api_key", &"[REDACTED]")
+            .field("processing_delay", &self.processing_delay)
             .finish()
     }
 }
@@ -77,6 +86,7 @@ struct Inner {
     log: Mutex<EventLog>,
     http: reqwest::Client,
     shut_down: AtomicBool,
+    processing_delay_ms: AtomicU64,
 }
 
 impl fmt::Debug for Inner {
@@ -140,11 +150,14 @@ impl SimState {
         Ok(Self {
             inner: Arc::new(Inner {
                 webhook_url: RwLock::new(config.webhook_url.clone()),
-                config,
                 books: Mutex::default(),
                 log: Mutex::default(),
                 http,
                 shut_down: AtomicBool::new(false),
+                processing_delay_ms: AtomicU64::new(
+                    u64::try_from(config.processing_delay.as_millis()).unwrap_or(u64::MAX),
+                ),
+                config,
             }),
         })
     }
@@ -156,6 +169,17 @@ impl SimState {
             .webhook_url
             .write()
             .unwrap_or_else(PoisonError::into_inner) = url;
+    }
+
+    /// How long `pm_sim_processing` intents made from now on stay `processing` (unless their
+    /// request says `metadata[sim_delay_ms]`).
+    pub fn set_processing_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.inner.processing_delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn processing_delay(&self) -> Duration {
+        Duration::from_millis(self.inner.processing_delay_ms.load(Ordering::SeqCst))
     }
 
     pub fn webhook_url(&self) -> Option<String> {
@@ -273,6 +297,11 @@ impl SimHandle {
     /// Changes where events go from now on (`None` stops delivery).
     pub fn set_webhook_url(&self, url: Option<String>) {
         self.state.set_webhook_url(url);
+    }
+
+    /// How long `pm_sim_processing` intents made from now on stay `processing`.
+    pub fn set_processing_delay(&self, delay: Duration) {
+        self.state.set_processing_delay(delay);
     }
 
     /// Events acknowledged with a 2xx, in delivery order.

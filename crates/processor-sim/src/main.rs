@@ -16,6 +16,9 @@ struct Args {
     /// Where to POST webhook events (Kassa Central's /v1/webhooks/payments).
     #[arg(long, env = "KASSA_SIM_WEBHOOK_URL")]
     webhook_url: Option<String>,
+    /// How long a `pm_sim_processing` payment stays `processing` before it succeeds (ms).
+    #[arg(long, env = "KASSA_SIM_PROCESSING_DELAY_MS", default_value_t = 2000)]
+    processing_delay_ms: u64,
 }
 
 #[tokio::main]
@@ -32,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|_| "whsec_demo".into())
             .into_bytes(),
         api_key: std::env::var("KASSA_SIM_API_KEY").unwrap_or_else(|_| "sk_test_kassa".into()),
+        processing_delay: std::time::Duration::from_millis(args.processing_delay_ms),
     };
     let state = SimState::new(config)?;
     let listener = TcpListener::bind(&args.bind)

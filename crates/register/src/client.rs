@@ -350,6 +350,15 @@ impl CentralClient {
         json(send(req, "refunding a sale").await?).await
     }
 
+    /// `GET /v1/orders/{id}/refunds`: the order's refunds with their state (staff, registers).
+    pub async fn refunds(&self, token: &str, order_id: Uuid) -> Result<Vec<Refund>> {
+        let req = self
+            .http
+            .get(self.url(&format!("/v1/orders/{order_id}/refunds")))
+            .bearer_auth(token);
+        json(send(req, "reading an order's refunds").await?).await
+    }
+
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]
     pub async fn sync_orders(
         &self,

@@ -4,10 +4,16 @@
 //! same approval never refunds twice). Online only: a sale must have reached Central, and an
 //! approval given offline carries no token. Returned units are added to the local stock view
 //! at once (Central restocks them; the next pull brings its figures).
+//!
+//! A refund is written down (`pending_refunds`) before Central is asked, with the id Central
+//! will keep, so a refund Central made is never missing from the report: a crash or a failed
+//! local write after Central answered leaves the row, and `sync::refunds` settles it from
+//! `GET /v1/orders/{id}/refunds`.
 
 use chrono::DateTime;
 use kassa_domain::api::{CreateRefund, LineRequest, Refund};
 use kassa_domain::{IdempotencyKey, Sku};
+use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -82,6 +88,11 @@ async fn receipt(db: &LocalDb, row: &sqlx::sqlite::SqliteRow) -> Result<Receipt>
 }
 
 /// Refunds returned `lines` of sale `order_id` with a manager's `approval` (used up).
+///
+/// The refund is written down first ([`begin`]: a pending row with its id and key), then asked
+/// of Central, then settled with Central's answer ([`settle`]). Whatever happens after Central
+/// answered (a crash, a failed local write), the pending row stays and the sync engine settles
+/// it from Central's list of the order's refunds, so the report has it exactly once.
 #[tracing::instrument(skip_all, fields(order = %order_id, %approval))]
 pub async fn refund(
     db: &LocalDb,
@@ -101,36 +112,44 @@ pub async fn refund(
                 .into(),
         ));
     };
-    let body = CreateRefund {
-        lines: lines
-            .iter()
-            .map(|(sku, qty)| LineRequest {
-                sku: sku.clone(),
-                qty: *qty,
-            })
-            .collect(),
-        amount: None,
-        reason: format!("returned at the till, approved by {}", granted.manager),
-    };
     let key = IdempotencyKey::parse(&format!("register-refund-{approval}"))
         .map_err(|e| corrupt("refund key", e))?;
+    let pending = match begin(db, order_id, &location, &lines, &granted.manager, &key).await {
+        Ok(pending) => pending,
+        Err(err) => {
+            approvals.restore(approval, granted);
+            return Err(err);
+        }
+    };
     let answer = sessions
         .client()
-        .refund(access.expose(), &key, order_id, &body)
+        .refund(access.expose(), &key, order_id, &pending.request())
         .await;
     match answer {
         Ok(refund) => {
-            record(db, &location, &lines, &refund, &granted.manager).await?;
             approvals.finish(sessions, granted).await;
+            settle(db, &pending, &refund, Restock::Now).await?;
             Ok(refund)
         }
-        // Nothing was refunded, or a retry with the same key replays it: the approval stays.
-        Err(err) if err.is_transient() => {
-            approvals.restore(approval, granted);
+        // Central refused it for good: nothing was refunded, nothing stays pending.
+        Err(
+            err @ Error::Api {
+                status: 400..=499, ..
+            },
+        ) if !err.is_transient() => {
+            forget(db, pending.id).await?;
+            approvals.finish(sessions, granted).await;
             Err(err)
         }
+        // Unknown: a retry with the same approval sends the same request (Central replays it);
+        // otherwise the sync engine settles the row from what Central holds.
         Err(err) => {
-            approvals.finish(sessions, granted).await;
+            note_error(db, pending.id, &err.to_string()).await?;
+            if err.is_transient() {
+                approvals.restore(approval, granted);
+            } else {
+                approvals.finish(sessions, granted).await;
+            }
             Err(err)
         }
     }
@@ -180,16 +199,165 @@ async fn refundable(db: &LocalDb, order_id: Uuid, lines: &[(Sku, u32)]) -> Resul
     Ok(row.get("location"))
 }
 
-/// Keeps the refund Central made (for the sales report) and adds the returned units to the
-/// local view of Central's stock until the next pull, in one transaction.
-async fn record(
+/// Refunds asked of Central whose outcome this register has not written down, at most (each
+/// is one sale's return waiting for Central's answer).
+pub const REFUNDS_PENDING_MAX: i64 = 20;
+
+/// A refund written down before Central is asked: every try sends [`PendingRefund::request`]
+/// under `key`, and Central keeps `id` as the refund's id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRefund {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub location: String,
+    pub key: IdempotencyKey,
+    pub lines: Vec<LineRequest>,
+    /// The approving manager.
+    pub manager: String,
+    /// When it was written (ms since the epoch).
+    pub created_at: i64,
+}
+
+impl PendingRefund {
+    /// The request, the same on every try.
+    pub fn request(&self) -> CreateRefund {
+        CreateRefund {
+            id: Some(self.id),
+            lines: self.lines.clone(),
+            amount: None,
+            reason: format!("returned at the till, approved by {}", self.manager),
+        }
+    }
+}
+
+/// Writes the refund down before Central hears of it; a retry under the same `key` (the same
+/// approval) gets the row its first try wrote.
+#[tracing::instrument(skip_all, fields(order = %order_id, key = %key.as_str()))]
+pub async fn begin(
     db: &LocalDb,
+    order_id: Uuid,
     location: &str,
     lines: &[(Sku, u32)],
-    refund: &Refund,
     manager: &str,
+    key: &IdempotencyKey,
+) -> Result<PendingRefund> {
+    let lines: Vec<LineRequest> = lines
+        .iter()
+        .map(|(sku, qty)| LineRequest {
+            sku: sku.clone(),
+            qty: *qty,
+        })
+        .collect();
+    let mut tx = db.begin_write().await?;
+    let row = sqlx::query(&format!("{SELECT_PENDING} WHERE idempotency_key = ?"))
+        .bind(key.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("reading a pending refund")?;
+    if let Some(row) = row {
+        let pending = from_row(&row)?;
+        if pending.order_id != order_id || pending.lines != lines {
+            return Err(Error::Invalid(
+                "this approval is already used for another refund: approve again".into(),
+            ));
+        }
+        return Ok(pending);
+    }
+    let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_refunds")
+        .fetch_one(&mut *tx)
+        .await
+        .context("counting pending refunds")?;
+    if waiting >= REFUNDS_PENDING_MAX {
+        return Err(Error::Invalid(format!(
+            "{waiting} refunds wait for Central's answer; refund again once they have settled"
+        )));
+    }
+    let pending = PendingRefund {
+        id: Uuid::now_v7(),
+        order_id,
+        location: location.to_owned(),
+        key: key.clone(),
+        lines,
+        manager: manager.to_owned(),
+        created_at: now_ms(),
+    };
+    sqlx::query(
+        "INSERT INTO pending_refunds (id, order_id, location, idempotency_key, lines,
+            approved_by, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(pending.id.to_string())
+    .bind(order_id.to_string())
+    .bind(location)
+    .bind(key.as_str())
+    .bind(serde_json::to_string(&pending.lines).map_err(|e| corrupt("refund lines", e))?)
+    .bind(manager)
+    .bind(pending.created_at)
+    .bind(pending.created_at)
+    .execute(&mut *tx)
+    .await
+    .context("recording a refund in progress")?;
+    tx.commit()
+        .await
+        .context("recording a refund in progress")?;
+    Ok(pending)
+}
+
+const SELECT_PENDING: &str = "SELECT id, order_id, location, idempotency_key, lines, approved_by,
+    created_at FROM pending_refunds";
+
+fn from_row(row: &SqliteRow) -> Result<PendingRefund> {
+    let id = |col: &str| {
+        Uuid::parse_str(&row.get::<String, _>(col)).map_err(|e| corrupt("pending refund id", e))
+    };
+    let lines: String = row.get("lines");
+    Ok(PendingRefund {
+        id: id("id")?,
+        order_id: id("order_id")?,
+        location: row.get("location"),
+        key: IdempotencyKey::parse(&row.get::<String, _>("idempotency_key"))
+            .map_err(|e| corrupt("pending refund key", e))?,
+        lines: serde_json::from_str(&lines).map_err(|e| corrupt("pending refund lines", e))?,
+        manager: row.get("approved_by"),
+        created_at: row.get("created_at"),
+    })
+}
+
+/// Every refund still waiting for Central's answer, oldest first.
+pub async fn unsettled(db: &LocalDb) -> Result<Vec<PendingRefund>> {
+    let rows = sqlx::query(&format!("{SELECT_PENDING} ORDER BY created_at, id"))
+        .fetch_all(db.pool())
+        .await
+        .context("reading pending refunds")?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Whether settling a refund adds the returned units to the local view of Central's stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restock {
+    /// At the till, at once (until the next pull brings Central's figures).
+    Now,
+    /// Settled later by the sync engine, whose stock pull brings Central's figures, which
+    /// already hold the return.
+    ByPull,
+}
+
+/// Central made the refund: the pending row goes and the refund is kept for the report, in one
+/// transaction. Kept once, whoever settles it (the till with Central's answer, or the sync
+/// engine with Central's list), on the day Central made it.
+#[tracing::instrument(skip_all, fields(refund = %pending.id))]
+pub async fn settle(
+    db: &LocalDb,
+    pending: &PendingRefund,
+    refund: &Refund,
+    restock: Restock,
 ) -> Result<()> {
     let mut tx = db.begin_write().await?;
+    sqlx::query("DELETE FROM pending_refunds WHERE id = ?")
+        .bind(pending.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .context("settling a refund")?;
     // A replayed answer (the same key) names the refund already kept: kept once.
     let fresh = sqlx::query(
         "INSERT INTO refunds (id, order_id, currency, amount_minor, card_minor, cash_minor,
@@ -202,28 +370,49 @@ async fn record(
     .bind(refund.amount.to_minor())
     .bind(refund.card.to_minor())
     .bind(refund.cash.to_minor())
-    .bind(manager)
-    .bind(now_ms())
+    .bind(&pending.manager)
+    .bind(refund.created_at.timestamp_millis())
     .execute(&mut *tx)
     .await
     .context("recording a refund")?
     .rows_affected()
         == 1;
-    if !fresh {
-        return tx.commit().await.context("recording a refund");
-    }
-    for (sku, qty) in lines {
-        sqlx::query(
-            "UPDATE stock_levels SET on_hand = on_hand + ?, available = available + ?
-             WHERE sku = ? AND location = ?",
-        )
-        .bind(qty)
-        .bind(qty)
-        .bind(sku.as_str())
-        .bind(location)
-        .execute(&mut *tx)
-        .await
-        .context("restocking returned units")?;
+    if fresh && restock == Restock::Now {
+        for line in &refund.lines {
+            sqlx::query(
+                "UPDATE stock_levels SET on_hand = on_hand + ?, available = available + ?
+                 WHERE sku = ? AND location = ?",
+            )
+            .bind(line.qty)
+            .bind(line.qty)
+            .bind(line.sku.as_str())
+            .bind(&pending.location)
+            .execute(&mut *tx)
+            .await
+            .context("restocking returned units")?;
+        }
     }
     tx.commit().await.context("recording a refund")
+}
+
+/// Central has no such refund, or refused it: nothing was given back.
+pub async fn forget(db: &LocalDb, id: Uuid) -> Result<()> {
+    sqlx::query("DELETE FROM pending_refunds WHERE id = ?")
+        .bind(id.to_string())
+        .execute(db.pool())
+        .await
+        .context("forgetting a refund Central did not make")?;
+    Ok(())
+}
+
+/// A try ended without Central's answer; the row stays.
+pub async fn note_error(db: &LocalDb, id: Uuid, error: &str) -> Result<()> {
+    sqlx::query("UPDATE pending_refunds SET last_error = ?, updated_at = ? WHERE id = ?")
+        .bind(error)
+        .bind(now_ms())
+        .bind(id.to_string())
+        .execute(db.pool())
+        .await
+        .context("noting a refund's error")?;
+    Ok(())
 }

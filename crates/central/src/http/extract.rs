@@ -172,8 +172,8 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
 }
 
 /// What a register's device session may call (with a cashier's rights there): the catalog
-/// and product reads, stock reads, the recommendations feed, the offline sales sync, and
-/// logging itself out.
+/// and product reads, stock reads, the recommendations feed, an order's refunds (to settle a
+/// refund the till asked for), the offline sales sync, and logging itself out.
 fn register_may(method: &axum::http::Method, path: &str) -> bool {
     let under = |prefix: &str| {
         path.strip_prefix(prefix)
@@ -181,11 +181,21 @@ fn register_may(method: &axum::http::Method, path: &str) -> bool {
     };
     match *method {
         axum::http::Method::GET => {
-            under("/v1/products") || under("/v1/stock") || path == "/v1/recommendations"
+            under("/v1/products")
+                || under("/v1/stock")
+                || path == "/v1/recommendations"
+                || is_order_refunds(path)
         }
         axum::http::Method::POST => path == "/v1/sync/orders" || path == "/v1/auth/logout",
         _ => false,
     }
+}
+
+/// `/v1/orders/{id}/refunds`.
+fn is_order_refunds(path: &str) -> bool {
+    path.strip_prefix("/v1/orders/")
+        .and_then(|rest| rest.strip_suffix("/refunds"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// The client's address (loopback when the server was not given connection info, as in

@@ -64,7 +64,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::fulfill))
         .routes(routes!(orders::cancel))
         .routes(routes!(payments::create_payment, payments::list_payments))
-        .routes(routes!(payments::refunds::create_refund))
+        .routes(routes!(
+            payments::refunds::create_refund,
+            payments::refunds::list_refunds
+        ))
         .routes(routes!(payments::webhook::receive))
         .routes(routes!(carts::create_cart))
         .routes(routes!(carts::get_cart, carts::update_cart))

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::{processor, processor_key};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Auth, Json, Manager, Path};
+use crate::http::extract::{Auth, Json, Manager, Path, Staff};
 use crate::idempotency::{self, Begin, Claim};
 use crate::orders;
 use crate::state::AppState;
@@ -29,6 +29,8 @@ use crate::stock;
 use crate::store::{self, payments::RefundRow, Tx};
 
 const REASON_CHARS_MAX: usize = 200;
+/// Refunds listed per order at most (each gives back at least a cent of what was paid).
+const REFUNDS_LISTED_MAX: i64 = 1_000;
 
 fn validate(req: &CreateRefund) -> ApiResult<()> {
     let reason = req.reason.trim();
@@ -81,6 +83,25 @@ pub async fn create_refund(
     }
 }
 
+/// An order's refunds, oldest first, with their state (`pending` while the processor is
+/// still to answer, `succeeded`, or `failed` when it refused and nothing was given back).
+/// Staff and registers: a till reads what became of a refund it asked for.
+#[utoipa::path(get, path = "/v1/orders/{id}/refunds", tag = "payments",
+    responses((status = 200, body = Vec<Refund>), (status = 404)))]
+pub async fn list_refunds(
+    State(state): State<AppState>,
+    _auth: Auth<Staff>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Vec<Refund>>> {
+    let mut tx = state.db.begin_read().await?;
+    let order = store::orders::get(&mut tx, id, "")
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    let rows = store::payments::refunds_of_order(&mut tx, id, REFUNDS_LISTED_MAX).await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok(Json(rows.iter().map(|r| to_api(r, order.status)).collect()))
+}
+
 async fn refund(
     state: &AppState,
     id: Uuid,
@@ -97,7 +118,11 @@ async fn refund(
     };
     let mut tx = state.db.begin_write().await?;
     let order = finalize(state, &mut tx, &row, &refs, by).await?;
-    let body = serde_json::to_string(&to_api(&row, order.status)).map_err(anyhow::Error::from)?;
+    let done = RefundRow {
+        status: PaymentStatus::Succeeded,
+        ..row
+    };
+    let body = serde_json::to_string(&to_api(&done, order.status)).map_err(anyhow::Error::from)?;
     claim.finish_in(&mut tx, StatusCode::CREATED, &body).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(idempotency::json_response(StatusCode::CREATED, body))
@@ -107,7 +132,7 @@ fn to_api(r: &RefundRow, order_status: OrderStatus) -> Refund {
     Refund {
         id: r.id,
         order_id: r.order_id,
-        status: PaymentStatus::Succeeded,
+        status: r.status,
         amount: r.amount,
         card: r.card,
         cash: r.cash,
@@ -134,6 +159,14 @@ async fn prepare(
     if !matches!(order.status, OrderStatus::Paid | OrderStatus::Fulfilled) {
         return Err(orders::illegal(&order, OrderEvent::Refund));
     }
+    let refund_id = req.id.unwrap_or_else(Uuid::now_v7);
+    if store::payments::refund_exists(&mut tx, refund_id).await? {
+        return Err(ApiError::conflict(
+            "refund_exists",
+            format!("refund {refund_id} exists"),
+            serde_json::json!({ "id": refund_id }),
+        ));
+    }
     let amount = match req.amount {
         Some(amount) => amount,
         None => mark_returned(&mut tx, &order, &req.lines).await?,
@@ -158,7 +191,7 @@ async fn prepare(
     let card = card_refundable(&mut tx, id).await?.min(amount.to_minor());
     let currency = amount.currency();
     let row = RefundRow {
-        id: Uuid::now_v7(),
+        id: refund_id,
         order_id: id,
         status: PaymentStatus::Pending,
         amount,

@@ -278,6 +278,32 @@ pub async fn refund_by_key(tx: &mut Tx, key: &str) -> anyhow::Result<Option<Refu
         .transpose()
 }
 
+/// An order's refunds, oldest first, whatever their state, at most `limit`.
+pub async fn refunds_of_order(
+    tx: &mut Tx,
+    order_id: Uuid,
+    limit: i64,
+) -> anyhow::Result<Vec<RefundRow>> {
+    sqlx::query("SELECT * FROM refunds WHERE order_id = $1 ORDER BY created_at, id LIMIT $2")
+        .bind(order_id.to_string())
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await
+        .context("listing refunds")?
+        .iter()
+        .map(decode_refund)
+        .collect()
+}
+
+pub async fn refund_exists(tx: &mut Tx, id: Uuid) -> anyhow::Result<bool> {
+    let found = sqlx::query("SELECT 1 AS one FROM refunds WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .context("looking for a refund")?;
+    Ok(found.is_some())
+}
+
 pub async fn insert_refund(tx: &mut Tx, r: &RefundRow) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO refunds (id, order_id, status, currency, amount_minor, card_minor, \

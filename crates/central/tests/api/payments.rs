@@ -24,6 +24,7 @@ story!(
     refunds_restock_and_never_exceed_what_was_paid,
     a_card_refund_goes_back_through_the_processor,
     concurrent_refunds_never_give_back_more_than_was_paid,
+    a_refund_made_under_the_callers_id_is_listed_with_its_state_once,
 );
 
 fn money(amount: &str) -> Value {
@@ -794,4 +795,70 @@ async fn a_card_success_for_an_expired_order_is_refunded(app: TestApp) {
     );
     let level = stock(&app, &manager, "SKU-1").await;
     assert_eq!((level.on_hand, level.reserved), (10, 0));
+}
+
+async fn a_refund_made_under_the_callers_id_is_listed_with_its_state_once(app: TestApp) {
+    let manager = seed(&app, 10).await;
+    let cashier = app.user(Role::Cashier).await;
+    let o = paid_cash_order(&app, cashier.token(), 3, "7.50").await;
+    let list = |token: String| {
+        let app = &app;
+        async move {
+            let response = app
+                .get(&format!("/v1/orders/{}/refunds", o.id), &token)
+                .await;
+            assert_eq!(response.status(), 200);
+            response.json::<Vec<Refund>>().await.unwrap()
+        }
+    };
+    assert!(list(cashier.token().to_owned()).await.is_empty());
+
+    let id = Uuid::now_v7();
+    let one = json!({ "id": id, "lines": [{ "sku": "SKU-1", "qty": 1 }], "reason": "damaged" });
+    let made: Refund = refund(&app, &manager, o.id, "own-1", &one)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(made.id, id, "the caller's id");
+    let replay = refund(&app, &manager, o.id, "own-1", &one).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    // The same id under another key is another refund's: refused, nothing given back.
+    error_body(
+        refund(&app, &manager, o.id, "own-2", &one).await,
+        409,
+        "refund_exists",
+    )
+    .await;
+    // Refused for good: nothing is kept to list.
+    let too_many =
+        json!({ "id": Uuid::now_v7(), "lines": [{ "sku": "SKU-1", "qty": 3 }], "reason": "all" });
+    error_body(
+        refund(&app, &manager, o.id, "own-3", &too_many).await,
+        422,
+        "return_exceeds_sold",
+    )
+    .await;
+
+    let listed = list(cashier.token().to_owned()).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].id, id);
+    assert_eq!(listed[0].status, PaymentStatus::Succeeded);
+    assert_eq!(
+        (listed[0].amount.to_string(), listed[0].cash.to_string()),
+        ("2.50 EUR".into(), "2.50 EUR".into())
+    );
+    assert_eq!(listed[0].lines, made.lines);
+    assert_eq!(
+        get_order(&app, &manager, o.id).await.refunded.to_string(),
+        "2.50 EUR"
+    );
+    assert_eq!(stock(&app, &manager, "SKU-1").await.on_hand, 8);
+    let unknown = app
+        .get(
+            &format!("/v1/orders/{}/refunds", Uuid::now_v7()),
+            cashier.token(),
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
 }

@@ -78,6 +78,12 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/v1/orders/{id}/payments", Access::Roles(ALL)),
     ("GET", "/v1/orders/{id}/payments", Access::Roles(ALL)),
     ("POST", "/v1/orders/{id}/refunds", Access::Roles(MANAGERS)),
+    // A till's device session reads them to settle a refund it asked for.
+    (
+        "GET",
+        "/v1/orders/{id}/refunds",
+        Access::Roles(STAFF_AND_TILLS),
+    ),
     // The processor's signature is the credential (see payments.rs for forged ones).
     ("POST", "/v1/webhooks/payments", Access::Public),
     ("POST", "/v1/carts", Access::CartHolder),
@@ -321,6 +327,9 @@ async fn request(
             body: Some(json!({ "lines": [{ "sku": "SKU-MATRIX", "qty": 1 }], "reason": "probe" })),
             headers: vec![("idempotency-key", unique.clone())],
         },
+        ("GET", "/v1/orders/{id}/refunds") => {
+            plain(format!("/v1/orders/{}/refunds", probe_order(app, admin, admin, true).await), None)
+        }
         ("POST", "/v1/webhooks/payments") => webhook_probe(&unique),
         _ => plain(path.into(), if method == "POST" { Some(json!({})) } else { None }),
     }

@@ -30,6 +30,7 @@ impl TestSim {
             webhook_url: None,
             webhook_secret: WEBHOOK_SECRET.to_vec(),
             api_key: API_KEY.into(),
+            ..SimConfig::default()
         })
         .await
         .expect("simulator starts");

@@ -91,6 +91,75 @@ async fn late_delivers_after_the_delay() {
 }
 
 #[tokio::test]
+async fn a_processing_card_succeeds_after_the_processing_delay_and_sends_succeeded_then() {
+    let (app, receiver) = app_with_receiver().await;
+    app.sim.set_processing_delay(Duration::from_millis(600));
+    let started = Instant::now();
+    let intent = app
+        .processor
+        .create_intent(sale("pm_sim_processing", "order-w11"))
+        .await
+        .expect("accepted");
+    assert_eq!(intent.status, IntentStatus::Processing);
+    assert_eq!(intent.amount_received_minor, 0);
+    assert_eq!(receiver.wait_for_events(1).await.len(), 1);
+    assert_eq!(receiver.event_types(), ["payment_intent.created"]);
+    let read = app.processor.get_intent(&intent.id).await.expect("read");
+    assert_eq!(read.status, IntentStatus::Processing, "still processing");
+
+    let events = receiver.wait_for_events(2).await;
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert_eq!(
+        receiver.event_types(),
+        ["payment_intent.created", "payment_intent.succeeded"]
+    );
+    let succeeded = events[1].payment_intent().expect("intent data");
+    assert_eq!(succeeded.intent_id, intent.id);
+    assert_eq!(succeeded.order_id.as_deref(), Some("order-w11"));
+    assert_eq!(succeeded.amount_received_minor, 1250);
+    let read = app.processor.get_intent(&intent.id).await.expect("read");
+    assert_eq!(read.status, IntentStatus::Succeeded);
+    // A retry with the same key replays the first answer and charges nothing more.
+    let again = app
+        .processor
+        .create_intent(sale("pm_sim_processing", "order-w11"))
+        .await
+        .expect("replayed");
+    assert_eq!(again.id, intent.id);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.events().len(), 2, "succeeded once");
+}
+
+#[tokio::test]
+async fn a_processing_card_takes_its_delay_from_metadata_and_its_webhook_mode_from_the_token() {
+    let app = TestSim::start().await;
+    let receiver = Receiver::start(WEBHOOK_SECRET).await;
+    app.sim.set_webhook_url(Some(receiver.url.clone()));
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{}/v1/payment_intents", app.sim.base_url))
+        .bearer_auth(crate::helpers::API_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("amount=300&currency=eur&payment_method=pm_sim_processing__twice&confirm=true&metadata[order_id]=o-12&metadata[sim_delay_ms]=200")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), 200);
+    let body: serde_json::Value = created.json().await.expect("json");
+    assert_eq!(body["status"], "processing");
+    // The simulator's own delay (2 s) is not used: the request asked for 200 ms.
+    let events = tokio::time::timeout(Duration::from_millis(1500), receiver.wait_for_events(4))
+        .await
+        .expect("in time");
+    let succeeded: Vec<_> = events
+        .iter()
+        .filter(|e| e.r#type == "payment_intent.succeeded")
+        .collect();
+    assert_eq!(succeeded.len(), 2, "twice, with one id");
+    assert_eq!(succeeded[0].id, succeeded[1].id);
+}
+
+#[tokio::test]
 async fn none_delivers_nothing_but_the_events_exist() {
     let (app, receiver) = app_with_receiver().await;
     app.processor
@@ -112,6 +181,12 @@ async fn a_failing_receiver_gets_the_event_again() {
     app.processor.create_intent(request).await.expect("created");
     let events = receiver.wait_for_events(1).await;
     assert_eq!(events[0].r#type, "payment_intent.created");
+    // The simulator records an attempt once it has read the answer, just after the receiver
+    // kept the event: wait for the third.
+    wait_until(Duration::from_secs(5), || {
+        app.sim.delivery_attempts().len() >= 3
+    })
+    .await;
     let attempts = app.sim.delivery_attempts();
     let statuses: Vec<_> = attempts.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [Some(500), Some(500), Some(200)]);

@@ -1,5 +1,6 @@
-//! The sync engine: a background task that pushes the outbox and the queued catalog edits and
-//! pulls the catalog, stock and recommendations, with a clear state (online or offline, last
+//! The sync engine: a background task that pushes the outbox and the queued catalog edits,
+//! settles card payments and refunds left pending, and pulls the catalog, stock and
+//! recommendations, with a clear state (online or offline, last
 //! sync, pending count, last error) and exponential backoff with jitter while Central is away.
 
 mod adjustments;
@@ -8,6 +9,7 @@ mod cards;
 mod edits;
 mod orders;
 mod pull;
+mod refunds;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +57,8 @@ pub struct RoundReport {
     /// Card payments left pending (a crash, a silent processor) that settled.
     pub card_sales_settled: usize,
     pub sales_settled: usize,
+    /// Refunds Central made that the till had not written down (a crash, a failed write).
+    pub refunds_settled: usize,
     pub edits_pushed: usize,
     pub adjustments_pushed: usize,
     pub products_changed: usize,
@@ -106,7 +110,8 @@ impl Engine {
         self.kick.notify_one();
     }
 
-    /// One full round: push sales, push edits, pull catalog, stock and recommendations.
+    /// One full round: settle card payments, push sales, settle refunds, push edits, pull
+    /// catalog, stock and recommendations.
     /// The status is updated whatever happens.
     #[tracing::instrument(skip_all)]
     pub async fn run_once(&self) -> Result<RoundReport> {
@@ -120,6 +125,7 @@ impl Engine {
         let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
         let card_sales_settled = self.settle_cards().await?;
         let sales_settled = self.push_outbox().await?;
+        let refunds_settled = self.settle_refunds().await?;
         let edits_pushed = self.push_edits().await?;
         let adjustments_pushed = self.push_adjustments().await?;
         let products_changed = self.pull_catalog().await?;
@@ -128,6 +134,7 @@ impl Engine {
         Ok(RoundReport {
             card_sales_settled,
             sales_settled,
+            refunds_settled,
             edits_pushed,
             adjustments_pushed,
             products_changed,

@@ -51,46 +51,52 @@ async fn payments(shop: &Shop, order_id: uuid::Uuid) -> (i64, i64) {
     (all, ok)
 }
 
+/// Sells SKU-1 and SKU-2 by card at `register` and checks the sale: paid at Central once, a
+/// card receipt with the processor's reference, never sent again by later rounds.
+async fn sells_by_card_once(shop: &Shop, register: &Register) {
+    let p = &shop.products;
+    register.scan(p[0].barcodes[0].as_str()).await.unwrap();
+    register.scan(p[1].barcodes[0].as_str()).await.unwrap();
+
+    let receipt = register.pay_card().await.unwrap();
+    let ReceiptPayment::Card { reference, offline } = &receipt.payment else {
+        panic!("a card receipt: {receipt:?}");
+    };
+    assert!(
+        reference.starts_with("pi_"),
+        "the processor's reference: {reference}"
+    );
+    assert!(!offline);
+    assert_eq!(receipt.mode, SaleMode::Online);
+    assert_eq!(receipt.totals.total, eur("3.30"));
+    assert!(
+        register.cart().await.unwrap().lines.is_empty(),
+        "a fresh cart"
+    );
+
+    let order = shop.order(receipt.order_id).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Paid);
+    assert_eq!(order.totals, receipt.totals);
+    assert_eq!(payments(shop, receipt.order_id).await, (1, 1));
+    assert_eq!(shop.stock(&sku("SKU-1")).await, (STOCK - 1, STOCK - 1));
+    assert_eq!(card_sales(register).await, 0);
+
+    // The outbox knows the sale is at Central: later rounds never send it again.
+    let counts = kassa_register::outbox::counts(register.db()).await.unwrap();
+    assert_eq!((counts.pending, counts.done), (0, 1));
+    register.sync_now().await.unwrap();
+    register.sync_now().await.unwrap();
+    assert_eq!(shop.central.count("SELECT COUNT(*) FROM orders").await, 1);
+    assert_eq!(payments(shop, receipt.order_id).await, (1, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_card_sale_is_paid_at_central_once_and_its_receipt_says_card() {
     crate::helpers::bounded(async move {
         let shop = Shop::open(3).await;
         let dir = tempfile::tempdir().unwrap();
         let register = card_register(&shop, &dir, "pm_card_visa").await;
-        let p = &shop.products;
-        register.scan(p[0].barcodes[0].as_str()).await.unwrap();
-        register.scan(p[1].barcodes[0].as_str()).await.unwrap();
-
-        let receipt = register.pay_card().await.unwrap();
-        let ReceiptPayment::Card { reference, offline } = &receipt.payment else {
-            panic!("a card receipt: {receipt:?}");
-        };
-        assert!(
-            reference.starts_with("pi_"),
-            "the processor's reference: {reference}"
-        );
-        assert!(!offline);
-        assert_eq!(receipt.mode, SaleMode::Online);
-        assert_eq!(receipt.totals.total, eur("3.30"));
-        assert!(
-            register.cart().await.unwrap().lines.is_empty(),
-            "a fresh cart"
-        );
-
-        let order = shop.order(receipt.order_id).await.unwrap();
-        assert_eq!(order.status, OrderStatus::Paid);
-        assert_eq!(order.totals, receipt.totals);
-        assert_eq!(payments(&shop, receipt.order_id).await, (1, 1));
-        assert_eq!(shop.stock(&sku("SKU-1")).await, (STOCK - 1, STOCK - 1));
-        assert_eq!(card_sales(&register).await, 0);
-
-        // The outbox knows the sale is at Central: later rounds never send it again.
-        let counts = kassa_register::outbox::counts(register.db()).await.unwrap();
-        assert_eq!((counts.pending, counts.done), (0, 1));
-        register.sync_now().await.unwrap();
-        register.sync_now().await.unwrap();
-        assert_eq!(shop.central.count("SELECT COUNT(*) FROM orders").await, 1);
-        assert_eq!(payments(&shop, receipt.order_id).await, (1, 1));
+        sells_by_card_once(&shop, &register).await;
     })
     .await;
 }
@@ -466,6 +472,114 @@ async fn part_of_a_card_sale_refunded_at_the_till_goes_back_to_the_card() {
         let order = shop.order(sale.order_id).await.unwrap();
         assert_eq!(order.status, OrderStatus::Paid, "partly refunded");
         assert_eq!(order.refunded, eur("2.20"));
+    })
+    .await;
+}
+
+/// Whether Central holds a succeeded payment for `order_id` (the webhook has landed).
+async fn webhook_landed(shop: &Shop, order_id: uuid::Uuid) -> bool {
+    payments(shop, order_id).await.1 == 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_the_processor_confirms_while_the_till_waits_completes_the_sale() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        // Central answers 202 pending; the webhook comes well within the till's 3 s of looking.
+        shop.central
+            .sim()
+            .set_processing_delay(Duration::from_millis(700));
+        let dir = tempfile::tempdir().unwrap();
+        let register = card_register(&shop, &dir, "pm_sim_processing").await;
+        sells_by_card_once(&shop, &register).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_the_processor_confirms_after_the_till_gave_up_is_settled_once_by_the_sync() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(1).await;
+        // Longer than the till looks (10 × 300 ms) and than one sync round after it.
+        shop.central
+            .sim()
+            .set_processing_delay(Duration::from_secs(8));
+        let dir = tempfile::tempdir().unwrap();
+        let register = card_register(&shop, &dir, "pm_sim_processing").await;
+        let cart = register
+            .scan(shop.products[0].barcodes[0].as_str())
+            .await
+            .unwrap();
+
+        let err = register.pay_card().await.unwrap_err();
+        assert!(matches!(err, Error::CardPending(_)), "{err:?}");
+        assert!(err.to_string().contains("do not charge again"), "{err}");
+        let order_id: String = sqlx::query_scalar("SELECT order_id FROM card_sales")
+            .fetch_one(register.db().pool())
+            .await
+            .unwrap();
+        let order_id = uuid::Uuid::parse_str(&order_id).unwrap();
+        assert!(
+            !webhook_landed(&shop, order_id).await,
+            "the webhook is still to come"
+        );
+
+        // The cart is held: no edit, no second payment, by card or cash.
+        let held = register.scan(shop.products[0].barcodes[0].as_str()).await;
+        assert!(matches!(held, Err(Error::CardPending(_))), "{held:?}");
+        let again = register.pay_card().await;
+        assert!(matches!(again, Err(Error::CardPending(_))), "{again:?}");
+        let cash = register.pay_cash(eur("10.00")).await;
+        assert!(matches!(cash, Err(Error::CardPending(_))), "{cash:?}");
+        // A round before the webhook leaves it pending.
+        let _ = register.sync_now().await;
+        if !webhook_landed(&shop, order_id).await {
+            assert_eq!(card_sales(&register).await, 1, "still held");
+            assert_eq!(register.cart().await.unwrap().id, cart.id);
+        }
+
+        for _ in 0..300 {
+            if webhook_landed(&shop, order_id).await {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(webhook_landed(&shop, order_id).await, "the webhook came");
+        settle(&register).await;
+
+        assert_ne!(
+            register.cart().await.unwrap().id,
+            cart.id,
+            "the sale completed"
+        );
+        let method: String =
+            sqlx::query_scalar("SELECT method FROM outbox_payments WHERE order_id = ?")
+                .bind(order_id.to_string())
+                .fetch_one(register.db().pool())
+                .await
+                .unwrap();
+        assert_eq!(method, "card");
+        register.sync_now().await.unwrap();
+        register.sync_now().await.unwrap();
+        let counts = kassa_register::outbox::counts(register.db()).await.unwrap();
+        assert_eq!(
+            (counts.pending, counts.done),
+            (0, 1),
+            "one sale in the outbox"
+        );
+        assert_eq!(shop.central.count("SELECT COUNT(*) FROM orders").await, 1);
+        assert_eq!(payments(&shop, order_id).await, (1, 1));
+        assert_eq!(
+            shop.order(order_id).await.unwrap().status,
+            OrderStatus::Paid
+        );
+        assert_eq!(shop.stock(&sku("SKU-1")).await, (STOCK - 1, STOCK - 1));
+        let receipts = register.recent_sales(10).await.unwrap();
+        assert_eq!(receipts.len(), 1);
+        assert!(matches!(
+            receipts[0].payment,
+            ReceiptPayment::Card { offline: false, .. }
+        ));
     })
     .await;
 }

@@ -2,10 +2,37 @@
 //! itself (not only by the UI's hidden buttons), and the sales report sums what was sold here
 //! and takes off what was refunded here.
 
-use kassa_domain::api::StockReason;
-use kassa_register::Error;
+use std::sync::Arc;
 
-use crate::helpers::{eur, product_input, sell, sku, Shop, PASSWORD};
+use kassa_domain::api::StockReason;
+use kassa_register::sale::Receipt;
+use kassa_register::secrets::MemoryStore;
+use kassa_register::{Error, Register};
+
+use crate::helpers::{eur, open_register, product_input, sell, sku, Shop, PASSWORD};
+
+/// A register at STORE-1 (its secrets in `secrets`, to reopen it) that sold the shop's first
+/// two products for cash, the sale at Central.
+async fn sold_two_and_synced(
+    shop: &Shop,
+    dir: &tempfile::TempDir,
+    secrets: Arc<MemoryStore>,
+) -> (Register, Receipt) {
+    let register = shop.register_with(dir, "R1", secrets).await;
+    register.sync_now().await.unwrap();
+    let (a, b) = (&shop.products[0], &shop.products[1]);
+    let sale = sell(&register, &[a, b], "10.00").await;
+    crate::helpers::sync_until_drained(&register).await;
+    (register, sale)
+}
+
+/// Rows in a table of the register's store.
+async fn rows(register: &Register, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(register.db().pool())
+        .await
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cashier_is_refused_the_manager_actions_and_nothing_is_queued() {
@@ -141,6 +168,148 @@ async fn the_sales_report_takes_off_the_refunds_given_here_per_method_and_day() 
         assert_eq!(
             (today.sales, today.gross, today.refunds, today.net),
             (2, eur("5.50"), eur("3.30"), eur("2.20"))
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_central_made_but_the_till_failed_to_record_is_in_the_report_once_after_a_restart()
+{
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = Arc::new(MemoryStore::default());
+        let (register, sale) = sold_two_and_synced(&shop, &dir, secrets.clone()).await;
+        let a = shop.products[0].clone();
+
+        // The local write after Central's answer fails (a full disk, the process dying).
+        sqlx::query(
+            "CREATE TRIGGER refunds_fail BEFORE INSERT ON refunds
+             BEGIN SELECT RAISE(ABORT, 'disk full'); END",
+        )
+        .execute(register.db().pool())
+        .await
+        .unwrap();
+        let approval = register.approve("manager", PASSWORD).await.unwrap();
+        let cut = register
+            .refund(sale.order_id, vec![(a.sku.clone(), 1)], approval.id)
+            .await;
+        assert!(cut.is_err(), "the local record failed: {cut:?}");
+        let at_central = shop.order(sale.order_id).await.unwrap();
+        assert_eq!(at_central.refunded, eur("1.10"), "Central refunded");
+        assert_eq!(rows(&register, "refunds").await, 0);
+        assert_eq!(
+            rows(&register, "pending_refunds").await,
+            1,
+            "written down first"
+        );
+
+        // The register restarts; nobody signs in: its own sync settles the refund.
+        sqlx::query("DROP TRIGGER refunds_fail")
+            .execute(register.db().pool())
+            .await
+            .unwrap();
+        register.db().close().await;
+        drop(register);
+        let register = open_register(&dir, &shop.proxy.url(), secrets).await;
+        let round = register.sync_now().await.unwrap();
+        assert_eq!(round.refunds_settled, 1);
+        assert_eq!(rows(&register, "pending_refunds").await, 0);
+        assert_eq!(rows(&register, "refunds").await, 1);
+        let again = register.sync_now().await.unwrap();
+        assert_eq!(again.refunds_settled, 0);
+
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        let report = register.sales_report(1).await.unwrap();
+        assert_eq!((report.sales, report.refund_count), (1, 1));
+        assert_eq!(
+            (report.gross, report.refunds, report.net),
+            (eur("3.30"), eur("1.10"), eur("2.20"))
+        );
+        assert_eq!(
+            shop.central
+                .count(&format!(
+                    "SELECT COUNT(*) FROM refunds WHERE order_id = '{}'",
+                    sale.order_id
+                ))
+                .await,
+            1,
+            "one refund at Central"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_central_refuses_leaves_nothing_pending_and_is_not_counted() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        let dir = tempfile::tempdir().unwrap();
+        // Two lines, so the order stays PAID after the mug comes back.
+        let (register, sale) =
+            sold_two_and_synced(&shop, &dir, Arc::new(MemoryStore::default())).await;
+        let mug = shop.products[0].clone();
+
+        for (try_no, expected) in [(1, None), (2, Some("return_exceeds_sold"))] {
+            let approval = register.approve("manager", PASSWORD).await.unwrap();
+            let refund = register
+                .refund(sale.order_id, vec![(mug.sku.clone(), 1)], approval.id)
+                .await;
+            assert_eq!(
+                refund.as_ref().err().and_then(Error::api_code),
+                expected,
+                "refund {try_no}: {refund:?}"
+            );
+            assert_eq!(
+                rows(&register, "pending_refunds").await,
+                0,
+                "refund {try_no}"
+            );
+        }
+        register.sync_now().await.unwrap();
+        assert_eq!(rows(&register, "refunds").await, 1);
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        let report = register.sales_report(1).await.unwrap();
+        assert_eq!((report.refund_count, report.refunds), (1, eur("1.10")));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_written_down_that_never_reached_central_is_forgotten_after_a_while() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (register, sale) =
+            sold_two_and_synced(&shop, &dir, Arc::new(MemoryStore::default())).await;
+        let mug = shop.products[0].clone();
+        // The till's first step, then it dies before the request left.
+        let key = kassa_domain::IdempotencyKey::parse("register-refund-never-sent").unwrap();
+        kassa_register::refunds::begin(
+            register.db(),
+            sale.order_id,
+            crate::helpers::LOCATION,
+            &[(mug.sku.clone(), 1)],
+            "manager",
+            &key,
+        )
+        .await
+        .unwrap();
+
+        // Central has no such refund, but a request could still be on its way: kept a while.
+        assert_eq!(register.sync_now().await.unwrap().refunds_settled, 0);
+        assert_eq!(rows(&register, "pending_refunds").await, 1);
+        sqlx::query("UPDATE pending_refunds SET created_at = created_at - 11 * 60 * 1000")
+            .execute(register.db().pool())
+            .await
+            .unwrap();
+        assert_eq!(register.sync_now().await.unwrap().refunds_settled, 1);
+        assert_eq!(rows(&register, "pending_refunds").await, 0);
+        assert_eq!(rows(&register, "refunds").await, 0, "nothing was refunded");
+        assert_eq!(
+            shop.order(sale.order_id).await.unwrap().refunded,
+            eur("0.00")
         );
     })
     .await;
