@@ -32,6 +32,7 @@ impl From<Error> for CommandError {
             }
             Error::Api { detail, .. } => return Self::new(&detail.code, detail.message.clone()),
             Error::OutboxFull { .. } => "outbox_full",
+            Error::Offline(_) => "offline",
             Error::CardUnavailable(_) => "card_unavailable",
             Error::CardPending(_) => "card_pending",
             Error::NotSignedIn => "not_signed_in",

@@ -59,6 +59,8 @@ pub fn run() -> anyhow::Result<()> {
             commands::stock::stock_lookup,
             commands::stock::adjust_stock,
             commands::stock::stock_adjustments,
+            commands::shortfalls::shortfalls,
+            commands::shortfalls::resolve_shortfall,
             commands::reports::sales_report,
             commands::refunds::recent_sales,
             commands::refunds::refund,

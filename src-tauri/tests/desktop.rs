@@ -3,8 +3,9 @@
 //! Sign in, scan, pay cash, receipt; Central stopped: sell offline, the indicator and the
 //! pending count; Central back: the count drops to zero and the orders are at Central. Carts
 //! parked and resumed; a cashier sees no manager screen and the core refuses her a manager
-//! command. A manager reads the report, edits a price and receives stock offline (both reach
-//! Central), then settles a conflicting edit on the conflict screen. Screenshots go to
+//! command. A manager reads the report, resolves a shortfall the offline sales left at Central,
+//! edits a price and receives stock offline (both reach Central), then settles a conflicting
+//! edit on the conflict screen. Screenshots go to
 //! `docs/screenshots/`.
 //!
 //! Needs a display and the tools: run it with `./x test` (which installs them), or
@@ -188,17 +189,22 @@ impl Central {
             .context("no access token")
     }
 
-    /// Orders Central has from registers (the demo's history has none).
-    async fn register_orders(&self) -> Result<Vec<Value>> {
+    /// What Central answers the demo manager's `GET path`.
+    async fn manager_get(&self, path: &str) -> Result<Value> {
         let token = self.token("manager", "manager-pass-1").await?;
-        let body: Value = reqwest::Client::new()
-            .get(format!("{}/v1/orders?limit=200", self.url()))
+        Ok(reqwest::Client::new()
+            .get(format!("{}{path}", self.url()))
             .bearer_auth(token)
             .send()
             .await?
             .error_for_status()?
             .json()
-            .await?;
+            .await?)
+    }
+
+    /// Orders Central has from registers (the demo's history has none).
+    async fn register_orders(&self) -> Result<Vec<Value>> {
+        let body = self.manager_get("/v1/orders?limit=200").await?;
         Ok(body["items"]
             .as_array()
             .context("orders page without items")?
@@ -210,15 +216,36 @@ impl Central {
 
     /// A product as Central has it now.
     async fn product(&self, id: &str) -> Result<Value> {
+        self.manager_get(&format!("/v1/products/{id}")).await
+    }
+
+    /// Someone at Central counts a product's shelf at STORE-1 empty (a count correction).
+    async fn empty_shelf(&self, sku: &str) -> Result<()> {
+        let level = self
+            .manager_get(&format!("/v1/stock/{sku}?location=STORE-1"))
+            .await?;
+        let on_hand = level["on_hand"].as_i64().context("on_hand")?;
         let token = self.token("manager", "manager-pass-1").await?;
-        Ok(reqwest::Client::new()
-            .get(format!("{}/v1/products/{id}", self.url()))
-            .bearer_auth(token)
+        reqwest::Client::new()
+            .post(format!("{}/v1/stock/adjustments", self.url()))
+            .bearer_auth(&token)
+            .json(&json!({
+                "sku": sku, "location": "STORE-1", "delta": -on_hand, "reason": "count_correction",
+            }))
             .send()
             .await?
-            .error_for_status()?
-            .json()
-            .await?)
+            .error_for_status()
+            .context("emptying the shelf at Central")?;
+        Ok(())
+    }
+
+    /// The stock shortfalls Central recorded, resolved or not.
+    async fn shortfalls(&self) -> Result<Vec<Value>> {
+        let body = self.manager_get("/v1/stock/discrepancies").await?;
+        body["items"]
+            .as_array()
+            .cloned()
+            .context("discrepancies page without items")
     }
 
     /// Someone at Central changes a product (as a manager, with If-Match).
@@ -507,6 +534,7 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
         "#nav-stock",
         "#nav-reports",
         "#nav-conflicts",
+        "#nav-shortfalls",
     ] {
         assert!(
             !app.exists(manager_only).await?,
@@ -637,6 +665,15 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
         .await?;
     assert!(app.text("#sync-indicator").await?.contains("Offline"));
 
+    // Meanwhile a count at Central finds DEMO-0003's shelf empty (on a port this register does
+    // not know): both offline sales sold one more than Central had, a shortfall each.
+    let port = central.port;
+    central.port = free_port()?;
+    central.start().await?;
+    central.empty_shelf("DEMO-0003").await?;
+    central.stop();
+    central.port = port;
+
     // Central is back: the outbox drains, every sale once.
     central.start().await?;
     app.until_class("#sync-indicator", "online").await?;
@@ -709,6 +746,50 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
         .await?;
     assert!(card_row.contains("1.73"), "{card_row}");
     app.screenshot("reports.png").await?;
+
+    // The shortfalls the offline sales left at Central: an empty note gets Central's words,
+    // a note resolves the first, which leaves the list; Central records who resolved it.
+    app.click("#nav-shortfalls").await?;
+    app.until_text("#shortfalls", |t| t.matches("DEMO-0003").count() == 2)
+        .await?;
+    let first = "#shortfalls tr.shortfall:first-child";
+    let shortfall_id = app
+        .find(first)
+        .await?
+        .attr("data-id")
+        .await?
+        .context("a shortfall row's id")?;
+    app.click(&format!("{first} .resolve-shortfall")).await?;
+    app.until_text(&format!("{first} .row-error"), |t| {
+        t.contains("1 to 500 characters")
+    })
+    .await?;
+    app.type_into(
+        &format!("{first} .shortfall-note"),
+        "recounted: sold from the back room, written off",
+    )
+    .await?;
+    app.click(&format!("{first} .resolve-shortfall")).await?;
+    app.until_text("#shortfall-message", |t| t.starts_with("Resolved"))
+        .await?;
+    app.until_text("#shortfalls", |t| t.matches("DEMO-0003").count() == 1)
+        .await?;
+    assert!(
+        !app.exists(&format!("tr.shortfall[data-id='{shortfall_id}']"))
+            .await?
+    );
+    let recorded = central.shortfalls().await?;
+    let resolved = recorded
+        .iter()
+        .find(|d| d["id"] == json!(shortfall_id))
+        .context("the resolved shortfall at Central")?;
+    assert_eq!(resolved["resolved_by"], "manager", "{resolved}");
+    app.type_into(
+        "#shortfalls tr.shortfall:first-child .shortfall-note",
+        "found 1 in the window display",
+    )
+    .await?;
+    app.screenshot("shortfalls.png").await?;
 
     // Offline, the manager changes a price and receives a delivery; both are queued.
     central.stop();

@@ -1,6 +1,6 @@
 //! What the shell's commands answer, as the UI reads it: `kassa-domain`'s own types where the
-//! register core answers with one (receipts, the report, the sync status, catalog edits), serde
-//! mirrors of the rest. Pure: no web APIs, so it builds and tests on the host.
+//! register core answers with one (receipts, the report, the sync status, catalog edits, stock
+//! shortfalls), serde mirrors of the rest. Pure: no web APIs, so it builds and tests on the host.
 
 use std::collections::BTreeMap;
 
@@ -131,6 +131,11 @@ pub struct Adjustment {
     pub reason: String,
     pub note: Option<String>,
 }
+
+/// An open stock shortfall with what this register knows of it, and Central's record that a
+/// resolution answers with: the domain's types, the register core's.
+pub use kassa_domain::api::StockDiscrepancy;
+pub use kassa_domain::ShortfallView;
 
 /// This register's sales report: the domain's type, the one the register core makes.
 pub use kassa_domain::{DayTotal, MethodTotal, SalesReport, TaxTotal};

@@ -14,6 +14,7 @@ pub enum Screen {
     Reports,
     Conflicts,
     Staff,
+    Shortfalls,
 }
 
 impl Screen {
@@ -27,6 +28,7 @@ impl Screen {
             Screen::Reports => "Reports",
             Screen::Conflicts => "Conflicts",
             Screen::Staff => "Staff",
+            Screen::Shortfalls => "Shortfalls",
         }
     }
 
@@ -35,7 +37,8 @@ impl Screen {
         format!("nav-{}", self.label().to_lowercase())
     }
 
-    /// The keyboard shortcut that opens it (F1, F2, …), in [`screens_for`] order.
+    /// The keyboard shortcut that opens it (F1, F2, …), in [`screens_for`] order. F8 is the
+    /// selling screen's *Park cart*, so the screen after it takes F9.
     pub fn key(self) -> &'static str {
         match self {
             Screen::Sell => "F1",
@@ -45,6 +48,7 @@ impl Screen {
             Screen::Reports => "F5",
             Screen::Conflicts => "F6",
             Screen::Staff => "F7",
+            Screen::Shortfalls => "F9",
         }
     }
 
@@ -52,13 +56,18 @@ impl Screen {
     pub fn needs_manager(self) -> bool {
         matches!(
             self,
-            Screen::Catalog | Screen::Stock | Screen::Reports | Screen::Conflicts | Screen::Staff
+            Screen::Catalog
+                | Screen::Stock
+                | Screen::Reports
+                | Screen::Conflicts
+                | Screen::Staff
+                | Screen::Shortfalls
         )
     }
 }
 
 /// Every screen, in navigation order.
-pub const SCREENS: [Screen; 7] = [
+pub const SCREENS: [Screen; 8] = [
     Screen::Sell,
     Screen::Refund,
     Screen::Catalog,
@@ -66,6 +75,7 @@ pub const SCREENS: [Screen; 7] = [
     Screen::Reports,
     Screen::Conflicts,
     Screen::Staff,
+    Screen::Shortfalls,
 ];
 
 /// May `role` open `screen`? Customers use the online shop, and a register's own device
@@ -121,6 +131,17 @@ mod tests {
             Some(Screen::Staff)
         );
         assert_eq!(screen_for_key(Role::Cashier, &SCREENS, "F7"), None);
+        assert_eq!(
+            screen_for_key(Role::Manager, &SCREENS, "F9"),
+            Some(Screen::Shortfalls)
+        );
+        assert_eq!(screen_for_key(Role::Cashier, &SCREENS, "F9"), None);
+        assert_eq!(
+            screen_for_key(Role::Manager, &SCREENS, "F8"),
+            None,
+            "F8 parks the cart"
+        );
+        assert_eq!(Screen::Shortfalls.nav_id(), "nav-shortfalls");
         assert_eq!(Screen::Catalog.nav_id(), "nav-catalog");
     }
 

@@ -1,6 +1,6 @@
 //! View models: what the screens print, computed from the shell's answers by plain functions
 //! (money formatting, cart rows and tax rows, quick cash amounts, change due, the sync line, a
-//! conflict's field rows). No web APIs here: the unit tests run on the host.
+//! conflict's field rows, the open stock shortfalls). No web APIs here: the unit tests run on the host.
 
 use kassa_domain::{
     compute_totals, CartLine, Currency, Money, PriceMode, TaxClass, TaxTable, Totals,
@@ -8,7 +8,7 @@ use kassa_domain::{
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::model::{Cart, Choices, Conflict, SyncStatus};
+use crate::model::{Cart, Choices, Conflict, ShortfallView, StockDiscrepancy, SyncStatus};
 
 /// The most quick-amount buttons the tender panel shows.
 pub const QUICK_AMOUNTS_MAX: usize = 5;
@@ -817,6 +817,126 @@ mod refund_tests {
             refund_done(no, &refund("1.00", "0.50"), "anna"),
             "Receipt STORE-1-R1-000002: 1.50 € back, 1.00 € to the card and 0.50 € in cash, \
              approved by anna."
+        );
+    }
+}
+
+/// One open shortfall as the *Shortfalls* table prints it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShortfallRow {
+    pub id: uuid::Uuid,
+    pub when: String,
+    /// The receipt number when the sale was made here, else Central's order id.
+    pub sale: String,
+    pub sku: String,
+    /// The product's name, or what to say when this register's catalog lacks the SKU.
+    pub product: String,
+    /// Sold, taken from Central's stock, short: `—` where this register does not know.
+    pub ordered: String,
+    pub taken: String,
+    pub short: String,
+    pub location: String,
+}
+
+/// The *Shortfalls* table's rows, in Central's order (oldest first).
+pub fn shortfall_rows(views: &[ShortfallView]) -> Vec<ShortfallRow> {
+    let known = |n: Option<i64>| n.map_or_else(|| "—".to_owned(), |n| n.to_string());
+    views
+        .iter()
+        .map(|v| {
+            let d = &v.discrepancy;
+            ShortfallRow {
+                id: d.id,
+                when: format_time(&d.created_at),
+                sale: v
+                    .receipt_no
+                    .clone()
+                    .unwrap_or_else(|| format!("order {}", d.order_id)),
+                sku: d.sku.to_string(),
+                product: v
+                    .product_name
+                    .clone()
+                    .unwrap_or_else(|| "not in this register's catalog".to_owned()),
+                ordered: known(v.ordered),
+                taken: known(v.taken()),
+                short: d.shortfall.to_string(),
+                location: d.location.clone(),
+            }
+        })
+        .collect()
+}
+
+/// What the *Shortfalls* screen says once a shortfall is resolved: which one, and that Central
+/// recorded the manager's note under their name.
+pub fn shortfall_resolved(row: &ShortfallRow, resolved: &StockDiscrepancy) -> String {
+    let by = resolved.resolved_by.as_deref().unwrap_or("you");
+    format!(
+        "Resolved: {} × {} short on {}. Central recorded the note under {by}'s name.",
+        row.short, row.sku, row.sale
+    )
+}
+
+#[cfg(test)]
+mod shortfall_tests {
+    use super::*;
+    use kassa_domain::Sku;
+
+    fn view(receipt: Option<&str>, name: Option<&str>, ordered: Option<i64>) -> ShortfallView {
+        ShortfallView {
+            discrepancy: StockDiscrepancy {
+                id: uuid::Uuid::nil(),
+                sku: Sku::parse("DEMO-0001").expect("test sku"),
+                location: "STORE-1".into(),
+                order_id: uuid::Uuid::from_u128(7),
+                shortfall: 3,
+                created_at: chrono::DateTime::UNIX_EPOCH,
+                resolved_at: None,
+                resolved_by: None,
+                resolution: None,
+            },
+            receipt_no: receipt.map(str::to_owned),
+            product_name: name.map(str::to_owned),
+            ordered,
+        }
+    }
+
+    #[test]
+    fn a_sale_made_here_shows_its_receipt_name_and_sold_taken_short() {
+        let rows = shortfall_rows(&[view(Some("STORE-1-R1-000007"), Some("Coffee"), Some(43))]);
+        assert_eq!(
+            rows,
+            [ShortfallRow {
+                id: uuid::Uuid::nil(),
+                when: "1970-01-01 00:00 UTC".into(),
+                sale: "STORE-1-R1-000007".into(),
+                sku: "DEMO-0001".into(),
+                product: "Coffee".into(),
+                ordered: "43".into(),
+                taken: "40".into(),
+                short: "3".into(),
+                location: "STORE-1".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn another_registers_sale_shows_centrals_order_and_dashes() {
+        let row = &shortfall_rows(&[view(None, None, None)])[0];
+        assert_eq!(row.sale, format!("order {}", uuid::Uuid::from_u128(7)));
+        assert_eq!(row.product, "not in this register's catalog");
+        assert_eq!((row.ordered.as_str(), row.taken.as_str()), ("—", "—"));
+        assert_eq!(row.short, "3");
+    }
+
+    #[test]
+    fn the_confirmation_names_the_shortfall_and_who_central_recorded() {
+        let row = &shortfall_rows(&[view(Some("STORE-1-R1-000007"), None, Some(43))])[0];
+        let mut resolved = view(None, None, None).discrepancy;
+        resolved.resolved_by = Some("manager".into());
+        assert_eq!(
+            shortfall_resolved(row, &resolved),
+            "Resolved: 3 × DEMO-0001 short on STORE-1-R1-000007. Central recorded the note \
+             under manager's name."
         );
     }
 }

@@ -27,7 +27,7 @@ pub use order::{IllegalTransition, OrderEvent, OrderStatus, UnknownOrderStatus};
 pub use receipt::{Receipt, ReceiptPayment, SaleMode};
 pub use report::{DayTotal, MethodTotal, SalesReport, TaxTotal};
 pub use tax::{PriceMode, TaxClass, TaxError, TaxRate, TaxTable};
-pub use views::{EditState, SyncStatus};
+pub use views::{EditState, ShortfallView, SyncStatus};
 
 /// Untrusted input quoted in an error message, cut to a length that is safe to log and echo.
 pub(crate) fn clipped(s: &str) -> String {

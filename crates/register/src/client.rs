@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use kassa_domain::api::{
     CopurchasePage, CreateOrder, CreatePayment, CreateRefund, CreateRegister, DeviceLoginRequest,
-    ErrorBody, ErrorDetail, LoginRequest, Order, Payment, Product, ProductInput, ProductPage,
-    RefreshRequest, Refund, RegisterCreated, RegisterCredential, SetPin, StockAdjustment,
-    StockLevel, StockPage, SyncOrdersRequest, SyncOrdersResponse, TokenResponse,
+    DiscrepancyPage, ErrorBody, ErrorDetail, LoginRequest, Order, Payment, Product, ProductInput,
+    ProductPage, RefreshRequest, Refund, RegisterCreated, RegisterCredential, ResolveDiscrepancy,
+    SetPin, StockAdjustment, StockDiscrepancy, StockLevel, StockPage, SyncOrdersRequest,
+    SyncOrdersResponse, TokenResponse,
 };
 use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -230,6 +231,47 @@ impl CentralClient {
             .header("Idempotency-Key", key.as_str())
             .json(adjustment);
         json(send(req, "adjusting stock").await?).await
+    }
+
+    /// `GET /v1/stock/discrepancies?open=true&location=&after=&limit=` (a manager's token): a
+    /// page of the open shortfalls, oldest first; every location when `location` is `None`.
+    #[tracing::instrument(skip_all)]
+    pub async fn open_discrepancies(
+        &self,
+        token: &str,
+        location: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<DiscrepancyPage> {
+        let mut query = vec![("open", "true".to_owned()), ("limit", limit.to_string())];
+        query.extend(location.map(|l| ("location", l.to_owned())));
+        query.extend(after.map(|a| ("after", a.to_owned())));
+        let req = self
+            .http
+            .get(self.url("/v1/stock/discrepancies"))
+            .query(&query)
+            .bearer_auth(token);
+        json(send(req, "listing stock shortfalls").await?).await
+    }
+
+    /// `POST /v1/stock/discrepancies/{id}/resolve` (a manager's token): 422 `invalid_note`,
+    /// 404, 409 `already_resolved`.
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    pub async fn resolve_discrepancy(
+        &self,
+        token: &str,
+        id: Uuid,
+        note: &str,
+    ) -> Result<StockDiscrepancy> {
+        let body = ResolveDiscrepancy {
+            note: note.to_owned(),
+        };
+        let req = self
+            .http
+            .post(self.url(&format!("/v1/stock/discrepancies/{id}/resolve")))
+            .bearer_auth(token)
+            .json(&body);
+        json(send(req, "resolving a stock shortfall").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(id = %id))]

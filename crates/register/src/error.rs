@@ -45,6 +45,10 @@ pub enum Error {
     /// The signed-in staff member's role may not do this (a cashier at a manager's screen).
     #[error("{0}")]
     Forbidden(String),
+    /// This needs Central, which is out of reach or which the session cannot speak to (it was
+    /// opened offline); the message says what lives at Central and what to do.
+    #[error("{0}")]
+    Offline(String),
     /// The register has not been paired with Central yet.
     #[error("this register is not paired with Central")]
     NotPaired,

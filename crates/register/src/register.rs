@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kassa_domain::api::{Product, ProductInput, StockAdjustment, StockReason};
-use kassa_domain::{Barcode, Currency, Money, Role, Sku};
+use kassa_domain::api::{Product, ProductInput, StockAdjustment, StockDiscrepancy, StockReason};
+use kassa_domain::{Barcode, Currency, Money, Role, ShortfallView, Sku};
 use uuid::Uuid;
 
 use crate::approval::{Approval, Approvals};
@@ -22,7 +22,7 @@ use crate::secrets::SecretStore;
 use crate::session::{Sessions, SignedIn, OFFLINE_SIGN_IN_MAX_AGE_DEFAULT};
 use crate::store::LocalDb;
 use crate::sync::{Engine, SyncConfig, SyncStatus};
-use crate::{adjustments, catalog, refunds, stock};
+use crate::{adjustments, catalog, refunds, shortfalls, stock};
 use kassa_domain::SalesReport;
 
 /// Where the register keeps its data and finds Central.
@@ -445,6 +445,32 @@ impl Register {
     pub async fn stock_adjustments(&self, limit: u32) -> Result<Vec<adjustments::Queued>> {
         self.manager("see the stock queue").await?;
         adjustments::recent(&self.db, limit).await
+    }
+
+    // ---- stock shortfalls (at Central) ----
+
+    /// The open stock shortfalls that offline sales left at this register's location (at
+    /// every location with `everywhere`), oldest first. Online only: they live at Central.
+    pub async fn shortfalls(&self, everywhere: bool) -> Result<Vec<ShortfallView>> {
+        self.manager("see stock shortfalls").await?;
+        let location = if everywhere {
+            None
+        } else {
+            Some(
+                identity::load(&self.db)
+                    .await?
+                    .ok_or(Error::NotPaired)?
+                    .location,
+            )
+        };
+        shortfalls::open(&self.db, &self.sessions, location.as_deref()).await
+    }
+
+    /// Resolves a shortfall at Central with a note saying how (1 to
+    /// [`kassa_domain::api::RESOLUTION_CHARS_MAX`] characters; Central's words when not).
+    pub async fn resolve_shortfall(&self, id: Uuid, note: &str) -> Result<StockDiscrepancy> {
+        self.manager("resolve stock shortfalls").await?;
+        shortfalls::resolve(&self.sessions, id, note).await
     }
 
     // ---- reports ----

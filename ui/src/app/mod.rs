@@ -7,6 +7,7 @@ mod conflicts;
 mod refund;
 mod reports;
 mod sell;
+mod shortfalls;
 mod sign_in;
 mod staff;
 mod stock;
@@ -24,7 +25,7 @@ use crate::services;
 const STATUS_POLL_MS: u32 = 1_000;
 
 /// The screens this build offers.
-pub const OFFERED: [Screen; 7] = [
+pub const OFFERED: [Screen; 8] = [
     Screen::Sell,
     Screen::Refund,
     Screen::Catalog,
@@ -32,6 +33,7 @@ pub const OFFERED: [Screen; 7] = [
     Screen::Reports,
     Screen::Conflicts,
     Screen::Staff,
+    Screen::Shortfalls,
 ];
 
 /// The pages of the register.
@@ -145,6 +147,7 @@ pub fn app() -> Html {
         (Route::Screen(Screen::Reports), Some(_)) => html! { <reports::ReportsPage /> },
         (Route::Screen(Screen::Conflicts), Some(_)) => html! { <conflicts::ConflictsPage /> },
         (Route::Screen(Screen::Staff), Some(_)) => html! { <staff::StaffPage /> },
+        (Route::Screen(Screen::Shortfalls), Some(_)) => html! { <shortfalls::ShortfallsPage /> },
     };
     html! {
         <div class="app" {onkeydown}>

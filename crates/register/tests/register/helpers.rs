@@ -436,18 +436,24 @@ impl Shop {
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     }
 
-    /// Central's stock of a SKU at STORE-1: (on_hand, available).
-    pub async fn stock(&self, sku: &Sku) -> (i64, i64) {
-        let level: Value = self
-            .http
-            .get(self.url(&format!("/v1/stock/{sku}?location={LOCATION}")))
+    /// What Central answers a manager's `GET path`.
+    pub async fn manager_get(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
             .bearer_auth(&self.manager_token)
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Central's stock of a SKU at STORE-1: (on_hand, available).
+    pub async fn stock(&self, sku: &Sku) -> (i64, i64) {
+        let level = self
+            .manager_get(&format!("/v1/stock/{sku}?location={LOCATION}"))
+            .await;
         (
             level["on_hand"].as_i64().unwrap(),
             level["available"].as_i64().unwrap(),
@@ -577,6 +583,17 @@ pub async fn sell(
         register.scan(product.barcodes[0].as_str()).await.unwrap();
     }
     register.pay_cash(eur(tendered)).await.unwrap()
+}
+
+/// Asserts that the core refused a cashier a manager's action, naming the role.
+pub fn assert_refused_to_a_cashier(refusal: Option<kassa_register::Error>) {
+    match refusal {
+        Some(kassa_register::Error::Forbidden(message)) => {
+            assert!(message.contains("only a manager may"), "{message}");
+            assert!(message.contains("cashier"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 /// Every test here finishes in well under this, or fails with a clear message (never hangs CI).

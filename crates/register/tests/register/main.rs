@@ -15,4 +15,5 @@ mod edits;
 mod manager;
 mod offline;
 mod sale;
+mod shortfalls;
 mod staff;
