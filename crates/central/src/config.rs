@@ -70,6 +70,15 @@ pub struct Config {
     pub processor_secret: Secret,
     /// Every processor call gives up after this long (its outcome is then unknown).
     pub processor_timeout: Duration,
+    /// How often the reconciler settles pending card payments, refunds and orphans against the
+    /// processor (it also runs once at start-up).
+    pub reconcile_interval: Duration,
+    /// A pending payment or refund is the reconciler's once untouched this long (younger ones
+    /// belong to a request still running).
+    pub reconcile_after: Duration,
+    /// A card payment whose first call never got an answer, and whose replay still gets none
+    /// after this long, is recorded as failed (a late success is then refunded or attached).
+    pub card_pending_give_up: Duration,
     /// The secret processor webhooks are signed with.
     pub webhook_secret: Option<Secret>,
     /// Webhook signatures older (or newer) than this are refused.
@@ -130,6 +139,9 @@ impl Default for Config {
             processor_url: None,
             processor_secret: Secret::new("sk_test_kassa"),
             processor_timeout: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(30),
+            reconcile_after: Duration::from_secs(30),
+            card_pending_give_up: Duration::from_secs(24 * 3600),
             webhook_secret: None,
             webhook_tolerance_s: 300,
             search_dir: None,
@@ -225,6 +237,15 @@ impl Config {
             processor_timeout: Duration::from_millis(env_parse(
                 "KASSA_PROCESSOR_TIMEOUT_MS",
                 10_000,
+            )?),
+            reconcile_interval: Duration::from_millis(env_parse(
+                "KASSA_RECONCILE_INTERVAL_MS",
+                30_000,
+            )?),
+            reconcile_after: Duration::from_millis(env_parse("KASSA_RECONCILE_AFTER_MS", 30_000)?),
+            card_pending_give_up: Duration::from_secs(env_parse(
+                "KASSA_CARD_PENDING_GIVE_UP_S",
+                d.card_pending_give_up.as_secs(),
             )?),
             webhook_secret: std::env::var("KASSA_WEBHOOK_SECRET").ok().map(Secret::new),
             webhook_tolerance_s: env_parse("KASSA_WEBHOOK_TOLERANCE_S", d.webhook_tolerance_s)?,

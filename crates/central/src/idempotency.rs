@@ -32,6 +32,9 @@ pub struct Claim {
     scope: String,
     key: String,
     request_hash: String,
+    /// The claim's owner token (its `locked_at`): completing or releasing it checks the key is
+    /// still this request's, not one that took it over after this one's lease ran out.
+    lock: i64,
     /// Whether the claim row was committed before the work (else it lives in the work's
     /// transaction and goes when that rolls back).
     committed: bool,
@@ -103,31 +106,32 @@ pub async fn begin(
 ) -> ApiResult<Begin> {
     let db = &state.db;
     let key = key.as_ref();
-    let claim = || {
+    let claim = |lock: i64| {
         Begin::Proceed(Claim {
             scope: scope.to_owned(),
             key: key.to_owned(),
             request_hash: request_hash.to_owned(),
+            lock,
             committed: true,
         })
     };
-    if store::idempotency::claim(db, scope, key, request_hash).await? {
-        return Ok(claim());
+    if let Some(lock) = store::idempotency::claim(db, scope, key, request_hash).await? {
+        return Ok(claim(lock));
     }
     let Some(stored) = store::idempotency::load(db, scope, key).await? else {
         // Released between our insert and our read: claim again once.
-        return if store::idempotency::claim(db, scope, key, request_hash).await? {
-            Ok(claim())
-        } else {
-            Err(in_flight())
+        return match store::idempotency::claim(db, scope, key, request_hash).await? {
+            Some(lock) => Ok(claim(lock)),
+            None => Err(in_flight()),
         };
     };
     let now = now_ms();
     if stored.created_at < now - RETENTION_MS {
-        if store::idempotency::renew_expired(db, scope, key, now - RETENTION_MS, request_hash)
-            .await?
+        if let Some(lock) =
+            store::idempotency::renew_expired(db, scope, key, now - RETENTION_MS, request_hash)
+                .await?
         {
-            return Ok(claim());
+            return Ok(claim(lock));
         }
         return Err(in_flight());
     }
@@ -141,10 +145,12 @@ pub async fn begin(
         return Ok(Begin::Replay(replay(status, body)));
     }
     let lease_ms = i64::try_from(state.config.idempotency_lease.as_millis()).unwrap_or(i64::MAX);
-    if stored.locked_at < now - lease_ms
-        && store::idempotency::take_over(db, scope, key, stored.locked_at, request_hash).await?
-    {
-        return Ok(claim());
+    if stored.locked_at < now - lease_ms {
+        if let Some(lock) =
+            store::idempotency::take_over(db, scope, key, stored.locked_at, request_hash).await?
+        {
+            return Ok(claim(lock));
+        }
     }
     Err(in_flight())
 }
@@ -167,11 +173,14 @@ pub async fn begin_in(
     request_hash: &str,
 ) -> ApiResult<BeginIn> {
     let mut tx = state.db.begin_write().await?;
-    if store::idempotency::claim_in(&mut tx, scope, key.as_ref(), request_hash).await? {
+    if let Some(lock) =
+        store::idempotency::claim_in(&mut tx, scope, key.as_ref(), request_hash).await?
+    {
         let claim = Claim {
             scope: scope.to_owned(),
             key: key.as_ref().to_owned(),
             request_hash: request_hash.to_owned(),
+            lock,
             committed: false,
         };
         return Ok(BeginIn::Proceed(tx, claim));
@@ -192,14 +201,30 @@ fn in_flight() -> ApiError {
 }
 
 impl Claim {
-    /// Saves the response in the work's own transaction.
+    /// Saves the response in the work's own transaction; an error (so the work must not
+    /// commit) when another request took the key over meanwhile.
     pub async fn finish_in(
         &self,
         tx: &mut Tx,
         status: StatusCode,
         body: &str,
     ) -> anyhow::Result<()> {
-        store::idempotency::complete_in(tx, &self.scope, &self.key, status.as_u16(), body).await
+        let saved = store::idempotency::complete_in(
+            tx,
+            &self.scope,
+            &self.key,
+            self.lock,
+            status.as_u16(),
+            body,
+        )
+        .await?;
+        if !saved {
+            anyhow::bail!(
+                "idempotency key {:?} was taken over by another request; this one's work is dropped",
+                self.key
+            );
+        }
+        Ok(())
     }
 
     /// Settles the claim for a failed request: errors from executing the request (a conflict,
@@ -234,7 +259,9 @@ impl Claim {
                 }
                 .await
             }
-            (false, true) => store::idempotency::release(db, &self.scope, &self.key).await,
+            (false, true) => {
+                store::idempotency::release(db, &self.scope, &self.key, self.lock).await
+            }
             // The claim went with the work's rolled-back transaction.
             (false, false) => Ok(()),
         };

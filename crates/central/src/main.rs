@@ -115,6 +115,11 @@ async fn main() -> anyhow::Result<()> {
             let sweep_interval = config.sweep_interval;
             let state = build_state(config).await?;
             kassa_central::stock::spawn_sweeper(state.clone(), sweep_interval);
+            // Runs at once: whatever a crash left pending is settled at start-up.
+            kassa_central::payments::reconcile::spawn_reconciler(
+                state.clone(),
+                state.config.reconcile_interval,
+            );
             spawn_cart_purge(state.clone());
             let recommend_interval = state.config.recommend_interval;
             kassa_central::recommend::spawn_recommender(state.clone(), recommend_interval);

@@ -142,6 +142,20 @@ async fn idempotent(
         Ok(key) => key,
         Err(outcome) => return reply(outcome),
     };
+    if let Some(status) = sim.take_fault() {
+        let (kind, code) = match status {
+            429 => ("invalid_request_error", "rate_limit"),
+            409 => ("invalid_request_error", "lock_timeout"),
+            _ => ("api_error", "api_error"),
+        };
+        return reply(Outcome::error(
+            status,
+            kind,
+            Some(code),
+            "injected failure (fail_next_posts)",
+            None,
+        ));
+    }
     let fingerprint = fingerprint(&route, &params);
     let now = chrono::Utc::now().timestamp();
     let outcome = {

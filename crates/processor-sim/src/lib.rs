@@ -87,6 +87,8 @@ struct Inner {
     http: reqwest::Client,
     shut_down: AtomicBool,
     processing_delay_ms: AtomicU64,
+    /// Statuses the next POSTs answer with, doing nothing ([`SimState::fail_next_posts`]).
+    faults: Mutex<VecDeque<u16>>,
 }
 
 impl fmt::Debug for Inner {
@@ -157,6 +159,7 @@ impl SimState {
                 processing_delay_ms: AtomicU64::new(
                     u64::try_from(config.processing_delay.as_millis()).unwrap_or(u64::MAX),
                 ),
+                faults: Mutex::default(),
                 config,
             }),
         })
@@ -176,6 +179,17 @@ impl SimState {
     pub fn set_processing_delay(&self, delay: Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.inner.processing_delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// The next POSTs (one per status, in order) fail with these statuses and do nothing:
+    /// 500/502/503 as Stripe's `api_error`, 429 `rate_limit`, 409 `lock_timeout`. Nothing is
+    /// saved under their idempotency keys, so a retry runs for real.
+    pub fn fail_next_posts(&self, statuses: &[u16]) {
+        lock(&self.inner.faults).extend(statuses.iter().copied());
+    }
+
+    pub(crate) fn take_fault(&self) -> Option<u16> {
+        lock(&self.inner.faults).pop_front()
     }
 
     pub fn processing_delay(&self) -> Duration {
@@ -302,6 +316,11 @@ impl SimHandle {
     /// How long `pm_sim_processing` intents made from now on stay `processing`.
     pub fn set_processing_delay(&self, delay: Duration) {
         self.state.set_processing_delay(delay);
+    }
+
+    /// See [`SimState::fail_next_posts`].
+    pub fn fail_next_posts(&self, statuses: &[u16]) {
+        self.state.fail_next_posts(statuses);
     }
 
     /// Events acknowledged with a 2xx, in delivery order.

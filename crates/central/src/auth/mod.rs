@@ -56,6 +56,9 @@ pub struct AuthService {
     session_cache_ttl: Duration,
     /// Sessions recently confirmed live, with when. Logout evicts at once.
     session_cache: Mutex<HashMap<Uuid, Instant>>,
+    /// Bumped (under the cache's lock) by every revocation: a check that read the database
+    /// before a logout committed must not cache what it read after the logout forgot it.
+    revocations: std::sync::atomic::AtomicU64,
     login_by_username: DefaultKeyedRateLimiter<String>,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     requests_by_user: DefaultKeyedRateLimiter<Uuid>,
@@ -168,6 +171,7 @@ impl AuthService {
             refresh_ttl: config.refresh_token_ttl,
             session_cache_ttl: config.session_cache_ttl,
             session_cache: Mutex::new(HashMap::new()),
+            revocations: std::sync::atomic::AtomicU64::new(0),
             login_by_username: RateLimiter::keyed(per_minute(config.login_per_username_per_minute)),
             login_by_ip: RateLimiter::keyed(per_minute(config.login_per_ip_per_minute)),
             requests_by_user: RateLimiter::keyed(
@@ -300,6 +304,8 @@ impl AuthService {
 
     fn forget_session(&self, session_id: Uuid) {
         if let Ok(mut cache) = self.session_cache.lock() {
+            self.revocations
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             cache.remove(&session_id);
         }
     }
@@ -338,9 +344,12 @@ impl AuthService {
         if fresh {
             return Ok(true);
         }
+        let epoch = self.revocations.load(std::sync::atomic::Ordering::SeqCst);
         let live = store::sessions::is_active(db, session_id).await?;
         if let Ok(mut cache) = self.session_cache.lock() {
-            if live {
+            let revoked_meanwhile =
+                self.revocations.load(std::sync::atomic::Ordering::SeqCst) != epoch;
+            if live && !revoked_meanwhile {
                 if cache.len() >= SESSION_CACHE_ENTRIES_MAX {
                     cache.clear();
                 }

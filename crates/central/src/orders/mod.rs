@@ -98,7 +98,7 @@ pub async fn record_payment(
         .map_err(anyhow::Error::from)?;
     if amount.currency() != outstanding.currency()
         || amount.is_negative()
-        || amount.is_zero()
+        || (amount.is_zero() && !outstanding.is_zero())
         || amount > outstanding
     {
         return Err(ApiError::Invalid {
@@ -109,7 +109,9 @@ pub async fn record_payment(
             details: serde_json::json!({ "outstanding": outstanding }),
         });
     }
-    store::orders::add_paid(tx, id, amount.to_minor()).await?;
+    if !amount.is_zero() {
+        store::orders::add_paid(tx, id, amount.to_minor()).await?;
+    }
     if amount == outstanding {
         if let Some(reservation_id) = order.reservation_id {
             let reservation_id = reservation_id.to_string();
@@ -136,22 +138,40 @@ pub async fn record_payment(
     load_locked(state, tx, id).await
 }
 
-/// Cancels a RESERVED order whose reservation the sweeper just expired (stock already released).
-pub async fn cancel_after_expiry(tx: &mut Tx, id: Uuid) -> anyhow::Result<()> {
-    let Some(order) = store::orders::get(tx, id, "").await? else {
-        return Ok(());
-    };
-    if matches!(order.status, OrderStatus::Created | OrderStatus::Reserved) {
-        transition(
-            tx,
-            &order,
-            OrderEvent::Cancel,
-            serde_json::json!({ "reason": "reservation_expired" }),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cancelling expired order: {e}"))?;
+/// Cancels a CREATED or RESERVED order in `tx` (locked by the caller): refuses while a card
+/// payment is in flight (409 `payment_in_flight`: the cancel waits for its outcome), releases
+/// its reservation (`released` or `expired`), and opens the refund of whatever was paid, so no
+/// cancelled order holds money. Returns that refund, to drive once `tx` is committed.
+pub async fn cancel_in(
+    tx: &mut Tx,
+    order: &Order,
+    released_as: &str,
+    payload: serde_json::Value,
+) -> ApiResult<Option<Uuid>> {
+    if !matches!(order.status, OrderStatus::Created | OrderStatus::Reserved) {
+        return Err(illegal(order, OrderEvent::Cancel));
     }
-    Ok(())
+    if store::payments::has_pending_payment(tx, order.id).await? {
+        return Err(ApiError::conflict(
+            "payment_in_flight",
+            "a card payment of this order is waiting for the processor; cancel once it settles",
+            serde_json::json!({ "order_id": order.id }),
+        ));
+    }
+    if let Some(reservation_id) = order.reservation_id {
+        stock::release(tx, &reservation_id.to_string(), released_as).await?;
+    }
+    transition(tx, order, OrderEvent::Cancel, payload).await?;
+    crate::payments::refunds::open_for_cancel(tx, order).await
+}
+
+/// Gives back what a cancelled order had paid (after the cancellation committed). A refund the
+/// processor leaves unanswered stays pending for the reconciler.
+pub async fn refund_cancelled(state: &AppState, refund: Option<Uuid>, by: Option<Uuid>) {
+    let Some(refund_id) = refund else { return };
+    if let Err(e) = crate::payments::refunds::drive(state, refund_id, by).await {
+        tracing::warn!(error = ?e, %refund_id, "refund of a cancelled order left pending");
+    }
 }
 
 /// May `caller` see this order? Staff see all; customers their own.
@@ -362,7 +382,14 @@ async fn create_in(
             .collect::<Vec<_>>(),
         paid_minor: 0,
     };
-    store::orders::insert(tx, &new).await?;
+    // Two requests with the same client-chosen id: the second waits for the first and is told.
+    if !store::orders::try_insert(tx, &new).await? {
+        return Err(ApiError::conflict(
+            "order_exists",
+            format!("order {id} exists"),
+            serde_json::json!({ "id": id }),
+        ));
+    }
     store::events::record(
         tx,
         "order.created",
@@ -479,7 +506,9 @@ pub async fn fulfill(
     Ok(Json(order))
 }
 
-/// Cancels a CREATED or RESERVED order (its owner, or staff) and releases its stock.
+/// Cancels a CREATED or RESERVED order (its owner, or staff) and releases its stock; what it
+/// had paid goes back (card through the processor, cash as cash to pay back). 409
+/// `payment_in_flight` while a card payment waits for the processor.
 #[utoipa::path(post, path = "/v1/orders/{id}/cancel", tag = "orders", responses((status = 200, body = Order), (status = 409)))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -489,17 +518,14 @@ pub async fn cancel(
     check_access(&state, &auth.caller, id).await?;
     let mut tx = state.db.begin_write().await?;
     let order = load_locked(&state, &mut tx, id).await?;
-    if let Some(reservation_id) = order.reservation_id {
-        stock::release(&mut tx, &reservation_id.to_string(), "released").await?;
-    }
-    transition(
-        &mut tx,
-        &order,
-        OrderEvent::Cancel,
-        serde_json::json!({ "reason": "cancelled", "by": auth.caller.user_id }),
-    )
-    .await?;
-    let order = load_locked(&state, &mut tx, id).await?;
+    let payload = serde_json::json!({ "reason": "cancelled", "by": auth.caller.user_id });
+    let refund = cancel_in(&mut tx, &order, "released", payload).await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    refund_cancelled(&state, refund, Some(auth.caller.user_id)).await;
+    let mut tx = state.db.begin_read().await?;
+    let order = store::orders::get(&mut tx, id, "")
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(Json(order))
 }

@@ -2,6 +2,7 @@
 //! `PaymentProcessor`), the processor's signed webhooks, and refunds. An order becomes PAID
 //! exactly once, when what succeeded covers its total; only processor references are stored.
 
+pub mod reconcile;
 pub mod refunds;
 pub mod webhook;
 
@@ -74,8 +75,10 @@ fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
 
 /// Checks the request's shape (before any key is claimed: a bad request stores nothing).
 fn validate(req: &CreatePayment, caller: &Caller) -> ApiResult<()> {
-    if req.amount.is_negative() || req.amount.is_zero() {
-        return Err(invalid("invalid_amount", "amount must be more than zero"));
+    // Zero pays a zero-total order (a free item, a 100 % discount); check_outstanding refuses
+    // it anywhere else.
+    if req.amount.is_negative() {
+        return Err(invalid("invalid_amount", "amount must not be negative"));
     }
     match req.method {
         PaymentMethod::Cash => {
@@ -97,7 +100,7 @@ fn validate(req: &CreatePayment, caller: &Caller) -> ApiResult<()> {
         }
         PaymentMethod::Card => {
             let pm = req.payment_method.as_deref().unwrap_or("");
-            if pm.is_empty() || pm.len() > 255 {
+            if (pm.is_empty() && !req.amount.is_zero()) || pm.len() > 255 {
                 return Err(invalid(
                     "payment_method_required",
                     "a card payment needs the processor's payment_method token (pm_…)",
@@ -124,10 +127,15 @@ fn check_outstanding(order: &Order, amount: Money) -> ApiResult<()> {
         .total
         .checked_sub(&order.paid)
         .map_err(anyhow::Error::from)?;
-    if amount.currency() != outstanding.currency() || amount > outstanding {
+    if amount.currency() != outstanding.currency()
+        || amount > outstanding
+        || (amount.is_zero() && !outstanding.is_zero())
+    {
         return Err(ApiError::Invalid {
             code: "invalid_amount",
-            message: format!("amount must be at most the {outstanding} outstanding"),
+            message: format!(
+                "amount must be more than zero and at most the {outstanding} outstanding"
+            ),
             details: serde_json::json!({ "outstanding": outstanding }),
         });
     }
@@ -176,6 +184,7 @@ pub async fn create_payment(
         Begin::Proceed(claim) => claim,
     };
     let result = match req.method {
+        _ if req.amount.is_zero() => pay_nothing(&state, id, &req, &claim).await,
         PaymentMethod::Cash => pay_cash(&state, id, &req, &claim).await,
         PaymentMethod::Card => {
             let pkey = processor_key("pay", &scope, key.as_ref(), &hash);
@@ -199,6 +208,38 @@ async fn finish(
     claim.finish_in(&mut tx, status, &body).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(idempotency::json_response(status, body))
+}
+
+/// A zero-total order is paid by a payment of 0.00 in any method: no money moves, so no
+/// payment row is written (and no processor is called); the order becomes PAID.
+async fn pay_nothing(
+    state: &AppState,
+    id: Uuid,
+    req: &CreatePayment,
+    claim: &Claim,
+) -> ApiResult<Response> {
+    let mut tx = state.db.begin_write().await?;
+    let order = orders::load_locked(state, &mut tx, id).await?;
+    check_outstanding(&order, req.amount)?;
+    let order = orders::record_payment(state, &mut tx, id, req.amount).await?;
+    let cash = req.method == PaymentMethod::Cash;
+    let payment = Payment {
+        id: Uuid::now_v7(),
+        order_id: id,
+        method: req.method,
+        status: PaymentStatus::Succeeded,
+        amount: req.amount,
+        tendered: req.tendered.filter(|_| cash),
+        change: req
+            .tendered
+            .filter(|_| cash)
+            .and_then(|t| t.checked_sub(&req.amount).ok()),
+        processor_ref: None,
+        failure_code: None,
+        order_status: order.status,
+        created_at: chrono::Utc::now(),
+    };
+    finish(tx, claim, StatusCode::CREATED, &payment).await
 }
 
 async fn pay_cash(
@@ -266,6 +307,9 @@ async fn pending_card(
         },
     )
     .await?;
+    if let Some(pm) = &req.payment_method {
+        store::payments::set_payment_method(&mut tx, row.id, pm).await?;
+    }
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(row)
 }
@@ -317,8 +361,24 @@ async fn pay_card(
 }
 
 /// Maps a processor error: declines and refusals settle the payment as failed (the order is
-/// left RESERVED); an unknown outcome leaves it pending for the retry or the webhook.
+/// left RESERVED); an unknown outcome, and a 409 or 429 (the processor busy with the same key,
+/// or rate limiting), leave it pending for the retry, the webhook or the reconciler.
 async fn card_failure(mut tx: Tx, payment_id: Uuid, err: ProcessorError) -> ApiError {
+    if err.is_retryable() {
+        tracing::warn!(error = %err, %payment_id, "card payment outcome unknown; stays pending");
+        let touched = async {
+            store::payments::touch_payment(&mut tx, payment_id).await?;
+            tx.commit().await.map_err(anyhow::Error::from)
+        };
+        if let Err(e) = touched.await {
+            return ApiError::Internal(e);
+        }
+        return ApiError::BadGateway {
+            code: "processor_unavailable",
+            message: "the card processor did not answer; retry with the same Idempotency-Key"
+                .into(),
+        };
+    }
     let (code, api_error) = match err {
         ProcessorError::Declined { code, message } => {
             let details = serde_json::json!({ "decline_code": code });
@@ -338,12 +398,8 @@ async fn card_failure(mut tx: Tx, payment_id: Uuid, err: ProcessorError) -> ApiE
             (code, e)
         }
         unknown => {
-            tracing::warn!(error = %unknown, "card payment outcome unknown");
-            return ApiError::BadGateway {
-                code: "processor_unavailable",
-                message: "the card processor did not answer; retry with the same Idempotency-Key"
-                    .into(),
-            };
+            // is_retryable() covers every other variant; kept for exhaustiveness.
+            return ApiError::Internal(anyhow::anyhow!("unexpected processor error: {unknown}"));
         }
     };
     let settled = async {
@@ -385,37 +441,53 @@ pub struct Orphan {
     pub amount: Money,
 }
 
-/// Settles a pending card payment as succeeded and, for the one caller that settles it, counts
-/// it on the order (PAID when covered). Whether the processor's answer or its webhook comes
-/// first, the order is paid once. A success for an order that can no longer take it (cancelled
-/// after its reservation expired) is kept, raised as `payment.orphaned`, and returned so the
-/// caller refunds it once the transaction is committed ([`refund_orphan`]).
+/// Settles a card payment as succeeded and, for the one caller that settles it, counts it on
+/// the order (PAID when covered). Whether the processor's answer, its webhook or the
+/// reconciler comes first, the order is paid once. A payment Kassa had recorded as failed that
+/// the processor says succeeded after all is revived the same way, never dropped. A success
+/// for an order that can no longer take it (cancelled, or paid by another payment) is kept,
+/// marked as an orphan (none of it can be refunded again), raised as `payment.orphaned`, and
+/// returned so the caller refunds it once the transaction is committed ([`refund_orphan`]).
 pub async fn apply_success(
     state: &AppState,
     tx: &mut Tx,
     payment_id: Uuid,
     intent_id: &str,
 ) -> ApiResult<Option<Orphan>> {
-    if !store::payments::settle(
+    let Some(payment) = store::payments::by_id(tx, payment_id).await? else {
+        return Ok(None);
+    };
+    // The order first, then its payments: the one lock order.
+    let order = orders::load_locked(state, tx, payment.order_id).await?;
+    let settled = store::payments::settle(
         tx,
         payment_id,
         PaymentStatus::Succeeded,
         Some(intent_id),
         None,
     )
-    .await?
-    {
-        return Ok(None);
+    .await?;
+    if !settled {
+        if !store::payments::revive(tx, payment_id, intent_id).await? {
+            return Ok(None);
+        }
+        tracing::warn!(%payment_id, %intent_id, "a payment recorded as failed succeeded after all");
+        let payload = serde_json::json!({ "payment_id": payment_id, "intent_id": intent_id });
+        store::events::record(
+            tx,
+            "payment.revived",
+            "order",
+            &order.id.to_string(),
+            &payload,
+        )
+        .await?;
     }
-    let payment = store::payments::by_id(tx, payment_id)
-        .await?
-        .ok_or(ApiError::NotFound("payment"))?;
-    let order = orders::load_locked(state, tx, payment.order_id).await?;
     if check_outstanding(&order, payment.amount).is_ok() {
         orders::record_payment(state, tx, order.id, payment.amount).await?;
         return Ok(None);
     }
     tracing::warn!(order_id = %order.id, %intent_id, "card payment succeeded for an order that cannot take it");
+    store::payments::mark_orphan(tx, payment_id).await?;
     let payload = serde_json::json!({
         "payment_id": payment_id, "intent_id": intent_id,
         "amount": payment.amount, "order_status": order.status,
@@ -437,7 +509,7 @@ pub async fn apply_success(
 
 /// Gives an orphaned card payment back through the processor (key derived from the payment,
 /// so however often this runs the customer is refunded once) and records `payment.refunded`.
-/// A failure is logged; the `payment.orphaned` event stays for a manager to act on.
+/// A failure is logged and the orphan stays pending: the reconciler tries again.
 pub async fn refund_orphan(state: &AppState, orphan: Orphan) {
     let result = async {
         let processor = processor(state)?;
@@ -450,24 +522,26 @@ pub async fn refund_orphan(state: &AppState, orphan: Orphan) {
             .await
             .map_err(|e| anyhow::anyhow!("refunding orphaned payment: {e}"))?;
         let mut tx = state.db.begin_write().await?;
-        let payload = serde_json::json!({
-            "payment_id": orphan.payment_id, "intent_id": orphan.intent_id,
-            "refund_id": refund.id, "amount": orphan.amount,
-        });
-        store::events::record(
-            &mut tx,
-            "payment.refunded",
-            "payment",
-            &orphan.payment_id.to_string(),
-            &payload,
-        )
-        .await?;
+        if store::payments::orphan_refunded(&mut tx, orphan.payment_id).await? {
+            let payload = serde_json::json!({
+                "payment_id": orphan.payment_id, "intent_id": orphan.intent_id,
+                "refund_id": refund.id, "amount": orphan.amount,
+            });
+            store::events::record(
+                &mut tx,
+                "payment.refunded",
+                "payment",
+                &orphan.payment_id.to_string(),
+                &payload,
+            )
+            .await?;
+        }
         tx.commit().await.map_err(anyhow::Error::from)?;
         Ok::<_, ApiError>(())
     }
     .await;
     if let Err(e) = result {
-        tracing::error!(error = %e, payment_id = %orphan.payment_id, "orphaned card payment not refunded");
+        tracing::error!(error = %e, payment_id = %orphan.payment_id, "orphaned card payment not refunded yet");
     }
 }
 

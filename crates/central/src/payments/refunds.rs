@@ -1,20 +1,28 @@
 //! Refunds (`POST /v1/orders/{id}/refunds`, manager, Idempotency-Key): returned lines are
 //! restocked and their share of the order given back; partial refunds are allowed, never more
-//! than was paid. Card money goes back through the processor first (oldest card payment first),
-//! the rest in cash. The order becomes REFUNDED once everything paid has been given back.
+//! than was paid. Card money goes back through the processor first, the rest in cash. The order
+//! becomes REFUNDED once everything paid has been given back and no refund of it is pending.
 //!
-//! Three steps: (1) one transaction counts the refund against the order (a conditional update,
-//! so concurrent refunds cannot exceed what was paid) and marks the returned quantities;
-//! (2) the processor refunds with keys derived from ours (a retry replays them); (3) one
-//! transaction settles the refund, restocks, writes the events and saves the response.
+//! Three steps: (1) one transaction counts the refund against the order and against each card
+//! payment it draws on (conditional updates under the order's lock, so concurrent refunds can
+//! exceed neither the order nor any payment) and writes the split as refund parts; (2) each
+//! part goes to the processor with a key derived from the refund's, so a retry or the
+//! reconciler replays the same calls; (3) one transaction settles the refund, restocks and
+//! writes the events.
+//!
+//! A processor that refuses the only card money of a refund fails it for good: everything step 1
+//! counted is undone and every retry with the same key answers the same refusal (422
+//! `refund_rejected`), never a success. A refused part after other parts went through (or any
+//! refused part of the refund a cancellation makes) is paid back in cash instead: money that has
+//! moved cannot be undone. A timeout, 5xx, 409 or 429 leaves the refund pending (502
+//! `processor_unavailable`): the retry with the same key, or the reconciler
+//! ([`super::reconcile`]), settles it.
 
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use kassa_domain::api::{
-    CreateRefund, LineRequest, Order, PaymentMethod, PaymentStatus, Refund, StockReason,
-};
+use kassa_domain::api::{CreateRefund, LineRequest, Order, PaymentStatus, Refund, StockReason};
 use kassa_domain::{Money, OrderEvent, OrderStatus};
 use kassa_payments::RefundRequest;
 use uuid::Uuid;
@@ -26,11 +34,17 @@ use crate::idempotency::{self, Begin, Claim};
 use crate::orders;
 use crate::state::AppState;
 use crate::stock;
-use crate::store::{self, payments::RefundRow, Tx};
+use crate::store::{
+    self,
+    payments::{CardRefundable, RefundPart, RefundRow},
+    Tx,
+};
 
 const REASON_CHARS_MAX: usize = 200;
 /// Refunds listed per order at most (each gives back at least a cent of what was paid).
 const REFUNDS_LISTED_MAX: i64 = 1_000;
+/// The processor key prefix of the refund a cancellation makes.
+const CANCEL_KEY_PREFIX: &str = "kassa-cancel-";
 
 fn validate(req: &CreateRefund) -> ApiResult<()> {
     let reason = req.reason.trim();
@@ -111,21 +125,34 @@ async fn refund(
     by: Uuid,
 ) -> ApiResult<Response> {
     let row = prepare(state, id, req, pkey).await?;
-    let refs = if row.status == PaymentStatus::Pending {
-        give_back_card(state, &row).await?
-    } else {
-        Vec::new()
-    };
-    let mut tx = state.db.begin_write().await?;
-    let order = finalize(state, &mut tx, &row, &refs, by).await?;
-    let done = RefundRow {
-        status: PaymentStatus::Succeeded,
-        ..row
-    };
-    let body = serde_json::to_string(&to_api(&done, order.status)).map_err(anyhow::Error::from)?;
-    claim.finish_in(&mut tx, StatusCode::CREATED, &body).await?;
-    tx.commit().await.map_err(anyhow::Error::from)?;
-    Ok(idempotency::json_response(StatusCode::CREATED, body))
+    let (row, order_status) = drive(state, row.id, Some(by)).await?;
+    match row.status {
+        PaymentStatus::Succeeded => {
+            let body =
+                serde_json::to_string(&to_api(&row, order_status)).map_err(anyhow::Error::from)?;
+            let mut tx = state.db.begin_write().await?;
+            claim.finish_in(&mut tx, StatusCode::CREATED, &body).await?;
+            tx.commit().await.map_err(anyhow::Error::from)?;
+            Ok(idempotency::json_response(StatusCode::CREATED, body))
+        }
+        // Not stored: every retry finds the failed row again and answers the same refusal.
+        PaymentStatus::Failed => Err(ApiError::Invalid {
+            code: "refund_rejected",
+            message: format!(
+                "the card processor refused the refund: {}",
+                row.failure.as_deref().unwrap_or("no reason given")
+            ),
+            details: serde_json::json!({ "refund_id": row.id }),
+        }),
+        PaymentStatus::Pending => Err(ApiError::BadGateway {
+            code: "processor_unavailable",
+            message: format!(
+                "the card processor did not answer; refund {} stays pending until it does \
+                 (retry with the same Idempotency-Key, or read GET /v1/orders/{id}/refunds)",
+                row.id
+            ),
+        }),
+    }
 }
 
 fn to_api(r: &RefundRow, order_status: OrderStatus) -> Refund {
@@ -177,7 +204,14 @@ async fn prepare(
             "the refund must be in the order's currency",
         ));
     }
-    if !store::payments::move_refunded(&mut tx, id, amount.to_minor()).await? {
+    let opening = Opening {
+        id: refund_id,
+        amount,
+        lines: req.lines.clone(),
+        reason: req.reason.trim().to_owned(),
+        processor_key: pkey.to_owned(),
+    };
+    let Some(row) = open(&mut tx, &order, opening).await? else {
         let refundable = order
             .paid
             .checked_sub(&order.refunded)
@@ -187,44 +221,105 @@ async fn prepare(
             message: format!("at most {refundable} can still be refunded"),
             details: serde_json::json!({ "refundable": refundable }),
         });
-    }
-    let card = card_refundable(&mut tx, id).await?.min(amount.to_minor());
-    let currency = amount.currency();
-    let row = RefundRow {
-        id: refund_id,
-        order_id: id,
-        status: PaymentStatus::Pending,
-        amount,
-        card: Money::from_minor(card, currency),
-        cash: Money::from_minor(amount.to_minor() - card, currency),
-        lines: req.lines.clone(),
-        reason: req.reason.trim().to_owned(),
-        processor_key: pkey.to_owned(),
-        created_at: chrono::Utc::now(),
     };
-    store::payments::insert_refund(&mut tx, &row).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(row)
 }
 
-/// What card payments took and earlier refunds have not given back yet.
-async fn card_refundable(tx: &mut Tx, order_id: Uuid) -> ApiResult<i64> {
-    let paid: i64 = card_payments(tx, order_id)
-        .await?
-        .iter()
-        .map(|(_, m)| m)
-        .sum();
-    Ok(paid - store::payments::card_refunded_minor(tx, order_id).await?)
+/// A refund about to be written.
+struct Opening {
+    id: Uuid,
+    amount: Money,
+    lines: Vec<LineRequest>,
+    reason: String,
+    processor_key: String,
 }
 
-/// Succeeded card payments of an order, oldest first: (intent id, minor units).
-async fn card_payments(tx: &mut Tx, order_id: Uuid) -> ApiResult<Vec<(String, i64)>> {
-    Ok(store::payments::of_order(tx, order_id)
+/// Writes a pending refund of a locked order: counts it against the order (`None`, nothing
+/// written, when that would give back more than was paid) and splits its card part over the
+/// card payments that still hold money, oldest first, each counted against its payment.
+async fn open(tx: &mut Tx, order: &Order, o: Opening) -> ApiResult<Option<RefundRow>> {
+    let minor = o.amount.to_minor();
+    if !store::payments::move_refunded(tx, order.id, minor).await? {
+        return Ok(None);
+    }
+    let cards = store::payments::card_refundable(tx, order.id).await?;
+    let split = split_over_cards(minor, &cards);
+    let card: i64 = split.iter().map(|(_, take)| take).sum();
+    let currency = o.amount.currency();
+    let row = RefundRow {
+        id: o.id,
+        order_id: order.id,
+        status: PaymentStatus::Pending,
+        amount: o.amount,
+        card: Money::from_minor(card, currency),
+        cash: Money::from_minor(minor - card, currency),
+        lines: o.lines,
+        reason: o.reason,
+        processor_key: o.processor_key,
+        failure: None,
+        created_at: chrono::Utc::now(),
+    };
+    store::payments::insert_refund(tx, &row).await?;
+    for (seq, (i, take)) in (0i64..).zip(split) {
+        let from = &cards[i];
+        if !store::payments::move_payment_refunded(tx, from.payment_id, take).await? {
+            return Err(anyhow::anyhow!(
+                "payment {} changed under the order lock",
+                from.payment_id
+            )
+            .into());
+        }
+        let part = RefundPart {
+            refund_id: row.id,
+            seq,
+            payment_id: from.payment_id,
+            intent_id: from.intent_id.clone(),
+            amount_minor: take,
+            processor_ref: None,
+        };
+        store::payments::insert_part(tx, &part).await?;
+    }
+    Ok(Some(row))
+}
+
+/// Splits `amount_minor` over card payments oldest first, each giving at most what it still
+/// holds: `(index into cards, minor units)`. What the cards cannot cover is the cash part.
+pub fn split_over_cards(amount_minor: i64, cards: &[CardRefundable]) -> Vec<(usize, i64)> {
+    let mut left = amount_minor;
+    let mut split = Vec::new();
+    for (i, card) in cards.iter().enumerate() {
+        if left <= 0 {
+            break;
+        }
+        let take = left.min(card.refundable_minor);
+        if take > 0 {
+            split.push((i, take));
+            left -= take;
+        }
+    }
+    split
+}
+
+/// Opens the refund of what a cancelled order had paid (in the cancellation's transaction,
+/// the order locked): card parts through the processor, the rest as cash to pay back. `None`
+/// when nothing was paid. Drive it with [`drive`] once committed.
+pub async fn open_for_cancel(tx: &mut Tx, order: &Order) -> ApiResult<Option<Uuid>> {
+    let held = order.paid.to_minor() - order.refunded.to_minor();
+    if held <= 0 {
+        return Ok(None);
+    }
+    let opening = Opening {
+        id: Uuid::now_v7(),
+        amount: Money::from_minor(held, order.paid.currency()),
+        lines: Vec::new(),
+        reason: "order cancelled: what was paid goes back".into(),
+        processor_key: format!("{CANCEL_KEY_PREFIX}{}", order.id),
+    };
+    let row = open(tx, order, opening)
         .await?
-        .into_iter()
-        .filter(|p| p.method == PaymentMethod::Card && p.status == PaymentStatus::Succeeded)
-        .filter_map(|p| p.processor_ref.map(|r| (r, p.amount.to_minor())))
-        .collect())
+        .ok_or_else(|| anyhow::anyhow!("order {} refunded more than it was paid", order.id))?;
+    Ok(Some(row.id))
 }
 
 /// A line's share of its total for `qty` more returned units after `returned`: cumulative
@@ -264,89 +359,147 @@ async fn mark_returned(tx: &mut Tx, order: &Order, lines: &[LineRequest]) -> Api
     Ok(Money::from_minor(total, currency))
 }
 
-/// Step 2: gives the card part back through the processor, spread over the order's card
-/// payments oldest first. Keys derive from the refund's, so a retry replays each call.
-async fn give_back_card(state: &AppState, row: &RefundRow) -> ApiResult<Vec<String>> {
-    if row.card.is_zero() {
-        return Ok(Vec::new());
-    }
-    let processor = processor(state)?;
-    let mut tx = state.db.begin_read().await?;
-    let cards = card_payments(&mut tx, row.order_id).await?;
-    let before =
-        store::payments::card_refunded_minor(&mut tx, row.order_id).await? - row.card.to_minor();
-    tx.commit().await.map_err(anyhow::Error::from)?;
-    let (from, to) = (before, before + row.card.to_minor());
-    let mut refs = Vec::new();
-    let mut start = 0;
-    for (i, (intent_id, amount)) in cards.iter().enumerate() {
-        let end = start + amount;
-        let take = to.min(end) - from.max(start);
-        start = end;
-        if take <= 0 {
-            continue;
-        }
-        let request = RefundRequest {
-            intent_id: intent_id.clone(),
-            amount_minor: take,
-            idempotency_key: format!("{}-{i}", row.processor_key),
-        };
-        match processor.refund(request).await {
-            Ok(refund) => refs.push(refund.id),
-            Err(e) if e.outcome_unknown() => {
-                return Err(ApiError::BadGateway {
-                    code: "processor_unavailable",
-                    message:
-                        "the card processor did not answer; retry with the same Idempotency-Key"
-                            .into(),
-                })
-            }
-            Err(e) => return Err(fail(state, row, &e.to_string()).await),
-        }
-    }
-    Ok(refs)
-}
-
-/// The processor refused the refund for good: undo step 1.
-async fn fail(state: &AppState, row: &RefundRow, why: &str) -> ApiError {
-    let undo = async {
-        let mut tx = state.db.begin_write().await?;
-        if store::payments::settle_refund(&mut tx, row.id, PaymentStatus::Failed, &[]).await? {
-            store::payments::move_refunded(&mut tx, row.order_id, -row.amount.to_minor()).await?;
-            for line in &row.lines {
-                store::orders::unreturn(&mut tx, row.order_id, line.sku.as_ref(), line.qty).await?;
-            }
-        }
-        tx.commit().await.context("committing the undone refund")
-    };
-    match undo.await {
-        Ok(()) => ApiError::Invalid {
-            code: "refund_rejected",
-            message: format!("the card processor refused the refund: {why}"),
-            details: serde_json::Value::Null,
-        },
-        Err(e) => ApiError::Internal(e),
-    }
-}
-
-/// Step 3: settles the refund, restocks what came back, writes the events and, once
-/// everything paid has been given back, moves the order to REFUNDED.
-async fn finalize(
+/// Steps 2 and 3 for a pending refund, whoever calls (the request, its retry, a cancellation,
+/// the reconciler): sends every part the processor has not answered yet, then settles the
+/// refund unless an answer is still unknown. Returns the refund and its order's state as they
+/// stand afterwards. Safe to run concurrently: the processor replays keys and every settling
+/// update is conditional on the refund still being pending.
+pub async fn drive(
     state: &AppState,
+    refund_id: Uuid,
+    by: Option<Uuid>,
+) -> ApiResult<(RefundRow, OrderStatus)> {
+    let mut tx = state.db.begin_read().await?;
+    let row = store::payments::refund_by_id(&mut tx, refund_id)
+        .await?
+        .ok_or(ApiError::NotFound("refund"))?;
+    let parts = store::payments::parts_of(&mut tx, refund_id).await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    if row.status != PaymentStatus::Pending {
+        return current(state, refund_id).await;
+    }
+    let mut refused = Vec::new();
+    let unsent: Vec<&RefundPart> = parts.iter().filter(|p| p.processor_ref.is_none()).collect();
+    if !unsent.is_empty() {
+        let processor = processor(state)?;
+        let mut unknown = false;
+        for part in unsent {
+            let request = RefundRequest {
+                intent_id: part.intent_id.clone(),
+                amount_minor: part.amount_minor,
+                idempotency_key: format!("{}-{}", row.processor_key, part.seq),
+            };
+            match processor.refund(request).await {
+                Ok(done) => {
+                    let mut tx = state.db.begin_write().await?;
+                    store::payments::set_part_ref(&mut tx, refund_id, part.seq, &done.id).await?;
+                    tx.commit().await.map_err(anyhow::Error::from)?;
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, %refund_id, "refund outcome unknown; stays pending");
+                    unknown = true;
+                }
+                Err(e) => refused.push((part.clone(), e.to_string())),
+            }
+        }
+        if unknown {
+            let mut tx = state.db.begin_write().await?;
+            store::payments::touch_refund(&mut tx, refund_id).await?;
+            tx.commit().await.map_err(anyhow::Error::from)?;
+            return current(state, refund_id).await;
+        }
+    }
+    let mut tx = state.db.begin_write().await?;
+    // The order first, then its refund and payments: the one lock order.
+    let order = orders::load_locked(state, &mut tx, row.order_id).await?;
+    let parts = store::payments::parts_of(&mut tx, refund_id).await?;
+    let went_through = parts.iter().any(|p| p.processor_ref.is_some());
+    let cancelling = row.processor_key.starts_with(CANCEL_KEY_PREFIX);
+    if !refused.is_empty() && !went_through && !cancelling {
+        let why: Vec<&str> = refused.iter().map(|(_, why)| why.as_str()).collect();
+        fail(&mut tx, &row, &parts, &why.join("; ")).await?;
+    } else {
+        let refs: Vec<String> = parts
+            .iter()
+            .filter_map(|p| p.processor_ref.clone())
+            .collect();
+        if store::payments::settle_refund(&mut tx, refund_id, PaymentStatus::Succeeded, &refs, None)
+            .await?
+        {
+            for (part, why) in &refused {
+                tracing::warn!(%refund_id, seq = part.seq, %why, "card refund part refused; paid back in cash");
+                store::payments::part_to_cash(&mut tx, part).await?;
+            }
+            let row = store::payments::refund_by_id(&mut tx, refund_id)
+                .await?
+                .ok_or(ApiError::NotFound("refund"))?;
+            finalize(&mut tx, &order, &row, &refs, by).await?;
+        }
+    }
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    current(state, refund_id).await
+}
+
+/// The refund and its order's state, read fresh.
+async fn current(state: &AppState, refund_id: Uuid) -> ApiResult<(RefundRow, OrderStatus)> {
+    let mut tx = state.db.begin_read().await?;
+    let row = store::payments::refund_by_id(&mut tx, refund_id)
+        .await?
+        .ok_or(ApiError::NotFound("refund"))?;
+    let order = store::orders::get(&mut tx, row.order_id, "")
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok((row, order.status))
+}
+
+/// The processor refused the refund for good and no money moved: undo step 1, once.
+async fn fail(tx: &mut Tx, row: &RefundRow, parts: &[RefundPart], why: &str) -> ApiResult<()> {
+    if !store::payments::settle_refund(tx, row.id, PaymentStatus::Failed, &[], Some(why)).await? {
+        return Ok(());
+    }
+    let undo = async {
+        if !store::payments::move_refunded(tx, row.order_id, -row.amount.to_minor()).await? {
+            anyhow::bail!("undoing refund {}: order out of bounds", row.id);
+        }
+        for part in parts {
+            if !store::payments::move_payment_refunded(tx, part.payment_id, -part.amount_minor)
+                .await?
+            {
+                anyhow::bail!("undoing refund {}: payment out of bounds", row.id);
+            }
+        }
+        for line in &row.lines {
+            store::orders::unreturn(tx, row.order_id, line.sku.as_ref(), line.qty).await?;
+        }
+        let payload = serde_json::json!({ "refund_id": row.id, "amount": row.amount, "why": why });
+        store::events::record(
+            tx,
+            "order.refund_failed",
+            "order",
+            &row.order_id.to_string(),
+            &payload,
+        )
+        .await
+    };
+    undo.await.context("undoing a refused refund")?;
+    Ok(())
+}
+
+/// Step 3: restocks what came back, writes the events and, once everything paid has been
+/// given back and no refund of the order is pending, moves it to REFUNDED.
+async fn finalize(
     tx: &mut Tx,
+    order: &Order,
     row: &RefundRow,
     refs: &[String],
-    by: Uuid,
-) -> ApiResult<Order> {
-    let order = orders::load_locked(state, tx, row.order_id).await?;
-    if !store::payments::settle_refund(tx, row.id, PaymentStatus::Succeeded, refs).await? {
-        return Ok(order);
-    }
+    by: Option<Uuid>,
+) -> ApiResult<()> {
     // Inside the transaction: a second pool connection here could wait on a pool that the
     // requests queued behind this order's row lock hold (a deadlock until the pool times out).
     let location_id = store::orders::location_id(tx, order.id).await?;
     let order_ref = order.id.to_string();
-    let by = by.to_string();
+    let by = by.map(|b| b.to_string());
     for line in &row.lines {
         store::stock::move_on_hand(
             tx,
@@ -357,7 +510,7 @@ async fn finalize(
                 reason: StockReason::Return,
                 reference: Some(&order_ref),
                 note: Some(&row.reason),
-                created_by: Some(&by),
+                created_by: by.as_deref(),
             },
         )
         .await?;
@@ -367,16 +520,45 @@ async fn finalize(
         "lines": row.lines, "processor_refs": refs,
     });
     store::events::record(tx, "order.refund_issued", "order", &order_ref, &payload).await?;
-    let fully = order.refunded == order.paid;
+    let fully = order.refunded == order.paid
+        && store::payments::pending_refunds_of_order(tx, order.id).await? == 0;
     if fully && matches!(order.status, OrderStatus::Paid | OrderStatus::Fulfilled) {
-        orders::transition(tx, &order, OrderEvent::Refund, payload).await?;
+        orders::transition(tx, order, OrderEvent::Refund, payload).await?;
     }
-    orders::load_locked(state, tx, row.order_id).await
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::line_share_minor;
+
+    use super::split_over_cards;
+    use crate::store::payments::CardRefundable;
+
+    fn cards(left: &[i64]) -> Vec<CardRefundable> {
+        left.iter()
+            .map(|&l| CardRefundable {
+                payment_id: uuid::Uuid::now_v7(),
+                intent_id: "pi".into(),
+                refundable_minor: l,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_refund_draws_on_card_payments_oldest_first_each_within_what_it_holds() {
+        assert_eq!(
+            split_over_cards(700, &cards(&[500, 500])),
+            vec![(0, 500), (1, 200)]
+        );
+        assert_eq!(split_over_cards(300, &cards(&[0, 500])), vec![(1, 300)]);
+        // More than the cards hold: the rest is the cash part.
+        assert_eq!(
+            split_over_cards(1200, &cards(&[500, 500])),
+            vec![(0, 500), (1, 500)]
+        );
+        assert!(split_over_cards(100, &cards(&[])).is_empty());
+    }
 
     #[test]
     fn shares_of_a_line_returned_unit_by_unit_add_up_to_its_total() {

@@ -163,20 +163,41 @@ pub async fn release(tx: &mut Tx, reservation_id: &str, to: &str) -> anyhow::Res
     Ok(true)
 }
 
-/// Releases every expired reservation (and cancels its order). Safe with several instances:
-/// each release is conditional, so a reservation is released once whoever sweeps.
+/// Releases every expired reservation and cancels its order, giving back what the order had
+/// paid. An order with a card payment in flight waits (its reservation stays until the payment
+/// settles: the webhook, the retry or the reconciler). Safe with several instances: each
+/// release is conditional, so a reservation is released once whoever sweeps. Locks the order
+/// before its reservation and stock, the one lock order.
 #[tracing::instrument(skip_all)]
 pub async fn sweep_expired(state: &AppState) -> anyhow::Result<usize> {
     let mut released = 0;
     for id in store::stock::expired_reservations(&state.db, now_ms(), SWEEP_BATCH_MAX).await? {
         let mut tx = state.db.begin_write().await?;
-        if release(&mut tx, &id, "expired").await? {
-            let r = store::stock::reservation(&mut tx, &id).await?;
-            if let Some(order_id) = r.and_then(|r| r.order_id) {
-                crate::orders::cancel_after_expiry(&mut tx, order_id.parse()?).await?;
+        let order_id = store::stock::reservation(&mut tx, &id)
+            .await?
+            .and_then(|r| r.order_id);
+        let (done, refund) = match order_id {
+            None => (release(&mut tx, &id, "expired").await?, None),
+            Some(order_id) => {
+                let order = crate::orders::load_locked(state, &mut tx, order_id.parse()?).await?;
+                let payload = serde_json::json!({ "reason": "reservation_expired" });
+                match crate::orders::cancel_in(&mut tx, &order, "expired", payload).await {
+                    Ok(refund) => (true, refund),
+                    // A payment in flight: the order waits; another outcome: only the hold goes.
+                    Err(ApiError::Conflict {
+                        code: "payment_in_flight",
+                        ..
+                    }) => (false, None),
+                    Err(_) => (release(&mut tx, &id, "expired").await?, None),
+                }
             }
+        };
+        if done {
             tx.commit().await?;
             released += 1;
+            crate::orders::refund_cancelled(state, refund, None).await;
+        } else {
+            tx.rollback().await?;
         }
     }
     if released > 0 {
@@ -653,7 +674,12 @@ pub async fn resolve_discrepancy(
     Ok(Json(discrepancy))
 }
 
-/// Idempotency keys are scoped to the caller.
+/// The idempotency scope of a caller's keys: a register's sessions share one scope (the till
+/// retries its writes with the same keys whoever is signed in when the retry goes), anyone
+/// else's are their own.
 pub fn scope(caller: &Caller) -> String {
-    format!("user:{}", caller.user_id)
+    match caller.register_id {
+        Some(register) => format!("register:{register}"),
+        None => format!("user:{}", caller.user_id),
+    }
 }

@@ -14,25 +14,32 @@ pub struct Stored {
     pub created_at: i64,
 }
 
-/// Tries to claim `(scope, key)`; `true` when this call made the claim. The claim's commit
+/// Tries to claim `(scope, key)`; `Some(lock)` when this call made the claim, `lock` being
+/// the claim's owner token (its `locked_at`) that completing or releasing it must present. The claim's commit
 /// does not wait for the disk ([`Db::begin_write_relaxed`]): the response is saved in the
 /// work's own durable commit, which makes the claim durable with it; a claim lost to power
 /// failure belongs to work that never committed, so the retry doing it is right.
-pub async fn claim(db: &Db, scope: &str, key: &str, request_hash: &str) -> anyhow::Result<bool> {
+pub async fn claim(
+    db: &Db,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+) -> anyhow::Result<Option<i64>> {
     let mut tx = db.begin_write_relaxed().await?;
     let claimed = claim_in(&mut tx, scope, key, request_hash).await?;
     tx.commit().await.context("committing idempotency claim")?;
     Ok(claimed)
 }
 
-/// Claims `(scope, key)` inside `tx`; `true` when this call made the claim. A concurrent
+/// Claims `(scope, key)` inside `tx`; `Some(lock)` when this call made the claim. A concurrent
 /// claim of the same key waits for `tx` to end (the unique key's lock), then sees the claim.
 pub async fn claim_in(
     tx: &mut Tx,
     scope: &str,
     key: &str,
     request_hash: &str,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<i64>> {
+    let lock = now_ms();
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (scope, key, request_hash, locked_at, created_at) \
          VALUES ($1, $2, $3, $4, $4) ON CONFLICT (scope, key) DO NOTHING",
@@ -40,11 +47,11 @@ pub async fn claim_in(
     .bind(scope)
     .bind(key)
     .bind(request_hash)
-    .bind(now_ms())
+    .bind(lock)
     .execute(&mut **tx)
     .await
     .context("claiming idempotency key")?;
-    Ok(inserted.rows_affected() == 1)
+    Ok((inserted.rows_affected() == 1).then_some(lock))
 }
 
 /// Stores a finished response under a key nobody holds (a claim made in a transaction that
@@ -105,13 +112,15 @@ pub async fn take_over(
     key: &str,
     old_locked_at: i64,
     request_hash: &str,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<i64>> {
+    // Strictly after the old lock: the new owner's token never equals the dead one's.
+    let lock = now_ms().max(old_locked_at + 1);
     let mut tx = db.begin_write().await?;
     let updated = sqlx::query(
         "UPDATE idempotency_keys SET locked_at = $1, request_hash = $2, created_at = $1 \
          WHERE scope = $3 AND key = $4 AND locked_at = $5 AND response_status IS NULL",
     )
-    .bind(now_ms())
+    .bind(lock)
     .bind(request_hash)
     .bind(scope)
     .bind(key)
@@ -122,7 +131,7 @@ pub async fn take_over(
     tx.commit()
         .await
         .context("committing idempotency take-over")?;
-    Ok(updated.rows_affected() == 1)
+    Ok((updated.rows_affected() == 1).then_some(lock))
 }
 
 /// Replaces a record older than the retention window by a fresh claim.
@@ -132,7 +141,7 @@ pub async fn renew_expired(
     key: &str,
     created_before: i64,
     request_hash: &str,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<i64>> {
     let now = now_ms();
     let mut tx = db.begin_write().await?;
     let updated = sqlx::query(
@@ -151,37 +160,45 @@ pub async fn renew_expired(
     tx.commit()
         .await
         .context("committing idempotency renewal")?;
-    Ok(updated.rows_affected() == 1)
+    Ok((updated.rows_affected() == 1).then_some(now))
 }
 
-/// Saves the response inside the transaction that did the work, so both commit or neither.
+/// Saves the response inside the transaction that did the work, so both commit or neither;
+/// `false` (nothing saved) when the claim is no longer the one `lock` names: another request
+/// took it over, and this one's work must not commit.
 pub async fn complete_in(
     tx: &mut Tx,
     scope: &str,
     key: &str,
+    lock: i64,
     status: u16,
     body: &str,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET response_status = $1, response_body = $2 WHERE scope = $3 AND key = $4",
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE idempotency_keys SET response_status = $1, response_body = $2 \
+         WHERE scope = $3 AND key = $4 AND locked_at = $5 AND response_status IS NULL",
     )
     .bind(i64::from(status))
     .bind(body)
     .bind(scope)
     .bind(key)
+    .bind(lock)
     .execute(&mut **tx)
     .await
     .context("saving idempotent response")?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-/// Forgets a claim whose request failed validation: nothing is stored for it.
-pub async fn release(db: &Db, scope: &str, key: &str) -> anyhow::Result<()> {
+/// Forgets a claim whose request failed validation: nothing is stored for it. Only the claim
+/// `lock` names goes: one another request took over stays.
+pub async fn release(db: &Db, scope: &str, key: &str, lock: i64) -> anyhow::Result<()> {
     sqlx::query(
-        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND response_status IS NULL",
+        "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND locked_at = $3 \
+         AND response_status IS NULL",
     )
     .bind(scope)
     .bind(key)
+    .bind(lock)
     .execute(db.pool())
     .await
     .context("releasing idempotency key")?;

@@ -34,30 +34,46 @@ pub async fn exists(tx: &mut Tx, id: Uuid) -> anyhow::Result<bool> {
 }
 
 pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
+    write(tx, o, "").await.map(|_| ())
+}
+
+/// Inserts an order unless one with its id exists (on PostgreSQL a concurrent insert of the
+/// same id waits for the other to commit); `false` when it existed, nothing written.
+pub async fn try_insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<bool> {
+    write(tx, o, " ON CONFLICT (id) DO NOTHING").await
+}
+
+async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str) -> anyhow::Result<bool> {
     let now = now_ms();
     let t = o.totals;
-    sqlx::query(
+    let sql = format!(
         "INSERT INTO orders (id, owner_id, register_id, location_id, source, status, currency, subtotal_minor, \
          discount_minor, tax_minor, total_minor, paid_minor, totals, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
-    )
-    .bind(o.id.to_string())
-    .bind(o.owner_id.to_string())
-    .bind(o.register_id.map(|r| r.to_string()))
-    .bind(o.location_id)
-    .bind(o.source)
-    .bind(o.status.as_str())
-    .bind(t.currency.code())
-    .bind(t.subtotal.to_minor())
-    .bind(t.discount_total.to_minor())
-    .bind(t.tax_total.to_minor())
-    .bind(t.total.to_minor())
-    .bind(o.paid_minor)
-    .bind(serde_json::to_string(t).context("encoding totals")?)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .context("inserting order")?;
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14){on_conflict}",
+    );
+    let inserted = sqlx::query(&sql)
+        .bind(o.id.to_string())
+        .bind(o.owner_id.to_string())
+        .bind(o.register_id.map(|r| r.to_string()))
+        .bind(o.location_id)
+        .bind(o.source)
+        .bind(o.status.as_str())
+        .bind(t.currency.code())
+        .bind(t.subtotal.to_minor())
+        .bind(t.discount_total.to_minor())
+        .bind(t.tax_total.to_minor())
+        .bind(t.total.to_minor())
+        .bind(o.paid_minor)
+        .bind(serde_json::to_string(t).context("encoding totals")?)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .context("inserting order")?
+        .rows_affected()
+        == 1;
+    if !inserted {
+        return Ok(false);
+    }
     for (i, (line, name)) in t.lines.iter().zip(o.names).enumerate() {
         let unit_minor = line.gross_before_discount.to_minor() / i64::from(line.qty.max(1));
         let approver = o.approvers.get(i).cloned().flatten();
@@ -79,7 +95,7 @@ pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
         .await
         .context("inserting order line")?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Moves the order from `from` to `to`, only if it is still in `from`.

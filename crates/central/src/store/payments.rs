@@ -241,6 +241,8 @@ pub struct RefundRow {
     pub lines: Vec<LineRequest>,
     pub reason: String,
     pub processor_key: String,
+    /// Why the processor refused it (status `failed`).
+    pub failure: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -263,6 +265,7 @@ fn decode_refund(row: &sqlx::any::AnyRow) -> anyhow::Result<RefundRow> {
         lines: serde_json::from_str(&lines).context("stored refund lines")?,
         reason: row.try_get("reason")?,
         processor_key: row.try_get("processor_key")?,
+        failure: row.try_get("failure")?,
         created_at: from_ms(row.try_get("created_at")?),
     })
 }
@@ -327,19 +330,22 @@ pub async fn insert_refund(tx: &mut Tx, r: &RefundRow) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Settles a pending refund; `true` for the call that did it.
+/// Settles a pending refund (with the processor's refund ids, or why it refused); `true` for
+/// the call that did it.
 pub async fn settle_refund(
     tx: &mut Tx,
     id: Uuid,
     to: PaymentStatus,
     processor_refs: &[String],
+    failure: Option<&str>,
 ) -> anyhow::Result<bool> {
     let done = sqlx::query(
-        "UPDATE refunds SET status = $1, processor_refs = $2, updated_at = $3 \
-         WHERE id = $4 AND status = 'pending'",
+        "UPDATE refunds SET status = $1, processor_refs = $2, failure = $3, updated_at = $4 \
+         WHERE id = $5 AND status = 'pending'",
     )
     .bind(to.as_str())
     .bind(processor_refs.join(","))
+    .bind(failure)
     .bind(now_ms())
     .bind(id.to_string())
     .execute(&mut **tx)
@@ -364,15 +370,325 @@ pub async fn move_refunded(tx: &mut Tx, order_id: Uuid, delta_minor: i64) -> any
     Ok(done.rows_affected() == 1)
 }
 
-/// How much has been refunded to each card intent of an order so far (succeeded or pending).
-pub async fn card_refunded_minor(tx: &mut Tx, order_id: Uuid) -> anyhow::Result<i64> {
+/// A succeeded card payment and what can still be given back from it.
+#[derive(Debug, Clone)]
+pub struct CardRefundable {
+    pub payment_id: Uuid,
+    pub intent_id: String,
+    pub refundable_minor: i64,
+}
+
+/// An order's succeeded card payments that still hold money, oldest first, with what each can
+/// still give back: what it captured minus its refund parts and orphan refund.
+pub async fn card_refundable(tx: &mut Tx, order_id: Uuid) -> anyhow::Result<Vec<CardRefundable>> {
+    let rows = sqlx::query(
+        "SELECT id, processor_ref, amount_minor - refunded_minor AS refundable FROM payments \
+         WHERE order_id = $1 AND method = 'card' AND status = 'succeeded' \
+         AND processor_ref IS NOT NULL AND amount_minor > refunded_minor \
+         ORDER BY created_at, id",
+    )
+    .bind(order_id.to_string())
+    .fetch_all(&mut **tx)
+    .await
+    .context("loading refundable card payments")?;
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get("id")?;
+            Ok(CardRefundable {
+                payment_id: id.parse()?,
+                intent_id: row.try_get("processor_ref")?,
+                refundable_minor: row.try_get("refundable")?,
+            })
+        })
+        .collect()
+}
+
+/// Counts `delta_minor` as given back from one payment, within [0, what it took]; `false`
+/// (nothing changed) when that bound would break.
+pub async fn move_payment_refunded(
+    tx: &mut Tx,
+    payment_id: Uuid,
+    delta_minor: i64,
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE payments SET refunded_minor = refunded_minor + $1, updated_at = $2 \
+         WHERE id = $3 AND refunded_minor + $1 <= amount_minor AND refunded_minor + $1 >= 0",
+    )
+    .bind(delta_minor)
+    .bind(now_ms())
+    .bind(payment_id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("counting a refund against its payment")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One card payment's share of a refund.
+#[derive(Debug, Clone)]
+pub struct RefundPart {
+    pub refund_id: Uuid,
+    pub seq: i64,
+    pub payment_id: Uuid,
+    pub intent_id: String,
+    pub amount_minor: i64,
+    pub processor_ref: Option<String>,
+}
+
+pub async fn insert_part(tx: &mut Tx, p: &RefundPart) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO refund_parts (refund_id, seq, payment_id, intent_id, amount_minor) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(p.refund_id.to_string())
+    .bind(p.seq)
+    .bind(p.payment_id.to_string())
+    .bind(&p.intent_id)
+    .bind(p.amount_minor)
+    .execute(&mut **tx)
+    .await
+    .context("inserting refund part")?;
+    Ok(())
+}
+
+/// A refund's parts, in the order they go to the processor.
+pub async fn parts_of(tx: &mut Tx, refund_id: Uuid) -> anyhow::Result<Vec<RefundPart>> {
+    let rows = sqlx::query("SELECT * FROM refund_parts WHERE refund_id = $1 ORDER BY seq")
+        .bind(refund_id.to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .context("loading refund parts")?;
+    rows.iter()
+        .map(|row| {
+            let refund_id: String = row.try_get("refund_id")?;
+            let payment_id: String = row.try_get("payment_id")?;
+            Ok(RefundPart {
+                refund_id: refund_id.parse()?,
+                seq: row.try_get("seq")?,
+                payment_id: payment_id.parse()?,
+                intent_id: row.try_get("intent_id")?,
+                amount_minor: row.try_get("amount_minor")?,
+                processor_ref: row.try_get("processor_ref")?,
+            })
+        })
+        .collect()
+}
+
+/// Notes the processor's refund id on a part (once).
+pub async fn set_part_ref(
+    tx: &mut Tx,
+    refund_id: Uuid,
+    seq: i64,
+    processor_ref: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE refund_parts SET processor_ref = $1 \
+         WHERE refund_id = $2 AND seq = $3 AND processor_ref IS NULL",
+    )
+    .bind(processor_ref)
+    .bind(refund_id.to_string())
+    .bind(seq)
+    .execute(&mut **tx)
+    .await
+    .context("noting a refund part's reference")?;
+    Ok(())
+}
+
+/// A part the processor refused while others of its refund went through: its amount is paid
+/// back in cash instead (the refund's card and cash split move with it).
+pub async fn part_to_cash(tx: &mut Tx, part: &RefundPart) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM refund_parts WHERE refund_id = $1 AND seq = $2")
+        .bind(part.refund_id.to_string())
+        .bind(part.seq)
+        .execute(&mut **tx)
+        .await
+        .context("dropping a refused refund part")?;
+    sqlx::query(
+        "UPDATE refunds SET card_minor = card_minor - $1, cash_minor = cash_minor + $1 \
+         WHERE id = $2",
+    )
+    .bind(part.amount_minor)
+    .bind(part.refund_id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("moving a refused part to cash")?;
+    if !move_payment_refunded(tx, part.payment_id, -part.amount_minor).await? {
+        anyhow::bail!(
+            "refund part {} of {} out of bounds",
+            part.seq,
+            part.refund_id
+        );
+    }
+    Ok(())
+}
+
+pub async fn refund_by_id(tx: &mut Tx, id: Uuid) -> anyhow::Result<Option<RefundRow>> {
+    sqlx::query("SELECT * FROM refunds WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .context("loading refund")?
+        .as_ref()
+        .map(decode_refund)
+        .transpose()
+}
+
+/// How many of an order's refunds still wait for the processor.
+pub async fn pending_refunds_of_order(tx: &mut Tx, order_id: Uuid) -> anyhow::Result<i64> {
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM refunds WHERE order_id = $1 AND status = 'pending'")
+            .bind(order_id.to_string())
+            .fetch_one(&mut **tx)
+            .await
+            .context("counting pending refunds")?;
+    Ok(row.try_get("n")?)
+}
+
+/// Whether an order has a card payment still waiting for the processor's outcome.
+pub async fn has_pending_payment(tx: &mut Tx, order_id: Uuid) -> anyhow::Result<bool> {
     let row = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(card_minor), 0) AS BIGINT) AS total FROM refunds \
-         WHERE order_id = $1 AND status <> 'failed'",
+        "SELECT COUNT(*) AS n FROM payments WHERE order_id = $1 AND status = 'pending'",
     )
     .bind(order_id.to_string())
     .fetch_one(&mut **tx)
     .await
-    .context("summing card refunds")?;
-    Ok(row.try_get("total")?)
+    .context("looking for pending payments")?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
+/// Refunds still pending whose last change is older than `before_ms` (the reconciler's work).
+pub async fn stale_pending_refunds(
+    tx: &mut Tx,
+    before_ms: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<Uuid>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM refunds WHERE status = 'pending' AND updated_at < $1 \
+         ORDER BY updated_at, id LIMIT $2",
+    )
+    .bind(before_ms)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+    .context("finding pending refunds")?;
+    ids.iter().map(|id| Ok(id.parse()?)).collect()
+}
+
+/// Card payments still pending whose last change is older than `before_ms`.
+pub async fn stale_pending_payments(
+    tx: &mut Tx,
+    before_ms: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<PaymentRow>> {
+    sqlx::query(
+        "SELECT * FROM payments WHERE status = 'pending' AND updated_at < $1 \
+         ORDER BY updated_at, id LIMIT $2",
+    )
+    .bind(before_ms)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+    .context("finding pending payments")?
+    .iter()
+    .map(decode)
+    .collect()
+}
+
+/// Orphaned card payments the processor has not given back yet.
+pub async fn pending_orphans(tx: &mut Tx, limit: i64) -> anyhow::Result<Vec<PaymentRow>> {
+    sqlx::query("SELECT * FROM payments WHERE orphan = 'pending' ORDER BY created_at, id LIMIT $1")
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await
+        .context("finding orphaned payments")?
+        .iter()
+        .map(decode)
+        .collect()
+}
+
+/// Marks a succeeded payment as an orphan: all of it is to be given back, none of it can be
+/// refunded again. `true` for the call that marked it.
+pub async fn mark_orphan(tx: &mut Tx, payment_id: Uuid) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE payments SET orphan = 'pending', refunded_minor = amount_minor, updated_at = $1 \
+         WHERE id = $2 AND orphan IS NULL AND refunded_minor = 0",
+    )
+    .bind(now_ms())
+    .bind(payment_id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("marking an orphaned payment")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The processor gave an orphan back; `true` for the call that recorded it.
+pub async fn orphan_refunded(tx: &mut Tx, payment_id: Uuid) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE payments SET orphan = 'refunded', updated_at = $1 \
+         WHERE id = $2 AND orphan = 'pending'",
+    )
+    .bind(now_ms())
+    .bind(payment_id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("recording an orphan's refund")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A payment Kassa recorded as failed that the processor says succeeded after all (a late or
+/// out-of-order webhook, a reconciler that gave up): it becomes succeeded, once.
+pub async fn revive(tx: &mut Tx, id: Uuid, processor_ref: &str) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE payments SET status = 'succeeded', processor_ref = $1, failure_code = NULL, \
+         updated_at = $2 WHERE id = $3 AND status = 'failed' AND method = 'card' \
+         AND (processor_ref IS NULL OR processor_ref = $1)",
+    )
+    .bind(processor_ref)
+    .bind(now_ms())
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("reviving a payment")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Keeps the payment-method token a card payment was sent with (for the reconciler's replay).
+pub async fn set_payment_method(tx: &mut Tx, id: Uuid, token: &str) -> anyhow::Result<()> {
+    sqlx::query("UPDATE payments SET payment_method = $1 WHERE id = $2")
+        .bind(token)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("noting a payment's method token")?;
+    Ok(())
+}
+
+/// The payment-method token a card payment was sent with, if it was kept.
+pub async fn payment_method(tx: &mut Tx, id: Uuid) -> anyhow::Result<Option<String>> {
+    let row = sqlx::query("SELECT payment_method FROM payments WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .context("loading a payment's method token")?;
+    Ok(row.and_then(|r| r.try_get("payment_method").ok().flatten()))
+}
+
+/// Bumps a pending row's clock so the reconciler waits a full period before its next try.
+pub async fn touch_payment(tx: &mut Tx, id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("UPDATE payments SET updated_at = $1 WHERE id = $2 AND status = 'pending'")
+        .bind(now_ms())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("touching a payment")?;
+    Ok(())
+}
+
+pub async fn touch_refund(tx: &mut Tx, id: Uuid) -> anyhow::Result<()> {
+    sqlx::query("UPDATE refunds SET updated_at = $1 WHERE id = $2 AND status = 'pending'")
+        .bind(now_ms())
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("touching a refund")?;
+    Ok(())
 }

@@ -381,13 +381,17 @@ fn invalid_payment(message: String) -> ApiError {
     ApiError::invalid("invalid_payment", message)
 }
 
-/// Every payment is positive, in the order's currency, cash covers its amount, and together
-/// they pay exactly the total.
+/// Every payment is positive (or 0.00 paying a zero total: a free item, a 100 % discount), in
+/// the order's currency, cash covers its amount, and together they pay exactly the total.
 fn check_payments(payments: &[OfflinePayment], total: &Money) -> ApiResult<()> {
     let mut paid = Money::zero(total.currency());
     for payment in payments {
         let amount = payment.amount();
-        if amount.currency() != total.currency() || amount.is_negative() || amount.is_zero() {
+        let zero_allowed = total.is_zero();
+        if amount.currency() != total.currency()
+            || amount.is_negative()
+            || (amount.is_zero() && !zero_allowed)
+        {
             return Err(invalid_payment(format!(
                 "a payment must be more than zero in {}",
                 total.currency()
@@ -463,6 +467,10 @@ async fn insert_created(
 async fn record_payments(tx: &mut Tx, order: &OfflineOrder) -> anyhow::Result<()> {
     for (seq, payment) in order.payments.iter().enumerate() {
         let amount = payment.amount();
+        if amount.is_zero() {
+            // A zero-total sale's 0.00 tender moves no money: nothing to record.
+            continue;
+        }
         let (tendered, reference) = match payment {
             OfflinePayment::Cash { tendered, .. } => (Some(tendered.to_minor()), None),
             OfflinePayment::CardOffline { reference, .. } => (None, Some(reference.as_str())),

@@ -261,6 +261,7 @@ async fn idempotency_keys_follow_stripes_rules(app: TestApp) {
         kassa_central::store::idempotency::claim(&app.state.db, &scope, "k-3", &hash)
             .await
             .unwrap()
+            .is_some()
     );
     error_body(
         order(&app, cashier.token(), "k-3", &body).await,

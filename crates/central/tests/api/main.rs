@@ -13,6 +13,7 @@ mod catalog;
 mod checkout;
 mod crash;
 mod events;
+mod money;
 mod ops;
 mod payments;
 mod recommend;
