@@ -48,6 +48,17 @@ pub async fn list(db: &Db) -> anyhow::Result<Vec<Location>> {
     rows.iter().map(decode).collect()
 }
 
+/// [`find_by_code`] inside a transaction: work that holds a connection must never wait for a
+/// second one from the pool (enough such requests at once would wait on each other forever).
+pub async fn find_by_code_in(tx: &mut super::Tx, code: &str) -> anyhow::Result<Option<Location>> {
+    let row = sqlx::query("SELECT * FROM locations WHERE code = $1")
+        .bind(code)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("looking up location")?;
+    row.as_ref().map(decode).transpose()
+}
+
 #[tracing::instrument(skip_all, fields(code))]
 pub async fn find_by_code(db: &Db, code: &str) -> anyhow::Result<Option<Location>> {
     let row = sqlx::query("SELECT * FROM locations WHERE code = $1")

@@ -240,6 +240,35 @@ pub async fn lock_level(
     decode_level(&row)
 }
 
+/// Locks the existing stock rows of `skus` at a location in one pass, in SKU order
+/// (PostgreSQL `FOR UPDATE`; SQLite's write transaction is serial): a transaction that then
+/// touches them in any order can never deadlock with another that keeps the SKU order.
+pub async fn lock_rows(
+    db: &Db,
+    tx: &mut Tx,
+    location_id: &str,
+    skus: &[&str],
+) -> anyhow::Result<()> {
+    if skus.is_empty() || db.for_update().is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (2..skus.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT sku FROM stock WHERE location_id = $1 AND sku IN ({}) ORDER BY sku{}",
+        placeholders.join(", "),
+        db.for_update()
+    );
+    let mut query = sqlx::query(&sql).bind(location_id);
+    for sku in skus {
+        query = query.bind(*sku);
+    }
+    query
+        .fetch_all(&mut **tx)
+        .await
+        .context("locking a group's stock rows")?;
+    Ok(())
+}
+
 pub async fn set_threshold(
     tx: &mut Tx,
     sku: &str,

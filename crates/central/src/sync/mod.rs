@@ -75,7 +75,10 @@ pub async fn sync_orders(
     let mut orders = ids.into_iter().zip(batch.orders).peekable();
     while orders.peek().is_some() {
         let mut tx = state.db.begin_write().await?;
-        for (id, raw) in orders.by_ref().take(ORDERS_PER_COMMIT) {
+        let group: Vec<(Uuid, serde_json::Value)> =
+            orders.by_ref().take(ORDERS_PER_COMMIT).collect();
+        lock_group_stock(&state, &mut tx, &group).await?;
+        for (id, raw) in group {
             results.push(apply(&state, &mut tx, &till, id, raw).await?);
         }
         tx.commit().await.context("committing offline orders")?;
@@ -83,6 +86,41 @@ pub async fn sync_orders(
     // Stored results are spliced in as they were saved, so a replay is byte-identical.
     let body = format!("{{\"results\":[{}]}}", results.join(","));
     Ok(idempotency::json_response(StatusCode::OK, body))
+}
+
+/// Locks every stock row a commit group will sell from, per location in one sorted pass, before
+/// any order of the group takes its units: the group's orders touch SKUs in whatever order they
+/// were sold, and a group that locked rows as it went could deadlock with checkouts, payments
+/// or another till's group (each of which keeps the SKU order).
+async fn lock_group_stock(
+    state: &AppState,
+    tx: &mut Tx,
+    group: &[(Uuid, serde_json::Value)],
+) -> ApiResult<()> {
+    let mut wanted: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for (_, raw) in group {
+        let Some(location) = raw.get("location").and_then(serde_json::Value::as_str) else {
+            continue;
+        };
+        let lines = raw.get("lines").and_then(serde_json::Value::as_array);
+        for line in lines.into_iter().flatten() {
+            if let Some(sku) = line.get("sku").and_then(serde_json::Value::as_str) {
+                wanted.entry(location).or_default().insert(sku);
+            }
+        }
+    }
+    let mut by_location = BTreeMap::new();
+    for (code, skus) in wanted {
+        // An unknown location is the order's own error, reported when it is applied.
+        if let Some(l) = store::locations::find_by_code_in(tx, code).await? {
+            by_location.insert(l.id.to_string(), skus);
+        }
+    }
+    for (location_id, skus) in by_location {
+        let skus: Vec<&str> = skus.into_iter().collect();
+        store::stock::lock_rows(&state.db, tx, &location_id, &skus).await?;
+    }
+    Ok(())
 }
 
 fn not_a_register() -> ApiError {
@@ -177,7 +215,15 @@ async fn apply_valid(
     order: &OfflineOrder,
 ) -> ApiResult<String> {
     validate(till, order)?;
-    let location_id = stock::location_id(state, &order.location).await?;
+    // In the batch's transaction, never a second pool connection (see find_by_code_in).
+    let location_id = store::locations::find_by_code_in(tx, &order.location)
+        .await?
+        .map(|l| l.id.to_string())
+        .ok_or_else(|| ApiError::Invalid {
+            code: "unknown_location",
+            message: format!("no location with code {}", order.location),
+            details: json!({ "location": order.location }),
+        })?;
     let hash = idempotency::fingerprint(
         "POST /v1/sync/orders",
         &serde_json::to_value(order).context("encoding an offline order")?,

@@ -22,6 +22,7 @@ use crate::payments::{
     card, eventually, get_order, intent_event, money, pay, post_webhook, refund, reserved_order,
     signed,
 };
+use crate::sync::{offline_order, register_session, sync};
 use crate::{story, story_with};
 
 story!(
@@ -35,6 +36,9 @@ story!(
     concurrent_orders_with_one_client_chosen_id_give_one_201_and_409s,
     a_success_after_kassa_recorded_a_failure_is_attached_not_dropped,
     a_claim_taken_over_cannot_be_completed_or_released_by_its_old_owner,
+    a_zero_total_offline_sale_is_accepted,
+    concurrent_sync_groups_checkouts_and_cancels_never_deadlock,
+    a_retry_by_another_cashier_at_the_same_till_is_the_same_request,
 );
 story_with!(
     reconcile_at_once: a_rate_limited_refund_stays_pending_until_the_reconciler_settles_it,
@@ -768,4 +772,124 @@ async fn a_claim_taken_over_cannot_be_completed_or_released_by_its_old_owner(app
         .unwrap()
         .unwrap();
     assert_eq!(stored.response, Some((201, "new".into())));
+}
+
+async fn a_zero_total_offline_sale_is_accepted(app: TestApp) {
+    let admin = seed(&app, 10).await;
+    create(&app, &admin, &product_body("FREE-1", &ean(77), "0.00")).await;
+    receive(&app, &admin, "FREE-1", 5).await;
+    let (till, _) = register_session(&app, &admin).await;
+    let free = offline_order(Uuid::now_v7(), &[("FREE-1", 2, "0.00")], "0.00");
+    let paid = offline_order(Uuid::now_v7(), &[("SKU-1", 1, "2.50")], "2.50");
+    let (status, body) = sync(&app, &till, &[free, paid]).await;
+    assert_eq!(status, 200);
+    let parsed: Value = serde_json::from_slice(&body).unwrap();
+    for result in parsed["results"].as_array().unwrap() {
+        assert_eq!(result["outcome"], "accepted", "{result}");
+    }
+    assert_eq!(stock(&app, &admin, "FREE-1").await.on_hand, 3);
+    assert_ledger_balanced(&app, &admin, "FREE-1").await;
+}
+
+async fn concurrent_sync_groups_checkouts_and_cancels_never_deadlock(app: TestApp) {
+    let admin = seed(&app, 500).await;
+    receive(&app, &admin, "SKU-2", 500).await;
+    let (a, _) = register_session(&app, &admin).await;
+    let (b, _) = register_session(&app, &admin).await;
+    let cashier = app.user(Role::Cashier).await.tokens.access_token;
+    let app = std::sync::Arc::new(app);
+    let mut tasks = Vec::new();
+    for round in 0..6 {
+        // Till A's group sells SKU-2 then SKU-1, till B's the other way round.
+        for (till, first, second) in [(&a, "SKU-2", "SKU-1"), (&b, "SKU-1", "SKU-2")] {
+            let (app, till) = (app.clone(), till.clone());
+            let group = vec![
+                offline_order(Uuid::now_v7(), &[(first, 1, "1.00")], "1.00"),
+                offline_order(Uuid::now_v7(), &[(second, 1, "1.00")], "1.00"),
+            ];
+            tasks.push(tokio::spawn(async move {
+                let (status, body) = sync(&app, &till, &group).await;
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }));
+        }
+        let (app, cashier) = (app.clone(), cashier.clone());
+        tasks.push(tokio::spawn(async move {
+            let both = json!({ "location": "STORE-1",
+                "lines": [{ "sku": "SKU-2", "qty": 1 }, { "sku": "SKU-1", "qty": 1 }] });
+            let created = order(&app, &cashier, &format!("both-{round}"), &both).await;
+            let status = created.status().as_u16();
+            if status != 201 {
+                return (status, created.text().await.unwrap());
+            }
+            let o: Order = created.json().await.unwrap();
+            let path = format!("/v1/orders/{}/cancel", o.id);
+            let cancelled = app.post(&path, &cashier, &json!({})).await;
+            (cancelled.status().as_u16(), cancelled.text().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert!([200, 201].contains(&status), "{status} {body}");
+    }
+    assert_ledger_balanced(&app, &admin, "SKU-1").await;
+    assert_ledger_balanced(&app, &admin, "SKU-2").await;
+    assert_eq!(stock(&app, &admin, "SKU-1").await.on_hand, 488);
+}
+
+async fn a_retry_by_another_cashier_at_the_same_till_is_the_same_request(app: TestApp) {
+    let admin = seed(&app, 10).await;
+    let created = app
+        .post(
+            "/v1/registers",
+            &admin,
+            &json!({ "location": "STORE-1", "name": "Till 7" }),
+        )
+        .await;
+    let register: kassa_domain::api::RegisterCreated = created.json().await.unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let cashier = app.user(Role::Cashier).await;
+        let login = json!({
+            "username": cashier.username, "password": cashier.password,
+            "register": { "id": register.register_id, "credential": register.credential },
+        });
+        let response = app
+            .client
+            .post(app.url("/v1/auth/login"))
+            .json(&login)
+            .send()
+            .await
+            .unwrap();
+        let t: kassa_domain::api::TokenResponse = response.json().await.unwrap();
+        tokens.push(t.access_token);
+    }
+    let body = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-1", "qty": 1 }] });
+    let first: Order = order(&app, &tokens[0], "till-7-sale-1", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The first cashier signs out before the answer arrives; the next retries the same key.
+    let retry = order(&app, &tokens[1], "till-7-sale-1", &body).await;
+    assert_eq!(retry.status(), 201);
+    let again: Order = retry.json().await.unwrap();
+    assert_eq!(again.id, first.id);
+    assert_eq!(stock(&app, &admin, "SKU-1").await.reserved, 1);
+    let cash = json!({ "method": "cash", "amount": money("2.50"), "tendered": money("5.00") });
+    let paid: Payment = pay(&app, &tokens[0], first.id, "till-7-pay-1", &cash)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let replay: Payment = pay(&app, &tokens[1], first.id, "till-7-pay-1", &cash)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay.id, paid.id);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM payments").await,
+        1,
+        "one payment whoever retried"
+    );
 }
