@@ -14,6 +14,7 @@ mod crash;
 mod edits;
 mod manager;
 mod offline;
+mod rounds;
 mod sale;
 mod shortfalls;
 mod staff;
