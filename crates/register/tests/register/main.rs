@@ -18,3 +18,4 @@ mod rounds;
 mod sale;
 mod shortfalls;
 mod staff;
+mod zero_total;
