@@ -18,4 +18,5 @@ mod rounds;
 mod sale;
 mod shortfalls;
 mod staff;
+mod unpaid;
 mod zero_total;
