@@ -5,7 +5,7 @@
 use kassa_domain::OrderStatus;
 use kassa_register::Register;
 
-use crate::helpers::{sell, Shop, PASSWORD};
+use crate::helpers::{eur, product_input, sell, Shop, PASSWORD};
 
 async fn card_records(register: &Register) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM card_sales")
@@ -77,4 +77,43 @@ async fn a_card_record_stuck_with_nobody_signed_in_never_stops_offline_sales() {
         assert_eq!(register.sync_status().last_error, None);
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_edit_waiting_for_a_manager_never_stops_the_catalog_pull() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        register.sync_now().await.unwrap();
+        // The manager queues an edit of one product and leaves before it is pushed.
+        let (mug, plate) = (shop.products[0].clone(), shop.products[1].clone());
+        let mut mine = product_input(1);
+        mine.price = eur("4.50");
+        register.edit_product(mug.id, mine).await.unwrap();
+        register.sign_out().await.unwrap();
+        // The back office changes the other product at Central.
+        let mut theirs = product_input(2);
+        theirs.price = eur("9.99");
+        shop.update_product(&plate, &theirs).await;
+
+        let report = register.sync_now().await.unwrap();
+        assert_eq!(report.steps_failed, 1, "{report:?}");
+        let shown = register
+            .lookup_barcode(plate.barcodes[0].as_str())
+            .await
+            .unwrap();
+        assert_eq!(shown.price, eur("9.99"), "the catalog was pulled");
+        let edits = rows_pending_edits(&register).await;
+        assert_eq!(edits, 1, "the edit waits for a manager");
+    })
+    .await;
+}
+
+async fn rows_pending_edits(register: &Register) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM product_edits WHERE status = 'pending'")
+        .fetch_one(register.db().pool())
+        .await
+        .unwrap()
 }
