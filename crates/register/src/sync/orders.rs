@@ -44,8 +44,8 @@ impl Engine {
     async fn push_online(&self, entry: &Entry) -> Result<()> {
         let err = match self.try_online(entry).await {
             Ok(()) => return Ok(()),
-            Err(err) if err.is_transient() => return self.failed(entry, err).await,
-            Err(err) => err,
+            Err(err) if online_for_good(&err) => err,
+            Err(err) => return self.failed(entry, err).await,
         };
         // A payment whose answer was lost may have landed: a paid order is the sale, done.
         if let Ok(order) = self.fetch_order(entry).await {
@@ -201,6 +201,16 @@ async fn settle(tx: &mut Tx, result: &SyncOrderResult) -> Result<()> {
             outbox::mark_rejected_in(tx, *id, &why).await
         }
     }
+}
+
+/// Does `err` say the online path cannot finish this sale (Central's refusal, nobody signed
+/// in, an order that is no longer payable)? Central away or busy, or a local failure, is not:
+/// the same requests go again next round.
+fn online_for_good(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Api { .. } | Error::NotSignedIn | Error::Invalid(_)
+    ) && !err.is_transient()
 }
 
 /// Central holds the sale's money (a refund later does not undo the sale).
