@@ -55,22 +55,29 @@ impl Entry {
         }
     }
 
-    /// The order as `POST /v1/sync/orders` carries it, at the prices the register charged.
+    /// The order as `POST /v1/sync/orders` carries it, at the prices the register charged. A
+    /// sale of 0.00 (a free item, a 100 % discount) carries no payment: nothing was paid, and
+    /// Central takes only payments of more than zero that add up to the total.
     pub fn offline_order(&self) -> OfflineOrder {
+        let payment = match &self.payment {
+            ReceiptPayment::Cash { tendered, .. } => OfflinePayment::Cash {
+                amount: self.total,
+                tendered: *tendered,
+            },
+            ReceiptPayment::Card { reference, .. } => OfflinePayment::CardOffline {
+                amount: self.total,
+                reference: reference.clone(),
+            },
+        };
         OfflineOrder {
             id: self.order_id,
             location: self.location.clone(),
             lines: self.lines.clone(),
-            payments: vec![match &self.payment {
-                ReceiptPayment::Cash { tendered, .. } => OfflinePayment::Cash {
-                    amount: self.total,
-                    tendered: *tendered,
-                },
-                ReceiptPayment::Card { reference, .. } => OfflinePayment::CardOffline {
-                    amount: self.total,
-                    reference: reference.clone(),
-                },
-            }],
+            payments: if self.total.is_zero() {
+                Vec::new()
+            } else {
+                vec![payment]
+            },
             completed_at: self.completed_at,
             receipt_no: self.receipt_no.clone(),
         }

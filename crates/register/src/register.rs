@@ -318,8 +318,12 @@ impl Register {
     /// (see [`crate::card`]); declined → the cart stays open and the error says why; outcome
     /// unknown → [`Error::CardPending`], settled by the sync engine. Offline (or Central out of
     /// reach): the offline card policy, or [`Error::CardUnavailable`] with nothing written.
+    /// A cart of 0.00 has nothing to charge: it completes as a cash sale of nothing.
     pub async fn pay_card(&self) -> Result<Receipt> {
         let cart = self.cart().await?;
+        if cart.totals.total.is_zero() {
+            return self.pay_cash(cart.totals.total).await;
+        }
         if self.sells_online().await {
             match self
                 .engine

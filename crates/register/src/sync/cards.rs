@@ -77,36 +77,54 @@ impl Engine {
 
     /// Settles every card payment a crash or a silent processor left behind; returns how many
     /// settled. Only ever finishes what was started: a payment Central never received is not
-    /// sent now (the customer may be gone), its cart comes back.
+    /// sent now (the customer may be gone), its cart comes back. A record that cannot settle
+    /// now (nobody signed in to cancel its order) waits without holding back the others; the
+    /// first such failure is returned after all were tried, Central out of reach at once.
     pub(super) async fn settle_cards(&self) -> Result<usize> {
         let _one_at_a_time = self.card.lock().await;
         let mut settled = 0;
+        let mut first_failure = None;
         for card in card::unsettled(&self.db).await? {
-            if card.status == "cancelling" {
-                self.cancel_at_central(&card).await?;
-                settled += 1;
-                continue;
-            }
-            match self.charge(&card, false).await {
-                Charged::Paid { order, reference } => {
-                    card::complete(&self.db, &card, &reference, &order).await?;
-                }
-                Charged::Refused(err) | Charged::NotSent(err) => {
-                    tracing::info!(order = %card.order_id, %err, "card payment not taken; the cart is back");
-                    card::release(&self.db, card.order_id, &err.to_string()).await?;
-                    self.cancel_at_central(&card).await?;
-                }
-                Charged::Unknown(err) => {
-                    card::note_error(&self.db, card.order_id, &err.to_string()).await?;
-                    if matches!(err, Error::Unreachable { .. }) {
-                        return Err(err);
-                    }
-                    continue;
+            match self.settle_card(&card).await {
+                Ok(true) => settled += 1,
+                Ok(false) => {}
+                Err(err @ Error::Unreachable { .. }) => return Err(err),
+                Err(err) => {
+                    tracing::info!(order = %card.order_id, %err, "card record left for a later round");
+                    first_failure.get_or_insert(err);
                 }
             }
-            settled += 1;
         }
-        Ok(settled)
+        match first_failure {
+            Some(err) => Err(err),
+            None => Ok(settled),
+        }
+    }
+
+    /// Settles one record as far as Central allows now; `true` if it is settled.
+    async fn settle_card(&self, card: &CardSale) -> Result<bool> {
+        if card.status == "cancelling" {
+            self.cancel_at_central(card).await?;
+            return Ok(true);
+        }
+        match self.charge(card, false).await {
+            Charged::Paid { order, reference } => {
+                card::complete(&self.db, card, &reference, &order).await?;
+            }
+            Charged::Refused(err) | Charged::NotSent(err) => {
+                tracing::info!(order = %card.order_id, %err, "card payment not taken; the cart is back");
+                card::release(&self.db, card.order_id, &err.to_string()).await?;
+                self.cancel_at_central(card).await?;
+            }
+            Charged::Unknown(err) => {
+                card::note_error(&self.db, card.order_id, &err.to_string()).await?;
+                if matches!(err, Error::Unreachable { .. }) {
+                    return Err(err);
+                }
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Drives one card sale as far as it goes. `fresh`: the till's own try, which may create

@@ -64,6 +64,36 @@ pub struct RoundReport {
     pub products_changed: usize,
     pub stock_levels: usize,
     pub recommendation_lists: usize,
+    /// Steps that failed without ending the round (the status line says why).
+    pub steps_failed: usize,
+}
+
+/// The steps of a round that failed, and the first one's error.
+#[derive(Debug, Default)]
+struct Failed {
+    count: usize,
+    first: Option<String>,
+}
+
+impl Failed {
+    /// A step's count, or 0 when it failed; `Err` only when the round must end here.
+    fn keep(&mut self, step: &'static str, result: Result<usize>) -> Result<usize> {
+        match result {
+            Ok(count) => Ok(count),
+            Err(err) if ends_round(&err) => Err(err),
+            Err(err) => {
+                tracing::warn!(step, %err, "sync step failed; the round goes on");
+                self.count += 1;
+                self.first.get_or_insert_with(|| format!("{step}: {err}"));
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// Central out of reach (every later step would fail the same way), or no register to sync.
+fn ends_round(err: &Error) -> bool {
+    matches!(err, Error::Unreachable { .. } | Error::NotPaired)
 }
 
 /// The engine; cheap to share (`Arc`), one round at a time.
@@ -118,20 +148,26 @@ impl Engine {
         let _one_at_a_time = self.round.lock().await;
         let result = self.round().await;
         self.record(&result).await;
-        result
+        result.map(|(report, _)| report)
     }
 
-    async fn round(&self) -> Result<RoundReport> {
+    /// Runs every step even when one fails: a failure is kept for the status line and the
+    /// next step runs, so one kind of stuck work (a card record to cancel with nobody signed
+    /// in, an edit Central refuses) never holds back the others, offline sales above all.
+    /// Only Central out of reach ends the round early: every later step would fail the same way.
+    async fn round(&self) -> Result<(RoundReport, Option<String>)> {
         let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
-        let card_sales_settled = self.settle_cards().await?;
-        let sales_settled = self.push_outbox().await?;
-        let refunds_settled = self.settle_refunds().await?;
-        let edits_pushed = self.push_edits().await?;
-        let adjustments_pushed = self.push_adjustments().await?;
-        let products_changed = self.pull_catalog().await?;
-        let stock_levels = self.pull_stock(&identity.location).await?;
-        let recommendation_lists = self.pull_recommendations().await?;
-        Ok(RoundReport {
+        let mut failed = Failed::default();
+        let card_sales_settled = failed.keep("card payments", self.settle_cards().await)?;
+        let sales_settled = failed.keep("sales", self.push_outbox().await)?;
+        let refunds_settled = failed.keep("refunds", self.settle_refunds().await)?;
+        let edits_pushed = failed.keep("catalog edits", self.push_edits().await)?;
+        let adjustments_pushed = failed.keep("stock adjustments", self.push_adjustments().await)?;
+        let products_changed = failed.keep("catalog", self.pull_catalog().await)?;
+        let stock_levels = failed.keep("stock", self.pull_stock(&identity.location).await)?;
+        let recommendation_lists =
+            failed.keep("recommendations", self.pull_recommendations().await)?;
+        let report = RoundReport {
             card_sales_settled,
             sales_settled,
             refunds_settled,
@@ -140,10 +176,12 @@ impl Engine {
             products_changed,
             stock_levels,
             recommendation_lists,
-        })
+            steps_failed: failed.count,
+        };
+        Ok((report, failed.first))
     }
 
-    async fn record(&self, result: &Result<RoundReport>) {
+    async fn record(&self, result: &Result<(RoundReport, Option<String>)>) {
         let counts = outbox::counts(&self.db).await.unwrap_or_default();
         let conflicts = crate::edits::conflicts(&self.db)
             .await
@@ -153,10 +191,10 @@ impl Engine {
             s.rejected = counts.rejected;
             s.conflicts = conflicts;
             match result {
-                Ok(_) => {
+                Ok((_, step_error)) => {
                     s.online = true;
                     s.last_sync = Some(Utc::now());
-                    s.last_error = None;
+                    s.last_error.clone_from(step_error);
                     s.failures = 0;
                 }
                 Err(err) => {

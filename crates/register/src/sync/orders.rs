@@ -16,15 +16,6 @@ use crate::store::Tx;
 /// Batches pushed per round at most, so pulls get their turn during a long drain.
 const BATCHES_PER_ROUND_MAX: usize = 50;
 
-/// Error codes that mean Central will not create the order the online path asks for (the
-/// sale stays valid: it goes through the offline path, where Central records a shortfall).
-const REFUSED_ONLINE: [&str; 4] = [
-    "insufficient_stock",
-    "unknown_sku",
-    "invalid_order",
-    "unknown_location",
-];
-
 impl Engine {
     /// Pushes the outbox until it is empty or a delivery fails; returns how many sales settled.
     pub(super) async fn push_outbox(&self) -> Result<usize> {
@@ -45,7 +36,28 @@ impl Engine {
         Ok(settled)
     }
 
+    /// Finishes an online sale at Central with its own keys. The till completed the sale, so it
+    /// is never dropped: while Central is away or busy it is tried again later; when it cannot
+    /// be finished online (nobody signed in, Central refused the order or the payment, the
+    /// order's reservation expired) it goes through the offline path instead, which Central
+    /// accepts exactly once, the order the online path left unpaid included.
     async fn push_online(&self, entry: &Entry) -> Result<()> {
+        let err = match self.try_online(entry).await {
+            Ok(()) => return Ok(()),
+            Err(err) if online_for_good(&err) => err,
+            Err(err) => return self.failed(entry, err).await,
+        };
+        // A payment whose answer was lost may have landed: a paid order is the sale, done.
+        if let Ok(order) = self.fetch_order(entry).await {
+            if is_paid(order.status) {
+                return outbox::mark_done(&self.db, entry.order_id, &order, &[]).await;
+            }
+        }
+        tracing::info!(order = %entry.order_id, %err, "online sale cannot finish online; sending it as an offline sale");
+        outbox::switch_to_offline(&self.db, entry.order_id, &err.to_string()).await
+    }
+
+    async fn try_online(&self, entry: &Entry) -> Result<()> {
         let order = if entry.status == "order_created" {
             self.fetch_order(entry).await?
         } else {
@@ -55,18 +67,10 @@ impl Engine {
                 Err(err) if err.api_code() == Some("order_exists") => {
                     self.fetch_order(entry).await?
                 }
-                Err(err) if refused_online(&err) => {
-                    tracing::info!(order = %entry.order_id, %err, "online order refused; sending it as an offline sale");
-                    return outbox::switch_to_offline(&self.db, entry.order_id, &err.to_string())
-                        .await;
-                }
-                Err(err) => return self.failed(entry, err).await,
+                Err(err) => return Err(err),
             }
         };
-        match self.finish_online(entry, order).await {
-            Ok(()) => Ok(()),
-            Err(err) => self.failed(entry, err).await,
-        }
+        self.finish_online(entry, order).await
     }
 
     async fn create_order(&self, entry: &Entry) -> Result<Order> {
@@ -95,11 +99,12 @@ impl Engine {
     /// Pays what Central says is outstanding, then marks the sale done.
     async fn finish_online(&self, entry: &Entry, order: Order) -> Result<()> {
         let order = match order.status {
-            OrderStatus::Paid | OrderStatus::Fulfilled => order,
+            status if is_paid(status) => order,
             OrderStatus::Reserved => self.pay(entry, &order).await?,
             other => {
-                let why = format!("Central's order is {other}; the sale needs a manager's review");
-                return outbox::mark_rejected(&self.db, entry.order_id, &why).await;
+                return Err(Error::Invalid(format!(
+                    "Central's order is {other}, not paid"
+                )))
             }
         };
         outbox::mark_done(&self.db, entry.order_id, &order, &[]).await
@@ -198,14 +203,22 @@ async fn settle(tx: &mut Tx, result: &SyncOrderResult) -> Result<()> {
     }
 }
 
-fn refused_online(err: &Error) -> bool {
+/// Does `err` say the online path cannot finish this sale (Central's refusal, nobody signed
+/// in, an order that is no longer payable)? Central away or busy, or a local failure, is not:
+/// the same requests go again next round.
+fn online_for_good(err: &Error) -> bool {
     matches!(
         err,
-        Error::Api {
-            status: 409 | 422,
-            ..
-        }
-    ) && err.api_code().is_some_and(|c| REFUSED_ONLINE.contains(&c))
+        Error::Api { .. } | Error::NotSignedIn | Error::Invalid(_)
+    ) && !err.is_transient()
+}
+
+/// Central holds the sale's money (a refund later does not undo the sale).
+fn is_paid(status: OrderStatus) -> bool {
+    matches!(
+        status,
+        OrderStatus::Paid | OrderStatus::Fulfilled | OrderStatus::Refunded
+    )
 }
 
 fn max_money(a: Money, b: Money) -> Result<Money> {

@@ -264,6 +264,58 @@ async fn a_crash_while_central_charges_the_card_settles_the_sale_exactly_once() 
     .await;
 }
 
+/// The order id of the register's one sale.
+async fn only_sale(register: &Register) -> uuid::Uuid {
+    let order_id: String = sqlx::query_scalar("SELECT order_id FROM outbox_orders")
+        .fetch_one(register.db().pool())
+        .await
+        .unwrap();
+    uuid::Uuid::parse_str(&order_id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_staff_member_signed_in_before_the_retry_never_charges_the_card_twice() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(1).await;
+        // Longer than the till looks (10 × 300 ms) and than the retry after it.
+        shop.central
+            .sim()
+            .set_processing_delay(Duration::from_secs(5));
+        let dir = tempfile::tempdir().unwrap();
+        let register = card_register(&shop, &dir, "pm_sim_processing").await;
+        register
+            .scan(shop.products[0].barcodes[0].as_str())
+            .await
+            .unwrap();
+        let err = register.pay_card().await.unwrap_err();
+        assert!(matches!(err, Error::CardPending(_)), "{err:?}");
+
+        // The manager takes over the till before the processor has answered: the sync round
+        // retries the payment under another staff member's session with the same
+        // Idempotency-Key, which must be the same request, not a second charge.
+        register.sign_out().await.unwrap();
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        let _ = register.sync_now().await;
+
+        settle(&register).await;
+        for _ in 0..300 {
+            let sql = "SELECT COUNT(*) FROM payments WHERE status = 'pending'";
+            if shop.central.count(sql).await == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let order_id = only_sale(&register).await;
+        assert_eq!(payments(&shop, order_id).await, (1, 1), "one charge");
+        assert_eq!(
+            shop.order(order_id).await.unwrap().status,
+            OrderStatus::Paid
+        );
+        assert_eq!(shop.stock(&sku("SKU-1")).await, (STOCK - 1, STOCK - 1));
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_before_central_heard_of_the_card_gives_the_cart_back() {
     crate::helpers::bounded(async move {

@@ -308,3 +308,52 @@ async fn a_refund_written_down_that_never_reached_central_is_forgotten_after_a_w
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_adjustment_retried_under_another_manager_moves_the_stock_once() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        register
+            .adjust_stock(&sku("SKU-1"), 5, StockReason::Receiving, None)
+            .await
+            .unwrap();
+        // The manager's try reaches Central, and its answer is lost on the way back: the
+        // register's first push, as Central saw it, with the key the register keeps.
+        let queued = kassa_register::adjustments::with_status(register.db(), "pending")
+            .await
+            .unwrap()
+            .remove(0);
+        let key = queued.key().unwrap();
+        let sessions = register.sessions();
+        sessions
+            .authed(|t| {
+                let (key, adjustment) = (&key, &queued.adjustment);
+                async move {
+                    sessions
+                        .client()
+                        .adjust_stock(t.expose(), key, adjustment)
+                        .await
+                }
+            })
+            .await
+            .unwrap();
+
+        // Another manager-level member of staff takes over; the round sends it again.
+        register.sign_out().await.unwrap();
+        register.sign_in("admin", PASSWORD).await.unwrap();
+        register.sync_now().await.unwrap();
+        assert_eq!(
+            rows(&register, "stock_adjustments WHERE status = 'done'").await,
+            1
+        );
+        assert_eq!(
+            shop.stock(&sku("SKU-1")).await.0,
+            crate::helpers::STOCK + 5,
+            "moved once"
+        );
+    })
+    .await;
+}
