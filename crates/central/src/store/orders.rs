@@ -74,6 +74,40 @@ async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str) -> anyhow::Resu
     if !inserted {
         return Ok(false);
     }
+    insert_lines(tx, o).await?;
+    Ok(true)
+}
+
+/// Makes an order what a till sold: its totals and lines replaced by `o`'s (the till's prices),
+/// its source `o.source`. For an online order of that till that it completed offline.
+pub async fn reprice(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
+    let t = o.totals;
+    sqlx::query(
+        "UPDATE orders SET source = $1, currency = $2, subtotal_minor = $3, discount_minor = $4, \
+         tax_minor = $5, total_minor = $6, totals = $7, updated_at = $8 WHERE id = $9",
+    )
+    .bind(o.source)
+    .bind(t.currency.code())
+    .bind(t.subtotal.to_minor())
+    .bind(t.discount_total.to_minor())
+    .bind(t.tax_total.to_minor())
+    .bind(t.total.to_minor())
+    .bind(serde_json::to_string(t).context("encoding totals")?)
+    .bind(now_ms())
+    .bind(o.id.to_string())
+    .execute(&mut **tx)
+    .await
+    .context("repricing order")?;
+    sqlx::query("DELETE FROM order_lines WHERE order_id = $1")
+        .bind(o.id.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("replacing order lines")?;
+    insert_lines(tx, o).await
+}
+
+async fn insert_lines(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
+    let t = o.totals;
     for (i, (line, name)) in t.lines.iter().zip(o.names).enumerate() {
         let unit_minor = line.gross_before_discount.to_minor() / i64::from(line.qty.max(1));
         let approver = o.approvers.get(i).cloned().flatten();
@@ -95,7 +129,7 @@ async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str) -> anyhow::Resu
         .await
         .context("inserting order line")?;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Moves the order from `from` to `to`, only if it is still in `from`.

@@ -357,27 +357,27 @@ async fn apply_in(
     order: &OfflineOrder,
     location_id: &str,
 ) -> ApiResult<String> {
-    if store::orders::exists(tx, order.id).await? {
-        return Err(ApiError::conflict(
-            "order_exists",
-            format!(
-                "order {} exists (another register or an online order)",
-                order.id
-            ),
-            json!({ "id": order.id }),
-        ));
-    }
+    let existing = store::orders::get(tx, order.id, state.db.for_update()).await?;
     let (totals, names) = price(tx, order).await?;
     check_payments(&order.payments, &totals.total)?;
-    insert_created(tx, till, order, location_id, &totals, &names).await?;
-    step(
-        state,
-        tx,
-        order.id,
-        OrderEvent::Reserve,
-        json!({ "source": "offline" }),
-    )
-    .await?;
+    match existing {
+        None => {
+            insert_created(tx, till, order, location_id, &totals, &names).await?;
+            step(
+                state,
+                tx,
+                order.id,
+                OrderEvent::Reserve,
+                json!({ "source": "offline" }),
+            )
+            .await?;
+        }
+        Some(existing) => {
+            if let Some(done) = adopt(state, tx, till, order, &existing, &totals, &names).await? {
+                return Ok(done);
+            }
+        }
+    }
     record_payments(tx, order).await?;
     store::orders::add_paid(tx, order.id, totals.total.to_minor()).await?;
     let methods: Vec<&str> = order.payments.iter().map(OfflinePayment::method).collect();
@@ -395,6 +395,117 @@ async fn apply_in(
 }
 
 /// One state-machine step through [`orders::transition`], which writes its event row.
+/// An order this till created online that it then completed another way (the payment call was
+/// cut, its cashier signed out, the reservation expired before the pay): the sale happened, so
+/// it is never lost and never doubled. Already paid (the pay landed, its answer did not): the
+/// order as it stands is the result (`Some`), nothing moves twice. Holding no money: it becomes
+/// this offline sale (`None`: the caller records the till's payments and takes the stock), its
+/// reservation released and its lines the till's; a cancelled one is revived with
+/// `order.revived_offline`. Anything else (another register's, the shop's, money held) is
+/// `order_exists`.
+async fn adopt(
+    state: &AppState,
+    tx: &mut Tx,
+    till: &Till,
+    order: &OfflineOrder,
+    existing: &kassa_domain::api::Order,
+    totals: &Totals,
+    names: &[String],
+) -> ApiResult<Option<String>> {
+    let exists = || {
+        ApiError::conflict(
+            "order_exists",
+            format!(
+                "order {} exists (another register or an online order)",
+                order.id
+            ),
+            json!({ "id": order.id }),
+        )
+    };
+    if existing.register_id != Some(till.register_id) {
+        return Err(exists());
+    }
+    if matches!(
+        existing.status,
+        OrderStatus::Paid | OrderStatus::Fulfilled | OrderStatus::Refunded
+    ) {
+        let result = SyncOrderResult::Accepted {
+            id: order.id,
+            order: Box::new(existing.clone()),
+            shortfalls: Vec::new(),
+        };
+        return Ok(Some(
+            serde_json::to_string(&result).context("encoding an offline result")?,
+        ));
+    }
+    let payments = store::payments::of_order(tx, order.id).await?;
+    let holds_money = !existing.paid.is_zero()
+        || payments
+            .iter()
+            .any(|p| p.status != kassa_domain::api::PaymentStatus::Failed);
+    if holds_money {
+        return Err(exists());
+    }
+    if let Some(reservation_id) = existing.reservation_id {
+        stock::release(tx, &reservation_id.to_string(), "released").await?;
+    }
+    let new = store::orders::NewOrder {
+        id: order.id,
+        owner_id: till.user_id,
+        register_id: Some(till.register_id),
+        location_id: "",
+        source: "offline",
+        status: existing.status,
+        totals,
+        names,
+        approvers: &order
+            .lines
+            .iter()
+            .map(|l| l.discount_approved_by.clone())
+            .collect::<Vec<_>>(),
+        paid_minor: 0,
+    };
+    store::orders::reprice(tx, &new).await?;
+    match existing.status {
+        OrderStatus::Created => {
+            step(
+                state,
+                tx,
+                order.id,
+                OrderEvent::Reserve,
+                json!({ "source": "offline" }),
+            )
+            .await?;
+        }
+        OrderStatus::Cancelled => {
+            if !store::orders::set_status(
+                tx,
+                order.id,
+                OrderStatus::Cancelled,
+                OrderStatus::Reserved,
+            )
+            .await?
+            {
+                return Err(exists());
+            }
+            let payload = json!({
+                "source": "offline", "register_id": till.register_id,
+                "receipt_no": order.receipt_no, "completed_at": order.completed_at,
+            });
+            store::events::record(
+                tx,
+                "order.revived_offline",
+                "order",
+                &order.id.to_string(),
+                &payload,
+            )
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(None)
+}
+
 async fn step(
     state: &AppState,
     tx: &mut Tx,

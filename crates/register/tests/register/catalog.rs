@@ -257,14 +257,16 @@ async fn an_adjustment_whose_answer_was_lost_is_sent_again_and_applied_once() {
             .adjust_stock(&sku("SKU-1"), 5, StockReason::Receiving, None)
             .await
             .unwrap();
-        // What the register's first attempt delivered before its connection dropped.
+        // What the register's first attempt delivered (under its own session: keys are the
+        // till's) before its connection dropped.
         let queued = kassa_register::adjustments::with_status(register.db(), "pending")
             .await
             .unwrap();
         assert_eq!(queued[0].id, id);
+        let token = register.sessions().access_token().await.unwrap();
         let delivered = reqwest::Client::new()
             .post(shop.url("/v1/stock/adjustments"))
-            .bearer_auth(&shop.manager_token)
+            .bearer_auth(token.expose())
             .header("Idempotency-Key", queued[0].key().unwrap().as_str())
             .json(&queued[0].adjustment)
             .send()
