@@ -249,6 +249,7 @@ async fn raw_baseline(state: AppState, rng: &mut StdRng) -> anyhow::Result<f64> 
                         unit_price: l.unit_price,
                         discount: None,
                         discount_approved_by: None,
+                        discount_approval: None,
                     })
                     .collect(),
                 payments: vec![OfflinePayment::Cash {

@@ -1,5 +1,6 @@
 //! Kassa Central: the HTTP API that is the source of truth for every store and the online shop.
 
+pub mod approvals;
 pub mod auth;
 pub mod carts;
 pub mod catalog;

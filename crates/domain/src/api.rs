@@ -316,6 +316,9 @@ pub struct OrderLineRequest {
     /// The manager (username) who approved the discount at the till, when it needed approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discount_approved_by: Option<String>,
+    /// The approval Central verifies for a discount above the cashier's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_approval: Option<crate::approval::ApprovalRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -742,6 +745,9 @@ pub struct OfflineLine {
     /// The manager (username) who approved the discount at the till, when it needed approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discount_approved_by: Option<String>,
+    /// The approval Central verifies for a discount above the cashier's limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_approval: Option<crate::approval::ApprovalRef>,
 }
 
 /// A payment taken offline. `amount` is the part of the order's total it pays; for cash,

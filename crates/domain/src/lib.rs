@@ -5,6 +5,7 @@
 //! `utoipa::ToSchema` when the `openapi` feature is on.
 
 pub mod api;
+pub mod approval;
 pub mod cart;
 pub mod ids;
 pub mod money;

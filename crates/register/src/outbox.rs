@@ -50,6 +50,7 @@ impl Entry {
                     qty: l.qty,
                     discount: l.discount,
                     discount_approved_by: l.discount_approved_by.clone(),
+                    discount_approval: None,
                 })
                 .collect(),
         }
@@ -182,6 +183,7 @@ async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<O
                 unit_price: Money::from_minor(row.get("unit_price_minor"), currency),
                 discount: (!discount.is_zero()).then_some(discount),
                 discount_approved_by: row.get("discount_approved_by"),
+                discount_approval: None,
             })
         })
         .collect()

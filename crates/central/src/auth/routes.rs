@@ -269,6 +269,13 @@ pub async fn create_register(
         auth.caller.user_id,
     )
     .await?;
+    // The key the register signs offline approvals with (derived from its credential).
+    store::approvals::set_register_key(
+        &state.db,
+        id,
+        &crate::approvals::approval_key_hex(&credential),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisterCreated {

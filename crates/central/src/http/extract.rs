@@ -184,6 +184,7 @@ fn register_may(method: &axum::http::Method, path: &str) -> bool {
             under("/v1/products")
                 || under("/v1/stock")
                 || path == "/v1/recommendations"
+                || path == "/v1/settings/sale"
                 || is_order_refunds(path)
         }
         axum::http::Method::POST => path == "/v1/sync/orders" || path == "/v1/auth/logout",

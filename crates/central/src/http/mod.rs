@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
-use crate::{auth, carts, catalog, orders, payments, recommend, search, stock, sync};
+use crate::{approvals, auth, carts, catalog, orders, payments, recommend, search, stock, sync};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -76,6 +76,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recommend::for_product))
         .routes(routes!(recommend::feed))
         .routes(routes!(sync::sync_orders))
+        .routes(routes!(approvals::grant))
+        .routes(routes!(approvals::list_flags))
+        .routes(routes!(
+            approvals::get_sale_settings,
+            approvals::put_sale_settings
+        ))
 }
 
 /// The OpenAPI document of everything [`router`] serves.

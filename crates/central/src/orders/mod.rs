@@ -308,6 +308,7 @@ pub async fn create_order(
     let key = idempotency::key_from(&headers)?;
     validate_order(&req, &auth.caller)?;
     let location_id = stock::location_id(&state, &req.location).await?;
+    let discount_limit = crate::approvals::discount_limit_percent(&state).await?;
     let hash = idempotency::fingerprint(
         "POST /v1/orders",
         &serde_json::to_value(&req).map_err(anyhow::Error::from)?,
@@ -320,7 +321,15 @@ pub async fn create_order(
         BeginIn::Proceed(tx, claim) => (tx, claim),
     };
     let work = async {
-        let order = create_in(&state, &mut tx, &auth.caller, &req, &location_id).await?;
+        let order = create_in(
+            &state,
+            &mut tx,
+            &auth.caller,
+            &req,
+            &location_id,
+            discount_limit,
+        )
+        .await?;
         let body = serde_json::to_string(&order).map_err(anyhow::Error::from)?;
         claim.finish_in(&mut tx, StatusCode::CREATED, &body).await?;
         Ok::<_, ApiError>(body)
@@ -351,6 +360,7 @@ async fn create_in(
     caller: &Caller,
     req: &CreateOrder,
     location_id: &str,
+    discount_limit: u32,
 ) -> ApiResult<Order> {
     let id = req.id.unwrap_or_else(Uuid::now_v7);
     if store::orders::exists(tx, id).await? {
@@ -361,6 +371,29 @@ async fn create_in(
         ));
     }
     let (totals, names) = price(tx, req).await?;
+    let discounted: Vec<crate::approvals::DiscountLine<'_>> = totals
+        .lines
+        .iter()
+        .zip(&req.lines)
+        .map(|(line, asked)| crate::approvals::DiscountLine {
+            sku: asked.sku.as_ref(),
+            gross_minor: line.gross_before_discount.to_minor(),
+            discount_minor: line.discount.to_minor(),
+            approved_by: asked.discount_approved_by.as_deref(),
+            approval: asked.discount_approval.as_ref(),
+        })
+        .collect();
+    crate::approvals::check_discounts(
+        tx,
+        caller.register_id,
+        id,
+        discount_limit,
+        &discounted,
+        crate::approvals::Sale::Online {
+            seller: caller.role,
+        },
+    )
+    .await?;
     let source = if caller.register_id.is_some() {
         "register"
     } else {

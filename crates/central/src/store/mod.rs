@@ -4,6 +4,7 @@
 //! `ON CONFLICT`); where the engines differ (transaction start, row locks) [`Backend`] decides.
 //! Times are unix milliseconds, money is integer minor units, ids are UUID text.
 
+pub mod approvals;
 pub mod carts;
 pub mod catalog;
 pub mod events;

@@ -57,6 +57,8 @@ struct Till {
     register_id: Uuid,
     location: String,
     user_id: Uuid,
+    /// The cashier's discount limit, read before any transaction of the batch.
+    discount_limit: u32,
 }
 
 /// Applies a batch of offline orders (staff signed in at a register): one result per order, in
@@ -140,6 +142,7 @@ async fn till(state: &AppState, caller: &Caller) -> ApiResult<Till> {
         register_id,
         location,
         user_id: caller.user_id,
+        discount_limit: crate::approvals::discount_limit_percent(state).await?,
     })
 }
 
@@ -378,6 +381,30 @@ async fn apply_in(
             }
         }
     }
+    let discounted: Vec<crate::approvals::DiscountLine<'_>> = totals
+        .lines
+        .iter()
+        .zip(&order.lines)
+        .map(|(line, sold)| crate::approvals::DiscountLine {
+            sku: sold.sku.as_ref(),
+            gross_minor: line.gross_before_discount.to_minor(),
+            discount_minor: line.discount.to_minor(),
+            approved_by: sold.discount_approved_by.as_deref(),
+            approval: sold.discount_approval.as_ref(),
+        })
+        .collect();
+    // The sale happened: an approval that does not hold up is flagged, never a refusal.
+    crate::approvals::check_discounts(
+        tx,
+        Some(till.register_id),
+        order.id,
+        till.discount_limit,
+        &discounted,
+        crate::approvals::Sale::Offline {
+            completed_at_ms: order.completed_at.timestamp_millis(),
+        },
+    )
+    .await?;
     record_payments(tx, order).await?;
     store::orders::add_paid(tx, order.id, totals.total.to_minor()).await?;
     let methods: Vec<&str> = order.payments.iter().map(OfflinePayment::method).collect();
@@ -394,7 +421,6 @@ async fn apply_in(
     Ok(serde_json::to_string(&result).context("encoding an accepted result")?)
 }
 
-/// One state-machine step through [`orders::transition`], which writes its event row.
 /// An order this till created online that it then completed another way (the payment call was
 /// cut, its cashier signed out, the reservation expired before the pay): the sale happened, so
 /// it is never lost and never doubled. Already paid (the pay landed, its answer did not): the
@@ -506,6 +532,7 @@ async fn adopt(
     Ok(None)
 }
 
+/// One state-machine step through [`orders::transition`], which writes its event row.
 async fn step(
     state: &AppState,
     tx: &mut Tx,

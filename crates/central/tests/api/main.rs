@@ -7,6 +7,7 @@
 
 mod helpers;
 
+mod approvals;
 mod auth;
 mod carts;
 mod catalog;

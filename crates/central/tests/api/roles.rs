@@ -100,10 +100,15 @@ const MATRIX: &[(&str, &str, Access)] = &[
     // Staff, and only in a session signed in at a register (else 403 `not_a_register`, see
     // sync.rs); the probe signs in at one.
     ("POST", "/v1/sync/orders", Access::Roles(STAFF_AND_TILLS)),
+    // A manager's own session at a till (elsewhere 403 `not_a_register`, see approvals.rs).
+    ("POST", "/v1/approvals", Access::Roles(MANAGERS)),
+    ("GET", "/v1/approvals/flags", Access::Roles(MANAGERS)),
+    ("GET", "/v1/settings/sale", Access::Roles(STAFF_AND_TILLS)),
+    ("PUT", "/v1/settings/sale", Access::Roles(ADMINS)),
 ];
 
 /// The routes whose probes sign in at a register.
-const AT_A_REGISTER: &[&str] = &["/v1/sync/orders"];
+const AT_A_REGISTER: &[&str] = &["/v1/sync/orders", "/v1/approvals"];
 
 story!(every_route_answers_each_role_as_decided);
 
@@ -331,6 +336,7 @@ async fn request(
             plain(format!("/v1/orders/{}/refunds", probe_order(app, admin, admin, true).await), None)
         }
         ("POST", "/v1/webhooks/payments") => webhook_probe(&unique),
+        ("PUT", "/v1/settings/sale") => plain(path.into(), Some(json!({ "discount_limit_percent": 10 }))),
         _ => plain(path.into(), if method == "POST" { Some(json!({})) } else { None }),
     }
 }

@@ -251,8 +251,35 @@ async fn wrong_pins_in_a_row_lock_pin_sign_in_but_not_the_password(app: TestApp)
 
 async fn the_approving_manager_is_stored_on_the_order_line(app: TestApp) {
     let admin = app.user(Role::Admin).await;
-    let cashier = app.user(Role::Cashier).await;
-    paired_register(&app, &admin).await;
+    let register = paired_register(&app, &admin).await;
+    // The cashier sells at the till; the manager approves there (Central grants the approval).
+    let at_till = |user: &Session| {
+        json!({ "username": user.username, "password": user.password,
+            "register": credential(&register).0 })
+    };
+    let cashier_user = app.user(Role::Cashier).await;
+    let boss = app.user(Role::Manager).await;
+    let cashier = login_at(&app, "/v1/auth/login", at_till(&cashier_user))
+        .await
+        .json::<kassa_domain::api::TokenResponse>()
+        .await
+        .unwrap();
+    let boss_token = login_at(&app, "/v1/auth/login", at_till(&boss))
+        .await
+        .json::<kassa_domain::api::TokenResponse>()
+        .await
+        .unwrap();
+    let approval: kassa_domain::approval::GrantedApproval = app
+        .post("/v1/approvals", &boss_token.access_token, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cashier = Session {
+        username: cashier_user.username.clone(),
+        password: cashier_user.password.clone(),
+        tokens: cashier,
+    };
     create(
         &app,
         admin.token(),
@@ -272,7 +299,8 @@ async fn the_approving_manager_is_stored_on_the_order_line(app: TestApp) {
     }
     let eur = |a: &str| json!({ "amount": a, "currency": "EUR" });
     let body = json!({ "location": "STORE-1", "lines": [
-        { "sku": "SKU-A", "qty": 1, "discount": eur("5.00"), "discount_approved_by": "boss" },
+        { "sku": "SKU-A", "qty": 1, "discount": eur("5.00"), "discount_approved_by": boss.username,
+          "discount_approval": { "id": approval.id } },
         { "sku": "SKU-B", "qty": 1, "discount": eur("0.10") },
     ] });
     let created = app
@@ -286,7 +314,10 @@ async fn the_approving_manager_is_stored_on_the_order_line(app: TestApp) {
         .unwrap();
     assert_eq!(created.status(), 201);
     let order: Order = created.json().await.unwrap();
-    assert_eq!(order.lines[0].discount_approved_by.as_deref(), Some("boss"));
+    assert_eq!(
+        order.lines[0].discount_approved_by.as_deref(),
+        Some(boss.username.as_str())
+    );
     assert_eq!(order.lines[1].discount_approved_by, None);
     let read: Order = app
         .get(&format!("/v1/orders/{}", order.id), admin.token())

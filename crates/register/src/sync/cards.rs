@@ -190,6 +190,7 @@ impl Engine {
                         .iter()
                         .find(|a| a.sku == l.sku)
                         .map(|a| a.manager.clone()),
+                    discount_approval: None,
                 })
                 .collect(),
         };
