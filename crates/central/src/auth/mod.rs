@@ -53,12 +53,8 @@ pub struct AuthService {
     decoding: DecodingKey,
     access_ttl: Duration,
     refresh_ttl: Duration,
-    session_cache_ttl: Duration,
-    /// Sessions recently confirmed live, with when. Logout evicts at once.
-    session_cache: Mutex<HashMap<Uuid, Instant>>,
-    /// Bumped (under the cache's lock) by every revocation: a check that read the database
-    /// before a logout committed must not cache what it read after the logout forgot it.
-    revocations: std::sync::atomic::AtomicU64,
+    /// Sessions recently confirmed live. Logout evicts at once.
+    sessions: SessionCache,
     login_by_username: DefaultKeyedRateLimiter<String>,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     requests_by_user: DefaultKeyedRateLimiter<Uuid>,
@@ -169,9 +165,7 @@ impl AuthService {
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             access_ttl: config.access_token_ttl,
             refresh_ttl: config.refresh_token_ttl,
-            session_cache_ttl: config.session_cache_ttl,
-            session_cache: Mutex::new(HashMap::new()),
-            revocations: std::sync::atomic::AtomicU64::new(0),
+            sessions: SessionCache::new(config.session_cache_ttl),
             login_by_username: RateLimiter::keyed(per_minute(config.login_per_username_per_minute)),
             login_by_ip: RateLimiter::keyed(per_minute(config.login_per_ip_per_minute)),
             requests_by_user: RateLimiter::keyed(
@@ -303,11 +297,7 @@ impl AuthService {
     }
 
     fn forget_session(&self, session_id: Uuid) {
-        if let Ok(mut cache) = self.session_cache.lock() {
-            self.revocations
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            cache.remove(&session_id);
-        }
+        self.sessions.forget(session_id);
     }
 
     /// Verifies the token's signature and expiry, then that its session is still live
@@ -335,29 +325,99 @@ impl AuthService {
     }
 
     async fn session_live(&self, db: &Db, session_id: Uuid) -> anyhow::Result<bool> {
-        let fresh = self
-            .session_cache
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(&session_id).copied())
-            .is_some_and(|checked| checked.elapsed() < self.session_cache_ttl);
-        if fresh {
+        if self.sessions.fresh(session_id) {
             return Ok(true);
         }
-        let epoch = self.revocations.load(std::sync::atomic::Ordering::SeqCst);
+        let check = self.sessions.begin_check();
         let live = store::sessions::is_active(db, session_id).await?;
-        if let Ok(mut cache) = self.session_cache.lock() {
-            let revoked_meanwhile =
-                self.revocations.load(std::sync::atomic::Ordering::SeqCst) != epoch;
-            if live && !revoked_meanwhile {
-                if cache.len() >= SESSION_CACHE_ENTRIES_MAX {
-                    cache.clear();
-                }
-                cache.insert(session_id, Instant::now());
-            } else {
-                cache.remove(&session_id);
-            }
-        }
+        self.sessions.finish_check(session_id, live, check);
         Ok(live)
+    }
+}
+
+/// Sessions recently confirmed live, per instance, for a short TTL. A revocation evicts its
+/// session and bumps an epoch under the same lock; a database check remembers its answer only
+/// if no revocation happened since it began, so a check that read "live" just before a logout
+/// committed can never put the revoked session back.
+struct SessionCache {
+    ttl: Duration,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    checked: HashMap<Uuid, Instant>,
+    revocations: u64,
+}
+
+/// A database check in progress: the revocation epoch it began in.
+#[derive(Debug, Clone, Copy)]
+struct Check(u64);
+
+impl SessionCache {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn fresh(&self, session_id: Uuid) -> bool {
+        self.lock()
+            .checked
+            .get(&session_id)
+            .is_some_and(|checked| checked.elapsed() < self.ttl)
+    }
+
+    fn begin_check(&self) -> Check {
+        Check(self.lock().revocations)
+    }
+
+    fn finish_check(&self, session_id: Uuid, live: bool, check: Check) {
+        let mut inner = self.lock();
+        if live && inner.revocations == check.0 {
+            if inner.checked.len() >= SESSION_CACHE_ENTRIES_MAX {
+                inner.checked.clear();
+            }
+            inner.checked.insert(session_id, Instant::now());
+        } else {
+            inner.checked.remove(&session_id);
+        }
+    }
+
+    fn forget(&self, session_id: Uuid) {
+        let mut inner = self.lock();
+        inner.revocations = inner.revocations.wrapping_add(1);
+        inner.checked.remove(&session_id);
+    }
+}
+
+#[cfg(test)]
+mod session_cache_tests {
+    use super::*;
+
+    #[test]
+    fn a_check_that_began_before_a_logout_never_caches_the_revoked_session() {
+        let cache = SessionCache::new(Duration::from_secs(60));
+        let session = Uuid::now_v7();
+        // A request reads "live" from the database …
+        let check = cache.begin_check();
+        // … the session is logged out meanwhile …
+        cache.forget(session);
+        // … and the request's answer arrives after the logout evicted the session.
+        cache.finish_check(session, true, check);
+        assert!(!cache.fresh(session), "a revoked session was re-cached");
+        // A check that begins after the logout caches as usual (were the session live).
+        let later = cache.begin_check();
+        cache.finish_check(session, true, later);
+        assert!(cache.fresh(session));
+        cache.forget(session);
+        assert!(!cache.fresh(session));
     }
 }
