@@ -45,6 +45,7 @@ story_with!(
     a_refund_pending_then_refused_gives_its_amount_back,
     a_rate_limited_card_payment_stays_pending_and_its_retry_pays,
     a_timed_out_card_payment_is_settled_by_the_reconciler,
+    the_reconciler_runs_at_start_up_and_then_on_its_schedule,
 );
 story_with!(reconcile_and_give_up_at_once: a_card_payment_never_answered_is_given_up_and_another_card_pays);
 story_with!(short_reservations: an_expired_order_gives_back_its_card_money_but_waits_for_a_payment_in_flight);
@@ -892,4 +893,37 @@ async fn a_retry_by_another_cashier_at_the_same_till_is_the_same_request(app: Te
         1,
         "one payment whoever retried"
     );
+}
+
+async fn the_reconciler_runs_at_start_up_and_then_on_its_schedule(app: TestApp) {
+    seed(&app, 10).await;
+    let customer = app.user(Role::Customer).await;
+    let stuck = |key: &'static str| {
+        let (app, token) = (&app, customer.token().to_owned());
+        async move {
+            let o = reserved_order(app, &token, 1).await;
+            let slow = card("2.50", "pm_sim_timeout__none");
+            error_body(
+                pay(app, &token, o.id, key, &slow).await,
+                502,
+                "processor_unavailable",
+            )
+            .await;
+            o
+        }
+    };
+    // Left pending before the instance (re)starts: settled by the run at start-up.
+    let before = stuck("before").await;
+    let reconciler = reconcile::spawn_reconciler(app.state.clone(), Duration::from_millis(300));
+    eventually("the start-up run settles it", || async {
+        get_order(&app, customer.token(), before.id).await.status == OrderStatus::Paid
+    })
+    .await;
+    // Left pending while it runs: settled by a later scheduled run.
+    let later = stuck("later").await;
+    eventually("a scheduled run settles it", || async {
+        get_order(&app, customer.token(), later.id).await.status == OrderStatus::Paid
+    })
+    .await;
+    reconciler.abort();
 }
