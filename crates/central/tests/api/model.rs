@@ -7,10 +7,24 @@
 //! processor simulator's; at the end of each seed everything is settled and the books must agree
 //! exactly.
 //!
+//! The checker, from one snapshot of the database and the simulator's books, per order:
+//! 0 ≤ refunded ≤ paid ≤ total; paid is its succeeded payments that are not orphans, refunded
+//! its pending and succeeded refunds; a CANCELLED order holds nothing (refunded = paid), a
+//! REFUNDED one has no refund pending, a PAID one is paid in full; each refund is card + cash,
+//! its card part its parts; each card payment gave back at most its amount, exactly its live
+//! refund parts plus its orphan refund; what the order's succeeded card payments still hold is
+//! at most what the processor holds for the order's intents, and equal (intent by intent,
+//! amounts and number of refunds) once nothing of the order is pending; a processor intent per
+//! payment at most. Per seed: one order per create key that answered 201, one payment row per
+//! payment key that got that far, the no-refused-refund rule (Central never answers
+//! `refund_rejected`: its books never ask the processor for money it does not hold), and per
+//! SKU the ledger sums to on_hand and reserved is the active reservations' units.
+//!
 //! A **restart** builds a new `AppState` on the same database with `kassa_central::build_state`
 //! (a new pool, migrations checked, signing secret and processor client rebuilt), serves it on
 //! a new port, points the simulator's webhooks at it, shuts the previous restarted server down
-//! and closes its pool (a webhook it was applying fails and is delivered again to the new one),
+//! and closes its pool (a webhook it was applying may fail and is then delivered again, to the
+//! new one),
 //! then runs what `kassa-central serve` runs at start-up: one reconciler pass and one sweep of
 //! expired reservations. Every later request goes to the new instance.
 //!
