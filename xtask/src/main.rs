@@ -6,13 +6,21 @@ use std::process::{Child, Command, ExitCode};
 
 use anyhow::{bail, Context};
 
-const USAGE: &str = "usage: ./x run | ./x test | ./x bench <checkout|search|relay|all>";
+const USAGE: &str =
+    "usage: ./x run | ./x test [--model-seed N] | ./x bench <checkout|search|relay|all>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => run(),
-        Some("test") => test(),
+        Some("test") => match args.get(1).map(String::as_str) {
+            None => test(),
+            Some("--model-seed") => model_seed(args.get(2).map(String::as_str)),
+            Some(_) => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
@@ -158,6 +166,38 @@ fn test() -> anyhow::Result<()> {
     sh("cargo", &["test", "--workspace"])?;
     desktop_e2e()?;
     println!("\nall tests passed");
+    Ok(())
+}
+
+/// Reruns one seed of the money model test (`crates/central/tests/api/model.rs`) on SQLite and
+/// PostgreSQL, printing its steps: `./x test --model-seed 17`.
+fn model_seed(seed: Option<&str>) -> anyhow::Result<()> {
+    let Some(seed) = seed.filter(|s| s.parse::<u64>().is_ok()) else {
+        bail!("--model-seed needs a seed, a whole number: ./x test --model-seed 17");
+    };
+    if !postgres_installed() {
+        ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
+    }
+    let args = [
+        "test",
+        "-p",
+        "kassa-central",
+        "--test",
+        "api",
+        "model",
+        "--",
+        "--nocapture",
+    ];
+    println!("+ KASSA_MODEL_SEED={seed} cargo {}", args.join(" "));
+    let status = Command::new("cargo")
+        .args(args)
+        .env("KASSA_MODEL_SEED", seed)
+        .current_dir(root())
+        .status()
+        .context("starting cargo")?;
+    if !status.success() {
+        bail!("model seed {seed} failed ({status})");
+    }
     Ok(())
 }
 

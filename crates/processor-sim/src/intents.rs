@@ -94,6 +94,8 @@ pub struct IntentRecord {
     amount_capturable: i64,
     amount_received: i64,
     amount_refunded: i64,
+    /// How many refunds were made from it.
+    refunds: u32,
     last_payment_error: Option<Value>,
     latest_charge: Option<String>,
     created: i64,
@@ -291,6 +293,27 @@ fn parse_bool(params: &Params, name: &str) -> Result<bool, Outcome> {
 }
 
 impl Store {
+    /// What each intent made for `metadata[order_id] = order_id` holds, oldest first.
+    pub fn intents_of_order(&self, order_id: &str) -> Vec<crate::IntentSummary> {
+        let mut found: Vec<_> = self
+            .intents
+            .values()
+            .filter(|i| i.metadata.get("order_id").map(String::as_str) == Some(order_id))
+            .map(|i| crate::IntentSummary {
+                id: i.id.clone(),
+                status: i.status,
+                amount_minor: i.amount,
+                received_minor: i.amount_received,
+                refunded_minor: i.amount_refunded,
+                refunds: i.refunds,
+                payment_id: i.metadata.get("payment_id").cloned(),
+                created: i.created,
+            })
+            .collect();
+        found.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        found
+    }
+
     pub fn intent_json(&self, id: &str) -> Outcome {
         match self.intents.get(id) {
             Some(intent) => Outcome::ok(intent.to_json()),
@@ -384,6 +407,7 @@ impl Store {
             amount_capturable: 0,
             amount_received: 0,
             amount_refunded: 0,
+            refunds: 0,
             last_payment_error: None,
             latest_charge: None,
             created: now,
@@ -528,6 +552,7 @@ impl Store {
             ));
         }
         intent.amount_refunded += amount;
+        intent.refunds += 1;
         let refund = json!({
             "id": new_id("re"),
             "object": "refund",

@@ -73,6 +73,31 @@ impl fmt::Debug for SimConfig {
     }
 }
 
+/// What one PaymentIntent holds in the simulator's books ([`SimState::intents_of_order`]):
+/// read-only, for tests that check their own books against the processor's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentSummary {
+    pub id: String,
+    pub status: kassa_payments::IntentStatus,
+    pub amount_minor: i64,
+    /// Captured (0 until the card is approved and captured).
+    pub received_minor: i64,
+    /// Given back so far, over [`IntentSummary::refunds`] refunds.
+    pub refunded_minor: i64,
+    pub refunds: u32,
+    /// `metadata[payment_id]`, the payment the intent was made for.
+    pub payment_id: Option<String>,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+impl IntentSummary {
+    /// What the intent still holds: received minus refunded.
+    pub fn held_minor(&self) -> i64 {
+        self.received_minor - self.refunded_minor
+    }
+}
+
 /// The simulator's shared state: cheap to clone, one per simulated processor.
 #[derive(Clone, Debug)]
 pub struct SimState {
@@ -227,6 +252,13 @@ impl SimState {
         lock(&self.inner.log).attempts.clone()
     }
 
+    /// The intents made for an order (`metadata[order_id]`), oldest first, with what each
+    /// received, gave back and still holds. Unbounded by the event log's limit: read from the
+    /// books themselves.
+    pub fn intents_of_order(&self, order_id: &str) -> Vec<IntentSummary> {
+        self.books().store.intents_of_order(order_id)
+    }
+
     /// Stops webhook deliveries (pending retries give up).
     pub fn shut_down(&self) {
         self.inner.shut_down.store(true, Ordering::SeqCst);
@@ -336,6 +368,11 @@ impl SimHandle {
     /// Every delivery attempt, successful or not.
     pub fn delivery_attempts(&self) -> Vec<DeliveryAttempt> {
         self.state.delivery_attempts()
+    }
+
+    /// See [`SimState::intents_of_order`].
+    pub fn intents_of_order(&self, order_id: &str) -> Vec<IntentSummary> {
+        self.state.intents_of_order(order_id)
     }
 }
 
