@@ -149,7 +149,11 @@ async fn settle_payment(state: &AppState, p: &PaymentRow) -> ApiResult<bool> {
         }
         Err(e) if e.is_retryable() => {
             let age = now_ms() - p.created_at.timestamp_millis();
-            if age >= ms(state.config.card_pending_give_up) {
+            // Given up only on the processor's own answer that the call failed (its saved 5xx,
+            // replayed): a timeout or a cut connection may hide a replay that just charged the
+            // card, so the payment stays pending and is read back again.
+            let answered_failed = matches!(e, ProcessorError::Server { .. });
+            if answered_failed && age >= ms(state.config.card_pending_give_up) {
                 tracing::warn!(payment_id = %p.id, error = %e, "no answer from the processor; card payment given up as failed");
                 let failed = store::payments::settle(
                     &mut tx,
