@@ -24,7 +24,8 @@ pub struct SaleLimits {
     /// risk). `None` (the default): card needs Central.
     pub offline_card_limit: Option<Money>,
     /// A cashier's line discount above this share of the line (percent) needs a manager's
-    /// approval; a signed-in manager gives any.
+    /// approval; a signed-in manager gives any. Central's setting replaces it from the first
+    /// sync round on (see [`crate::settings`]).
     pub discount_limit_percent: u32,
 }
 
