@@ -1,16 +1,26 @@
 //! Manager approvals at the till: a manager (or admin) types their PIN or password at the
 //! cashier's till to allow one thing a cashier may not do alone (a discount above the limit, a
-//! refund). Online the secret is checked by Central's login at this register, and the
-//! manager's access token stays here for the approved action (a refund is made with it), then
-//! is logged out; offline it is checked against the local verifier and there is no token. An
-//! approval is valid for [`APPROVAL_TTL`] and is used once; the UI only ever sees its id.
+//! refund). Online the secret is checked by Central's login at this register, the manager's
+//! session asks Central for an approval (`POST /v1/approvals`, which Central verifies when the
+//! order comes), and the manager's access token stays here for the approved action (a refund
+//! is made with it), then is logged out. Offline the secret is checked against the local
+//! verifier, there is no token, and the register signs the approval with its approval key
+//! (derived from its credential, which Central keeps from pairing) for Central to check at
+//! sync; so it does too when Central does not answer the request for an approval. An approval
+//! is valid for [`APPROVAL_TTL`] and is used once; the UI only ever sees its id and manager.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use chrono::{SubsecRound, Utc};
+use hmac::{Hmac, Mac};
+use kassa_domain::approval::{
+    offline_approval_message, ApprovalRef, OfflineApproval, APPROVAL_KEY_CONTEXT,
+};
 use kassa_domain::Role;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -29,10 +39,12 @@ pub struct Approval {
     pub manager: String,
 }
 
-/// An approval being used: the manager, and their access token when approved online.
+/// An approval being used: the manager, what Central verifies, and the manager's access token
+/// when approved online.
 #[derive(Debug)]
 pub(crate) struct Granted {
     pub manager: String,
+    pub approval: ApprovalRef,
     pub access: Option<Secret>,
     expires: Instant,
 }
@@ -67,20 +79,37 @@ impl Approvals {
         for access in expired {
             logout(sessions, access).await;
         }
-        let id = Uuid::now_v7();
+        let (manager, approval) = match central_approval(sessions, &manager, access.as_ref()).await
+        {
+            Ok(granted) => granted,
+            Err(err) => {
+                if let Some(access) = access {
+                    logout(sessions, access).await;
+                }
+                return Err(err);
+            }
+        };
+        let id = approval.id;
         let granted = Granted {
             manager: manager.clone(),
+            approval,
             access,
             expires: Instant::now() + APPROVAL_TTL,
         };
-        {
+        let refused = {
             let mut pending = self.lock()?;
             if pending.len() >= APPROVALS_PENDING_MAX {
-                return Err(Error::Invalid(format!(
-                    "{APPROVALS_PENDING_MAX} approvals are waiting already; use or let them expire"
-                )));
+                Some(granted)
+            } else {
+                pending.insert(id, granted);
+                None
             }
-            pending.insert(id, granted);
+        };
+        if let Some(granted) = refused {
+            self.finish(sessions, granted).await;
+            return Err(Error::Invalid(format!(
+                "{APPROVALS_PENDING_MAX} approvals are waiting already; use or let them expire"
+            )));
         }
         Ok(Approval { id, manager })
     }
@@ -181,8 +210,108 @@ async fn check_offline(
     Err(last.unwrap_or(Error::NotSignedIn))
 }
 
+/// The manager's name and the approval Central will verify: with the manager's session (an
+/// online check), the one Central grants; with none (checked offline), or when Central does not
+/// answer the request for it, one this register signs.
+async fn central_approval(
+    sessions: &Sessions,
+    manager: &str,
+    access: Option<&Secret>,
+) -> Result<(String, ApprovalRef)> {
+    if let Some(access) = access {
+        match sessions.client().grant_approval(access.expose()).await {
+            Ok(granted) => {
+                let approval = ApprovalRef {
+                    id: granted.id,
+                    offline: None,
+                };
+                return Ok((granted.manager, approval));
+            }
+            Err(err) if err.is_transient() => {
+                tracing::info!(%err, "Central did not grant the approval; the register signs it");
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok((manager.to_owned(), sign_offline(sessions, manager).await?))
+}
+
+/// An approval of `manager`'s (checked by this register) signed with the register's approval
+/// key, as Central checks one given offline: a new id, now. Central verifies it whoever's
+/// session sends the order, online or through sync.
+pub(crate) async fn sign_offline(sessions: &Sessions, manager: &str) -> Result<ApprovalRef> {
+    let register = sessions.register_credential().await?;
+    let id = Uuid::now_v7();
+    // Milliseconds, as the signed message and the stored JSON carry them.
+    let approved_at = Utc::now().trunc_subsecs(3);
+    let message = offline_approval_message(register.id, id, manager, approved_at);
+    let key = ApprovalKey::derive(&register.credential)?;
+    Ok(ApprovalRef {
+        id,
+        offline: Some(OfflineApproval {
+            manager: manager.to_owned(),
+            approved_at,
+            signature: key.sign(&message)?,
+        }),
+    })
+}
+
+/// The register's approval key: HMAC-SHA256 of [`APPROVAL_KEY_CONTEXT`] keyed with its
+/// credential (Central derives the same at pairing). `Debug` never shows it.
+struct ApprovalKey([u8; 32]);
+
+impl std::fmt::Debug for ApprovalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApprovalKey(***)")
+    }
+}
+
+impl ApprovalKey {
+    fn derive(credential: &str) -> Result<Self> {
+        let mut mac = hmac_with(credential.as_bytes())?;
+        mac.update(APPROVAL_KEY_CONTEXT.as_bytes());
+        Ok(Self(mac.finalize().into_bytes().into()))
+    }
+
+    /// Lowercase hex HMAC-SHA256 of `message`.
+    fn sign(&self, message: &str) -> Result<String> {
+        let mut mac = hmac_with(&self.0)?;
+        mac.update(message.as_bytes());
+        Ok(hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+fn hmac_with(key: &[u8]) -> Result<Hmac<Sha256>> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .map_err(|e| Error::Corrupt(format!("an HMAC key: {e}")))
+}
+
 async fn logout(sessions: &Sessions, access: Secret) {
     if let Err(err) = sessions.client().logout(access.expose()).await {
         tracing::warn!(%err, "logging out an approval's session failed; it expires on its own");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Central keeps the key it derives from the credential at pairing; both must agree.
+    #[test]
+    fn the_approval_key_is_the_one_central_derives_from_the_credential() {
+        let key = ApprovalKey::derive("credential-1").unwrap();
+        assert_eq!(
+            hex::encode(key.0),
+            kassa_central::approvals::approval_key_hex("credential-1")
+        );
+        assert_ne!(
+            hex::encode(ApprovalKey::derive("credential-2").unwrap().0),
+            hex::encode(key.0)
+        );
+        assert_eq!(format!("{key:?}"), "ApprovalKey(***)");
+        let signature = key.sign("message").unwrap();
+        assert_eq!(signature.len(), 64);
+        assert_eq!(signature, signature.to_lowercase());
+        assert_ne!(key.sign("messagf").unwrap(), signature);
     }
 }

@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use kassa_domain::api::Product;
+use kassa_domain::approval::{discount_limit_minor, ApprovalRef};
 use kassa_domain::{
     check_line_qty, compute_totals, CartLine, Currency, Money, PriceMode, Sku, TaxClass, TaxTable,
     Totals, CART_LINES_MAX,
@@ -12,7 +13,7 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{corrupt, Context, Error, Result};
 use crate::store::{money, now_ms, LocalDb, Tx};
 
 /// The most carts that may be parked at once.
@@ -36,14 +37,24 @@ pub struct DiscountApproval {
     pub sku: Sku,
     /// The approving manager's username.
     pub manager: String,
+    /// What Central verifies (sent with the order, never shown to the UI); `None` only on a
+    /// line approved before the register kept it.
+    #[serde(skip)]
+    pub(crate) approval: Option<ApprovalRef>,
+}
+
+impl DiscountApproval {
+    /// What Central verifies for this line's discount.
+    pub fn approval(&self) -> Option<&ApprovalRef> {
+        self.approval.as_ref()
+    }
 }
 
 /// The most discount a cashier may give on `line` without approval: `percent` of the line's
-/// amount before discount, rounded down to the minor unit.
+/// amount before discount, rounded down to the minor unit (Central's own sum).
 pub fn discount_limit(line: &CartLine, percent: u32) -> Money {
-    let gross_minor = line.unit_price.to_minor() * i64::from(line.qty);
     Money::from_minor(
-        gross_minor * i64::from(percent.min(100)) / 100,
+        discount_limit_minor(line.unit_price.to_minor(), line.qty, percent),
         line.unit_price.currency(),
     )
 }
@@ -126,8 +137,8 @@ async fn approvals_on(
     conn: &mut sqlx::SqliteConnection,
     id: Uuid,
 ) -> Result<Vec<DiscountApproval>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT sku, discount_approved_by FROM cart_lines
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT sku, discount_approved_by, discount_approval FROM cart_lines
          WHERE cart_id = ? AND discount_approved_by IS NOT NULL ORDER BY line_no",
     )
     .bind(id.to_string())
@@ -135,10 +146,13 @@ async fn approvals_on(
     .await
     .context("reading discount approvals")?;
     rows.into_iter()
-        .map(|(sku, manager)| {
+        .map(|(sku, manager, approval)| {
             Ok(DiscountApproval {
                 sku: Sku::parse(&sku).map_err(|e| Error::Corrupt(e.to_string()))?,
                 manager,
+                approval: approval
+                    .map(|a| serde_json::from_str(&a).map_err(|e| corrupt("a line's approval", e)))
+                    .transpose()?,
             })
         })
         .collect()
@@ -310,15 +324,19 @@ pub async fn set_qty(
 }
 
 /// Sets an absolute discount on a line (0 ≤ discount ≤ the line's amount) with the manager who
-/// approved it, if it needed approval. Whether the cashier may give it is the caller's decision
-/// (`Register::set_discount`).
+/// approved it and the approval Central verifies, if it needed approval. Whether the cashier
+/// may give it is the caller's decision (`Register::set_discount`).
 pub async fn set_discount(
     db: &LocalDb,
     id: Uuid,
     sku: &Sku,
     discount: Money,
-    approved_by: Option<&str>,
+    approved: Option<(&str, &ApprovalRef)>,
 ) -> Result<CartView> {
+    let approval = approved
+        .map(|(_, a)| serde_json::to_string(a))
+        .transpose()
+        .map_err(|e| corrupt("an approval", e))?;
     let mut tx = db.begin_write().await?;
     require_open(&mut tx, id).await?;
     let mut cart = load_on(&mut tx, id).await?;
@@ -330,11 +348,12 @@ pub async fn set_discount(
     line.discount = discount;
     totals(&cart.lines, cart.totals.currency)?;
     sqlx::query(
-        "UPDATE cart_lines SET discount_minor = ?, discount_approved_by = ?
+        "UPDATE cart_lines SET discount_minor = ?, discount_approved_by = ?, discount_approval = ?
          WHERE cart_id = ? AND sku = ?",
     )
     .bind(discount.to_minor())
-    .bind(approved_by)
+    .bind(approved.map(|(by, _)| by))
+    .bind(approval)
     .bind(id.to_string())
     .bind(sku.as_str())
     .execute(&mut *tx)

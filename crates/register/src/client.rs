@@ -10,6 +10,7 @@ use kassa_domain::api::{
     SetPin, StockAdjustment, StockDiscrepancy, StockLevel, StockPage, SyncOrdersRequest,
     SyncOrdersResponse, TokenResponse,
 };
+use kassa_domain::approval::{GrantedApproval, SaleSettings};
 use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
@@ -399,6 +400,28 @@ impl CentralClient {
             .get(self.url(&format!("/v1/orders/{order_id}/refunds")))
             .bearer_auth(token);
         json(send(req, "reading an order's refunds").await?).await
+    }
+
+    /// `POST /v1/approvals` with a manager's session at this register: an approval Central
+    /// will verify (used once, by this register, within minutes).
+    #[tracing::instrument(skip_all)]
+    pub async fn grant_approval(&self, token: &str) -> Result<GrantedApproval> {
+        let req = self
+            .http
+            .post(self.url("/v1/approvals"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({}));
+        json(send(req, "asking Central for an approval").await?).await
+    }
+
+    /// `GET /v1/settings/sale`: what every till obeys (staff or the register's own session).
+    #[tracing::instrument(skip_all)]
+    pub async fn sale_settings(&self, token: &str) -> Result<SaleSettings> {
+        let req = self
+            .http
+            .get(self.url("/v1/settings/sale"))
+            .bearer_auth(token);
+        json(send(req, "reading the sale settings").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]

@@ -1,11 +1,12 @@
 //! Kassa Register's core without a GUI: everything the Tauri shell calls.
 //!
 //! [`Register`] ties together the local store ([`store`]), the catalog cache ([`catalog`]),
-//! carts ([`carts`]), checkout ([`sale`], card payments in [`card`]) and its [`outbox`], sign-in ([`session`], secrets in
-//! [`secrets`]), the [`sync`] engine and its [`client`] for Central, a manager's offline catalog
-//! [`edits`] and [`adjustments`] of stock, the stock [`shortfalls`] offline sales left at Central,
-//! and the offline [`recommend`]ations. Totals are `kassa_domain`'s, the code Central
-//! runs, so a receipt never differs from Central's by a cent.
+//! carts ([`carts`]), checkout ([`sale`], card payments in [`card`]) and its [`outbox`],
+//! sign-in ([`session`], secrets in [`secrets`]), managers' [`approval`]s, the [`settings`]
+//! Central decides for every till, the [`sync`] engine and its [`client`] for Central, a
+//! manager's offline catalog [`edits`] and [`adjustments`] of stock, the stock [`shortfalls`]
+//! offline sales left at Central, and the offline [`recommend`]ations. Totals are
+//! `kassa_domain`'s, the code Central runs, so a receipt never differs from Central's by a cent.
 
 pub mod adjustments;
 pub mod approval;
@@ -23,6 +24,7 @@ pub mod report;
 pub mod sale;
 pub mod secrets;
 pub mod session;
+pub mod settings;
 pub mod shortfalls;
 pub mod stock;
 pub mod store;

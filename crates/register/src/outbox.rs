@@ -50,7 +50,7 @@ impl Entry {
                     qty: l.qty,
                     discount: l.discount,
                     discount_approved_by: l.discount_approved_by.clone(),
-                    discount_approval: None,
+                    discount_approval: l.discount_approval.clone(),
                 })
                 .collect(),
         }
@@ -165,8 +165,8 @@ fn payment_from_row(row: &SqliteRow, currency: &str) -> Result<ReceiptPayment> {
 
 async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<OfflineLine>> {
     let rows = sqlx::query(
-        "SELECT sku, qty, unit_price_minor, discount_minor, discount_approved_by FROM outbox_lines
-         WHERE order_id = ? ORDER BY line_no",
+        "SELECT sku, qty, unit_price_minor, discount_minor, discount_approved_by, discount_approval
+         FROM outbox_lines WHERE order_id = ? ORDER BY line_no",
     )
     .bind(order_id.to_string())
     .fetch_all(db.pool())
@@ -177,13 +177,16 @@ async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<O
             let sku: String = row.get("sku");
             let qty: i64 = row.get("qty");
             let discount = Money::from_minor(row.get("discount_minor"), currency);
+            let approval: Option<String> = row.get("discount_approval");
             Ok(OfflineLine {
                 sku: Sku::from_str(&sku).map_err(|e| corrupt("outbox sku", e))?,
                 qty: u32::try_from(qty).map_err(|e| corrupt("outbox qty", e))?,
                 unit_price: Money::from_minor(row.get("unit_price_minor"), currency),
                 discount: (!discount.is_zero()).then_some(discount),
                 discount_approved_by: row.get("discount_approved_by"),
-                discount_approval: None,
+                discount_approval: approval
+                    .map(|a| serde_json::from_str(&a).map_err(|e| corrupt("a line's approval", e)))
+                    .transpose()?,
             })
         })
         .collect()

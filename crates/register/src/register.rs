@@ -9,7 +9,7 @@ use kassa_domain::api::{Product, ProductInput, StockAdjustment, StockDiscrepancy
 use kassa_domain::{Barcode, Currency, Money, Role, ShortfallView, Sku};
 use uuid::Uuid;
 
-use crate::approval::{Approval, Approvals};
+use crate::approval::{self, Approval, Approvals};
 use crate::carts::{self, CartView};
 use crate::client::{CentralClient, Timeouts};
 use crate::edits::{self, Conflict, Side};
@@ -22,7 +22,7 @@ use crate::secrets::SecretStore;
 use crate::session::{Sessions, SignedIn, OFFLINE_SIGN_IN_MAX_AGE_DEFAULT};
 use crate::store::LocalDb;
 use crate::sync::{Engine, SyncConfig, SyncStatus};
-use crate::{adjustments, catalog, refunds, shortfalls, stock};
+use crate::{adjustments, catalog, refunds, settings, shortfalls, stock};
 use kassa_domain::SalesReport;
 
 /// Where the register keeps its data and finds Central.
@@ -218,8 +218,14 @@ impl Register {
 
     pub async fn set_qty(&self, sku: &Sku, qty: u32) -> Result<CartView> {
         let cart = self.cart().await?;
-        let limit = self.limits.discount_limit_percent;
+        let limit = self.discount_limit_percent().await?;
         carts::set_qty(&self.db, cart.id, sku, qty, limit).await
+    }
+
+    /// The cashier's discount limit (percent of a line): Central's, as last pulled; the
+    /// configuration's [`SaleLimits::discount_limit_percent`] until the first pull.
+    pub async fn discount_limit_percent(&self) -> Result<u32> {
+        settings::discount_limit_percent(&self.db, self.limits.discount_limit_percent).await
     }
 
     /// A manager's approval at this till (their PIN or password): online through Central's
@@ -230,9 +236,11 @@ impl Register {
             .await
     }
 
-    /// Sets a line's absolute discount. Above `discount_limit_percent` of the line a cashier
-    /// needs a manager's `approval` (used up here, and its manager recorded on the line); a
-    /// signed-in manager or admin needs none (and is recorded as the approver).
+    /// Sets a line's absolute discount. Above [`Register::discount_limit_percent`] of the line a
+    /// cashier needs a manager's `approval` (used up here, its manager and what Central verifies
+    /// recorded on the line); a signed-in manager or admin needs none: they are recorded as the
+    /// approver with an approval the register signs, which Central verifies whoever's session
+    /// sends the order.
     pub async fn set_discount(
         &self,
         sku: &Sku,
@@ -245,14 +253,16 @@ impl Register {
             .iter()
             .find(|l| &l.sku == sku)
             .ok_or_else(|| Error::NotFound(format!("line {sku}")))?;
-        let percent = self.limits.discount_limit_percent;
+        let percent = self.discount_limit_percent().await?;
         let limit = carts::discount_limit(line, percent);
         if discount.currency() != limit.currency() || discount.checked_cmp(&limit)?.is_le() {
             return carts::set_discount(&self.db, cart.id, sku, discount, None).await;
         }
         match self.sessions.signed_in().await {
             Some(who) if who.role.at_least(Role::Manager) => {
-                carts::set_discount(&self.db, cart.id, sku, discount, Some(&who.username)).await
+                let own = approval::sign_offline(&self.sessions, &who.username).await?;
+                let approved = Some((who.username.as_str(), &own));
+                carts::set_discount(&self.db, cart.id, sku, discount, approved).await
             }
             _ => {
                 let what = format!("a discount above {limit} ({percent} % of the line)");
@@ -260,9 +270,8 @@ impl Register {
                     Error::ApprovalRequired(format!("{what} needs a manager's approval"))
                 })?;
                 let granted = self.approvals.take(id, &what)?;
-                let set =
-                    carts::set_discount(&self.db, cart.id, sku, discount, Some(&granted.manager))
-                        .await;
+                let approved = Some((granted.manager.as_str(), &granted.approval));
+                let set = carts::set_discount(&self.db, cart.id, sku, discount, approved).await;
                 match set {
                     Ok(view) => {
                         self.approvals.finish(&self.sessions, granted).await;

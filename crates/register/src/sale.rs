@@ -9,7 +9,7 @@ use kassa_domain::{CartLine, Money};
 pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode};
 use uuid::Uuid;
 
-use crate::carts::{self, CartView};
+use crate::carts::{self, CartView, DiscountApproval};
 use crate::error::{corrupt, Context, Error, Result};
 use crate::store::{now_ms, LocalDb, Tx};
 use crate::{card, identity};
@@ -24,7 +24,8 @@ pub struct SaleLimits {
     /// risk). `None` (the default): card needs Central.
     pub offline_card_limit: Option<Money>,
     /// A cashier's line discount above this share of the line (percent) needs a manager's
-    /// approval; a signed-in manager gives any.
+    /// approval; a signed-in manager gives any. Central's setting replaces it from the first
+    /// sync round on (see [`crate::settings`]).
     pub discount_limit_percent: u32,
 }
 
@@ -138,7 +139,7 @@ pub(crate) async fn record(
         completed_at: Utc::now(),
         mode,
     };
-    insert_outbox(tx, cart.id, &receipt, central).await?;
+    insert_outbox(tx, cart, &receipt, central).await?;
     carts::set_status(tx, cart.id, "completed", None).await?;
     Ok(receipt)
 }
@@ -175,7 +176,7 @@ async fn check_outbox_room(tx: &mut Tx, limits: SaleLimits) -> Result<()> {
 
 async fn insert_outbox(
     tx: &mut Tx,
-    cart_id: Uuid,
+    cart: &CartView,
     r: &Receipt,
     central: Option<&Order>,
 ) -> Result<()> {
@@ -194,7 +195,7 @@ async fn insert_outbox(
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE '[]' END, ?)",
     )
     .bind(&id)
-    .bind(cart_id.to_string())
+    .bind(cart.id.to_string())
     .bind(&r.receipt_no)
     .bind(&r.location)
     .bind(r.mode.as_str())
@@ -211,7 +212,7 @@ async fn insert_outbox(
     .execute(&mut **tx)
     .await
     .context("writing the sale to the outbox")?;
-    insert_lines(tx, &id, &r.lines).await?;
+    insert_lines(tx, &id, &r.lines, &cart.discount_approvals).await?;
     insert_payment(tx, &id, r).await
 }
 
@@ -245,11 +246,24 @@ async fn insert_payment(tx: &mut Tx, id: &str, r: &Receipt) -> Result<()> {
     Ok(())
 }
 
-async fn insert_lines(tx: &mut Tx, id: &str, lines: &[CartLine]) -> Result<()> {
+/// The sale's lines, each with its discount's approver and approval from the cart.
+async fn insert_lines(
+    tx: &mut Tx,
+    id: &str,
+    lines: &[CartLine],
+    approvals: &[DiscountApproval],
+) -> Result<()> {
     for (no, line) in lines.iter().enumerate() {
+        let approved = approvals.iter().find(|a| a.sku == line.sku);
+        let approval = approved
+            .and_then(DiscountApproval::approval)
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| corrupt("an approval", e))?;
         sqlx::query(
-            "INSERT INTO outbox_lines (order_id, line_no, sku, qty, unit_price_minor, discount_minor)
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox_lines (order_id, line_no, sku, qty, unit_price_minor, discount_minor,
+                discount_approved_by, discount_approval)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(i64::try_from(no).unwrap_or(i64::MAX) + 1)
@@ -257,6 +271,8 @@ async fn insert_lines(tx: &mut Tx, id: &str, lines: &[CartLine]) -> Result<()> {
         .bind(line.qty)
         .bind(line.unit_price.to_minor())
         .bind(line.discount.to_minor())
+        .bind(approved.map(|a| a.manager.as_str()))
+        .bind(approval)
         .execute(&mut **tx)
         .await
         .context("writing a sale line to the outbox")?;

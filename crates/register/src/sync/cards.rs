@@ -181,16 +181,15 @@ impl Engine {
             lines: cart
                 .lines
                 .iter()
-                .map(|l| OrderLineRequest {
-                    sku: l.sku.clone(),
-                    qty: l.qty,
-                    discount: (!l.discount.is_zero()).then_some(l.discount),
-                    discount_approved_by: cart
-                        .discount_approvals
-                        .iter()
-                        .find(|a| a.sku == l.sku)
-                        .map(|a| a.manager.clone()),
-                    discount_approval: None,
+                .map(|l| {
+                    let approved = cart.discount_approvals.iter().find(|a| a.sku == l.sku);
+                    OrderLineRequest {
+                        sku: l.sku.clone(),
+                        qty: l.qty,
+                        discount: (!l.discount.is_zero()).then_some(l.discount),
+                        discount_approved_by: approved.map(|a| a.manager.clone()),
+                        discount_approval: approved.and_then(|a| a.approval().cloned()),
+                    }
                 })
                 .collect(),
         };

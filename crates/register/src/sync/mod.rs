@@ -1,6 +1,6 @@
 //! The sync engine: a background task that pushes the outbox and the queued catalog edits,
-//! settles card payments and refunds left pending, and pulls the catalog, stock and
-//! recommendations, with a clear state (online or offline, last
+//! settles card payments and refunds left pending, and pulls the catalog, stock,
+//! recommendations and Central's sale settings, with a clear state (online or offline, last
 //! sync, pending count, last error) and exponential backoff with jitter while Central is away.
 
 mod adjustments;
@@ -64,6 +64,8 @@ pub struct RoundReport {
     pub products_changed: usize,
     pub stock_levels: usize,
     pub recommendation_lists: usize,
+    /// Central's sale settings pulled (1, or 0 when that step failed).
+    pub settings_pulled: usize,
     /// Steps that failed without ending the round (the status line says why).
     pub steps_failed: usize,
 }
@@ -141,7 +143,7 @@ impl Engine {
     }
 
     /// One full round: settle card payments, push sales, settle refunds, push edits, pull
-    /// catalog, stock and recommendations.
+    /// catalog, stock, recommendations and sale settings.
     /// The status is updated whatever happens.
     #[tracing::instrument(skip_all)]
     pub async fn run_once(&self) -> Result<RoundReport> {
@@ -167,6 +169,7 @@ impl Engine {
         let stock_levels = failed.keep("stock", self.pull_stock(&identity.location).await)?;
         let recommendation_lists =
             failed.keep("recommendations", self.pull_recommendations().await)?;
+        let settings_pulled = failed.keep("sale settings", self.pull_settings().await)?;
         let report = RoundReport {
             card_sales_settled,
             sales_settled,
@@ -176,6 +179,7 @@ impl Engine {
             products_changed,
             stock_levels,
             recommendation_lists,
+            settings_pulled,
             steps_failed: failed.count,
         };
         Ok((report, failed.first))

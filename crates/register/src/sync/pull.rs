@@ -2,7 +2,8 @@
 //! unsettled local edit left alone), the stock levels of this register's location (a thousand
 //! SKUs a request, round-robin over the catalog) and the recommendation lists. All three are
 //! cursor-paged feeds pulled by one loop ([`Engine::pull_feed`]); each page is stored in one
-//! transaction with its cursor.
+//! transaction with its cursor. Central's sale settings (the cashier's discount limit) are one
+//! small document, pulled whole every round.
 
 use kassa_domain::api::{CopurchaseList, Product, StockLevel, StockPage, STOCK_PAGE_LIMIT_MAX};
 
@@ -10,7 +11,7 @@ use super::Engine;
 use crate::client::CentralClient;
 use crate::error::{Context, Result};
 use crate::store::{self, Tx};
-use crate::{catalog, edits, recommend, stock};
+use crate::{catalog, edits, recommend, settings, stock};
 
 /// Items per catalog and recommendation page, and pages per round at most.
 const FEED_PAGE_LIMIT: u32 = 500;
@@ -159,6 +160,16 @@ impl Engine {
         let limit = per_round.min(STOCK_PAGE_LIMIT_MAX);
         let pages = per_round.div_ceil(limit) as usize;
         self.pull_feed(&Stock { location, limit }, pages).await
+    }
+
+    /// Pulls the sale settings every till obeys (`GET /v1/settings/sale`) and keeps them.
+    pub(super) async fn pull_settings(&self) -> Result<usize> {
+        let sale = self
+            .sessions
+            .device_authed(|t| async move { self.client().sale_settings(t.expose()).await })
+            .await?;
+        settings::save_sale(&self.db, &sale).await?;
+        Ok(1)
     }
 
     /// The one paging loop: fetch the page after the stored cursor, store it with the new

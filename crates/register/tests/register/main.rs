@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod approvals;
 mod card;
 mod catalog;
 mod crash;

@@ -213,14 +213,21 @@ async fn a_cashiers_discount_above_the_limit_needs_a_managers_approval_online_an
 
         shop.go_online().await;
         sync_until_drained(&register).await;
-        for (receipt, discount) in [(&online_sale, "1.00"), (&offline_sale, "2.00")] {
+        for (receipt, discount, source) in [
+            (&online_sale, "1.00", "register"),
+            (&offline_sale, "2.00", "offline"),
+        ] {
             let order = shop.order(receipt.order_id).await.unwrap();
+            assert_eq!(order.source, source);
             assert_eq!(order.lines[0].discount, eur(discount));
             assert_eq!(
                 order.lines[0].discount_approved_by.as_deref(),
                 Some("manager")
             );
         }
+        // Central verified both approvals: nothing flagged for the manager.
+        let flags = shop.manager_get("/v1/approvals/flags").await;
+        assert_eq!(flags, serde_json::json!([]));
 
         // A signed-in manager gives any discount, and is recorded as its approver.
         register.sign_in("manager", PASSWORD).await.unwrap();

@@ -29,6 +29,9 @@ async fn all_at_central(shop: &Shop, register: &Register, receipts: &[Receipt]) 
     assert_eq!((counts.pending, counts.rejected), (0, 0), "{counts:?}");
     let orders = shop.central.count("SELECT COUNT(*) FROM orders").await;
     assert_eq!(orders, i64::try_from(receipts.len()).unwrap());
+    // A discount above the limit carried an approval Central could verify.
+    let flags = shop.manager_get("/v1/approvals/flags").await;
+    assert_eq!(flags, serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,47 @@
+//! What Central decides for every till, as last pulled by the sync round
+//! (`GET /v1/settings/sale`): today the cashier's discount limit. Until the first pull the
+//! register's configuration ([`crate::sale::SaleLimits`]) applies.
+
+use kassa_domain::approval::SaleSettings;
+
+use crate::error::{corrupt, Context, Result};
+use crate::store::{now_ms, LocalDb};
+
+const SALE: &str = "sale";
+
+/// The sale settings last pulled from Central, or `None` before the first pull.
+pub async fn sale(db: &LocalDb) -> Result<Option<SaleSettings>> {
+    let value: Option<String> =
+        sqlx::query_scalar("SELECT value FROM central_settings WHERE name = ?")
+            .bind(SALE)
+            .fetch_optional(db.reader())
+            .await
+            .context("reading Central's sale settings")?;
+    value
+        .map(|v| serde_json::from_str(&v).map_err(|e| corrupt("stored sale settings", e)))
+        .transpose()
+}
+
+/// Keeps the sale settings Central answered.
+pub async fn save_sale(db: &LocalDb, settings: &SaleSettings) -> Result<()> {
+    let value = serde_json::to_string(settings).map_err(|e| corrupt("sale settings", e))?;
+    sqlx::query(
+        "INSERT INTO central_settings (name, value, pulled_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, pulled_at = excluded.pulled_at",
+    )
+    .bind(SALE)
+    .bind(value)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await
+    .context("keeping Central's sale settings")?;
+    Ok(())
+}
+
+/// The cashier's discount limit (percent of a line): Central's once pulled, else `default`.
+pub async fn discount_limit_percent(db: &LocalDb, default: u32) -> Result<u32> {
+    Ok(sale(db)
+        .await?
+        .map_or(default, |s| s.discount_limit_percent)
+        .min(100))
+}
