@@ -81,6 +81,10 @@ pub enum ApiError {
     /// 503: a dependency (database) is unreachable.
     #[error("service unavailable")]
     Unavailable,
+    /// 503 with its own code: the operator has not configured this feature
+    /// (`webhooks_not_configured`, `card_payments_unavailable`); a setting, not a failure.
+    #[error("{message}")]
+    NotConfigured { code: &'static str, message: String },
     /// 500: logged with the request id, never echoed.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -166,6 +170,9 @@ impl ApiError {
             ),
             Self::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code, Value::Null),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Value::Null),
+            Self::NotConfigured { code, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, code, Value::Null)
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Value::Null),
         }
     }
