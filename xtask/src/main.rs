@@ -6,8 +6,11 @@ use std::process::{Child, Command, ExitCode};
 
 use anyhow::{bail, Context};
 
+mod fuzz;
+mod pg;
+
 const USAGE: &str =
-    "usage: ./x run | ./x test [--model-seed N] | ./x bench <checkout|search|relay|all>";
+    "usage: ./x run | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|search|relay|all>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,6 +24,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        Some("fuzz") => fuzz::fuzz(),
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");

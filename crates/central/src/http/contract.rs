@@ -113,6 +113,10 @@ fn error_statuses(path: &str, op: &Operation) -> BTreeSet<u16> {
     {
         statuses.insert(400);
     }
+    if !params.is_empty() {
+        // Text PostgreSQL cannot store (`invalid_text`).
+        statuses.insert(422);
+    }
     if params.iter().any(|p| p.name == IDEMPOTENCY_KEY) {
         statuses.extend([409, 422]);
     }

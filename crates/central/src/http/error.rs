@@ -203,11 +203,37 @@ impl ApiError {
     }
 }
 
+/// PostgreSQL's SQLSTATE for text it cannot store (a NUL character, `\u0000`, in a JSON string).
+const PG_CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+
+impl ApiError {
+    /// A database refusal caused by the client's text is the client's error (422 `invalid_text`),
+    /// wherever the query ran; SQLite stores the same text.
+    fn reclassified(self) -> Self {
+        let Self::Internal(err) = &self else {
+            return self;
+        };
+        let bad_text = err
+            .chain()
+            .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+            .filter_map(|e| e.as_database_error())
+            .any(|e| e.code().as_deref() == Some(PG_CHARACTER_NOT_IN_REPERTOIRE));
+        if bad_text {
+            return Self::invalid(
+                "invalid_text",
+                "text may not contain the NUL character (\\u0000)",
+            );
+        }
+        self
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = self.render();
+        let this = self.reclassified();
+        let (status, body) = this.render();
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after_s } | Self::Locked { retry_after_s, .. } = self {
+        if let Self::TooManyRequests { retry_after_s } | Self::Locked { retry_after_s, .. } = this {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));

@@ -10,7 +10,21 @@ story!(
     health_ready_and_metrics_answer,
     every_response_carries_a_request_id_and_unknown_routes_get_json_errors,
     a_failing_database_gives_503_on_ready_and_a_500_that_leaks_nothing,
+    text_with_a_nul_character_is_stored_or_refused_with_422_never_a_500,
 );
+
+/// Found by the fuzzer: PostgreSQL cannot store `\u0000` in text; that is the client's 422.
+async fn text_with_a_nul_character_is_stored_or_refused_with_422_never_a_500(app: TestApp) {
+    let admin = app.user(Role::Admin).await;
+    let body = serde_json::json!({ "code": "NUL-1", "name": "a\u{0}b" });
+    let response = app.post("/v1/locations", admin.token(), &body).await;
+    match response.status().as_u16() {
+        201 => assert!(app.state.config.database_url.starts_with("sqlite")),
+        _ => {
+            error_body(response, 422, "invalid_text").await;
+        }
+    }
+}
 
 async fn health_ready_and_metrics_answer(app: TestApp) {
     let cashier = app.user(Role::Cashier).await;
