@@ -348,7 +348,7 @@ pub async fn adjust(
             "sales and conversions are recorded by orders, not by hand",
         ));
     }
-    if req.delta == 0 || req.delta.abs() > 1_000_000 {
+    if req.delta == 0 || req.delta.unsigned_abs() > 1_000_000 {
         return Err(ApiError::invalid(
             "invalid_delta",
             "delta must be non-zero and at most 1,000,000 units",

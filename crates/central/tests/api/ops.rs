@@ -11,7 +11,19 @@ story!(
     every_response_carries_a_request_id_and_unknown_routes_get_json_errors,
     a_failing_database_gives_503_on_ready_and_a_500_that_leaks_nothing,
     text_with_a_nul_character_is_stored_or_refused_with_422_never_a_500,
+    the_smallest_stock_delta_is_refused_with_422_not_a_panic,
 );
+
+/// Found by the fuzzer: `i64::MIN.abs()` overflowed.
+async fn the_smallest_stock_delta_is_refused_with_422_not_a_panic(app: TestApp) {
+    let admin = app.user(Role::Admin).await;
+    let body = serde_json::json!({ "sku": "SKU-1", "location": "STORE-1", "delta": i64::MIN,
+        "reason": "adjustment" });
+    let response = app
+        .post("/v1/stock/adjustments", admin.token(), &body)
+        .await;
+    error_body(response, 422, "invalid_delta").await;
+}
 
 /// Found by the fuzzer: PostgreSQL cannot store `\u0000` in text; that is the client's 422.
 async fn text_with_a_nul_character_is_stored_or_refused_with_422_never_a_500(app: TestApp) {
