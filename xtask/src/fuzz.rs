@@ -11,8 +11,9 @@ use anyhow::{bail, Context};
 
 use crate::{postgres_installed, target_dir, wait_for_health, Background};
 
-/// Pinned tools from PyPI, installed in a venv under the target dir (never in the repository).
-const PY_PACKAGES: &[&str] = &["schemathesis==4.32.5", "openapi-spec-validator==0.7.1"];
+/// Pinned tools from PyPI, installed in venvs under the target dir (never in the repository).
+const FUZZ_PACKAGES: &[&str] = &["schemathesis==4.32.5", "openapi-spec-validator==0.7.1"];
+const CLIENT_PACKAGES: &[&str] = &["openapi-python-client==0.29.1"];
 /// The time budget of one schemathesis run, and the examples per operation and phase.
 const FUZZ_TIME_S: &str = "60";
 const FUZZ_EXAMPLES_MAX: &str = "10";
@@ -21,7 +22,7 @@ const CHECKS: &str =
 
 /// The fuzz run on each backend; fails on any failure or error schemathesis reports.
 pub fn fuzz() -> anyhow::Result<()> {
-    let venv = ensure_venv()?;
+    let venv = ensure_venv("fuzz-venv", FUZZ_PACKAGES)?;
     crate::sh(
         "cargo",
         &[
@@ -51,11 +52,11 @@ enum Backend {
     Postgres,
 }
 
-/// The venv with [`PY_PACKAGES`]; reused while its recorded pins match.
-fn ensure_venv() -> anyhow::Result<PathBuf> {
-    let venv = target_dir().join("fuzz-venv");
+/// The venv `name` with `packages`; reused while its recorded pins match.
+fn ensure_venv(name: &str, packages: &[&str]) -> anyhow::Result<PathBuf> {
+    let venv = target_dir().join(name);
     let stamp = venv.join("kassa-pins.txt");
-    let pins = PY_PACKAGES.join("\n");
+    let pins = packages.join("\n");
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == pins) {
         return Ok(venv);
     }
@@ -63,7 +64,7 @@ fn ensure_venv() -> anyhow::Result<PathBuf> {
     crate::sh("python3", &["-m", "venv", venv_s])?;
     let pip = venv.join("bin/pip");
     let mut args = vec!["install", "--quiet"];
-    args.extend(PY_PACKAGES);
+    args.extend(packages);
     crate::sh(pip.to_str().context("venv path")?, &args)?;
     std::fs::write(&stamp, pins).context("writing the venv's pins")?;
     Ok(venv)
@@ -84,13 +85,13 @@ fn fuzz_on(venv: &Path, backend: Backend) -> anyhow::Result<()> {
             (Some(pg), url)
         }
     };
-    let result = serve_and_fuzz(venv, &dir, &db_url);
+    let result = serve_and_fuzz(venv, &dir, &db_url, matches!(backend, Backend::Sqlite));
     drop(_pg);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn serve_and_fuzz(venv: &Path, dir: &Path, db_url: &str) -> anyhow::Result<()> {
+fn serve_and_fuzz(venv: &Path, dir: &Path, db_url: &str, with_client: bool) -> anyhow::Result<()> {
     let bin = target_dir().join("debug");
     let bind = format!("127.0.0.1:{}", free_port()?);
     let sim_bind = format!("127.0.0.1:{}", free_port()?);
@@ -139,6 +140,9 @@ fn serve_and_fuzz(venv: &Path, dir: &Path, db_url: &str) -> anyhow::Result<()> {
     let spec = dir.join("openapi.json");
     std::fs::write(&spec, http(&bind, "GET", "/openapi.json", "")?).context("saving the spec")?;
     run_tool(venv, "openapi-spec-validator", &[path_str(&spec)?])?;
+    if with_client {
+        check_client(&spec, dir)?;
+    }
     // Two sessions: the fuzzer's own, and a throwaway one that only logout may end.
     let token = login(&bind)?;
     let throwaway = login(&bind)?;
@@ -263,6 +267,44 @@ fn parse_counts(text: &str) -> Counts {
         }
     }
     counts
+}
+
+/// Generates the Python client from `spec` (any warning fails) and imports every module of it.
+fn check_client(spec: &Path, dir: &Path) -> anyhow::Result<()> {
+    let venv = ensure_venv("client-venv", CLIENT_PACKAGES)?;
+    let out = dir.join("client");
+    let package = out.join("kassa_central_client");
+    std::fs::create_dir_all(&out).context("creating the client dir")?;
+    // No formatter run after generating (ruff is not installed): the code only has to import.
+    let config = out.join("config.yaml");
+    std::fs::write(&config, "post_hooks: []\n").context("writing the generator config")?;
+    let args = [
+        "generate",
+        "--path",
+        path_str(spec)?,
+        "--meta",
+        "none",
+        "--output-path",
+        path_str(&package)?,
+        "--config",
+        path_str(&config)?,
+        "--overwrite",
+        "--fail-on-warning",
+    ];
+    run_tool(&venv, "openapi-python-client", &args)?;
+    let import_all = "import importlib, pkgutil, kassa_central_client as c\n\
+        mods = [m.name for m in pkgutil.walk_packages(c.__path__, 'kassa_central_client.')]\n\
+        [importlib.import_module(m) for m in mods]\n\
+        print(f'generated client: {len(mods)} modules import')";
+    let status = Command::new(venv.join("bin/python"))
+        .args(["-c", import_all])
+        .current_dir(&out)
+        .status()
+        .context("importing the generated client")?;
+    if !status.success() {
+        bail!("the generated client does not import ({status})");
+    }
+    Ok(())
 }
 
 fn run_tool(venv: &Path, tool: &str, args: &[&str]) -> anyhow::Result<()> {

@@ -121,7 +121,8 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
 }
 
 /// The whole suite: formatting, lints (host crates, and the UI for wasm32), every test on
-/// SQLite and PostgreSQL, then the desktop app end to end through WebDriver under Xvfb.
+/// SQLite and PostgreSQL, the API fuzzed on both, then the desktop app end to end through
+/// WebDriver under Xvfb.
 fn test() -> anyhow::Result<()> {
     if !postgres_installed() {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
@@ -168,6 +169,8 @@ fn test() -> anyhow::Result<()> {
         ],
     )?;
     sh("cargo", &["test", "--workspace"])?;
+    // The API contract from outside: spec validation, a generated client, schemathesis.
+    fuzz::fuzz()?;
     desktop_e2e()?;
     println!("\nall tests passed");
     Ok(())

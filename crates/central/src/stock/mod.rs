@@ -221,6 +221,7 @@ pub fn spawn_sweeper(state: AppState, interval: Duration) -> tokio::task::JoinHa
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LocationQuery {
     /// Location code.
@@ -266,6 +267,7 @@ pub async fn get_stock(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StockPageQuery {
     /// Location code.
@@ -585,6 +587,7 @@ pub async fn delete_reservation(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiscrepancyQuery {
     /// Location code; every location when absent.

@@ -137,3 +137,33 @@ async fn a_failing_database_gives_503_on_ready_and_a_500_that_leaks_nothing(app:
         "internals leaked: {message}"
     );
 }
+
+/// Every parameter sits where the route reads it, and every operation documents its errors with
+/// the one error body (the spec is validated and fuzzed by `./x fuzz`).
+#[test]
+fn the_openapi_document_declares_parameters_and_errors_of_every_operation() {
+    let doc = serde_json::to_value(kassa_central::http::openapi()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            for name in path.split('/').filter_map(|s| s.strip_prefix('{')) {
+                let name = name.trim_end_matches('}');
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "path"),
+                    "{method} {path}: path parameter {name} not declared"
+                );
+            }
+            for p in params.iter().filter(|p| p["in"] == "path") {
+                let name = p["name"].as_str().unwrap();
+                assert!(
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path}: {name} is no path parameter"
+                );
+            }
+            let errors = &op["responses"]["503"]["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(errors, "#/components/schemas/ErrorBody", "{method} {path}");
+        }
+    }
+}
