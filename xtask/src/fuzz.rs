@@ -22,6 +22,14 @@ const CHECKS: &str =
 
 /// The fuzz run on each backend; fails on any failure or error schemathesis reports.
 pub fn fuzz() -> anyhow::Result<()> {
+    let has_venv = Command::new("python3")
+        .args(["-m", "venv", "--help"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_venv {
+        crate::ensure_packages(&[("python3-venv", "/usr/lib/python3/__absent__")])?;
+    }
     let venv = ensure_venv("fuzz-venv", FUZZ_PACKAGES)?;
     crate::sh(
         "cargo",
