@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use kassa_domain::{IdempotencyKey, Sku, Username};
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Schema};
 
 /// Routes anyone may call: no bearer token is read, so no 401/403.
@@ -36,8 +37,21 @@ const HEADERS: &[(&str, &str, &str, bool)] = &[
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 const IF_MATCH: &str = "If-Match";
 
-/// Adds the shared parameters and error answers to every operation of `doc`.
+/// The bearer scheme's name in the document.
+const BEARER: &str = "bearer";
+
+/// Adds the bearer scheme, and the shared parameters and error answers to every operation of `doc`.
 pub fn complete(doc: &mut OpenApi) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
     for (path, item) in &mut doc.paths.paths {
         for (method, op) in [
             ("get", &mut item.get),
@@ -54,6 +68,15 @@ pub fn complete(doc: &mut OpenApi) {
 }
 
 fn complete_operation(method: &str, path: &str, op: &mut Operation) {
+    if !PUBLIC.contains(&path) {
+        let bearer = SecurityRequirement::new::<_, _, &str>(BEARER, []);
+        // A guest may use a cart without signing in.
+        op.security = Some(if path.starts_with("/v1/carts") {
+            vec![SecurityRequirement::default(), bearer]
+        } else {
+            vec![bearer]
+        });
+    }
     for name in path_parameters(path) {
         add_parameter(op, name, ParameterIn::Path, true, path_schema(name));
     }
