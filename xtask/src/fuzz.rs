@@ -31,17 +31,7 @@ pub fn fuzz() -> anyhow::Result<()> {
         crate::ensure_packages(&[("python3-venv", "/usr/lib/python3/__absent__")])?;
     }
     let venv = ensure_venv("fuzz-venv", FUZZ_PACKAGES)?;
-    crate::sh(
-        "cargo",
-        &[
-            "build",
-            "--package",
-            "kassa-central",
-            "--package",
-            "kassa-processor-sim",
-            "--bins",
-        ],
-    )?;
+    crate::build_bins(&["kassa-central", "kassa-processor-sim"])?;
     let mut backends = vec![Backend::Sqlite];
     if postgres_installed() {
         backends.push(Backend::Postgres);

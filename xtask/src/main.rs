@@ -99,12 +99,17 @@ fn ensure_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
 }
 
 fn postgres_installed() -> bool {
-    std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| {
-            dirs.filter_map(Result::ok)
-                .any(|d| d.path().join("bin/initdb").exists())
-        })
-        .unwrap_or(false)
+    pg::pg_bin().is_some()
+}
+
+/// Builds the binaries of `packages` (debug) in one cargo run.
+fn build_bins(packages: &[&str]) -> anyhow::Result<()> {
+    let mut args = vec!["build"];
+    for package in packages {
+        args.extend(["--package", package]);
+    }
+    args.push("--bins");
+    sh("cargo", &args)
 }
 
 fn ensure_wasm_target() -> anyhow::Result<()> {
@@ -368,19 +373,7 @@ fn run() -> anyhow::Result<()> {
     }
     ensure_desktop_tools()?;
     build_ui()?;
-    sh(
-        "cargo",
-        &[
-            "build",
-            "--package",
-            "kassa-central",
-            "--package",
-            "kassa-processor-sim",
-            "--package",
-            "kassa-desktop",
-            "--bins",
-        ],
-    )?;
+    build_bins(&["kassa-central", "kassa-processor-sim", "kassa-desktop"])?;
     let bin = target_dir().join("debug");
     let db = root().join("kassa-central.db");
     let register_data = root().join("kassa-register-demo");

@@ -85,7 +85,8 @@ impl Drop for Cluster {
     }
 }
 
-fn pg_bin() -> Option<PathBuf> {
+/// The newest PostgreSQL's binaries under /usr/lib/postgresql.
+pub fn pg_bin() -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
