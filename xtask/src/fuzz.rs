@@ -222,8 +222,10 @@ fn run_schemathesis(
     ];
     args.extend(select);
     println!("+ st {}", args.join(" ").replace(token, "[token]"));
+    // Schemathesis keeps a cache in its working directory: the run's temp dir, not the checkout.
     let out = Command::new(venv.join("bin/st"))
         .args(&args)
+        .current_dir(spec.parent().context("the spec's dir")?)
         .output()
         .context("running schemathesis")?;
     let text = String::from_utf8_lossy(&out.stdout);
