@@ -6,8 +6,11 @@ use std::process::{Child, Command, ExitCode};
 
 use anyhow::{bail, Context};
 
+mod fuzz;
+mod pg;
+
 const USAGE: &str =
-    "usage: ./x run | ./x test [--model-seed N] | ./x bench <checkout|search|relay|all>";
+    "usage: ./x run | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|search|relay|all>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,6 +24,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        Some("fuzz") => fuzz::fuzz(),
         Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
@@ -95,12 +99,17 @@ fn ensure_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
 }
 
 fn postgres_installed() -> bool {
-    std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| {
-            dirs.filter_map(Result::ok)
-                .any(|d| d.path().join("bin/initdb").exists())
-        })
-        .unwrap_or(false)
+    pg::pg_bin().is_some()
+}
+
+/// Builds the binaries of `packages` (debug) in one cargo run.
+fn build_bins(packages: &[&str]) -> anyhow::Result<()> {
+    let mut args = vec!["build"];
+    for package in packages {
+        args.extend(["--package", package]);
+    }
+    args.push("--bins");
+    sh("cargo", &args)
 }
 
 fn ensure_wasm_target() -> anyhow::Result<()> {
@@ -117,7 +126,8 @@ fn ensure_wasm_target() -> anyhow::Result<()> {
 }
 
 /// The whole suite: formatting, lints (host crates, and the UI for wasm32), every test on
-/// SQLite and PostgreSQL, then the desktop app end to end through WebDriver under Xvfb.
+/// SQLite and PostgreSQL, the API fuzzed on both, then the desktop app end to end through
+/// WebDriver under Xvfb.
 fn test() -> anyhow::Result<()> {
     if !postgres_installed() {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
@@ -164,6 +174,8 @@ fn test() -> anyhow::Result<()> {
         ],
     )?;
     sh("cargo", &["test", "--workspace"])?;
+    // The API contract from outside: spec validation, a generated client, schemathesis.
+    fuzz::fuzz()?;
     desktop_e2e()?;
     println!("\nall tests passed");
     Ok(())
@@ -361,19 +373,7 @@ fn run() -> anyhow::Result<()> {
     }
     ensure_desktop_tools()?;
     build_ui()?;
-    sh(
-        "cargo",
-        &[
-            "build",
-            "--package",
-            "kassa-central",
-            "--package",
-            "kassa-processor-sim",
-            "--package",
-            "kassa-desktop",
-            "--bins",
-        ],
-    )?;
+    build_bins(&["kassa-central", "kassa-processor-sim", "kassa-desktop"])?;
     let bin = target_dir().join("debug");
     let db = root().join("kassa-central.db");
     let register_data = root().join("kassa-register-demo");

@@ -112,6 +112,10 @@ pub struct User {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateLocation {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
+    )]
     pub code: String,
     pub name: String,
 }
@@ -130,6 +134,7 @@ pub struct Location {
 #[serde(deny_unknown_fields)]
 pub struct CreateRegister {
     pub location: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
 }
 
@@ -258,10 +263,13 @@ pub struct StockPage {
 pub struct StockAdjustment {
     pub sku: Sku,
     pub location: String,
+    /// Not zero; receiving and returns add stock.
+    #[cfg_attr(feature = "openapi", schema(minimum = -1_000_000, maximum = 1_000_000))]
     pub delta: i64,
     /// `receiving`, `adjustment`, `count_correction` or `return`.
     pub reason: StockReason,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
     pub note: Option<String>,
 }
 
@@ -857,6 +865,7 @@ pub const RESOLUTION_CHARS_MAX: usize = 500;
 #[serde(deny_unknown_fields)]
 pub struct ResolveDiscrepancy {
     /// 1 to 500 characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 500))]
     pub note: String,
 }
 

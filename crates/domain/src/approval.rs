@@ -91,6 +91,7 @@ pub struct GrantedApproval {
 #[serde(deny_unknown_fields)]
 pub struct SaleSettings {
     /// A cashier's discount above this share of a line (0 to 100) needs a manager's approval.
+    #[cfg_attr(feature = "openapi", schema(maximum = 100))]
     pub discount_limit_percent: u32,
 }
 

@@ -116,6 +116,7 @@ fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     /// The `next_cursor` of the previous page; omit for the start.

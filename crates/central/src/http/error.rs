@@ -81,6 +81,10 @@ pub enum ApiError {
     /// 503: a dependency (database) is unreachable.
     #[error("service unavailable")]
     Unavailable,
+    /// 503 with its own code: the operator has not configured this feature
+    /// (`webhooks_not_configured`, `card_payments_unavailable`); a setting, not a failure.
+    #[error("{message}")]
+    NotConfigured { code: &'static str, message: String },
     /// 500: logged with the request id, never echoed.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -166,6 +170,9 @@ impl ApiError {
             ),
             Self::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code, Value::Null),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Value::Null),
+            Self::NotConfigured { code, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, code, Value::Null)
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Value::Null),
         }
     }
@@ -196,11 +203,37 @@ impl ApiError {
     }
 }
 
+/// PostgreSQL's SQLSTATE for text it cannot store (a NUL character, `\u0000`, in a JSON string).
+const PG_CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+
+impl ApiError {
+    /// A database refusal caused by the client's text is the client's error (422 `invalid_text`),
+    /// wherever the query ran; SQLite stores the same text.
+    fn reclassified(self) -> Self {
+        let Self::Internal(err) = &self else {
+            return self;
+        };
+        let bad_text = err
+            .chain()
+            .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+            .filter_map(|e| e.as_database_error())
+            .any(|e| e.code().as_deref() == Some(PG_CHARACTER_NOT_IN_REPERTOIRE));
+        if bad_text {
+            return Self::invalid(
+                "invalid_text",
+                "text may not contain the NUL character (\\u0000)",
+            );
+        }
+        self
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = self.render();
+        let this = self.reclassified();
+        let (status, body) = this.render();
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after_s } | Self::Locked { retry_after_s, .. } = self {
+        if let Self::TooManyRequests { retry_after_s } | Self::Locked { retry_after_s, .. } = this {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));

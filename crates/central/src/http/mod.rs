@@ -1,6 +1,7 @@
 //! The HTTP boundary: the router (every route with its role decision), middleware (request ids,
 //! logs, metrics, timeouts, body limits) and serving with graceful shutdown.
 
+pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod ops;
@@ -86,14 +87,21 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of everything [`router`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    documented_routes().1
+}
+
+/// The routes and their document, completed with what every route shares.
+fn documented_routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut doc) = api_routes().split_for_parts();
+    contract::complete(&mut doc);
+    (routes, doc)
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the application; serving is separate so tests can bind port 0.
 pub fn router(state: AppState) -> Router {
-    let (routes, doc) = api_routes().split_for_parts();
+    let (routes, doc) = documented_routes();
     let doc = std::sync::Arc::new(doc);
     let body_max = state.config.body_bytes_max;
     routes

@@ -52,7 +52,7 @@ fn processor(state: &AppState) -> ApiResult<Arc<dyn PaymentProcessor>> {
         .processor
         .as_ref()
         .map(|p| p.0.clone())
-        .ok_or_else(|| ApiError::BadGateway {
+        .ok_or_else(|| ApiError::NotConfigured {
             code: "card_payments_unavailable",
             message: "no card processor is configured (KASSA_PROCESSOR_URL)".into(),
         })

@@ -21,7 +21,7 @@ fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<Webho
         .config
         .webhook_secret
         .as_ref()
-        .ok_or_else(|| ApiError::BadGateway {
+        .ok_or_else(|| ApiError::NotConfigured {
             code: "webhooks_not_configured",
             message: "no webhook secret is configured (KASSA_WEBHOOK_SECRET)".into(),
         })?;

@@ -136,6 +136,7 @@ pub fn spawn_updater(state: AppState) -> tokio::task::JoinHandle<()> {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ForProductQuery {
     /// Re-rank for this user: drop what they bought, boost their categories. A customer may
@@ -200,6 +201,7 @@ pub async fn for_product(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     /// The `next_cursor` of the previous page; omit for the start.

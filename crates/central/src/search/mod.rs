@@ -67,6 +67,7 @@ pub fn spawn_refresher(state: AppState, interval: Duration) -> tokio::task::Join
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// Words (typos forgiven), or an exact SKU or barcode.

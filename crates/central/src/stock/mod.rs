@@ -221,6 +221,7 @@ pub fn spawn_sweeper(state: AppState, interval: Duration) -> tokio::task::JoinHa
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LocationQuery {
     /// Location code.
@@ -266,6 +267,7 @@ pub async fn get_stock(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StockPageQuery {
     /// Location code.
@@ -348,7 +350,7 @@ pub async fn adjust(
             "sales and conversions are recorded by orders, not by hand",
         ));
     }
-    if req.delta == 0 || req.delta.abs() > 1_000_000 {
+    if req.delta == 0 || req.delta.unsigned_abs() > 1_000_000 {
         return Err(ApiError::invalid(
             "invalid_delta",
             "delta must be non-zero and at most 1,000,000 units",
@@ -585,6 +587,7 @@ pub async fn delete_reservation(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiscrepancyQuery {
     /// Location code; every location when absent.

@@ -10,7 +10,33 @@ story!(
     health_ready_and_metrics_answer,
     every_response_carries_a_request_id_and_unknown_routes_get_json_errors,
     a_failing_database_gives_503_on_ready_and_a_500_that_leaks_nothing,
+    text_with_a_nul_character_is_stored_or_refused_with_422_never_a_500,
+    the_smallest_stock_delta_is_refused_with_422_not_a_panic,
 );
+
+/// Found by the fuzzer: `i64::MIN.abs()` overflowed.
+async fn the_smallest_stock_delta_is_refused_with_422_not_a_panic(app: TestApp) {
+    let admin = app.user(Role::Admin).await;
+    let body = serde_json::json!({ "sku": "SKU-1", "location": "STORE-1", "delta": i64::MIN,
+        "reason": "adjustment" });
+    let response = app
+        .post("/v1/stock/adjustments", admin.token(), &body)
+        .await;
+    error_body(response, 422, "invalid_delta").await;
+}
+
+/// Found by the fuzzer: PostgreSQL cannot store `\u0000` in text; that is the client's 422.
+async fn text_with_a_nul_character_is_stored_or_refused_with_422_never_a_500(app: TestApp) {
+    let admin = app.user(Role::Admin).await;
+    let body = serde_json::json!({ "code": "NUL-1", "name": "a\u{0}b" });
+    let response = app.post("/v1/locations", admin.token(), &body).await;
+    match response.status().as_u16() {
+        201 => assert!(app.state.config.database_url.starts_with("sqlite")),
+        _ => {
+            error_body(response, 422, "invalid_text").await;
+        }
+    }
+}
 
 async fn health_ready_and_metrics_answer(app: TestApp) {
     let cashier = app.user(Role::Cashier).await;
@@ -110,4 +136,34 @@ async fn a_failing_database_gives_503_on_ready_and_a_500_that_leaks_nothing(app:
         !message.contains("pool") && !message.contains("sqlx"),
         "internals leaked: {message}"
     );
+}
+
+/// Every parameter sits where the route reads it, and every operation documents its errors with
+/// the one error body (the spec is validated and fuzzed by `./x fuzz`).
+#[test]
+fn the_openapi_document_declares_parameters_and_errors_of_every_operation() {
+    let doc = serde_json::to_value(kassa_central::http::openapi()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            for name in path.split('/').filter_map(|s| s.strip_prefix('{')) {
+                let name = name.trim_end_matches('}');
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "path"),
+                    "{method} {path}: path parameter {name} not declared"
+                );
+            }
+            for p in params.iter().filter(|p| p["in"] == "path") {
+                let name = p["name"].as_str().unwrap();
+                assert!(
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path}: {name} is no path parameter"
+                );
+            }
+            let errors = &op["responses"]["503"]["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(errors, "#/components/schemas/ErrorBody", "{method} {path}");
+        }
+    }
 }

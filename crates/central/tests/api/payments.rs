@@ -27,6 +27,27 @@ story!(
     a_refund_made_under_the_callers_id_is_listed_with_its_state_once,
 );
 
+fn without_processor_or_webhook_secret(config: &mut kassa_central::Config) {
+    config.processor_url = None;
+    config.webhook_secret = None;
+}
+
+story_with!(without_processor_or_webhook_secret:
+    unconfigured_card_payments_and_webhooks_answer_503_with_their_code,
+);
+
+/// A setting the operator left out is no server failure: 503 with a code.
+async fn unconfigured_card_payments_and_webhooks_answer_503_with_their_code(app: TestApp) {
+    seed(&app, 10).await;
+    let customer = app.user(Role::Customer).await;
+    let o = reserved_order(&app, customer.token(), 1).await;
+    let card = card("2.50", "pm_card_visa");
+    let response = pay(&app, customer.token(), o.id, "card-1", &card).await;
+    error_body(response, 503, "card_payments_unavailable").await;
+    let response = post_webhook(&app, "{}", Some("t=1,v1=00".into())).await;
+    error_body(response, 503, "webhooks_not_configured").await;
+}
+
 pub fn money(amount: &str) -> Value {
     json!({ "amount": amount, "currency": "EUR" })
 }
