@@ -4,6 +4,7 @@
 //! only ever settles a payment that is still pending.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use kassa_domain::api::PaymentStatus;
@@ -53,13 +54,22 @@ fn verify(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<Webho
 
 /// Receives a processor event: 200 once applied (or when seen before), 400 for a bad signature.
 #[utoipa::path(post, path = "/v1/webhooks/payments", tag = "payments",
-    responses((status = 200), (status = 400)))]
+    responses((status = 200), (status = 400), (status = 413)))]
 #[tracing::instrument(skip_all)]
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    // The raw body (the signature covers its bytes), with the same error body as every route
+    // when it is too large or cannot be read.
+    let body = body.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::bad_request("invalid_body", e.body_text())
+        }
+    })?;
     let event = verify(&state, &headers, &body)?;
     let mut tx = state.db.begin_write().await?;
     if !store::payments::claim_webhook_event(&mut tx, &event.id, &event.r#type).await? {

@@ -46,6 +46,10 @@ async fn unconfigured_card_payments_and_webhooks_answer_503_with_their_code(app:
     error_body(response, 503, "card_payments_unavailable").await;
     let response = post_webhook(&app, "{}", Some("t=1,v1=00".into())).await;
     error_body(response, 503, "webhooks_not_configured").await;
+    // A body over the limit gets the same JSON error body as every route, not plain text.
+    let huge = "x".repeat(app.state.config.body_bytes_max + 1);
+    let response = post_webhook(&app, &huge, Some("t=1,v1=00".into())).await;
+    error_body(response, 413, "payload_too_large").await;
 }
 
 pub fn money(amount: &str) -> Value {
