@@ -555,14 +555,14 @@ pub async fn has_pending_payment(tx: &mut Tx, order_id: Uuid) -> anyhow::Result<
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
-/// Refunds still pending whose last change is older than `before_ms` (the reconciler's work).
+/// Refunds still pending whose last change is at or before `before_ms` (the reconciler's work).
 pub async fn stale_pending_refunds(
     tx: &mut Tx,
     before_ms: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<Uuid>> {
     let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT id FROM refunds WHERE status = 'pending' AND updated_at < $1 \
+        "SELECT id FROM refunds WHERE status = 'pending' AND updated_at <= $1 \
          ORDER BY updated_at, id LIMIT $2",
     )
     .bind(before_ms)
@@ -573,14 +573,14 @@ pub async fn stale_pending_refunds(
     ids.iter().map(|id| Ok(id.parse()?)).collect()
 }
 
-/// Card payments still pending whose last change is older than `before_ms`.
+/// Card payments still pending whose last change is at or before `before_ms`.
 pub async fn stale_pending_payments(
     tx: &mut Tx,
     before_ms: i64,
     limit: i64,
 ) -> anyhow::Result<Vec<PaymentRow>> {
     sqlx::query(
-        "SELECT * FROM payments WHERE status = 'pending' AND updated_at < $1 \
+        "SELECT * FROM payments WHERE status = 'pending' AND updated_at <= $1 \
          ORDER BY updated_at, id LIMIT $2",
     )
     .bind(before_ms)
