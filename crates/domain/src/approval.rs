@@ -45,13 +45,6 @@ pub fn offline_approval_message(
     )
 }
 
-/// The register's approval key as HMAC input material: `credential` is the register's secret
-/// from pairing; the key is HMAC-SHA256(credential, [`APPROVAL_KEY_CONTEXT`]), computed by the
-/// caller (this crate does no cryptography).
-pub fn approval_key_context() -> &'static [u8] {
-    APPROVAL_KEY_CONTEXT.as_bytes()
-}
-
 /// What a line needing approval carries: the approval's id and, for one given offline, the
 /// register's signature over it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

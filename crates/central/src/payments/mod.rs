@@ -509,8 +509,9 @@ pub async fn apply_success(
 
 /// Gives an orphaned card payment back through the processor (key derived from the payment,
 /// so however often this runs the customer is refunded once) and records `payment.refunded`.
-/// A failure is logged and the orphan stays pending: the reconciler tries again.
-pub async fn refund_orphan(state: &AppState, orphan: Orphan) {
+/// A failure is logged and the orphan stays pending: the reconciler tries again. `true` once
+/// the processor has given it back.
+pub async fn refund_orphan(state: &AppState, orphan: Orphan) -> bool {
     let result = async {
         let processor = processor(state)?;
         let refund = processor
@@ -540,8 +541,12 @@ pub async fn refund_orphan(state: &AppState, orphan: Orphan) {
         Ok::<_, ApiError>(())
     }
     .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, payment_id = %orphan.payment_id, "orphaned card payment not refunded yet");
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, payment_id = %orphan.payment_id, "orphaned card payment not refunded yet");
+            false
+        }
     }
 }
 

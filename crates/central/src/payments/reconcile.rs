@@ -65,7 +65,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Reconciled> {
         let Some(intent_id) = orphan.processor_ref.clone() else {
             continue;
         };
-        refund_orphan(
+        let given_back = refund_orphan(
             state,
             Orphan {
                 payment_id: orphan.id,
@@ -74,12 +74,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Reconciled> {
             },
         )
         .await;
-        let mut tx = state.db.begin_read().await?;
-        let now = store::payments::pending_orphans(&mut tx, BATCH_MAX).await?;
-        tx.commit().await?;
-        if !now.iter().any(|p| p.id == orphan.id) {
-            done.orphans_refunded += 1;
-        }
+        done.orphans_refunded += usize::from(given_back);
     }
     if done != Reconciled::default() {
         tracing::info!(?done, "reconciled with the processor");

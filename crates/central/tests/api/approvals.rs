@@ -4,7 +4,7 @@
 //! offline sale that already happened stands and is flagged for the manager.
 
 use hmac::{Hmac, Mac};
-use kassa_domain::api::{RegisterCreated, TokenResponse};
+use kassa_domain::api::RegisterCreated;
 use kassa_domain::approval::{offline_approval_message, GrantedApproval, SaleSettings};
 use kassa_domain::Role;
 use serde_json::{json, Value};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::checkout::{count, order, seed};
 use crate::helpers::{error_body, TestApp};
 use crate::story;
-use crate::sync::{offline_order, sync};
+use crate::sync::{offline_order, sign_in_at, sync};
 
 story!(
     a_discount_above_the_limit_needs_an_approval_granted_at_that_till,
@@ -33,25 +33,6 @@ async fn pair(app: &TestApp, admin: &str, name: &str) -> RegisterCreated {
         .await;
     assert_eq!(created.status(), 201);
     created.json().await.unwrap()
-}
-
-/// `role`'s new user signed in at `register`: (username, token).
-async fn at_till(app: &TestApp, register: &RegisterCreated, role: Role) -> (String, String) {
-    let user = app.user(role).await;
-    let login = json!({
-        "username": user.username, "password": user.password,
-        "register": { "id": register.register_id, "credential": register.credential },
-    });
-    let response = app
-        .client
-        .post(app.url("/v1/auth/login"))
-        .json(&login)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let tokens: TokenResponse = response.json().await.unwrap();
-    (user.username, tokens.access_token)
 }
 
 async fn grant(app: &TestApp, token: &str) -> reqwest::Response {
@@ -75,8 +56,8 @@ async fn a_discount_above_the_limit_needs_an_approval_granted_at_that_till(app: 
     let admin = seed(&app, 100).await;
     let till = pair(&app, &admin, "Till 1").await;
     let other = pair(&app, &admin, "Till 2").await;
-    let (_, cashier) = at_till(&app, &till, Role::Cashier).await;
-    let (manager_name, manager) = at_till(&app, &till, Role::Manager).await;
+    let (_, cashier) = sign_in_at(&app, &till, Role::Cashier).await;
+    let (manager_name, manager) = sign_in_at(&app, &till, Role::Manager).await;
     let key = || Uuid::new_v4().to_string();
 
     // Within the limit (10 % of 10.00): no approval needed.
@@ -162,7 +143,7 @@ async fn a_discount_above_the_limit_needs_an_approval_granted_at_that_till(app: 
     )
     .await;
     // An approval from another till does not travel.
-    let (_, other_manager) = at_till(&app, &other, Role::Manager).await;
+    let (_, other_manager) = sign_in_at(&app, &other, Role::Manager).await;
     let elsewhere: GrantedApproval = grant(&app, &other_manager).await.json().await.unwrap();
     error_body(
         order(
@@ -188,7 +169,7 @@ async fn a_discount_above_the_limit_needs_an_approval_granted_at_that_till(app: 
 async fn the_discount_limit_is_a_central_setting(app: TestApp) {
     let admin = seed(&app, 100).await;
     let till = pair(&app, &admin, "Till 1").await;
-    let (_, cashier) = at_till(&app, &till, Role::Cashier).await;
+    let (_, cashier) = sign_in_at(&app, &till, Role::Cashier).await;
     let settings: SaleSettings = app
         .get("/v1/settings/sale", &cashier)
         .await
@@ -269,7 +250,7 @@ fn offline_discounted(approval: Option<Value>, by: Option<&str>) -> Value {
 async fn offline_sales_with_approvals_that_do_not_hold_up_stand_and_are_flagged(app: TestApp) {
     let admin = seed(&app, 100).await;
     let till = pair(&app, &admin, "Till 1").await;
-    let (_, cashier) = at_till(&app, &till, Role::Cashier).await;
+    let (_, cashier) = sign_in_at(&app, &till, Role::Cashier).await;
     let manager = app.user(Role::Manager).await.username;
     let a_cashier = app.user(Role::Cashier).await.username;
     let at = chrono::Utc::now();

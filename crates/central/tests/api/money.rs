@@ -19,10 +19,10 @@ use crate::catalog::{create, ean, product_body};
 use crate::checkout::{assert_ledger_balanced, count, order, receive, seed, stock};
 use crate::helpers::{error_body, TestApp, WEBHOOK_SECRET};
 use crate::payments::{
-    card, eventually, get_order, intent_event, money, pay, post_webhook, refund, reserved_order,
-    signed,
+    card, eventually, get_order, intent_event, money, pay, post_webhook, refund, refund_storm,
+    reserved_order, signed,
 };
-use crate::sync::{offline_order, register_session, sync};
+use crate::sync::{offline_order, register_session, sign_in_at, sync};
 use crate::{story, story_with};
 
 story!(
@@ -286,31 +286,7 @@ async fn concurrent_refunds_over_two_card_payments_never_exceed_either(app: Test
     let manager = seed(&app, 10).await;
     let customer = app.user(Role::Customer).await;
     let (o, a, b) = paid_by_two_cards(&app, customer.token()).await;
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let (client, url, token) = (
-                app.client.clone(),
-                app.url(&format!("/v1/orders/{}/refunds", o.id)),
-                manager.clone(),
-            );
-            tokio::spawn(async move {
-                client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("idempotency-key", format!("c-{i}"))
-                    .json(&amount("1.00"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
+    let statuses = refund_storm(&app, &manager, o.id, 8, &amount("1.00")).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 201).count(),
         5,
@@ -849,20 +825,7 @@ async fn a_retry_by_another_cashier_at_the_same_till_is_the_same_request(app: Te
     let register: kassa_domain::api::RegisterCreated = created.json().await.unwrap();
     let mut tokens = Vec::new();
     for _ in 0..2 {
-        let cashier = app.user(Role::Cashier).await;
-        let login = json!({
-            "username": cashier.username, "password": cashier.password,
-            "register": { "id": register.register_id, "credential": register.credential },
-        });
-        let response = app
-            .client
-            .post(app.url("/v1/auth/login"))
-            .json(&login)
-            .send()
-            .await
-            .unwrap();
-        let t: kassa_domain::api::TokenResponse = response.json().await.unwrap();
-        tokens.push(t.access_token);
+        tokens.push(sign_in_at(&app, &register, Role::Cashier).await.1);
     }
     let body = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-1", "qty": 1 }] });
     let first: Order = order(&app, &tokens[0], "till-7-sale-1", &body)

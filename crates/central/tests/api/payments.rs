@@ -98,6 +98,43 @@ pub async fn refund(
         .unwrap()
 }
 
+/// `n` refunds of `body` sent at once, each under its own key: their statuses.
+pub async fn refund_storm(
+    app: &TestApp,
+    token: &str,
+    id: Uuid,
+    n: usize,
+    body: &Value,
+) -> Vec<u16> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (client, url, token, body) = (
+                app.client.clone(),
+                app.url(&format!("/v1/orders/{id}/refunds")),
+                token.to_owned(),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header("idempotency-key", format!("storm-{i}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses
+}
+
 pub async fn get_order(app: &TestApp, token: &str, id: Uuid) -> Order {
     app.get(&format!("/v1/orders/{id}"), token)
         .await
@@ -696,32 +733,7 @@ async fn concurrent_refunds_never_give_back_more_than_was_paid(app: TestApp) {
     let cashier = app.user(Role::Cashier).await;
     let o = paid_cash_order(&app, cashier.token(), 2, "5.00").await;
     let body = json!({ "amount": money("1.00"), "reason": "storm" });
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let (app_client, url, token, body) = (
-                app.client.clone(),
-                app.url(&format!("/v1/orders/{}/refunds", o.id)),
-                manager.clone(),
-                body.clone(),
-            );
-            tokio::spawn(async move {
-                app_client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header("idempotency-key", format!("storm-{i}"))
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
+    let statuses = refund_storm(&app, &manager, o.id, 12, &body).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 201).count(),
         5,

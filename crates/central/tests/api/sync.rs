@@ -35,9 +35,15 @@ pub async fn register_session(app: &TestApp, admin: &str) -> (String, Uuid) {
         .await;
     assert_eq!(created.status(), 201);
     let register: RegisterCreated = created.json().await.unwrap();
-    let cashier = app.user(Role::Cashier).await;
+    let (_, token) = sign_in_at(app, &register, Role::Cashier).await;
+    (token, register.register_id)
+}
+
+/// A new user of `role` signed in at `register`: (username, access token).
+pub async fn sign_in_at(app: &TestApp, register: &RegisterCreated, role: Role) -> (String, String) {
+    let user = app.user(role).await;
     let login = json!({
-        "username": cashier.username, "password": cashier.password,
+        "username": user.username, "password": user.password,
         "register": { "id": register.register_id, "credential": register.credential },
     });
     let response = app
@@ -49,7 +55,7 @@ pub async fn register_session(app: &TestApp, admin: &str) -> (String, Uuid) {
         .unwrap();
     assert_eq!(response.status(), 200);
     let tokens: TokenResponse = response.json().await.unwrap();
-    (tokens.access_token, register.register_id)
+    (user.username, tokens.access_token)
 }
 
 /// An offline order of `lines` (sku, qty, unit price) paid in cash, `paid` tendered in full.
