@@ -136,35 +136,43 @@ fn serve_and_fuzz(venv: &Path, dir: &Path, db_url: &str, with_client: bool) -> a
     );
     wait_for_health(&bind)?;
     let spec = dir.join("openapi.json");
-    std::fs::write(&spec, http(&bind, "GET", "/openapi.json", "")?).context("saving the spec")?;
+    std::fs::write(&spec, http(&bind, "GET", "/openapi.json", "", None)?)
+        .context("saving the spec")?;
     run_tool(venv, "openapi-spec-validator", &[path_str(&spec)?])?;
     if with_client {
         check_client(&spec, dir)?;
     }
-    // Two sessions: the fuzzer's own, and a throwaway one that only logout may end.
-    let token = login(&bind)?;
-    let throwaway = login(&bind)?;
+    // The admin's session for most operations, a throwaway one that only logout may end, and
+    // a paired till's: its device session syncs offline sales, a manager signed in at it by
+    // PIN grants approvals (both refuse anyone else with 403).
+    let token = login(&bind, ADMIN_LOGIN)?;
+    let throwaway = login(&bind, ADMIN_LOGIN)?;
+    let till = pair_till(&bind, &token)?;
+    let device = login(&bind, &format!(r#"{{"register":{till}}}"#))?;
+    let manager_at_till = login(
+        &bind,
+        &format!(r#"{{"username":"manager","pin":"2468","register":{till}}}"#),
+    )?;
     let url = format!("http://{bind}");
-    let mut counts = run_schemathesis(
-        venv,
-        &spec,
-        &url,
-        &token,
-        &[
-            "--exclude-operation-id",
-            "logout",
-            "--max-time",
-            FUZZ_TIME_S,
-        ],
-    )?;
-    let logout = run_schemathesis(
-        venv,
-        &spec,
-        &url,
-        &throwaway,
-        &["--include-operation-id", "logout", "--max-time", "5"],
-    )?;
-    counts.add(&logout);
+    let mut counts = Counts::default();
+    let everything_else = [
+        "--exclude-operation-id",
+        "logout",
+        "--exclude-operation-id",
+        "grant",
+        "--exclude-operation-id",
+        "sync_orders",
+    ];
+    for (session, select, max_time) in [
+        (&token, &everything_else[..], FUZZ_TIME_S),
+        (&throwaway, &["--include-operation-id", "logout"], "5"),
+        (&device, &["--include-operation-id", "sync_orders"], "10"),
+        (&manager_at_till, &["--include-operation-id", "grant"], "5"),
+    ] {
+        let mut args = select.to_vec();
+        args.extend(["--max-time", max_time]);
+        counts.add(&run_schemathesis(venv, &spec, &url, session, &args)?);
+    }
     println!(
         "fuzz summary: {} operations tested, {} cases generated, {} failures, {} errors",
         counts.operations, counts.cases, counts.failures, counts.errors
@@ -319,24 +327,54 @@ fn run_tool(venv: &Path, tool: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Signs in as the demo admin; a new session each time.
-fn login(bind: &str) -> anyhow::Result<String> {
-    let body = r#"{"username":"admin","password":"admin-pass-1"}"#;
-    let answer = http(bind, "POST", "/v1/auth/login", body)?;
-    let token = answer
-        .split(r#""access_token":""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .with_context(|| format!("no access_token in the login answer: {answer}"))?;
-    Ok(token.to_owned())
+const ADMIN_LOGIN: &str = r#"{"username":"admin","password":"admin-pass-1"}"#;
+
+/// Pairs a till at the demo store; its credential as JSON (`{"id":…,"credential":…}`).
+fn pair_till(bind: &str, admin: &str) -> anyhow::Result<String> {
+    let body = r#"{"location":"STORE-1","name":"Fuzz till"}"#;
+    let answer = http(bind, "POST", "/v1/registers", body, Some(admin))?;
+    Ok(format!(
+        r#"{{"id":"{}","credential":"{}"}}"#,
+        string_field(&answer, "register_id")?,
+        string_field(&answer, "credential")?
+    ))
 }
 
-/// One HTTP/1.1 request over loopback; returns the body of a 2xx answer.
-fn http(bind: &str, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
+/// The string `field` of a flat JSON answer (ids and tokens: no escapes in them).
+fn string_field<'a>(answer: &'a str, field: &str) -> anyhow::Result<&'a str> {
+    answer
+        .split(&format!(r#""{field}":""#))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .with_context(|| format!("no {field} in the answer: {answer}"))
+}
+
+/// Signs in with `body` (a login, or with only `register` a till's device sign-in); a new
+/// session each time.
+fn login(bind: &str, body: &str) -> anyhow::Result<String> {
+    let path = if body.starts_with(r#"{"register""#) {
+        "/v1/auth/device"
+    } else {
+        "/v1/auth/login"
+    };
+    let answer = http(bind, "POST", path, body, None)?;
+    Ok(string_field(&answer, "access_token")?.to_owned())
+}
+
+/// One HTTP/1.1 request over loopback, with `bearer` as its token; returns the body of a 2xx
+/// answer.
+fn http(
+    bind: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+    bearer: Option<&str>,
+) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect(bind).with_context(|| format!("connecting to {bind}"))?;
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {bind}\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {bind}\r\n{auth}Content-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )

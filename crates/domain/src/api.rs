@@ -49,6 +49,7 @@ pub struct LoginRequest {
     pub password: Option<String>,
     /// A short PIN (4 to 8 digits) a manager set; accepted only with `register`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{4,8}$"))]
     pub pin: Option<String>,
     #[serde(default)]
     pub register: Option<RegisterCredential>,
@@ -69,6 +70,7 @@ pub struct DeviceLoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct SetPin {
     /// 4 to 8 digits.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9]{4,8}$"))]
     pub pin: String,
 }
 
@@ -95,6 +97,7 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub username: Username,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub password: String,
     pub role: Role,
 }
@@ -117,6 +120,10 @@ pub struct CreateLocation {
         schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
     )]
     pub code: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
 }
 
@@ -133,8 +140,15 @@ pub struct Location {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRegister {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
+    )]
     pub location: String,
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
 }
 
@@ -155,13 +169,21 @@ pub struct RegisterCreated {
 pub struct ProductInput {
     pub sku: Sku,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub barcodes: Vec<Barcode>,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4000))]
     pub description: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
     pub category: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 100))]
     pub brand: String,
     pub price: Money,
     pub tax_class: TaxClass,
@@ -262,11 +284,23 @@ pub struct StockPage {
 #[serde(deny_unknown_fields)]
 pub struct StockAdjustment {
     pub sku: Sku,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
+    )]
     pub location: String,
     /// Not zero; receiving and returns add stock.
     #[cfg_attr(feature = "openapi", schema(minimum = -1_000_000, maximum = 1_000_000))]
     pub delta: i64,
-    /// `receiving`, `adjustment`, `count_correction` or `return`.
+    /// `receiving`, `adjustment`, `count_correction` or `return` (sales and conversions are
+    /// recorded by orders).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            value_type = String,
+            pattern = "^(receiving|adjustment|count_correction|return)$"
+        )
+    )]
     pub reason: StockReason,
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_length = 500))]
@@ -277,8 +311,13 @@ pub struct StockAdjustment {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetLowStockThreshold {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
+    )]
     pub location: String,
     /// `null` removes the threshold.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
     pub threshold: Option<i64>,
 }
 
@@ -287,6 +326,7 @@ pub struct SetLowStockThreshold {
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
     pub sku: Sku,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 9999))]
     pub qty: u32,
 }
 
@@ -294,8 +334,15 @@ pub struct LineRequest {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReservationRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
+    )]
     pub location: String,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub lines: Vec<LineRequest>,
+    /// Seconds the units stay reserved, 1 to 86 400 (a day).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86_400))]
     pub ttl_s: u64,
 }
 
@@ -317,6 +364,7 @@ pub struct Reservation {
 #[serde(deny_unknown_fields)]
 pub struct OrderLineRequest {
     pub sku: Sku,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 9999))]
     pub qty: u32,
     /// Absolute discount on the line.
     #[serde(default)]
@@ -337,7 +385,12 @@ pub struct CreateOrder {
     #[serde(default)]
     pub id: Option<Uuid>,
     /// Location code.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
+    )]
     pub location: String,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub lines: Vec<OrderLineRequest>,
 }
 
@@ -401,6 +454,10 @@ pub struct ShortLine {
 #[serde(deny_unknown_fields)]
 pub struct CreateCart {
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
+    )]
     pub location: Option<String>,
 }
 
@@ -410,6 +467,7 @@ pub struct CreateCart {
 #[serde(deny_unknown_fields)]
 pub struct CartLineInput {
     pub sku: Sku,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 9999))]
     pub qty: u32,
 }
 
@@ -418,6 +476,7 @@ pub struct CartLineInput {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CartLinesInput {
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub lines: Vec<CartLineInput>,
 }
 
@@ -615,9 +674,15 @@ pub struct CreateRefund {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Uuid>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub lines: Vec<LineRequest>,
     #[serde(default)]
     pub amount: Option<Money>,
+    /// Why the money goes back, 1 to 200 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub reason: String,
 }
 
@@ -730,12 +795,18 @@ pub struct OfflineOrder {
     /// Made by the register (UUIDv7); with the register's id, the key that applies it once.
     pub id: Uuid,
     /// Location code; must be the register's own location.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
+    )]
     pub location: String,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub lines: Vec<OfflineLine>,
     /// What the customer paid with; the amounts add up to the order's total.
     pub payments: Vec<OfflinePayment>,
     pub completed_at: DateTime<Utc>,
     /// The number printed on the receipt, e.g. `STORE-1-R1-000042`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub receipt_no: String,
 }
 
@@ -745,6 +816,7 @@ pub struct OfflineOrder {
 #[serde(deny_unknown_fields)]
 pub struct OfflineLine {
     pub sku: Sku,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 9999))]
     pub qty: u32,
     pub unit_price: Money,
     /// Absolute discount on the line.

@@ -128,12 +128,14 @@ macro_rules! string_newtype {
 #[cfg_attr(
     feature = "openapi",
     derive(utoipa::ToSchema),
-    schema(example = "COFFEE-500G")
+    schema(example = "COFFEE-500G", pattern = r"^[A-Za-z0-9._-]{1,64}$")
 )]
 pub struct Sku(String);
 
 impl Sku {
     pub const LEN_MAX: usize = 64;
+    /// What [`Sku::parse`] accepts once trimmed, as a regular expression (the OpenAPI schema's).
+    pub const PATTERN: &str = r"^[A-Za-z0-9._-]{1,64}$";
 
     pub fn parse(s: &str) -> Result<Sku, IdError> {
         let s = s.trim();
@@ -168,7 +170,7 @@ pub enum BarcodeKind {
 #[cfg_attr(
     feature = "openapi",
     derive(utoipa::ToSchema),
-    schema(example = "4006381333931")
+    schema(example = "4006381333931", pattern = "^([0-9]{8}|[0-9]{12,13})$")
 )]
 pub struct Barcode(String);
 
@@ -306,13 +308,16 @@ string_newtype!(IdempotencyKey);
 #[cfg_attr(
     feature = "openapi",
     derive(utoipa::ToSchema),
-    schema(example = "anna.cashier")
+    schema(example = "anna.cashier", pattern = r"^[A-Za-z0-9._-]{3,64}$")
 )]
 pub struct Username(String);
 
 impl Username {
     pub const LEN_MIN: usize = 3;
     pub const LEN_MAX: usize = 64;
+    /// What [`Username::parse`] accepts once trimmed, before lowercasing, as a regular
+    /// expression (the OpenAPI schema's).
+    pub const PATTERN: &str = r"^[A-Za-z0-9._-]{3,64}$";
 
     pub fn parse(s: &str) -> Result<Username, IdError> {
         let s = s.trim().to_ascii_lowercase();

@@ -143,11 +143,12 @@ pub enum MoneyError {
 /// parser turns it into a float, and always carries the currency's number of decimals.
 /// Deserialisation goes through [`Money::new`], so `"12.505"` EUR is rejected.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "MoneyWire")]
+// `deny_unknown_fields` is MoneyWire's rule; here it only tells the schema so.
+#[serde(try_from = "MoneyWire", deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Money {
     /// Invariant: `amount.scale() == currency.minor_units()` and the minor units fit in `i64`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.50", pattern = r"^-?[0-9]{1,15}(\.[0-9]{1,4})?$"))]
     amount: Decimal,
     currency: Currency,
 }

@@ -120,8 +120,10 @@ fn if_match(headers: &HeaderMap) -> Result<i64, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     /// The `next_cursor` of the previous page; omit for the start.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub since: Option<String>,
-    /// Page size, at most 500.
+    /// Page size, at most 500 (a larger one is cut to 500).
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
 }
 

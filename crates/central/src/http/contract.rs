@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
 use kassa_domain::{IdempotencyKey, Sku, Username};
+
+use crate::http::extract::CART_TOKEN_CHARS_MAX;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
@@ -31,11 +33,16 @@ const HEADERS: &[(&str, &str, &str, bool)] = &[
     ("post", "/v1/stock/adjustments", IDEMPOTENCY_KEY, false),
     ("put", "/v1/products/{id}", IF_MATCH, true),
     ("put", "/v1/carts/{id}", IF_MATCH, false),
-    ("post", "/v1/webhooks/payments", "Stripe-Signature", true),
+    ("post", "/v1/webhooks/payments", STRIPE_SIGNATURE, true),
+    ("get", "/v1/carts/{id}", CART_TOKEN, false),
+    ("put", "/v1/carts/{id}", CART_TOKEN, false),
+    ("post", "/v1/carts/{id}/merge", CART_TOKEN, true),
 ];
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 const IF_MATCH: &str = "If-Match";
+const STRIPE_SIGNATURE: &str = "Stripe-Signature";
+const CART_TOKEN: &str = "X-Cart-Token";
 
 /// The bearer scheme's name in the document.
 const BEARER: &str = "bearer";
@@ -160,8 +167,14 @@ fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
 fn path_schema(name: &str) -> Schema {
     let text = ObjectBuilder::new().schema_type(Type::String);
     match name {
-        "sku" => text.min_length(Some(1)).max_length(Some(Sku::LEN_MAX)),
-        "username" => text.min_length(Some(1)).max_length(Some(Username::LEN_MAX)),
+        "sku" => text
+            .min_length(Some(1))
+            .max_length(Some(Sku::LEN_MAX))
+            .pattern(Some(Sku::PATTERN)),
+        "username" => text
+            .min_length(Some(Username::LEN_MIN))
+            .max_length(Some(Username::LEN_MAX))
+            .pattern(Some(Username::PATTERN)),
         _ => text.format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
     }
     .into()
@@ -172,7 +185,17 @@ fn header_schema(name: &str) -> Schema {
         .schema_type(Type::String)
         .min_length(Some(1));
     match name {
-        IDEMPOTENCY_KEY => text.max_length(Some(IdempotencyKey::LEN_MAX)),
+        // Printable ASCII, what `idempotency.rs` accepts.
+        IDEMPOTENCY_KEY => text
+            .max_length(Some(IdempotencyKey::LEN_MAX))
+            .pattern(Some("^[ -~]*[!-~][ -~]*$")),
+        // An ETag, quoted, as the catalog and carts send it (`"3"`; a weak `W/"3"` too).
+        IF_MATCH => text.pattern(Some(r#"^(W/)?"[0-9]{1,18}"$"#)),
+        // `t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]`: the processor's signature.
+        STRIPE_SIGNATURE => text.pattern(Some("^t=[0-9]{1,12}(,v1=[0-9a-f]{64})+$")),
+        CART_TOKEN => text
+            .max_length(Some(CART_TOKEN_CHARS_MAX))
+            .pattern(Some("^[!-~]+$")),
         _ => text,
     }
     .into()
@@ -186,8 +209,11 @@ fn add_parameter(op: &mut Operation, name: &str, at: ParameterIn, required: bool
         .iter_mut()
         .find(|p| p.name.eq_ignore_ascii_case(name) && p.parameter_in == at)
     {
-        if at == ParameterIn::Path {
-            p.required = Required::True;
+        match at {
+            ParameterIn::Path => p.required = Required::True,
+            // The handler says what the header is for; the limits are the extractor's.
+            ParameterIn::Header => p.schema = Some(schema.into()),
+            _ => {}
         }
         return;
     }
@@ -202,4 +228,136 @@ fn add_parameter(op: &mut Operation, name: &str, at: ParameterIn, required: bool
         .schema(Some(schema))
         .build();
     params.push(param);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    /// The limits written into the schemas (utoipa takes only literals) are the ones the
+    /// handlers check: a changed constant fails here until the spec says the same.
+    #[test]
+    fn schema_limits_are_the_handlers_limits() {
+        let doc = serde_json::to_value(super::super::openapi()).unwrap();
+        let schema = |name: &str| doc["components"]["schemas"][name].clone();
+        let param = |path: &str, method: &str, name: &str| -> Value {
+            doc["paths"][path][method]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"))["schema"]
+                .clone()
+        };
+        let qty_max = json!(kassa_domain::LINE_QTY_MAX);
+        let lines_max = json!(crate::stock::LINES_MAX);
+        let checks: Vec<(&str, Value, Value)> = vec![
+            (
+                "Sku pattern",
+                schema("Sku")["pattern"].clone(),
+                json!(kassa_domain::Sku::PATTERN),
+            ),
+            (
+                "Username pattern",
+                schema("Username")["pattern"].clone(),
+                json!(kassa_domain::Username::PATTERN),
+            ),
+            (
+                "sku path pattern",
+                param("/v1/stock/{sku}", "get", "sku")["pattern"].clone(),
+                json!(kassa_domain::Sku::PATTERN),
+            ),
+            (
+                "LineRequest.qty",
+                schema("LineRequest")["properties"]["qty"]["maximum"].clone(),
+                qty_max.clone(),
+            ),
+            (
+                "OrderLineRequest.qty",
+                schema("OrderLineRequest")["properties"]["qty"]["maximum"].clone(),
+                qty_max.clone(),
+            ),
+            (
+                "CartLineInput.qty",
+                schema("CartLineInput")["properties"]["qty"]["maximum"].clone(),
+                qty_max.clone(),
+            ),
+            (
+                "OfflineLine.qty",
+                schema("OfflineLine")["properties"]["qty"]["maximum"].clone(),
+                qty_max,
+            ),
+            (
+                "CreateOrder.lines",
+                schema("CreateOrder")["properties"]["lines"]["maxItems"].clone(),
+                lines_max.clone(),
+            ),
+            (
+                "ReservationRequest.lines",
+                schema("ReservationRequest")["properties"]["lines"]["maxItems"].clone(),
+                lines_max.clone(),
+            ),
+            (
+                "OfflineOrder.lines",
+                schema("OfflineOrder")["properties"]["lines"]["maxItems"].clone(),
+                lines_max,
+            ),
+            (
+                "ReservationRequest.ttl_s",
+                schema("ReservationRequest")["properties"]["ttl_s"]["maximum"].clone(),
+                json!(crate::stock::RESERVATION_TTL_S_MAX),
+            ),
+            (
+                "CartLinesInput.lines",
+                schema("CartLinesInput")["properties"]["lines"]["maxItems"].clone(),
+                json!(crate::carts::CART_LINES_MAX),
+            ),
+            (
+                "CreateRefund.reason",
+                schema("CreateRefund")["properties"]["reason"]["maxLength"].clone(),
+                json!(crate::payments::refunds::REASON_CHARS_MAX),
+            ),
+            (
+                "OfflineOrder.receipt_no",
+                schema("OfflineOrder")["properties"]["receipt_no"]["maxLength"].clone(),
+                json!(kassa_domain::api::SYNC_TEXT_CHARS_MAX),
+            ),
+            (
+                "search page",
+                param("/v1/search", "get", "page")["maximum"].clone(),
+                json!(crate::search::PAGE_MAX),
+            ),
+            (
+                "search page_size",
+                param("/v1/search", "get", "page_size")["maximum"].clone(),
+                json!(crate::search::PAGE_SIZE_MAX),
+            ),
+            (
+                "search q",
+                param("/v1/search", "get", "q")["maxLength"].clone(),
+                json!(crate::search::Q_CHARS_MAX),
+            ),
+            (
+                "stock limit",
+                param("/v1/stock", "get", "limit")["maximum"].clone(),
+                json!(kassa_domain::api::STOCK_PAGE_LIMIT_MAX),
+            ),
+            (
+                "stock after",
+                param("/v1/stock", "get", "after")["maxLength"].clone(),
+                json!(crate::stock::AFTER_CHARS_MAX),
+            ),
+            (
+                "X-Cart-Token",
+                param("/v1/carts/{id}", "get", "X-Cart-Token")["maxLength"].clone(),
+                json!(super::CART_TOKEN_CHARS_MAX),
+            ),
+        ];
+        for (what, found, wanted) in checks {
+            assert_eq!(
+                found, wanted,
+                "{what}: the spec says {found}, the handler {wanted}"
+            );
+        }
+    }
 }

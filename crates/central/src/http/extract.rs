@@ -219,7 +219,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 /// The header a guest sends its cart token in.
 pub const CART_TOKEN_HEADER: &str = "x-cart-token";
 /// Longer than any token Central issues (43 characters); bounds the hashing work.
-const CART_TOKEN_CHARS_MAX: usize = 128;
+pub const CART_TOKEN_CHARS_MAX: usize = 128;
 
 /// What may open a cart: a signed-in caller (a bearer token, checked like [`Auth`]: 401 when
 /// invalid, 429 over the rate) and a guest cart token (`X-Cart-Token`), each optional. The cart

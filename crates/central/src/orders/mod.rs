@@ -487,6 +487,8 @@ pub async fn get_order(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// Only orders in this state.
+    #[param(pattern = "^(CREATED|RESERVED|PAID|FULFILLED|CANCELLED|REFUNDED)$")]
     pub status: Option<String>,
     /// Only orders created at or after this time (RFC 3339).
     pub since: Option<chrono::DateTime<chrono::Utc>>,

@@ -40,7 +40,7 @@ use crate::store::{
     Tx,
 };
 
-const REASON_CHARS_MAX: usize = 200;
+pub const REASON_CHARS_MAX: usize = 200;
 /// Refunds listed per order at most (each gives back at least a cent of what was paid).
 const REFUNDS_LISTED_MAX: i64 = 1_000;
 /// The processor key prefix of the refund a cancellation makes.

@@ -142,7 +142,8 @@ pub struct ForProductQuery {
     /// Re-rank for this user: drop what they bought, boost their categories. A customer may
     /// only name themselves.
     pub user: Option<Uuid>,
-    /// At most this many items (default 10, at most 50).
+    /// At most this many items (default 10, at most 50: a larger one is cut to 50).
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub limit: Option<usize>,
 }
 
@@ -205,8 +206,10 @@ pub async fn for_product(
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     /// The `next_cursor` of the previous page; omit for the start.
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub since: Option<String>,
-    /// Lists per page, at most 500.
+    /// Lists per page, at most 500 (a larger one is cut to 500).
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
 }
 

@@ -29,7 +29,7 @@ use crate::state::AppState;
 pub const PAGE_SIZE_MAX: u32 = 50;
 /// Pages beyond this are refused (deep paging costs; refine the query instead).
 pub const PAGE_MAX: u32 = 200;
-const Q_CHARS_MAX: usize = 200;
+pub const Q_CHARS_MAX: usize = 200;
 
 /// Where the index lives by default: beside a SQLite database file (`kassa-central.db` →
 /// `kassa-central.search/`), else `kassa-search/` in the working dir (`KASSA_SEARCH_DIR`
@@ -70,22 +70,29 @@ pub fn spawn_refresher(state: AppState, interval: Duration) -> tokio::task::Join
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// Words (typos forgiven), or an exact SKU or barcode.
+    /// Words (typos forgiven), or an exact SKU or barcode; at most 200 characters.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     pub category: Option<String>,
     pub brand: Option<String>,
     /// Decimal, in the shop's currency: `2.50`.
+    #[param(pattern = "^[0-9]{1,12}([.][0-9]{1,2})?$")]
     pub min_price: Option<String>,
+    #[param(pattern = "^[0-9]{1,12}([.][0-9]{1,2})?$")]
     pub max_price: Option<String>,
     /// Only products available somewhere.
     pub in_stock: Option<bool>,
     /// Comma-separated: `category,brand,price`.
+    #[param(pattern = "^(category|brand|price)(,(category|brand|price))*$")]
     pub facets: Option<String>,
     /// `relevance` (default), `price_asc`, `price_desc`.
+    #[param(pattern = "^(relevance|price_asc|price_desc)$")]
     pub sort: Option<String>,
-    /// From 1.
+    /// From 1 to 200.
+    #[param(minimum = 1, maximum = 200)]
     pub page: Option<u32>,
-    /// At most 50 (default 20).
+    /// 1 to 50 (default 20).
+    #[param(minimum = 1, maximum = 50)]
     pub page_size: Option<u32>,
 }
 

@@ -225,6 +225,7 @@ pub fn spawn_sweeper(state: AppState, interval: Duration) -> tokio::task::JoinHa
 #[serde(deny_unknown_fields)]
 pub struct LocationQuery {
     /// Location code.
+    #[param(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")]
     pub location: String,
 }
 
@@ -271,10 +272,13 @@ pub async fn get_stock(
 #[serde(deny_unknown_fields)]
 pub struct StockPageQuery {
     /// Location code.
+    #[param(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")]
     pub location: String,
     /// The last SKU of the previous page (`next_cursor`); none for the first page.
+    #[param(max_length = 200)]
     pub after: Option<String>,
     /// Levels per page, 1 to 1000 (the default).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -323,7 +327,7 @@ pub async fn list_stock(
 }
 
 /// `after` is a SKU; anything longer is not one.
-const AFTER_CHARS_MAX: usize = 200;
+pub const AFTER_CHARS_MAX: usize = 200;
 
 /// Moves on-hand stock with a reason (manager): receiving, adjustment, count correction, return.
 /// Refused (409) if it would leave less than what is reserved. With an `Idempotency-Key`
@@ -591,6 +595,7 @@ pub async fn delete_reservation(
 #[serde(deny_unknown_fields)]
 pub struct DiscrepancyQuery {
     /// Location code; every location when absent.
+    #[param(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")]
     pub location: Option<String>,
     /// `true`: only the discrepancies not resolved yet.
     pub open: Option<bool>,
