@@ -73,6 +73,9 @@ pub struct Config {
     /// How often the reconciler settles pending card payments, refunds and orphans against the
     /// processor (it also runs once at start-up).
     pub reconcile_interval: Duration,
+    /// How old this instance's copy of read-only mode may be before a write reads it again:
+    /// every instance obeys a switch within this.
+    pub read_only_refresh: Duration,
     /// A pending payment or refund is the reconciler's once untouched this long (younger ones
     /// belong to a request still running).
     pub reconcile_after: Duration,
@@ -140,6 +143,7 @@ impl Default for Config {
             processor_secret: Secret::new("sk_test_kassa"),
             processor_timeout: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(30),
+            read_only_refresh: Duration::from_millis(500),
             reconcile_after: Duration::from_secs(30),
             card_pending_give_up: Duration::from_secs(24 * 3600),
             webhook_secret: None,
@@ -243,6 +247,7 @@ impl Config {
                 30_000,
             )?),
             reconcile_after: Duration::from_millis(env_parse("KASSA_RECONCILE_AFTER_MS", 30_000)?),
+            read_only_refresh: Duration::from_millis(env_parse("KASSA_READ_ONLY_REFRESH_MS", 500)?),
             card_pending_give_up: Duration::from_secs(env_parse(
                 "KASSA_CARD_PENDING_GIVE_UP_S",
                 d.card_pending_give_up.as_secs(),

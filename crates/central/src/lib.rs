@@ -10,6 +10,7 @@ pub mod devtools;
 pub mod events;
 pub mod http;
 pub mod idempotency;
+pub mod maintenance;
 pub mod orders;
 pub mod payments;
 pub mod recommend;
@@ -53,5 +54,6 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         auth: Arc::new(auth),
         recommender: Arc::new(recommender),
+        read_only: Arc::default(),
     })
 }

@@ -17,4 +17,6 @@ pub struct AppState {
     /// The catalog search index of this instance.
     pub search: Arc<crate::search::index::SearchIndex>,
     pub recommender: Arc<crate::recommend::Recommender>,
+    /// This instance's copy of read-only mode.
+    pub read_only: Arc<crate::maintenance::ReadOnlySwitch>,
 }

@@ -78,6 +78,10 @@ pub enum ApiError {
     /// unknown, so the client retries with the same Idempotency-Key.
     #[error("{message}")]
     BadGateway { code: &'static str, message: String },
+    /// 503 `read_only` with `Retry-After`: an admin has put Central in read-only mode; the
+    /// message is theirs.
+    #[error("{message}")]
+    ReadOnly { message: String, retry_after_s: u64 },
     /// 503: a dependency (database) is unreachable.
     #[error("service unavailable")]
     Unavailable,
@@ -170,6 +174,11 @@ impl ApiError {
             ),
             Self::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code, Value::Null),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Value::Null),
+            Self::ReadOnly { retry_after_s, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "read_only",
+                serde_json::json!({ "retry_after_s": retry_after_s }),
+            ),
             Self::NotConfigured { code, .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, code, Value::Null)
             }
@@ -233,7 +242,10 @@ impl IntoResponse for ApiError {
         let this = self.reclassified();
         let (status, body) = this.render();
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyRequests { retry_after_s } | Self::Locked { retry_after_s, .. } = this {
+        if let Self::TooManyRequests { retry_after_s }
+        | Self::Locked { retry_after_s, .. }
+        | Self::ReadOnly { retry_after_s, .. } = this
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));

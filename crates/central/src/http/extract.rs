@@ -185,6 +185,7 @@ fn register_may(method: &axum::http::Method, path: &str) -> bool {
                 || under("/v1/stock")
                 || path == "/v1/recommendations"
                 || path == "/v1/settings/sale"
+                || path == "/v1/admin/read-only"
                 || is_order_refunds(path)
         }
         axum::http::Method::POST => path == "/v1/sync/orders" || path == "/v1/auth/logout",

@@ -23,7 +23,9 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
-use crate::{approvals, auth, carts, catalog, orders, payments, recommend, search, stock, sync};
+use crate::{
+    approvals, auth, carts, catalog, maintenance, orders, payments, recommend, search, stock, sync,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -83,6 +85,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             approvals::get_sale_settings,
             approvals::put_sale_settings
         ))
+        .routes(routes!(
+            maintenance::get_read_only,
+            maintenance::put_read_only
+        ))
 }
 
 /// The OpenAPI document of everything [`router`] serves.
@@ -115,6 +121,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_max))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            maintenance::guard,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             timeout_and_metrics,

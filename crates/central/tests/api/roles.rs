@@ -105,6 +105,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/v1/approvals/flags", Access::Roles(MANAGERS)),
     ("GET", "/v1/settings/sale", Access::Roles(STAFF_AND_TILLS)),
     ("PUT", "/v1/settings/sale", Access::Roles(ADMINS)),
+    ("GET", "/v1/admin/read-only", Access::Roles(READERS)),
+    ("PUT", "/v1/admin/read-only", Access::Roles(ADMINS)),
 ];
 
 /// The routes whose probes sign in at a register.
@@ -337,6 +339,8 @@ async fn request(
         }
         ("POST", "/v1/webhooks/payments") => webhook_probe(&unique),
         ("PUT", "/v1/settings/sale") => plain(path.into(), Some(json!({ "discount_limit_percent": 10 }))),
+        // Switched off, so the probes after it still write.
+        ("PUT", "/v1/admin/read-only") => plain(path.into(), Some(json!({ "enabled": false }))),
         _ => plain(path.into(), if method == "POST" { Some(json!({})) } else { None }),
     }
 }
