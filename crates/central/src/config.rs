@@ -40,6 +40,10 @@ pub struct Config {
     pub login_per_ip_per_minute: u32,
     pub user_requests_per_second: u32,
     pub user_requests_burst: u32,
+    /// Anonymous browsing (products, search, recommendations without a token), per client
+    /// address.
+    pub anonymous_requests_per_second: u32,
+    pub anonymous_requests_burst: u32,
     pub body_bytes_max: usize,
     pub request_timeout: Duration,
     pub feed_limit_max: i64,
@@ -125,6 +129,8 @@ impl Default for Config {
             login_per_ip_per_minute: 60,
             user_requests_per_second: 50,
             user_requests_burst: 200,
+            anonymous_requests_per_second: 20,
+            anonymous_requests_burst: 60,
             body_bytes_max: 256 * 1024,
             request_timeout: Duration::from_secs(15),
             feed_limit_max: 500,
@@ -209,6 +215,14 @@ impl Config {
                 d.user_requests_per_second,
             )?,
             user_requests_burst: env_parse("KASSA_USER_REQUESTS_BURST", d.user_requests_burst)?,
+            anonymous_requests_per_second: env_parse(
+                "KASSA_ANONYMOUS_REQUESTS_PER_SECOND",
+                d.anonymous_requests_per_second,
+            )?,
+            anonymous_requests_burst: env_parse(
+                "KASSA_ANONYMOUS_REQUESTS_BURST",
+                d.anonymous_requests_burst,
+            )?,
             body_bytes_max: env_parse("KASSA_BODY_BYTES_MAX", d.body_bytes_max)?,
             request_timeout: Duration::from_millis(env_parse("KASSA_REQUEST_TIMEOUT_MS", 15_000)?),
             feed_limit_max: d.feed_limit_max,

@@ -58,6 +58,8 @@ pub struct AuthService {
     login_by_username: DefaultKeyedRateLimiter<String>,
     login_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     requests_by_user: DefaultKeyedRateLimiter<Uuid>,
+    /// Anonymous browsing, per client address.
+    requests_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     /// A real hash to verify against when the username is unknown, so both cases cost the same.
     dummy_hash: String,
 }
@@ -74,6 +76,11 @@ const SESSION_CACHE_ENTRIES_MAX: usize = 100_000;
 
 fn per_minute(n: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN))
+}
+
+fn per_second(n: u32, burst: u32) -> Quota {
+    let at_least_one = |n: u32| NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
+    Quota::per_second(at_least_one(n)).allow_burst(at_least_one(burst))
 }
 
 fn retry_after(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
@@ -168,15 +175,14 @@ impl AuthService {
             sessions: SessionCache::new(config.session_cache_ttl),
             login_by_username: RateLimiter::keyed(per_minute(config.login_per_username_per_minute)),
             login_by_ip: RateLimiter::keyed(per_minute(config.login_per_ip_per_minute)),
-            requests_by_user: RateLimiter::keyed(
-                Quota::per_second(
-                    NonZeroU32::new(config.user_requests_per_second.max(1))
-                        .unwrap_or(NonZeroU32::MIN),
-                )
-                .allow_burst(
-                    NonZeroU32::new(config.user_requests_burst.max(1)).unwrap_or(NonZeroU32::MIN),
-                ),
-            ),
+            requests_by_user: RateLimiter::keyed(per_second(
+                config.user_requests_per_second,
+                config.user_requests_burst,
+            )),
+            requests_by_ip: RateLimiter::keyed(per_second(
+                config.anonymous_requests_per_second,
+                config.anonymous_requests_burst,
+            )),
             dummy_hash,
         })
     }
@@ -202,6 +208,13 @@ impl AuthService {
         };
         self.requests_by_user
             .check_key(&key)
+            .map_err(|e| retry_after(&e))
+    }
+
+    /// The anonymous browsing brake, per client address.
+    pub fn check_anonymous_rate(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.requests_by_ip
+            .check_key(&ip)
             .map_err(|e| retry_after(&e))
     }
 

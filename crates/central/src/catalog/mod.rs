@@ -7,8 +7,9 @@ use kassa_domain::api::{CreateLocation, Location, Product, ProductInput, Product
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::http::cache;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Admin, Auth, Customer, Json, Manager, Path, Query, Staff};
+use crate::http::extract::{Admin, Auth, Browse, Json, Manager, Path, Query, Staff};
 use crate::state::AppState;
 use crate::store;
 use crate::store::catalog::WriteError;
@@ -128,13 +129,15 @@ pub struct FeedQuery {
 }
 
 /// The catalog delta feed: products changed after `since`, in change order; archived ones too.
+/// Anyone may read it, signed in or not (see `http/cache.rs` for the caching headers).
 #[utoipa::path(get, path = "/v1/products", tag = "catalog", params(FeedQuery),
-    responses((status = 200, body = ProductPage)))]
+    responses((status = 200, body = ProductPage), (status = 304, description = "Not Modified")))]
 pub async fn list_products(
     State(state): State<AppState>,
-    _auth: Auth<Customer>,
+    who: Browse,
+    headers: HeaderMap,
     Query(query): Query<FeedQuery>,
-) -> ApiResult<Json<ProductPage>> {
+) -> ApiResult<Response> {
     let since = match query.since.as_deref() {
         None | Some("") => 0,
         Some(raw) => raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
@@ -151,24 +154,39 @@ pub async fn list_products(
     let limit = limit.min(state.config.feed_limit_max);
     let items = store::catalog::changed_since(&state.db, since, limit).await?;
     let next = items.last().map_or(since, |p| p.change_seq);
-    Ok(Json(ProductPage {
+    let page = ProductPage {
         items,
         next_cursor: next.to_string(),
-    }))
+    };
+    Ok(cache::answer(
+        &headers,
+        who.anonymous(),
+        cache::SEARCH,
+        cache::Tag::Body,
+        &page,
+    ))
 }
 
-/// One product; its `ETag` is its version.
+/// One product, to anyone; its `ETag` is its version.
 #[utoipa::path(get, path = "/v1/products/{id}", tag = "catalog",
-    responses((status = 200, body = Product), (status = 404)))]
+    responses((status = 200, body = Product), (status = 304, description = "Not Modified"),
+        (status = 404)))]
 pub async fn get_product(
     State(state): State<AppState>,
-    _auth: Auth<Customer>,
+    who: Browse,
+    headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
     let product = store::catalog::get(&state.db, id)
         .await?
         .ok_or(ApiError::NotFound("product"))?;
-    Ok(with_etag(StatusCode::OK, product))
+    Ok(cache::answer(
+        &headers,
+        who.anonymous(),
+        cache::PRODUCT,
+        cache::Tag::Version(product.version),
+        &product,
+    ))
 }
 
 /// Creates a product (manager).

@@ -24,6 +24,14 @@ const PUBLIC: &[&str] = &[
     "/v1/webhooks/payments",
 ];
 
+/// Reads anyone may make, with a token or without (anonymous browsing, `Browse`).
+const BROWSE: &[(&str, &str)] = &[
+    ("get", "/v1/products"),
+    ("get", "/v1/products/{id}"),
+    ("get", "/v1/search"),
+    ("get", "/v1/recommendations/{product_id}"),
+];
+
 /// The headers each route reads besides the bearer token: (method, path, header, required).
 const HEADERS: &[(&str, &str, &str, bool)] = &[
     ("post", "/v1/orders", IDEMPOTENCY_KEY, true),
@@ -37,10 +45,20 @@ const HEADERS: &[(&str, &str, &str, bool)] = &[
     ("get", "/v1/carts/{id}", CART_TOKEN, false),
     ("put", "/v1/carts/{id}", CART_TOKEN, false),
     ("post", "/v1/carts/{id}/merge", CART_TOKEN, true),
+    ("get", "/v1/products", IF_NONE_MATCH, false),
+    ("get", "/v1/products/{id}", IF_NONE_MATCH, false),
+    ("get", "/v1/search", IF_NONE_MATCH, false),
+    (
+        "get",
+        "/v1/recommendations/{product_id}",
+        IF_NONE_MATCH,
+        false,
+    ),
 ];
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 const IF_MATCH: &str = "If-Match";
+const IF_NONE_MATCH: &str = "If-None-Match";
 const STRIPE_SIGNATURE: &str = "Stripe-Signature";
 const CART_TOKEN: &str = "X-Cart-Token";
 
@@ -77,12 +95,14 @@ pub fn complete(doc: &mut OpenApi) {
 fn complete_operation(method: &str, path: &str, op: &mut Operation) {
     if !PUBLIC.contains(&path) {
         let bearer = SecurityRequirement::new::<_, _, &str>(BEARER, []);
-        // A guest may use a cart without signing in.
-        op.security = Some(if path.starts_with("/v1/carts") {
-            vec![SecurityRequirement::default(), bearer]
-        } else {
-            vec![bearer]
-        });
+        // A guest may use a cart, and anyone browse, without signing in.
+        op.security = Some(
+            if path.starts_with("/v1/carts") || BROWSE.contains(&(method, path)) {
+                vec![SecurityRequirement::default(), bearer]
+            } else {
+                vec![bearer]
+            },
+        );
     }
     for name in path_parameters(path) {
         add_parameter(op, name, ParameterIn::Path, true, path_schema(name));

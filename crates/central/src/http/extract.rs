@@ -171,6 +171,39 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
     }
 }
 
+/// A caller of the public catalog reads (products, search, recommendations): signed in, as
+/// [`Auth<Customer>`] checks (a bad token is still a 401), or anonymous with no token, then
+/// rate limited per client address.
+#[derive(Debug)]
+pub struct Browse {
+    pub caller: Option<Caller>,
+}
+
+impl Browse {
+    pub fn anonymous(&self) -> bool {
+        self.caller.is_none()
+    }
+}
+
+impl FromRequestParts<AppState> for Browse {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            let auth = Auth::<Customer>::from_request_parts(parts, state).await?;
+            return Ok(Self {
+                caller: Some(auth.caller),
+            });
+        }
+        let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
+        state.auth.check_anonymous_rate(ip)?;
+        Ok(Self { caller: None })
+    }
+}
+
 /// What a register's device session may call (with a cashier's rights there): the catalog
 /// and product reads, stock reads, the recommendations feed, an order's refunds (to settle a
 /// refund the till asked for), the offline sales sync, and logging itself out.

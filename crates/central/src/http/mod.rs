@@ -1,6 +1,7 @@
 //! The HTTP boundary: the router (every route with its role decision), middleware (request ids,
 //! logs, metrics, timeouts, body limits) and serving with graceful shutdown.
 
+pub mod cache;
 pub mod contract;
 pub mod error;
 pub mod extract;

@@ -9,6 +9,8 @@ pub mod model;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use kassa_domain::api::{
     CopurchaseList, CopurchasePage, CopurchaseScore, Recommendations, RecommendedItem,
 };
@@ -18,8 +20,9 @@ use uuid::Uuid;
 
 pub use self::memory::Recommender;
 use self::model::{Counts, Params, Scored};
+use crate::http::cache;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Auth, Customer, Json, Path, Query, Staff};
+use crate::http::extract::{Auth, Browse, Json, Path, Query, Staff};
 use crate::state::AppState;
 use crate::store::{self, from_ms, now_ms, Db};
 
@@ -151,15 +154,25 @@ pub struct ForProductQuery {
 /// not archived.
 #[utoipa::path(get, path = "/v1/recommendations/{product_id}", tag = "recommendations",
     params(ForProductQuery),
-    responses((status = 200, body = Recommendations), (status = 403), (status = 404)))]
+    responses((status = 200, body = Recommendations), (status = 304, description = "Not Modified"),
+        (status = 401), (status = 403), (status = 404)))]
 pub async fn for_product(
     State(state): State<AppState>,
-    auth: Auth<Customer>,
+    who: Browse,
+    headers: HeaderMap,
     Path(product_id): Path<Uuid>,
     Query(q): Query<ForProductQuery>,
-) -> ApiResult<Json<Recommendations>> {
-    if auth.caller.role == Role::Customer && q.user.is_some_and(|u| u != auth.caller.user_id) {
-        return Err(ApiError::Forbidden);
+) -> ApiResult<Response> {
+    match (&who.caller, q.user) {
+        (None, Some(_)) => {
+            return Err(ApiError::Unauthorized(
+                "sign in to have recommendations re-ranked for a user",
+            ))
+        }
+        (Some(caller), Some(user)) if caller.role == Role::Customer && user != caller.user_id => {
+            return Err(ApiError::Forbidden)
+        }
+        _ => {}
     }
     let limit = match q.limit {
         None => LIMIT_DEFAULT,
@@ -194,11 +207,20 @@ pub async fn for_product(
             })
         })
         .collect();
-    Ok(Json(Recommendations {
+    let answer = Recommendations {
         product_id,
         items,
         computed_at: computed_at.map(from_ms),
-    }))
+    };
+    // Re-ranked for a user, the answer is theirs: never a shared cache's.
+    let anonymous = who.anonymous() && q.user.is_none();
+    Ok(cache::answer(
+        &headers,
+        anonymous,
+        cache::RECOMMENDATIONS,
+        cache::Tag::Body,
+        &answer,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

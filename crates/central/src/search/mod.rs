@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use kassa_domain::api::{FacetCount, PriceBucket, SearchFacets, SearchHit, SearchResponse};
 use kassa_domain::{Currency, Money};
 use serde::Deserialize;
@@ -21,8 +23,9 @@ use tantivy::{DocAddress, Order, Score, TantivyDocument};
 
 use self::index::SearchIndex;
 use self::query::{FacetCollector, FacetTable, Request, PRICE_BUCKETS_MINOR};
+use crate::http::cache;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Auth, Customer, Json, Query};
+use crate::http::extract::{Browse, Query};
 use crate::state::AppState;
 
 /// Hits per page at most.
@@ -342,14 +345,29 @@ pub fn run(search: &SearchIndex, req: &Request, opts: &Options) -> anyhow::Resul
     })
 }
 
-/// Searches the catalog (any signed-in caller; archived products are never found).
+/// Searches the catalog, for anyone, signed in or not (archived products are never found).
 #[utoipa::path(get, path = "/v1/search", tag = "search", params(SearchQuery),
-    responses((status = 200, body = SearchResponse), (status = 400)))]
+    responses((status = 200, body = SearchResponse), (status = 304, description = "Not Modified"),
+        (status = 400)))]
 pub async fn search(
     State(state): State<AppState>,
-    _auth: Auth<Customer>,
+    who: Browse,
+    headers: HeaderMap,
     Query(q): Query<SearchQuery>,
-) -> ApiResult<Json<SearchResponse>> {
+) -> ApiResult<Response> {
     let (req, opts) = parse(q, state.config.shop_currency)?;
-    Ok(Json(run(&state.search, &req, &opts)?))
+    let found = run(&state.search, &req, &opts)?;
+    // The same hits, facets and index position are the same answer, however long ago the
+    // index last caught up.
+    let tag = cache::Tag::Digest(cache::digest(&SearchResponse {
+        index_lag_ms: 0,
+        ..found.clone()
+    }));
+    Ok(cache::answer(
+        &headers,
+        who.anonymous(),
+        cache::SEARCH,
+        tag,
+        &found,
+    ))
 }

@@ -41,7 +41,7 @@ pub async fn create(app: &TestApp, token: &str, body: &Value) -> Product {
     response.json().await.unwrap()
 }
 
-async fn put(
+pub async fn put(
     app: &TestApp,
     token: &str,
     id: uuid::Uuid,

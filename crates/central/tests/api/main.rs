@@ -9,6 +9,7 @@ mod helpers;
 
 mod approvals;
 mod auth;
+mod browse;
 mod carts;
 mod catalog;
 mod checkout;

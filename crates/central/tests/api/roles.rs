@@ -16,6 +16,8 @@ use crate::story;
 enum Access {
     Public,
     Roles(&'static [Role]),
+    /// Anonymous callers (browsing the catalog) and these roles.
+    Browse(&'static [Role]),
     /// Anonymous callers (guest carts) and every user role (user carts; not a register's device
     /// session); which cart opens is decided by its token or owner, not by role (see `carts.rs`).
     CartHolder,
@@ -51,9 +53,9 @@ const MATRIX: &[(&str, &str, Access)] = &[
     // On a cashier here; whose PIN a manager may set is in staff.rs.
     ("PUT", "/v1/users/{username}/pin", Access::Roles(MANAGERS)),
     ("POST", "/v1/registers", Access::Roles(MANAGERS)),
-    ("GET", "/v1/products", Access::Roles(READERS)),
+    ("GET", "/v1/products", Access::Browse(READERS)),
     ("POST", "/v1/products", Access::Roles(MANAGERS)),
-    ("GET", "/v1/products/{id}", Access::Roles(READERS)),
+    ("GET", "/v1/products/{id}", Access::Browse(READERS)),
     ("PUT", "/v1/products/{id}", Access::Roles(MANAGERS)),
     ("GET", "/v1/locations", Access::Roles(STAFF)),
     ("POST", "/v1/locations", Access::Roles(ADMINS)),
@@ -93,10 +95,10 @@ const MATRIX: &[(&str, &str, Access)] = &[
     (
         "GET",
         "/v1/recommendations/{product_id}",
-        Access::Roles(ALL),
+        Access::Browse(ALL),
     ),
     ("GET", "/v1/recommendations", Access::Roles(STAFF_AND_TILLS)),
-    ("GET", "/v1/search", Access::Roles(ALL)),
+    ("GET", "/v1/search", Access::Browse(ALL)),
     // Staff, and only in a session signed in at a register (else 403 `not_a_register`, see
     // sync.rs); the probe signs in at one.
     ("POST", "/v1/sync/orders", Access::Roles(STAFF_AND_TILLS)),
@@ -521,7 +523,9 @@ async fn every_route_answers_each_role_as_decided(app: TestApp) {
             let allowed = match (access, caller) {
                 // A register's device session holds no carts.
                 (Access::CartHolder, Some((Role::Register, _))) => false,
+                (Access::Public | Access::CartHolder | Access::Browse(_), None) => true,
                 (Access::Public | Access::CartHolder, _) => true,
+                (Access::Browse(roles), Some((role, _))) => roles.contains(role),
                 (Access::Roles(_), None) => {
                     assert_eq!(status, 401, "{method} {path} as {who}");
                     continue;
