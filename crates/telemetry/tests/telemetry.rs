@@ -1,6 +1,11 @@
 //! The subscriber end to end: spans continue an incoming traceparent, reach an OTLP/HTTP
 //! receiver as protobuf, database events become `db.system` spans, and JSON logs name the trace.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failed unwrap is a failed test, with its location"
+)]
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
