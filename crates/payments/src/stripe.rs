@@ -109,12 +109,12 @@ impl StripeProcessor {
             Err(e) => {
                 span.record("otel.status_code", "ERROR");
                 let kind = error_kind(e);
-                metrics::counter!("kassa_processor_errors_total", "operation" => operation, "kind" => kind)
+                metrics::counter!(PROCESSOR_ERRORS, "operation" => operation, "kind" => kind)
                     .increment(1);
                 kind
             }
         };
-        metrics::histogram!("kassa_processor_request_duration_seconds", "operation" => operation, "outcome" => outcome)
+        metrics::histogram!(PROCESSOR_DURATION, "operation" => operation, "outcome" => outcome)
             .record(started.elapsed().as_secs_f64());
         result
     }
@@ -248,6 +248,11 @@ impl PaymentProcessor for StripeProcessor {
         Box::pin(self.create_refund(req))
     }
 }
+
+/// Calls to the processor by `operation` and `outcome` (Central exports it).
+pub const PROCESSOR_DURATION: &str = "kassa_processor_request_duration_seconds";
+/// Failed calls by `operation` and `kind`.
+pub const PROCESSOR_ERRORS: &str = "kassa_processor_errors_total";
 
 /// The processor operation a call makes, for metrics and span names.
 fn operation(method: &Method, segments: &[&str]) -> &'static str {

@@ -46,6 +46,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::store::{self, now_ms, Db, Tx};
+use crate::telemetry::metrics as names;
 
 /// An event as the relay hands it on; also the JSON body of each NATS message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -212,7 +213,7 @@ impl Relay {
         );
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         store::relay::mark_delivered(&self.db, &seqs).await?;
-        metrics::counter!("kassa_relay_delivered_events_total").increment(events.len() as u64);
+        metrics::counter!(names::RELAY_DELIVERED).increment(events.len() as u64);
         Ok(events.len())
     }
 
@@ -237,8 +238,8 @@ impl Relay {
         let (count, oldest) = store::relay::backlog(&self.db).await?;
         let lag_ms = oldest.map_or(0, |at| (now_ms() - at).max(0));
         let lag = Duration::from_millis(u64::try_from(lag_ms).unwrap_or(0));
-        metrics::gauge!("kassa_relay_backlog_events").set(count as f64);
-        metrics::gauge!("kassa_relay_lag_seconds").set(lag.as_secs_f64());
+        metrics::gauge!(names::RELAY_BACKLOG).set(count as f64);
+        metrics::gauge!(names::RELAY_LAG).set(lag.as_secs_f64());
         Ok((count, lag))
     }
 
@@ -256,7 +257,7 @@ impl Relay {
                     self.settings.interval
                 }
                 Err(e) => {
-                    metrics::counter!("kassa_relay_failures_total").increment(1);
+                    metrics::counter!(names::RELAY_FAILURES).increment(1);
                     tracing::warn!(error = ?e, retry_in_ms = backoff.as_millis(), "relay step failed");
                     let pause = backoff;
                     backoff = (backoff * 2).min(self.settings.backoff_max);
@@ -288,7 +289,7 @@ pub fn spawn(db: Db, config: &Config) -> tokio::task::JoinHandle<()> {
             match Relay::from_config(db.clone(), &config).await {
                 Ok(relay) => break relay,
                 Err(e) => {
-                    metrics::counter!("kassa_relay_failures_total").increment(1);
+                    metrics::counter!(names::RELAY_FAILURES).increment(1);
                     tracing::warn!(error = ?e, retry_in_ms = backoff.as_millis(), "relay cannot start");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(config.relay_backoff_max);
@@ -329,7 +330,7 @@ async fn deliver_to(db: &Db, consumer: &dyn Consumer, events: &[Event]) -> anyho
     tx.commit()
         .await
         .with_context(|| format!("committing {name}'s batch"))?;
-    metrics::counter!("kassa_relay_consumed_events_total", "consumer" => name).increment(applied);
-    metrics::counter!("kassa_relay_duplicates_total", "consumer" => name).increment(duplicates);
+    metrics::counter!(names::RELAY_CONSUMED, "consumer" => name).increment(applied);
+    metrics::counter!(names::RELAY_DUPLICATES, "consumer" => name).increment(duplicates);
     Ok(())
 }

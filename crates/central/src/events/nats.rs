@@ -96,7 +96,7 @@ impl NatsSink {
                 published.stored += 1;
             }
         }
-        metrics::counter!("kassa_relay_nats_duplicates_total").increment(published.duplicates);
+        metrics::counter!(crate::telemetry::metrics::RELAY_NATS_DUPLICATES).increment(published.duplicates);
         Ok(published)
     }
 

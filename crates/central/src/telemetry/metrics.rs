@@ -43,16 +43,67 @@ pub const REGISTER_OLDEST: &str = "kassa_register_oldest_unsynced_sale_age_secon
 pub const REGISTER_CATALOG_AGE: &str = "kassa_register_catalog_age_seconds";
 /// When Central last heard from a register (Unix seconds), by `register`.
 pub const REGISTER_LAST_SYNC: &str = "kassa_register_last_sync_timestamp_seconds";
-/// Calls to the card processor, by `operation` and `outcome`.
-pub const PROCESSOR_DURATION: &str = "kassa_processor_request_duration_seconds";
-/// Failed calls to the card processor, by `operation` and `kind`.
-pub const PROCESSOR_ERRORS: &str = "kassa_processor_errors_total";
+/// Calls to the card processor, by `operation` and `outcome` (recorded by `kassa-payments`).
+pub use kassa_payments::{PROCESSOR_DURATION, PROCESSOR_ERRORS};
 /// Requests refused by a rate limit (429), by `limit`.
 pub const RATE_LIMITED: &str = "kassa_rate_limited_requests_total";
 /// How far the search index is behind the catalog.
 pub const SEARCH_LAG: &str = "kassa_search_index_lag_seconds";
+/// Events in the outbox not yet delivered.
+pub const RELAY_BACKLOG: &str = "kassa_relay_backlog_events";
+/// Age of the oldest undelivered event.
+pub const RELAY_LAG: &str = "kassa_relay_lag_seconds";
+/// Events delivered to every sink.
+pub const RELAY_DELIVERED: &str = "kassa_relay_delivered_events_total";
+/// Relay steps (or starts) that failed.
+pub const RELAY_FAILURES: &str = "kassa_relay_failures_total";
+/// Events applied by an in-process consumer, by `consumer`.
+pub const RELAY_CONSUMED: &str = "kassa_relay_consumed_events_total";
+/// Events a consumer had already applied, by `consumer`.
+pub const RELAY_DUPLICATES: &str = "kassa_relay_duplicates_total";
+/// Publishes the NATS stream recognised as re-deliveries.
+pub const RELAY_NATS_DUPLICATES: &str = "kassa_relay_nats_duplicates_total";
+/// Low-stock alerts raised.
+pub const STOCK_LOW_ALERTS: &str = "kassa_stock_low_alerts_total";
+
+/// Every metric Central exports (histograms by their base name): the dashboard and the alert
+/// rules may name these and nothing else (checked by the tests).
+pub const EXPORTED: &[&str] = &[
+    HTTP_REQUESTS,
+    HTTP_DURATION,
+    DB_POOL_CONNECTIONS,
+    DB_POOL_MAX,
+    IDEMPOTENCY_REPLAYS,
+    IDEMPOTENCY_CONFLICTS,
+    ORDER_TRANSITIONS,
+    OVERSELL_REFUSALS,
+    SHORTFALL_UNITS,
+    SHORTFALLS,
+    SYNC_BATCHES,
+    SYNC_ORDERS,
+    REGISTER_QUEUE,
+    REGISTER_OLDEST,
+    REGISTER_CATALOG_AGE,
+    REGISTER_LAST_SYNC,
+    PROCESSOR_DURATION,
+    PROCESSOR_ERRORS,
+    RATE_LIMITED,
+    SEARCH_LAG,
+    RELAY_BACKLOG,
+    RELAY_LAG,
+    RELAY_DELIVERED,
+    RELAY_FAILURES,
+    RELAY_CONSUMED,
+    RELAY_DUPLICATES,
+    RELAY_NATS_DUPLICATES,
+    STOCK_LOW_ALERTS,
+];
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// A gauge nobody set for this long leaves `/metrics`: what a register reported is only shown
+/// while it is recent (with several instances, each shows what the register told it lately).
+pub const GAUGE_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Installs the process-wide metrics recorder once (several test servers share a process).
 pub fn handle() -> Option<&'static PrometheusHandle> {
@@ -62,6 +113,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ];
             PrometheusBuilder::new()
+                .idle_timeout(
+                    metrics_util::MetricKindMask::GAUGE,
+                    Some(GAUGE_IDLE_TIMEOUT),
+                )
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
                 .ok()?
                 .install_recorder()

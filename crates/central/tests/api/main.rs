@@ -24,3 +24,4 @@ mod search;
 mod staff;
 mod stock_pages;
 mod sync;
+mod telemetry;
