@@ -24,6 +24,48 @@ use crate::helpers::{bounded, Shop};
 
 const SERVER: i32 = 2;
 const CLIENT: i32 = 3;
+const PRODUCER: i32 = 4;
+const CONSUMER: i32 = 5;
+
+/// A relay consumer that takes every event and does nothing with it.
+#[derive(Debug)]
+struct Everything;
+
+impl kassa_central::events::Consumer for Everything {
+    fn name(&self) -> &'static str {
+        "trace-test"
+    }
+    fn wants(&self, _: &kassa_central::events::Event) -> bool {
+        true
+    }
+    fn apply<'a>(
+        &'a self,
+        _: &'a mut kassa_central::store::Tx,
+        _: &'a kassa_central::events::Event,
+    ) -> kassa_central::events::ApplyFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A sink on the shared test NATS server with a stream of its own; `None` when nats-server is
+/// not installed (and `KASSA_REQUIRE_NATS` is not set).
+async fn nats_sink() -> Option<kassa_central::events::nats::NatsSink> {
+    let server = kassa_central::devtools::NatsServer::shared()?;
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let settings = kassa_central::events::nats::NatsSettings {
+        stream: format!("T_{tag}"),
+        subject_prefix: format!("t{tag}"),
+        replicas: 1,
+        duplicate_window: Duration::from_secs(120),
+        ack_timeout: Duration::from_secs(5),
+        publish_attempts_max: 3,
+    };
+    Some(
+        kassa_central::events::nats::NatsSink::connect(&server.url(), settings)
+            .await
+            .unwrap(),
+    )
+}
 
 /// The spans of `trace_id`, by span id.
 fn trace(receiver: &Receiver, trace_id: &str) -> HashMap<String, ReceivedSpan> {
@@ -136,6 +178,41 @@ async fn a_card_sale_is_one_trace_from_the_till_through_central_and_the_processo
             spans.values().any(|s| s.attributes.contains_key("db.system") && under(&spans, s, webhook)),
             "the webhook's own database work is in the trace"
         );
+
+        // The sale's events leave through the relay: each NATS message carries the sale's trace
+        // and the relay's consumers continue it.
+        let sale_trace = sale.trace_id.clone();
+        let relay = kassa_central::events::Relay::new(
+            shop.central.state().db.clone(),
+            kassa_central::events::RelaySettings::default(),
+            vec![Arc::new(Everything)],
+        );
+        let sink = nats_sink().await;
+        let relay = match &sink {
+            Some(sink) => relay.with_nats(sink.clone()),
+            None => relay,
+        };
+        relay.drain(100).await.unwrap();
+        telemetry.flush();
+        let spans = trace(&receiver, &sale_trace);
+        let consumed = one(&spans, "consumer", |s| s.name == "trace-test order.paid");
+        assert_eq!(consumed.kind, CONSUMER);
+        assert!(under(&spans, consumed, sale), "the consumer continues the sale's trace");
+        if let Some(sink) = sink {
+            let published = one(&spans, "NATS publish", |s| s.name == "publish order.paid");
+            assert_eq!(published.kind, PRODUCER);
+            assert!(under(&spans, published, sale));
+            let stored = sink.stored_events(1000).await.unwrap();
+            let paid = stored
+                .iter()
+                .find(|m| m.body["type"] == "order.paid")
+                .expect("order.paid in the stream");
+            assert_eq!(
+                paid.traceparent.as_deref(),
+                Some(format!("00-{sale_trace}-{}-01", published.span_id).as_str()),
+                "the message carries the publish span's context"
+            );
+        }
 
         // A sync round is a trace of its own, with Central's answers in it.
         let round = receiver

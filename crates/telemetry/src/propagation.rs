@@ -54,6 +54,21 @@ pub fn inject<C: HeaderCarrier + ?Sized>(carrier: &mut C) {
     });
 }
 
+/// The current span's `traceparent` (`None` when nothing is traced): for work that outlives the
+/// request, stored with it and continued later (an outbox event and its consumers).
+pub fn traceparent() -> Option<String> {
+    let mut carrier = reqwest::header::HeaderMap::new();
+    inject(&mut carrier);
+    carrier.get_header("traceparent").map(str::to_owned)
+}
+
+/// A carrier holding just a stored `traceparent`.
+pub fn from_traceparent(traceparent: &str) -> HeaderMap {
+    let mut carrier = HeaderMap::new();
+    carrier.set_header("traceparent", traceparent.to_owned());
+    carrier
+}
+
 /// The trace context a carrier holds (an empty context when it holds none).
 pub fn extract<C: HeaderCarrier + ?Sized>(carrier: &C) -> opentelemetry::Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&Reader(carrier)))

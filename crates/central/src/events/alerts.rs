@@ -83,6 +83,7 @@ mod tests {
             aggregate_id: "SKU-1@loc".into(),
             payload,
             created_at: chrono::DateTime::default(),
+            traceparent: None,
         }
     }
 

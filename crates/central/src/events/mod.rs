@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -59,6 +60,27 @@ pub struct Event {
     pub aggregate_id: String,
     pub payload: serde_json::Value,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The trace of the work that wrote it (NATS carries it in the message headers).
+    #[serde(skip)]
+    pub traceparent: Option<String>,
+}
+
+impl Event {
+    /// A span for handling this event that continues the trace of the work that wrote it.
+    pub fn span(&self, kind: &'static str, what: &str) -> tracing::Span {
+        let span = tracing::info_span!(
+            "event",
+            otel.name = format!("{what} {}", self.event_type),
+            otel.kind = kind,
+            event.id = %self.id,
+            event_type = %self.event_type,
+        );
+        if let Some(traceparent) = &self.traceparent {
+            let carrier = kassa_telemetry::propagation::from_traceparent(traceparent);
+            kassa_telemetry::set_parent_from_headers(&span, &carrier);
+        }
+        span
+    }
 }
 
 /// What [`Consumer::apply`] returns.
@@ -320,6 +342,7 @@ async fn deliver_to(db: &Db, consumer: &dyn Consumer, events: &[Event]) -> anyho
         if store::relay::claim(&mut tx, name, event.id).await? {
             consumer
                 .apply(&mut tx, event)
+                .instrument(event.span("consumer", name))
                 .await
                 .with_context(|| format!("{name} applying event {} ({})", event.id, event.seq))?;
             applied += 1;
