@@ -108,7 +108,10 @@ async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, usize)> {
         anyhow::bail!("unreadable figures {figures:?}");
     };
     let spans = receiver.spans().len();
-    anyhow::ensure!(spans > ORDERS, "only {spans} spans arrived: was anything traced?");
+    anyhow::ensure!(
+        spans > ORDERS,
+        "only {spans} spans arrived: was anything traced?"
+    );
     Ok((
         Figures {
             orders_per_s,
@@ -126,7 +129,10 @@ pub const TRACED_CHILD: &str = "checkout-traced-child";
 /// one line; the spans still queued are flushed before it returns.
 pub async fn traced_child(url: &str) -> anyhow::Result<()> {
     let telemetry = kassa_telemetry::init(&crate::log_options())?;
-    anyhow::ensure!(telemetry.exporting(), "OTEL_EXPORTER_OTLP_ENDPOINT is not set");
+    anyhow::ensure!(
+        telemetry.exporting(),
+        "OTEL_EXPORTER_OTLP_ENDPOINT is not set"
+    );
     let figures = http_checkout(url).await?;
     drop(telemetry);
     println!(

@@ -10,11 +10,11 @@ use kassa_domain::api::{
     SetPin, StockAdjustment, StockDiscrepancy, StockLevel, StockPage, SyncOrdersRequest,
     SyncOrdersResponse, TokenResponse,
 };
-use kassa_domain::approval::{GrantedApproval, SaleSettings};
-use kassa_domain::{IdempotencyKey, Sku};
 use kassa_domain::api::{
     REGISTER_CATALOG_AGE_HEADER, REGISTER_OLDEST_UNSYNCED_HEADER, REGISTER_QUEUE_HEADER,
 };
+use kassa_domain::approval::{GrantedApproval, SaleSettings};
+use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;

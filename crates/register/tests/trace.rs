@@ -10,7 +10,10 @@
 )]
 
 #[path = "register/helpers.rs"]
-#[expect(dead_code, reason = "the shared harness; this binary uses a part of it")]
+#[expect(
+    dead_code,
+    reason = "the shared harness; this binary uses a part of it"
+)]
 mod helpers;
 
 use std::collections::HashMap;
@@ -78,7 +81,11 @@ fn trace(receiver: &Receiver, trace_id: &str) -> HashMap<String, ReceivedSpan> {
 }
 
 /// Is `span` below `ancestor` in `spans`?
-fn under(spans: &HashMap<String, ReceivedSpan>, span: &ReceivedSpan, ancestor: &ReceivedSpan) -> bool {
+fn under(
+    spans: &HashMap<String, ReceivedSpan>,
+    span: &ReceivedSpan,
+    ancestor: &ReceivedSpan,
+) -> bool {
     let mut at = span;
     for _ in 0..64 {
         let Some(parent) = spans.get(&at.parent_span_id) else {
@@ -128,7 +135,10 @@ async fn a_card_sale_is_one_trace_from_the_till_through_central_and_the_processo
             })
             .await;
         register.sync_now().await.unwrap();
-        register.scan(shop.products[0].barcodes[0].as_str()).await.unwrap();
+        register
+            .scan(shop.products[0].barcodes[0].as_str())
+            .await
+            .unwrap();
         register.pay_card().await.unwrap();
 
         // The webhook comes after the sale's answer: wait until Central's handling of it is in.
@@ -138,7 +148,10 @@ async fn a_card_sale_is_one_trace_from_the_till_through_central_and_the_processo
             let sale = receiver.spans().into_iter().find(|s| s.name == "sale");
             if let Some(sale) = sale {
                 spans = trace(&receiver, &sale.trace_id);
-                if spans.values().any(|s| s.name == "POST /v1/webhooks/payments") {
+                if spans
+                    .values()
+                    .any(|s| s.name == "POST /v1/webhooks/payments")
+                {
                     break;
                 }
             }
@@ -146,11 +159,17 @@ async fn a_card_sale_is_one_trace_from_the_till_through_central_and_the_processo
         }
 
         let sale = one(&spans, "till sale", |s| s.name == "sale");
-        assert!(sale.parent_span_id.is_empty(), "the till's sale starts the trace");
+        assert!(
+            sale.parent_span_id.is_empty(),
+            "the till's sale starts the trace"
+        );
         let order = one(&spans, "Central order", |s| s.name == "POST /v1/orders");
         assert_eq!(order.kind, SERVER);
         assert_eq!(order.attributes["http.route"], "/v1/orders");
-        assert!(under(&spans, order, sale), "Central's span continues the till's");
+        assert!(
+            under(&spans, order, sale),
+            "Central's span continues the till's"
+        );
         let pay = one(&spans, "Central payment", |s| {
             s.name == "POST /v1/orders/{id}/payments"
         });
@@ -175,7 +194,9 @@ async fn a_card_sale_is_one_trace_from_the_till_through_central_and_the_processo
             "the simulator's webhook continues the processor call that caused it: {caused_by:?}"
         );
         assert!(
-            spans.values().any(|s| s.attributes.contains_key("db.system") && under(&spans, s, webhook)),
+            spans
+                .values()
+                .any(|s| s.attributes.contains_key("db.system") && under(&spans, s, webhook)),
             "the webhook's own database work is in the trace"
         );
 
@@ -197,7 +218,10 @@ async fn a_card_sale_is_one_trace_from_the_till_through_central_and_the_processo
         let spans = trace(&receiver, &sale_trace);
         let consumed = one(&spans, "consumer", |s| s.name == "trace-test order.paid");
         assert_eq!(consumed.kind, CONSUMER);
-        assert!(under(&spans, consumed, sale), "the consumer continues the sale's trace");
+        assert!(
+            under(&spans, consumed, sale),
+            "the consumer continues the sale's trace"
+        );
         if let Some(sink) = sink {
             let published = one(&spans, "NATS publish", |s| s.name == "publish order.paid");
             assert_eq!(published.kind, PRODUCER);

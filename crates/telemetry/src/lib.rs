@@ -71,9 +71,12 @@ impl Drop for Telemetry {
 
 /// The OTLP endpoint from the environment, if tracing is wanted.
 pub fn otlp_endpoint() -> Option<String> {
-    ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
 }
 
 /// Installs the process-wide subscriber: logs, and spans exported over OTLP/HTTP (protobuf) when
@@ -109,8 +112,8 @@ where
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(options.default_filter));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(options.default_filter));
     let fmt = if options.json {
         tracing_subscriber::fmt::layer()
             .with_writer(writer)

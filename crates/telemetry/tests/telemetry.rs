@@ -59,24 +59,41 @@ async fn spans_continue_the_caller_trace_reach_the_receiver_and_logs_name_them()
     let lines = Lines::default();
     let out = lines.clone();
     let (telemetry, subscriber) =
-        kassa_telemetry::build(&options(Some(receiver.traces_url.clone())), move || out.clone())
-            .unwrap();
+        kassa_telemetry::build(&options(Some(receiver.traces_url.clone())), move || {
+            out.clone()
+        })
+        .unwrap();
     assert!(telemetry.exporting());
     let outgoing = tracing::subscriber::with_default(subscriber, || traced_work(&telemetry));
 
     let spans = receiver.spans();
-    let checkout = spans.iter().find(|s| s.name == "checkout").expect("the checkout span");
+    let checkout = spans
+        .iter()
+        .find(|s| s.name == "checkout")
+        .expect("the checkout span");
     assert_eq!(checkout.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_eq!(checkout.parent_span_id, "00f067aa0ba902b7", "continues the caller's span");
+    assert_eq!(
+        checkout.parent_span_id, "00f067aa0ba902b7",
+        "continues the caller's span"
+    );
     assert_eq!(checkout.kind, 2, "a server span");
     assert_eq!(checkout.service, "kassa-test");
-    let db = spans.iter().find(|s| s.name == "INSERT").expect("a database span");
+    let db = spans
+        .iter()
+        .find(|s| s.name == "INSERT")
+        .expect("a database span");
     assert_eq!(db.parent_span_id, checkout.span_id);
     assert_eq!(db.attributes["db.operation.name"], "INSERT");
     assert!(db.attributes.contains_key("db.system"));
-    assert!(!db.attributes.values().any(|v| v.contains("orders")), "no statement text");
+    assert!(
+        !db.attributes.values().any(|v| v.contains("orders")),
+        "no statement text"
+    );
     let sent = outgoing["traceparent"].to_str().unwrap();
-    assert_eq!(sent, format!("00-{}-{}-01", checkout.trace_id, checkout.span_id));
+    assert_eq!(
+        sent,
+        format!("00-{}-{}-01", checkout.trace_id, checkout.span_id)
+    );
 
     let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
     let log: serde_json::Value = text
@@ -94,10 +111,14 @@ async fn spans_continue_the_caller_trace_reach_the_receiver_and_logs_name_them()
 async fn without_an_endpoint_nothing_exports_and_logs_carry_no_trace() {
     let lines = Lines::default();
     let out = lines.clone();
-    let (telemetry, subscriber) = kassa_telemetry::build(&options(None), move || out.clone()).unwrap();
+    let (telemetry, subscriber) =
+        kassa_telemetry::build(&options(None), move || out.clone()).unwrap();
     assert!(!telemetry.exporting());
     let outgoing = tracing::subscriber::with_default(subscriber, || traced_work(&telemetry));
-    assert!(outgoing.get("traceparent").is_none(), "nothing to propagate");
+    assert!(
+        outgoing.get("traceparent").is_none(),
+        "nothing to propagate"
+    );
     let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
     let log: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(log["fields"]["message"], "order created");

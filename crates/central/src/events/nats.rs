@@ -97,7 +97,8 @@ impl NatsSink {
                 published.stored += 1;
             }
         }
-        metrics::counter!(crate::telemetry::metrics::RELAY_NATS_DUPLICATES).increment(published.duplicates);
+        metrics::counter!(crate::telemetry::metrics::RELAY_NATS_DUPLICATES)
+            .increment(published.duplicates);
         Ok(published)
     }
 

@@ -155,8 +155,7 @@ async fn timeout_and_metrics(
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(HTTP_DURATION, &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!(HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
     response
 }
 

@@ -435,7 +435,11 @@ async fn create_in(
         }),
     )
     .await?;
-    tx.count_on_commit(ORDER_TRANSITIONS, &[("to", OrderStatus::Created.as_str())], 1);
+    tx.count_on_commit(
+        ORDER_TRANSITIONS,
+        &[("to", OrderStatus::Created.as_str())],
+        1,
+    );
     let lines: Vec<(String, i64)> = req
         .lines
         .iter()

@@ -26,9 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tracing::Instrument as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
+use tracing::Instrument as _;
 
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,12 @@ impl Tx {
 
     /// Adds `by` to the counter `name` once this transaction commits (never if it rolls back, or
     /// rolls back to a savepoint taken before this call), so metrics agree with the database.
-    pub fn count_on_commit(&mut self, name: &'static str, labels: &[(&'static str, &str)], by: u64) {
+    pub fn count_on_commit(
+        &mut self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+        by: u64,
+    ) {
         let labels = labels
             .iter()
             .map(|(k, v)| metrics::Label::new(*k, (*v).to_owned()))

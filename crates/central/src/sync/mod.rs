@@ -721,11 +721,7 @@ async fn take_stock(
         if short > 0 {
             record_shortfall(tx, till, order.id, sku, short, location_id).await?;
             tx.count_on_commit(SHORTFALLS, &[], 1);
-            tx.count_on_commit(
-                SHORTFALL_UNITS,
-                &[],
-                u64::try_from(short).unwrap_or(0),
-            );
+            tx.count_on_commit(SHORTFALL_UNITS, &[], u64::try_from(short).unwrap_or(0));
             shortfalls.push(Shortfall {
                 sku: kassa_domain::Sku::parse(sku).context("a validated SKU")?,
                 location: order.location.clone(),

@@ -47,7 +47,11 @@ pub fn http_span(req: &Request) -> tracing::Span {
 }
 
 /// Records the answer's status on the request span (5xx marks the span an error).
-pub fn record_status<B>(response: &Response<B>, _latency: std::time::Duration, span: &tracing::Span) {
+pub fn record_status<B>(
+    response: &Response<B>,
+    _latency: std::time::Duration,
+    span: &tracing::Span,
+) {
     let status = response.status();
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {

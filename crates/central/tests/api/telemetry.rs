@@ -76,17 +76,36 @@ async fn a_day_of_trade_shows_in_the_metrics(app: TestApp) {
     let first = order(&app, buyer.token(), "metrics-1", &one).await;
     assert_eq!(first.status(), 201);
     let placed: Order = first.json().await.unwrap();
-    assert_eq!(order(&app, buyer.token(), "metrics-1", &one).await.status(), 201);
+    assert_eq!(
+        order(&app, buyer.token(), "metrics-1", &one).await.status(),
+        201
+    );
     let two = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-1", "qty": 2 }] });
-    assert_eq!(order(&app, buyer.token(), "metrics-1", &two).await.status(), 422);
+    assert_eq!(
+        order(&app, buyer.token(), "metrics-1", &two).await.status(),
+        422
+    );
     let many = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-1", "qty": 99 }] });
-    assert_eq!(order(&app, buyer.token(), "metrics-2", &many).await.status(), 409);
-    let paid = pay(&app, buyer.token(), placed.id, "metrics-pay", &card("2.50", "pm_card_visa")).await;
+    assert_eq!(
+        order(&app, buyer.token(), "metrics-2", &many)
+            .await
+            .status(),
+        409
+    );
+    let paid = pay(
+        &app,
+        buyer.token(),
+        placed.id,
+        "metrics-pay",
+        &card("2.50", "pm_card_visa"),
+    )
+    .await;
     assert_eq!(paid.status(), 201, "{}", paid.text().await.unwrap());
 
     // A register's offline batch selling more than is left, with its sync report.
     let (till, register_id) = register_session(&app, &admin).await;
-    let batch = json!({ "orders": [offline_order(Uuid::now_v7(), &[("SKU-1", 6, "2.50")], "15.00")] });
+    let batch =
+        json!({ "orders": [offline_order(Uuid::now_v7(), &[("SKU-1", 6, "2.50")], "15.00")] });
     let synced = app
         .client
         .post(app.url("/v1/sync/orders"))
@@ -105,7 +124,12 @@ async fn a_day_of_trade_shows_in_the_metrics(app: TestApp) {
     let login = json!({ "username": limited.username, "password": limited.password });
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        let response = app.client.post(app.url("/v1/auth/login")).json(&login).send().await;
+        let response = app
+            .client
+            .post(app.url("/v1/auth/login"))
+            .json(&login)
+            .send()
+            .await;
         statuses.push(response.unwrap().status().as_u16());
     }
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
@@ -125,37 +149,94 @@ async fn a_day_of_trade_shows_in_the_metrics(app: TestApp) {
     // The card's webhook lands after the payment's answer.
     eventually("the card webhook is handled", || async {
         let m = scrape(&app).await;
-        counter(&m, "http_requests_total", &[("route", "/v1/webhooks/payments")])
-            > counter(&before, "http_requests_total", &[("route", "/v1/webhooks/payments")])
+        counter(
+            &m,
+            "http_requests_total",
+            &[("route", "/v1/webhooks/payments")],
+        ) > counter(
+            &before,
+            "http_requests_total",
+            &[("route", "/v1/webhooks/payments")],
+        )
     })
     .await;
     let after = scrape(&app).await;
     let grew = |name: &str, labels: &[(&str, &str)], by: f64| {
         let delta = counter(&after, name, labels) - counter(&before, name, labels);
-        assert!(delta >= by, "{name}{labels:?} grew by {delta}, not {by}:\n{after}");
+        assert!(
+            delta >= by,
+            "{name}{labels:?} grew by {delta}, not {by}:\n{after}"
+        );
     };
-    grew("http_requests_total", &[("method", "POST"), ("route", "/v1/orders"), ("status", "201")], 2.0);
-    grew("http_request_duration_seconds_count", &[("route", "/v1/orders/{id}/payments")], 1.0);
+    grew(
+        "http_requests_total",
+        &[
+            ("method", "POST"),
+            ("route", "/v1/orders"),
+            ("status", "201"),
+        ],
+        2.0,
+    );
+    grew(
+        "http_request_duration_seconds_count",
+        &[("route", "/v1/orders/{id}/payments")],
+        1.0,
+    );
     grew("kassa_idempotency_replays_total", &[], 1.0);
-    grew("kassa_idempotency_conflicts_total", &[("reason", "body_mismatch")], 1.0);
+    grew(
+        "kassa_idempotency_conflicts_total",
+        &[("reason", "body_mismatch")],
+        1.0,
+    );
     grew("kassa_oversell_refusals_total", &[], 1.0);
     // CREATED twice (online, offline), RESERVED once (online), PAID twice (card, offline).
     for (to, times) in [("CREATED", 2.0), ("RESERVED", 1.0), ("PAID", 2.0)] {
         grew("kassa_order_transitions_total", &[("to", to)], times);
     }
-    grew("kassa_processor_request_duration_seconds_count", &[("outcome", "ok")], 1.0);
+    grew(
+        "kassa_processor_request_duration_seconds_count",
+        &[("outcome", "ok")],
+        1.0,
+    );
     let register = register_id.to_string();
     let till_labels = [("register", register.as_str())];
     grew("kassa_sync_batches_total", &till_labels, 1.0);
-    grew("kassa_sync_orders_total", &[("register", &register), ("outcome", "accepted")], 1.0);
+    grew(
+        "kassa_sync_orders_total",
+        &[("register", &register), ("outcome", "accepted")],
+        1.0,
+    );
     grew("kassa_stock_shortfalls_total", &[], 1.0);
     grew("kassa_stock_shortfall_units_total", &[], 2.0);
-    grew("kassa_rate_limited_requests_total", &[("limit", "login_per_username")], 1.0);
+    grew(
+        "kassa_rate_limited_requests_total",
+        &[("limit", "login_per_username")],
+        1.0,
+    );
     grew("kassa_relay_delivered_events_total", &[], 1.0);
-    assert_eq!(counter(&after, "kassa_register_queue_orders", &till_labels), 7.0);
-    assert_eq!(counter(&after, "kassa_register_oldest_unsynced_sale_age_seconds", &till_labels), 95.0);
-    assert_eq!(counter(&after, "kassa_register_catalog_age_seconds", &till_labels), 12.0);
-    assert!(counter(&after, "kassa_register_last_sync_timestamp_seconds", &till_labels) > 1.7e9);
+    assert_eq!(
+        counter(&after, "kassa_register_queue_orders", &till_labels),
+        7.0
+    );
+    assert_eq!(
+        counter(
+            &after,
+            "kassa_register_oldest_unsynced_sale_age_seconds",
+            &till_labels
+        ),
+        95.0
+    );
+    assert_eq!(
+        counter(&after, "kassa_register_catalog_age_seconds", &till_labels),
+        12.0
+    );
+    assert!(
+        counter(
+            &after,
+            "kassa_register_last_sync_timestamp_seconds",
+            &till_labels
+        ) > 1.7e9
+    );
     assert!(counter(&after, "kassa_db_pool_connections_max", &[]) >= 1.0);
     assert!(after.contains("kassa_db_pool_connections{state=\"in_use\"}"));
     assert!(counter(&after, "kassa_search_index_lag_seconds", &[]) < 60.0);
@@ -166,7 +247,10 @@ async fn a_day_of_trade_shows_in_the_metrics(app: TestApp) {
         .into_iter()
         .filter(|n| !exported.contains(n.as_str()))
         .collect();
-    assert!(unknown.is_empty(), "exported but not listed in EXPORTED: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "exported but not listed in EXPORTED: {unknown:?}"
+    );
 }
 
 fn repo_file(path: &str) -> String {
@@ -223,8 +307,15 @@ fn the_dashboard_is_json_and_names_only_metrics_central_exports() {
     let named: BTreeSet<String> = exprs.iter().flat_map(|e| metrics_in(e)).collect();
     let exported: BTreeSet<String> = EXPORTED.iter().map(|s| (*s).to_owned()).collect();
     let unknown: Vec<&String> = named.difference(&exported).collect();
-    assert!(unknown.is_empty(), "the dashboard names metrics Central does not export: {unknown:?}");
-    for needed in ["http_requests_total", "http_request_duration_seconds", "kassa_order_transitions_total"] {
+    assert!(
+        unknown.is_empty(),
+        "the dashboard names metrics Central does not export: {unknown:?}"
+    );
+    for needed in [
+        "http_requests_total",
+        "http_request_duration_seconds",
+        "kassa_order_transitions_total",
+    ] {
         assert!(named.contains(needed), "the dashboard shows {needed}");
     }
 }
@@ -236,7 +327,10 @@ fn the_alert_rules_read_only_metrics_central_exports() {
     assert!(named.contains("http_requests_total"), "{named:?}");
     let exported: BTreeSet<String> = EXPORTED.iter().map(|s| (*s).to_owned()).collect();
     let unknown: Vec<&String> = named.difference(&exported).collect();
-    assert!(unknown.is_empty(), "the rules read metrics Central does not export: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "the rules read metrics Central does not export: {unknown:?}"
+    );
 }
 
 /// `promtool check rules` and `promtool test rules` over `deploy/prometheus/` (the alerts fire
