@@ -16,7 +16,7 @@ pub mod receiver;
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -132,19 +132,16 @@ where
         return Ok((Telemetry::default(), Box::new(registry)));
     };
     let tracer = provider.tracer("kassa");
-    // Spans at INFO and above, from every crate but the HTTP and database internals (whose
-    // work shows as Kassa's own client spans and as the database spans below).
-    let spans = Targets::new()
-        .with_default(LevelFilter::INFO)
-        .with_target("sqlx", LevelFilter::OFF)
-        .with_target("hyper", LevelFilter::OFF)
-        .with_target("h2", LevelFilter::OFF)
-        .with_target("reqwest", LevelFilter::OFF)
-        .with_target("tantivy", LevelFilter::OFF)
-        .with_target("async_nats", LevelFilter::OFF);
+    // Spans at INFO and above (warnings and errors as their events), from every crate but the
+    // HTTP and database internals, whose work shows as Kassa's own client spans and as the
+    // database spans below. No code locations, thread names or busy/idle timings per span:
+    // each costs on every span or every poll, and the span names say where they are.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer.clone())
-        .with_filter(spans);
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_filter(filter_fn(exported));
     let db = db::DbSpans::new(tracer).with_filter(db::filter());
     let subscriber = registry.with(otel).with(db);
     Ok((
@@ -153,6 +150,23 @@ where
         },
         Box::new(subscriber),
     ))
+}
+
+/// Crates whose own spans and events are not exported.
+const INTERNALS: [&str; 6] = ["sqlx", "hyper", "h2", "reqwest", "tantivy", "async_nats"];
+
+/// What the OpenTelemetry layer takes: spans at INFO and above, events at WARN and above (they
+/// become span events), nothing from [`INTERNALS`].
+fn exported(meta: &tracing::Metadata<'_>) -> bool {
+    if INTERNALS.iter().any(|t| meta.target().starts_with(t)) {
+        return false;
+    }
+    let most = if meta.is_span() {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::WARN
+    };
+    *meta.level() <= most
 }
 
 fn tracer_provider(options: &Options) -> anyhow::Result<Option<SdkTracerProvider>> {

@@ -1,5 +1,6 @@
 //! An OTLP/HTTP trace receiver for tests and benches (feature `receiver`): accepts
-//! `POST /v1/traces` (protobuf), decodes it with `opentelemetry-proto` and keeps the spans.
+//! `POST /v1/traces` (protobuf) and keeps the bodies; [`Receiver::spans`] decodes them with
+//! `opentelemetry-proto` when asked (so a benchmark does not pay for decoding while it measures).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -30,8 +31,7 @@ pub struct ReceivedSpan {
 pub struct Receiver {
     /// The URL to export to (`http://127.0.0.1:PORT/v1/traces`).
     pub traces_url: String,
-    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
-    requests: Arc<Mutex<u64>>,
+    bodies: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Receiver {
@@ -41,8 +41,7 @@ impl Receiver {
         let traces_url = format!("http://{}/v1/traces", listener.local_addr()?);
         let receiver = Self {
             traces_url,
-            spans: Arc::default(),
-            requests: Arc::default(),
+            bodies: Arc::default(),
         };
         let serving = receiver.clone();
         tokio::spawn(async move {
@@ -54,14 +53,19 @@ impl Receiver {
         Ok(receiver)
     }
 
-    /// Every span received so far.
+    /// Every span received so far (an export that does not decode is skipped).
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.spans.lock().map(|s| s.clone()).unwrap_or_default()
+        let bodies = self.bodies.lock().map(|b| b.clone()).unwrap_or_default();
+        bodies
+            .iter()
+            .filter_map(|body| ExportTraceServiceRequest::decode(body.as_slice()).ok())
+            .flat_map(flatten)
+            .collect()
     }
 
     /// Export requests received so far.
-    pub fn requests(&self) -> u64 {
-        self.requests.lock().map(|r| *r).unwrap_or_default()
+    pub fn requests(&self) -> usize {
+        self.bodies.lock().map(|b| b.len()).unwrap_or_default()
     }
 
     /// A minimal HTTP/1.1 server: keep-alive, `Content-Length` bodies (what the exporter sends).
@@ -86,8 +90,12 @@ impl Receiver {
                     return;
                 }
             }
-            let ok = head.starts_with("post /v1/traces ")
-                && self.accept(&buf[body_start..body_start + length]);
+            let ok = head.starts_with("post /v1/traces ");
+            if ok {
+                if let Ok(mut bodies) = self.bodies.lock() {
+                    bodies.push(buf[body_start..body_start + length].to_vec());
+                }
+            }
             buf.drain(..body_start + length);
             let body = ExportTraceServiceResponse::default().encode_to_vec();
             let status = if ok { "200 OK" } else { "400 Bad Request" };
@@ -102,46 +110,39 @@ impl Receiver {
             }
         }
     }
+}
 
-    fn accept(&self, body: &[u8]) -> bool {
-        let Ok(request) = ExportTraceServiceRequest::decode(body) else {
-            return false;
-        };
-        let mut received = Vec::new();
-        for resource_spans in request.resource_spans {
-            let service = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| &r.attributes)
-                .find(|kv| kv.key == "service.name")
-                .and_then(|kv| kv.value.as_ref())
-                .map(|v| text(v.value.as_ref()))
-                .unwrap_or_default();
-            for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
-                received.push(ReceivedSpan {
-                    service: service.clone(),
-                    trace_id: hex(&span.trace_id),
-                    span_id: hex(&span.span_id),
-                    parent_span_id: hex(&span.parent_span_id),
-                    name: span.name,
-                    kind: span.kind,
-                    attributes: span
-                        .attributes
-                        .into_iter()
-                        .map(|kv| {
-                            let value = text(kv.value.as_ref().and_then(|v| v.value.as_ref()));
-                            (kv.key, value)
-                        })
-                        .collect(),
-                });
-            }
+fn flatten(request: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
+    let mut received = Vec::new();
+    for resource_spans in request.resource_spans {
+        let service = resource_spans
+            .resource
+            .iter()
+            .flat_map(|r| &r.attributes)
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| kv.value.as_ref())
+            .map(|v| text(v.value.as_ref()))
+            .unwrap_or_default();
+        for span in resource_spans.scope_spans.into_iter().flat_map(|s| s.spans) {
+            received.push(ReceivedSpan {
+                service: service.clone(),
+                trace_id: hex(&span.trace_id),
+                span_id: hex(&span.span_id),
+                parent_span_id: hex(&span.parent_span_id),
+                name: span.name,
+                kind: span.kind,
+                attributes: span
+                    .attributes
+                    .into_iter()
+                    .map(|kv| {
+                        let value = text(kv.value.as_ref().and_then(|v| v.value.as_ref()));
+                        (kv.key, value)
+                    })
+                    .collect(),
+            });
         }
-        if let (Ok(mut spans), Ok(mut requests)) = (self.spans.lock(), self.requests.lock()) {
-            spans.extend(received);
-            *requests += 1;
-        }
-        true
     }
+    received
 }
 
 async fn read_more(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> bool {
