@@ -54,17 +54,21 @@ impl Visit for Query {
     fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
 }
 
-/// `SELECT`, `INSERT`, `BEGIN`… : the statement's first word, upper-cased; nothing else of it.
-fn operation(summary: &str) -> String {
-    summary
-        .split_whitespace()
-        .next()
+/// The operations a span may be named by; anything else is `QUERY`.
+const OPERATIONS: [&str; 12] = [
+    "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT",
+    "RELEASE", "PRAGMA", "SET",
+];
+
+/// `SELECT`, `INSERT`, `BEGIN`… : the statement's first word when it is a known operation;
+/// nothing else of the statement (and no allocation: the name is a static string).
+fn operation(summary: &str) -> &'static str {
+    let first = summary.split_whitespace().next().unwrap_or_default();
+    OPERATIONS
+        .iter()
+        .find(|op| op.eq_ignore_ascii_case(first))
+        .copied()
         .unwrap_or("QUERY")
-        .chars()
-        .filter(char::is_ascii_alphabetic)
-        .take(16)
-        .collect::<String>()
-        .to_ascii_uppercase()
 }
 
 /// sqlx runs SQLite statements on its worker threads (named `sqlx-sqlite-worker-N`, entering the
@@ -99,7 +103,7 @@ impl<S: Subscriber> Layer<S> for DbSpans {
         let system = db_system();
         let span = self
             .tracer
-            .span_builder(op.clone())
+            .span_builder(op)
             .with_kind(SpanKind::Client)
             .with_start_time(end.checked_sub(elapsed).unwrap_or(end))
             .with_attributes([
