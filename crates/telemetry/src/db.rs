@@ -56,8 +56,18 @@ impl Visit for Query {
 
 /// The operations a span may be named by; anything else is `QUERY`.
 const OPERATIONS: [&str; 12] = [
-    "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT",
-    "RELEASE", "PRAGMA", "SET",
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "WITH",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE",
+    "PRAGMA",
+    "SET",
 ];
 
 /// `SELECT`, `INSERT`, `BEGIN`… : the statement's first word when it is a known operation;
@@ -91,8 +101,9 @@ impl<S: Subscriber> Layer<S> for DbSpans {
         }
         // The entered span's OpenTelemetry context (tracing-opentelemetry activates it on
         // enter). A statement outside any traced work (a background sweep) makes no root span.
+        // An unsampled trace (OTEL_TRACES_SAMPLER_ARG below 1) gets no database spans at all.
         let parent = opentelemetry::Context::current();
-        if !parent.has_active_span() {
+        if !parent.has_active_span() || !parent.span().span_context().is_sampled() {
             return;
         }
         let mut query = Query::default();
