@@ -13,12 +13,8 @@ use tauri::Manager;
 
 /// Runs the app until its window closes.
 pub fn run() -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kassa_register=info".into()),
-        )
-        .try_init();
+    // Logs, and the register's spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    let _telemetry = kassa_register::telemetry::init();
     let config = config::ShellConfig::from_env()?;
     tauri::Builder::default()
         .setup(move |app| {

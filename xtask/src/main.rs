@@ -134,6 +134,8 @@ fn test() -> anyhow::Result<()> {
     }
     // The event relay's NATS stories start `nats-server -js` from the Debian package.
     ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
+    // The SLO alert rules are unit-tested with `promtool` (Debian's prometheus package).
+    ensure_packages(&[("prometheus", "/usr/bin/promtool")])?;
     ensure_desktop_tools()?;
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
     // The shell embeds ui/dist: the UI is built before anything compiles the shell.

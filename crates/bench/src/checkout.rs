@@ -2,6 +2,11 @@
 //! HTTP API, against the raw baseline: the same database doing only the conditional decrement and
 //! the order insert in a loop at the same concurrency. SQLite with `synchronous=FULL`, PostgreSQL
 //! with `fsync=on`, `synchronous_commit=on`.
+//!
+//! The HTTP run is made twice: untraced (in this process, with logs only, as Central runs without
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`) and traced at 100 % sampling, in a child process of this
+//! binary started with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at an OTLP/HTTP receiver in this
+//! process (the tracing subscriber is process-wide, so each setting gets a process of its own).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,27 +36,108 @@ pub async fn run() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("kassa-bench-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir)?;
     let sqlite = |name: &str| format!("sqlite://{}", dir.join(name).display());
-    let result = report("sqlite", &sqlite("http.db"), &sqlite("raw.db")).await;
+    let result = report(
+        "sqlite",
+        [sqlite("http.db"), sqlite("traced.db"), sqlite("raw.db")],
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
     result?;
     match PgCluster::start(Durability::Durable) {
         Some(cluster) => {
             let http = cluster.create_database().await?;
+            let traced = cluster.create_database().await?;
             let raw = cluster.create_database().await?;
-            report("postgres", &http, &raw).await?;
+            report("postgres", [http, traced, raw]).await?;
         }
         None => println!("postgres: skipped (no PostgreSQL binaries)"),
     }
     Ok(())
 }
 
-async fn report(backend: &str, http_url: &str, raw_url: &str) -> anyhow::Result<()> {
-    let raw = raw_baseline(raw_url).await?;
-    let http = http_checkout(http_url).await?;
+async fn report(backend: &str, urls: [String; 3]) -> anyhow::Result<()> {
+    let [http_url, traced_url, raw_url] = urls;
+    let raw = raw_baseline(&raw_url).await?;
+    let http = http_checkout(&http_url).await?;
     println!(
         "{backend:<8} http: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | raw: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | ratio {:.2}",
         http.orders_per_s, http.p50_ms, http.p99_ms, raw.orders_per_s, raw.p50_ms, raw.p99_ms,
         http.orders_per_s / raw.orders_per_s
+    );
+    let (traced, spans) = traced_checkout(&traced_url).await?;
+    println!(
+        "{backend:<8} traced (100 % sampled, OTLP/HTTP to a local receiver): {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | untraced {:>7.0} orders/s | ratio {:.2} | {spans} spans received",
+        traced.orders_per_s, traced.p50_ms, traced.p99_ms, http.orders_per_s,
+        traced.orders_per_s / http.orders_per_s
+    );
+    Ok(())
+}
+
+/// The HTTP run in a child process that exports every span over OTLP/HTTP to a receiver here;
+/// returns its figures and how many spans arrived.
+async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, usize)> {
+    let receiver = kassa_telemetry::receiver::Receiver::start().await?;
+    let endpoint = receiver
+        .traces_url
+        .strip_suffix("/v1/traces")
+        .context("the receiver's URL")?
+        .to_owned();
+    let output = tokio::process::Command::new(std::env::current_exe()?)
+        .args([TRACED_CHILD, url])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_TRACES_SAMPLER", "always_on")
+        .env("OTEL_SERVICE_NAME", "kassa-bench-central")
+        .output()
+        .await
+        .context("running the traced checkout")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "the traced checkout failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("FIGURES "))
+        .context("the traced checkout printed no figures")?;
+    let parsed: Vec<f64> = figures
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let [orders_per_s, p50_ms, p99_ms] = parsed[..] else {
+        anyhow::bail!("unreadable figures {figures:?}");
+    };
+    let spans = receiver.spans().len();
+    anyhow::ensure!(
+        spans > ORDERS,
+        "only {spans} spans arrived: was anything traced?"
+    );
+    Ok((
+        Figures {
+            orders_per_s,
+            p50_ms,
+            p99_ms,
+        },
+        spans,
+    ))
+}
+
+/// The child's scenario name (`kassa-bench checkout-traced-child <database url>`).
+pub const TRACED_CHILD: &str = "checkout-traced-child";
+
+/// In the child: the HTTP checkout with the exporter the environment configures, its figures on
+/// one line; the spans still queued are flushed before it returns.
+pub async fn traced_child(url: &str) -> anyhow::Result<()> {
+    let telemetry = kassa_telemetry::init(&crate::log_options())?;
+    anyhow::ensure!(
+        telemetry.exporting(),
+        "OTEL_EXPORTER_OTLP_ENDPOINT is not set"
+    );
+    let figures = http_checkout(url).await?;
+    drop(telemetry);
+    println!(
+        "FIGURES {} {} {}",
+        figures.orders_per_s, figures.p50_ms, figures.p99_ms
     );
     Ok(())
 }

@@ -17,6 +17,20 @@ async fn main() -> anyhow::Result<()> {
     let scenario = std::env::args()
         .nth(1)
         .with_context(|| format!("usage: kassa-bench <{SCENARIOS}>"))?;
+    if scenario == checkout::TRACED_CHILD {
+        let url = std::env::args().nth(2).context("the database url")?;
+        return checkout::traced_child(&url).await;
+    }
+    anyhow::ensure!(
+        kassa_telemetry::otlp_endpoint().is_none(),
+        "unset OTEL_EXPORTER_OTLP_ENDPOINT: the untraced runs must not export (the checkout \
+         scenario makes its traced run itself)"
+    );
+    // Warnings only, as Central logs without tracing; the traced child installs its own.
+    let _telemetry = kassa_telemetry::init(&kassa_telemetry::Options {
+        otlp_traces_url: None,
+        ..log_options()
+    })?;
     match scenario.as_str() {
         "checkout" => checkout::run().await,
         "search" => search::run().await,
@@ -31,6 +45,16 @@ async fn main() -> anyhow::Result<()> {
             sync::run().await
         }
         other => anyhow::bail!("unknown scenario {other:?}; scenarios: {SCENARIOS}"),
+    }
+}
+
+/// How the bench logs: warnings only, plain text.
+fn log_options() -> kassa_telemetry::Options {
+    kassa_telemetry::Options {
+        service_name: "kassa-bench",
+        json: false,
+        default_filter: "warn",
+        otlp_traces_url: None,
     }
 }
 

@@ -12,6 +12,7 @@
 //! the key inside its own transaction instead ([`begin_in`]): one transaction per request, and a
 //! concurrent retry waits for it and replays its answer; a crash leaves no claim behind.
 
+use crate::telemetry::metrics::{IDEMPOTENCY_CONFLICTS, IDEMPOTENCY_REPLAYS};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kassa_domain::IdempotencyKey;
@@ -136,12 +137,14 @@ pub async fn begin(
         return Err(in_flight());
     }
     if stored.request_hash != request_hash {
+        metrics::counter!(IDEMPOTENCY_CONFLICTS, "reason" => "body_mismatch").increment(1);
         return Err(ApiError::invalid(
             "idempotency_key_reused",
             "this Idempotency-Key was used with a different request; use a new key",
         ));
     }
     if let Some((status, body)) = stored.response {
+        metrics::counter!(IDEMPOTENCY_REPLAYS).increment(1);
         return Ok(Begin::Replay(replay(status, body)));
     }
     let lease_ms = i64::try_from(state.config.idempotency_lease.as_millis()).unwrap_or(i64::MAX);
@@ -193,6 +196,7 @@ pub async fn begin_in(
 }
 
 fn in_flight() -> ApiError {
+    metrics::counter!(IDEMPOTENCY_CONFLICTS, "reason" => "in_flight").increment(1);
     ApiError::conflict(
         "idempotency_in_flight",
         "a request with this Idempotency-Key is still being processed; retry shortly",

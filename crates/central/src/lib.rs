@@ -19,6 +19,7 @@ pub mod state;
 pub mod stock;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     db.migrate().await?;
     let secret = auth::signing_secret(&db, &config).await?;
     let auth = auth::AuthService::new(&config, &secret).await?;
-    http::ops::metrics_handle();
+    telemetry::metrics::handle();
     let recommender = recommend::load(
         &db,
         recommend::model::Params {

@@ -48,17 +48,6 @@ enum UserCommand {
     },
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().with_current_span(true).init();
-    } else {
-        builder.init();
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -108,7 +97,8 @@ fn read_password() -> anyhow::Result<String> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::from_env()?;
-    init_logging(config.log_json);
+    // Logs, and traces when OTEL_EXPORTER_OTLP_ENDPOINT is set; flushed when main returns.
+    let _telemetry = kassa_central::telemetry::init(config.log_json)?;
     match cli.command {
         Command::Serve => {
             let bind = config.bind;

@@ -774,6 +774,14 @@ pub struct SearchResponse {
 
 /// The most orders one `POST /v1/sync/orders` batch may carry (more: 422 `batch_too_large`).
 pub const SYNC_BATCH_ORDERS_MAX: usize = 100;
+
+/// Sent by a register with each call: the orders still in its outbox (Central exposes it per
+/// register, `kassa_register_queue_orders`).
+pub const REGISTER_QUEUE_HEADER: &str = "kassa-register-queue";
+/// Sent by a register with each call: how long its oldest unsynced sale has waited, in seconds.
+pub const REGISTER_OLDEST_UNSYNCED_HEADER: &str = "kassa-register-oldest-unsynced-s";
+/// Sent by a register with each call: seconds since it last pulled the whole catalog feed.
+pub const REGISTER_CATALOG_AGE_HEADER: &str = "kassa-register-catalog-age-s";
 /// The most payments one offline order may carry.
 pub const SYNC_ORDER_PAYMENTS_MAX: usize = 20;
 /// Receipt numbers and card references, in characters.

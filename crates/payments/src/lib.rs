@@ -14,7 +14,7 @@ pub use processor::{
     ProcessorFuture, Refund, RefundRequest, RefundStatus,
 };
 pub use secret::SecretString;
-pub use stripe::StripeProcessor;
+pub use stripe::{StripeProcessor, PROCESSOR_DURATION, PROCESSOR_ERRORS};
 pub use webhook::{
     sign_payload, verify_signature, IntentEventData, RefundEventData, SignatureError, WebhookData,
     WebhookError, WebhookEvent,

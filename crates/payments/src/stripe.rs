@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 use crate::processor::{
     CreateIntent, Intent, IntentStatus, PaymentProcessor, ProcessorError, ProcessorFuture, Refund,
@@ -77,24 +78,61 @@ impl StripeProcessor {
                 "application/x-www-form-urlencoded",
             )
             .body(body);
-        self.send(request).await
+        self.send(operation(&Method::POST, segments), request).await
     }
 
     async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ProcessorError> {
-        self.send(self.http.request(Method::GET, self.url(segments)?))
-            .await
+        let request = self.http.request(Method::GET, self.url(segments)?);
+        self.send(operation(&Method::GET, segments), request).await
     }
 
+    /// One call, as a client span that carries the trace to the processor (`traceparent`), timed
+    /// in `kassa_processor_request_duration_seconds` and counted in `kassa_processor_errors_total`
+    /// when it fails.
     async fn send<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ProcessorError> {
+        let span = tracing::info_span!(
+            "processor call",
+            otel.name = format!("processor {operation}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            processor.operation = operation,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        let result = self.exchange(request).instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => {
+                span.record("otel.status_code", "ERROR");
+                let kind = error_kind(e);
+                metrics::counter!(PROCESSOR_ERRORS, "operation" => operation, "kind" => kind)
+                    .increment(1);
+                kind
+            }
+        };
+        metrics::histogram!(PROCESSOR_DURATION, "operation" => operation, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn exchange<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ProcessorError> {
+        let mut trace = reqwest::header::HeaderMap::new();
+        kassa_telemetry::inject(&mut trace);
         let response = request
+            .headers(trace)
             .bearer_auth(self.secret_key.expose_secret())
             .send()
             .await
             .map_err(transport_error)?;
         let status = response.status();
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         let body = response.bytes().await.map_err(transport_error)?;
         if status.is_success() {
             serde_json::from_slice(&body).map_err(|e| {
@@ -208,6 +246,33 @@ impl PaymentProcessor for StripeProcessor {
 
     fn refund(&self, req: RefundRequest) -> ProcessorFuture<'_, Refund> {
         Box::pin(self.create_refund(req))
+    }
+}
+
+/// Calls to the processor by `operation` and `outcome` (Central exports it).
+pub const PROCESSOR_DURATION: &str = "kassa_processor_request_duration_seconds";
+/// Failed calls by `operation` and `kind`.
+pub const PROCESSOR_ERRORS: &str = "kassa_processor_errors_total";
+
+/// The processor operation a call makes, for metrics and span names.
+fn operation(method: &Method, segments: &[&str]) -> &'static str {
+    match (segments.first().copied(), segments.get(2).copied()) {
+        (Some("refunds"), _) => "create_refund",
+        (_, Some("confirm")) => "confirm_intent",
+        (_, Some("capture")) => "capture_intent",
+        _ if method == Method::GET => "get_intent",
+        _ => "create_intent",
+    }
+}
+
+/// A failed call's kind, the `kind` label of `kassa_processor_errors_total`.
+fn error_kind(e: &ProcessorError) -> &'static str {
+    match e {
+        ProcessorError::Declined { .. } => "declined",
+        ProcessorError::Timeout => "timeout",
+        ProcessorError::Transport(_) => "transport",
+        ProcessorError::Server { .. } => "server",
+        ProcessorError::Rejected { .. } => "rejected",
     }
 }
 

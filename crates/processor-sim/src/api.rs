@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::intents::{Outcome, Processing, Store};
 use crate::params::Params;
-use crate::webhooks::deliver_batch;
+use crate::webhooks::{deliver_batch, TraceContext};
 use crate::SimState;
 
 /// Stripe's own limit on idempotency keys.
@@ -196,6 +196,7 @@ async fn idempotent(
             sim.clone(),
             outcome.events.clone(),
             outcome.plan,
+            TraceContext::from_headers(headers),
         ));
     }
     if let Some(later) = outcome.settle_later.clone() {
@@ -222,7 +223,8 @@ async fn finish_processing(sim: SimState, later: Box<Processing>) {
     if let Some((events, plan)) = settled {
         tracing::info!(intent = %later.intent_id, "processing intent succeeded");
         sim.record_emitted(&events);
-        deliver_batch(sim, events, plan).await;
+        // Settled by the clock, not by a request: no trace to carry on.
+        deliver_batch(sim, events, plan, TraceContext::default()).await;
     }
 }
 

@@ -88,8 +88,33 @@ pub struct DeliveryAttempt {
     pub status: Option<u16>,
 }
 
+/// The W3C trace context (`traceparent`, `tracestate`) of the request that caused some events:
+/// their webhooks carry it on, so the merchant's webhook handling joins the trace of the
+/// payment that caused it (as processors that propagate trace context do).
+#[derive(Debug, Clone, Default)]
+pub struct TraceContext(Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>);
+
+impl TraceContext {
+    /// The trace context headers of an incoming request (none: an empty context).
+    pub fn from_headers(headers: &reqwest::header::HeaderMap) -> Self {
+        let carried = ["traceparent", "tracestate"]
+            .iter()
+            .filter_map(|name| {
+                let value = headers.get(*name)?.clone();
+                Some((reqwest::header::HeaderName::from_static(name), value))
+            })
+            .collect();
+        Self(carried)
+    }
+}
+
 /// Delivers one request's events according to `plan`, in the background of the caller.
-pub async fn deliver_batch(sim: SimState, mut events: Vec<Value>, plan: WebhookPlan) {
+pub async fn deliver_batch(
+    sim: SimState,
+    mut events: Vec<Value>,
+    plan: WebhookPlan,
+    trace: TraceContext,
+) {
     let copies = match plan.mode {
         WebhookMode::None => return,
         WebhookMode::Twice => 2,
@@ -105,14 +130,14 @@ pub async fn deliver_batch(sim: SimState, mut events: Vec<Value>, plan: WebhookP
     };
     for event in &events {
         for _ in 0..copies {
-            deliver_one(&sim, event).await;
+            deliver_one(&sim, event, &trace).await;
         }
     }
 }
 
 /// POSTs `event`, signed afresh for each attempt, until a 2xx or the attempts run out.
 #[tracing::instrument(skip_all, fields(event_id, event_type))]
-async fn deliver_one(sim: &SimState, event: &Value) {
+async fn deliver_one(sim: &SimState, event: &Value, trace: &TraceContext) {
     let event_id = event["id"].as_str().unwrap_or_default().to_owned();
     let event_type = event["type"].as_str().unwrap_or_default().to_owned();
     tracing::Span::current()
@@ -133,9 +158,11 @@ async fn deliver_one(sim: &SimState, event: &Value) {
             chrono::Utc::now().timestamp(),
             body.as_bytes(),
         );
-        let result = sim
-            .http()
-            .post(&url)
+        let mut request = sim.http().post(&url);
+        for (name, value) in &trace.0 {
+            request = request.header(name, value);
+        }
+        let result = request
             .timeout(DELIVERY_TIMEOUT)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(kassa_payments::webhook::SIGNATURE_HEADER, signature)

@@ -10,8 +10,12 @@ use kassa_domain::api::{
     SetPin, StockAdjustment, StockDiscrepancy, StockLevel, StockPage, SyncOrdersRequest,
     SyncOrdersResponse, TokenResponse,
 };
+use kassa_domain::api::{
+    REGISTER_CATALOG_AGE_HEADER, REGISTER_OLDEST_UNSYNCED_HEADER, REGISTER_QUEUE_HEADER,
+};
 use kassa_domain::approval::{GrantedApproval, SaleSettings};
 use kassa_domain::{IdempotencyKey, Sku};
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -39,6 +43,20 @@ impl Default for Timeouts {
 pub struct CentralClient {
     base: String,
     http: reqwest::Client,
+    /// What the till reports with every call (see [`SyncReport`]); the sync engine updates it.
+    report: std::sync::Arc<std::sync::Mutex<Option<SyncReport>>>,
+}
+
+/// How far behind this till is, reported to Central with every call (`kassa-register-*`
+/// headers) so operators see each register's queue and staleness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncReport {
+    /// Sales still in the outbox.
+    pub queue_orders: i64,
+    /// Seconds the oldest of them has waited (0 when none).
+    pub oldest_unsynced_s: i64,
+    /// Seconds since the whole catalog feed was last pulled; `None` before the first pull.
+    pub catalog_age_s: Option<i64>,
 }
 
 impl CentralClient {
@@ -54,7 +72,48 @@ impl CentralClient {
         Ok(Self {
             base: base.trim_end_matches('/').to_owned(),
             http,
+            report: std::sync::Arc::default(),
         })
+    }
+
+    /// Sets what the following calls report (shared by every clone of this client).
+    pub fn set_report(&self, report: SyncReport) {
+        if let Ok(mut slot) = self.report.lock() {
+            *slot = Some(report);
+        }
+    }
+
+    /// The headers every call carries: the trace context of the span it runs in (`traceparent`)
+    /// and the till's [`SyncReport`].
+    fn call_headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        kassa_telemetry::inject(&mut headers);
+        let report = self.report.lock().ok().and_then(|r| *r);
+        if let Some(report) = report {
+            let mut set = |name: &'static str, value: i64| {
+                headers.insert(name, HeaderValue::from(value));
+            };
+            set(REGISTER_QUEUE_HEADER, report.queue_orders);
+            set(REGISTER_OLDEST_UNSYNCED_HEADER, report.oldest_unsynced_s);
+            if let Some(age) = report.catalog_age_s {
+                set(REGISTER_CATALOG_AGE_HEADER, age);
+            }
+        }
+        headers
+    }
+
+    /// Sends a request with [`Self::call_headers`]; a non-2xx status becomes [`Error::Api`] with
+    /// Central's error body.
+    async fn send(&self, req: RequestBuilder, context: &'static str) -> Result<Response> {
+        let response = req
+            .headers(self.call_headers())
+            .send()
+            .await
+            .context(context)?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(api_error(response, context).await)
     }
 
     pub fn base(&self) -> &str {
@@ -79,7 +138,7 @@ impl CentralClient {
             register,
         };
         let req = self.http.post(self.url("/v1/auth/login")).json(&body);
-        json(send(req, "signing in").await?).await
+        json(self.send(req, "signing in").await?).await
     }
 
     /// Signs in with a PIN, which Central accepts only with the register's credential.
@@ -97,7 +156,7 @@ impl CentralClient {
             register: Some(register),
         };
         let req = self.http.post(self.url("/v1/auth/login")).json(&body);
-        json(send(req, "signing in with a PIN").await?).await
+        json(self.send(req, "signing in with a PIN").await?).await
     }
 
     /// `PUT /v1/users/{username}/pin` (a manager's token).
@@ -111,7 +170,7 @@ impl CentralClient {
             .put(self.url(&format!("/v1/users/{username}/pin")))
             .bearer_auth(token)
             .json(&body);
-        send(req, "setting a PIN").await.map(drop)
+        self.send(req, "setting a PIN").await.map(drop)
     }
 
     /// The register signs itself in (`POST /v1/auth/device`): a device session for sync.
@@ -119,7 +178,7 @@ impl CentralClient {
     pub async fn device_login(&self, register: RegisterCredential) -> Result<TokenResponse> {
         let body = DeviceLoginRequest { register };
         let req = self.http.post(self.url("/v1/auth/device")).json(&body);
-        json(send(req, "signing the register in").await?).await
+        json(self.send(req, "signing the register in").await?).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -128,7 +187,7 @@ impl CentralClient {
             refresh_token: refresh_token.to_owned(),
         };
         let req = self.http.post(self.url("/v1/auth/refresh")).json(&body);
-        json(send(req, "refreshing the session").await?).await
+        json(self.send(req, "refreshing the session").await?).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -137,7 +196,7 @@ impl CentralClient {
             .http
             .post(self.url("/v1/auth/logout"))
             .bearer_auth(token);
-        send(req, "signing out").await.map(drop)
+        self.send(req, "signing out").await.map(drop)
     }
 
     /// Pairs this register (a manager's token): Central answers with the register's credential.
@@ -152,7 +211,7 @@ impl CentralClient {
             .post(self.url("/v1/registers"))
             .bearer_auth(token)
             .json(req);
-        json(send(req, "pairing the register").await?).await
+        json(self.send(req, "pairing the register").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(since = %since))]
@@ -167,7 +226,7 @@ impl CentralClient {
             .get(self.url("/v1/products"))
             .query(&[("since", since), ("limit", &limit.to_string())])
             .bearer_auth(token);
-        json(send(req, "pulling the catalog feed").await?).await
+        json(self.send(req, "pulling the catalog feed").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(since = %since))]
@@ -182,7 +241,7 @@ impl CentralClient {
             .get(self.url("/v1/recommendations"))
             .query(&[("since", since), ("limit", &limit.to_string())])
             .bearer_auth(token);
-        json(send(req, "pulling the recommendations feed").await?).await
+        json(self.send(req, "pulling the recommendations feed").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(sku = %sku))]
@@ -192,7 +251,7 @@ impl CentralClient {
             .get(self.url(&format!("/v1/stock/{sku}")))
             .query(&[("location", location)])
             .bearer_auth(token);
-        json(send(req, "pulling a stock level").await?).await
+        json(self.send(req, "pulling a stock level").await?).await
     }
 
     /// `GET /v1/stock?location=&after=&limit=`: a page of levels in SKU order.
@@ -213,7 +272,7 @@ impl CentralClient {
                 ("limit", &limit.to_string()),
             ])
             .bearer_auth(token);
-        json(send(req, "pulling stock levels").await?).await
+        json(self.send(req, "pulling stock levels").await?).await
     }
 
     /// `POST /v1/stock/adjustments` (manager) with an Idempotency-Key: a retry moves the stock
@@ -231,7 +290,7 @@ impl CentralClient {
             .bearer_auth(token)
             .header("Idempotency-Key", key.as_str())
             .json(adjustment);
-        json(send(req, "adjusting stock").await?).await
+        json(self.send(req, "adjusting stock").await?).await
     }
 
     /// `GET /v1/stock/discrepancies?open=true&location=&after=&limit=` (a manager's token): a
@@ -252,7 +311,7 @@ impl CentralClient {
             .get(self.url("/v1/stock/discrepancies"))
             .query(&query)
             .bearer_auth(token);
-        json(send(req, "listing stock shortfalls").await?).await
+        json(self.send(req, "listing stock shortfalls").await?).await
     }
 
     /// `POST /v1/stock/discrepancies/{id}/resolve` (a manager's token): 422 `invalid_note`,
@@ -272,7 +331,7 @@ impl CentralClient {
             .post(self.url(&format!("/v1/stock/discrepancies/{id}/resolve")))
             .bearer_auth(token)
             .json(&body);
-        json(send(req, "resolving a stock shortfall").await?).await
+        json(self.send(req, "resolving a stock shortfall").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(id = %id))]
@@ -281,7 +340,7 @@ impl CentralClient {
             .http
             .get(self.url(&format!("/v1/products/{id}")))
             .bearer_auth(token);
-        json(send(req, "reading a product").await?).await
+        json(self.send(req, "reading a product").await?).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -291,7 +350,7 @@ impl CentralClient {
             .post(self.url("/v1/products"))
             .bearer_auth(token)
             .json(input);
-        json(send(req, "creating a product").await?).await
+        json(self.send(req, "creating a product").await?).await
     }
 
     /// `PUT /v1/products/{id}` with `If-Match: "<version>"`; a 412 is an [`Error::Api`] with
@@ -310,7 +369,7 @@ impl CentralClient {
             .bearer_auth(token)
             .header(reqwest::header::IF_MATCH, format!("\"{version}\""))
             .json(input);
-        json(send(req, "updating a product").await?).await
+        json(self.send(req, "updating a product").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(key = %key.as_str()))]
@@ -326,7 +385,7 @@ impl CentralClient {
             .bearer_auth(token)
             .header("Idempotency-Key", key.as_str())
             .json(order);
-        json(send(req, "creating an order").await?).await
+        json(self.send(req, "creating an order").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(id = %id))]
@@ -335,7 +394,7 @@ impl CentralClient {
             .http
             .get(self.url(&format!("/v1/orders/{id}")))
             .bearer_auth(token);
-        json(send(req, "reading an order").await?).await
+        json(self.send(req, "reading an order").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(order = %order_id, key = %key.as_str()))]
@@ -352,7 +411,7 @@ impl CentralClient {
             .bearer_auth(token)
             .header("Idempotency-Key", key.as_str())
             .json(payment);
-        json(send(req, "paying an order").await?).await
+        json(self.send(req, "paying an order").await?).await
     }
 
     /// `POST /v1/orders/{id}/cancel`: releases the order's stock (CREATED or RESERVED only).
@@ -362,7 +421,7 @@ impl CentralClient {
             .http
             .post(self.url(&format!("/v1/orders/{id}/cancel")))
             .bearer_auth(token);
-        json(send(req, "cancelling an order").await?).await
+        json(self.send(req, "cancelling an order").await?).await
     }
 
     /// `GET /v1/orders/{id}/payments`.
@@ -372,7 +431,7 @@ impl CentralClient {
             .http
             .get(self.url(&format!("/v1/orders/{id}/payments")))
             .bearer_auth(token);
-        json(send(req, "reading an order's payments").await?).await
+        json(self.send(req, "reading an order's payments").await?).await
     }
 
     /// `POST /v1/orders/{id}/refunds` (a manager's token) with an Idempotency-Key.
@@ -390,7 +449,7 @@ impl CentralClient {
             .bearer_auth(token)
             .header("Idempotency-Key", key.as_str())
             .json(refund);
-        json(send(req, "refunding a sale").await?).await
+        json(self.send(req, "refunding a sale").await?).await
     }
 
     /// `GET /v1/orders/{id}/refunds`: the order's refunds with their state (staff, registers).
@@ -399,7 +458,7 @@ impl CentralClient {
             .http
             .get(self.url(&format!("/v1/orders/{order_id}/refunds")))
             .bearer_auth(token);
-        json(send(req, "reading an order's refunds").await?).await
+        json(self.send(req, "reading an order's refunds").await?).await
     }
 
     /// `POST /v1/approvals` with a manager's session at this register: an approval Central
@@ -411,7 +470,7 @@ impl CentralClient {
             .post(self.url("/v1/approvals"))
             .bearer_auth(token)
             .json(&serde_json::json!({}));
-        json(send(req, "asking Central for an approval").await?).await
+        json(self.send(req, "asking Central for an approval").await?).await
     }
 
     /// `GET /v1/settings/sale`: what every till obeys (staff or the register's own session).
@@ -421,7 +480,7 @@ impl CentralClient {
             .http
             .get(self.url("/v1/settings/sale"))
             .bearer_auth(token);
-        json(send(req, "reading the sale settings").await?).await
+        json(self.send(req, "reading the sale settings").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]
@@ -435,17 +494,8 @@ impl CentralClient {
             .post(self.url("/v1/sync/orders"))
             .bearer_auth(token)
             .json(batch);
-        json(send(req, "syncing offline orders").await?).await
+        json(self.send(req, "syncing offline orders").await?).await
     }
-}
-
-/// Sends a request; a non-2xx status becomes [`Error::Api`] with Central's error body.
-async fn send(req: RequestBuilder, context: &'static str) -> Result<Response> {
-    let response = req.send().await.context(context)?;
-    if response.status().is_success() {
-        return Ok(response);
-    }
-    Err(api_error(response, context).await)
 }
 
 async fn api_error(response: Response, context: &'static str) -> Error {

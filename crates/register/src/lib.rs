@@ -29,6 +29,7 @@ pub mod shortfalls;
 pub mod stock;
 pub mod store;
 pub mod sync;
+pub mod telemetry;
 
 mod register;
 

@@ -293,6 +293,18 @@ async fn set_status(
     Ok(())
 }
 
+/// Sales waiting for Central, and when the oldest of them was made.
+pub async fn backlog(db: &LocalDb) -> Result<(i64, Option<DateTime<Utc>>)> {
+    let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(completed_at) FROM outbox_orders
+         WHERE status IN ('pending', 'order_created')",
+    )
+    .fetch_one(db.pool())
+    .await
+    .context("reading the outbox backlog")?;
+    Ok((pending, oldest.and_then(DateTime::from_timestamp_millis)))
+}
+
 pub async fn counts(db: &LocalDb) -> Result<Counts> {
     let (pending, done, rejected): (i64, i64, i64) = sqlx::query_as(
         "SELECT COALESCE(SUM(status IN ('pending', 'order_created')), 0),

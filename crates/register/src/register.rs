@@ -304,6 +304,7 @@ impl Register {
 
     /// Cash checkout of the open cart: the sale and its outbox entry in one transaction, then
     /// the sync engine is woken to deliver it.
+    #[tracing::instrument(name = "sale", skip_all, fields(tender = "cash"))]
     pub async fn pay_cash(&self, tendered: Money) -> Result<Receipt> {
         let cart = self.cart().await?;
         let mode = if self.sells_online().await {
@@ -328,6 +329,7 @@ impl Register {
     /// unknown → [`Error::CardPending`], settled by the sync engine. Offline (or Central out of
     /// reach): the offline card policy, or [`Error::CardUnavailable`] with nothing written.
     /// A cart of 0.00 has nothing to charge: it completes as a cash sale of nothing.
+    #[tracing::instrument(name = "sale", skip_all, fields(tender = "card"))]
     pub async fn pay_card(&self) -> Result<Receipt> {
         let cart = self.cart().await?;
         if cart.totals.total.is_zero() {

@@ -83,7 +83,12 @@ fn per_second(n: u32, burst: u32) -> Quota {
     Quota::per_second(at_least_one(n)).allow_burst(at_least_one(burst))
 }
 
-fn retry_after(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+/// The 429 of the rate limit `limit` (counted in `kassa_rate_limited_requests_total`).
+fn retry_after(
+    limit: &'static str,
+    not_until: &governor::NotUntil<governor::clock::QuantaInstant>,
+) -> ApiError {
+    metrics::counter!(crate::telemetry::metrics::RATE_LIMITED, "limit" => limit).increment(1);
     let wait = not_until.wait_time_from(DefaultClock::default().now());
     ApiError::TooManyRequests {
         retry_after_s: wait.as_secs().max(1),
@@ -191,10 +196,10 @@ impl AuthService {
     pub fn check_login_rate(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
         self.login_by_ip
             .check_key(&ip)
-            .map_err(|e| retry_after(&e))?;
+            .map_err(|e| retry_after("login_per_ip", &e))?;
         self.login_by_username
             .check_key(&username.to_owned())
-            .map_err(|e| retry_after(&e))?;
+            .map_err(|e| retry_after("login_per_username", &e))?;
         Ok(())
     }
 
@@ -208,14 +213,14 @@ impl AuthService {
         };
         self.requests_by_user
             .check_key(&key)
-            .map_err(|e| retry_after(&e))
+            .map_err(|e| retry_after("requests_per_caller", &e))
     }
 
     /// The anonymous browsing brake, per client address.
     pub fn check_anonymous_rate(&self, ip: IpAddr) -> Result<(), ApiError> {
         self.requests_by_ip
             .check_key(&ip)
-            .map_err(|e| retry_after(&e))
+            .map_err(|e| retry_after("anonymous_requests_per_address", &e))
     }
 
     /// Checks a password against a user's stored hash (or the dummy hash when there is no user).

@@ -30,7 +30,7 @@ impl Consumer for StockAlerts {
             insert_alert(tx, &alert).await?;
             // Counted before commit: a rolled-back batch is re-applied and counted again, which
             // a counter of alerts raised may do (the table is the exact record).
-            metrics::counter!("kassa_stock_low_alerts_total").increment(1);
+            metrics::counter!(crate::telemetry::metrics::STOCK_LOW_ALERTS).increment(1);
             tracing::warn!(
                 sku = alert.sku,
                 location = alert.location_id,
@@ -83,6 +83,7 @@ mod tests {
             aggregate_id: "SKU-1@loc".into(),
             payload,
             created_at: chrono::DateTime::default(),
+            traceparent: None,
         }
     }
 

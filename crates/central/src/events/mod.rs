@@ -42,10 +42,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::config::Config;
 use crate::store::{self, now_ms, Db, Tx};
+use crate::telemetry::metrics as names;
 
 /// An event as the relay hands it on; also the JSON body of each NATS message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,6 +60,27 @@ pub struct Event {
     pub aggregate_id: String,
     pub payload: serde_json::Value,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The trace of the work that wrote it (NATS carries it in the message headers).
+    #[serde(skip)]
+    pub traceparent: Option<String>,
+}
+
+impl Event {
+    /// A span for handling this event that continues the trace of the work that wrote it.
+    pub fn span(&self, kind: &'static str, what: &str) -> tracing::Span {
+        let span = tracing::info_span!(
+            "event",
+            otel.name = format!("{what} {}", self.event_type),
+            otel.kind = kind,
+            event.id = %self.id,
+            event_type = %self.event_type,
+        );
+        if let Some(traceparent) = &self.traceparent {
+            let carrier = kassa_telemetry::propagation::from_traceparent(traceparent);
+            kassa_telemetry::set_parent_from_headers(&span, &carrier);
+        }
+        span
+    }
 }
 
 /// What [`Consumer::apply`] returns.
@@ -212,7 +235,7 @@ impl Relay {
         );
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         store::relay::mark_delivered(&self.db, &seqs).await?;
-        metrics::counter!("kassa_relay_delivered_events_total").increment(events.len() as u64);
+        metrics::counter!(names::RELAY_DELIVERED).increment(events.len() as u64);
         Ok(events.len())
     }
 
@@ -237,8 +260,8 @@ impl Relay {
         let (count, oldest) = store::relay::backlog(&self.db).await?;
         let lag_ms = oldest.map_or(0, |at| (now_ms() - at).max(0));
         let lag = Duration::from_millis(u64::try_from(lag_ms).unwrap_or(0));
-        metrics::gauge!("kassa_relay_backlog_events").set(count as f64);
-        metrics::gauge!("kassa_relay_lag_seconds").set(lag.as_secs_f64());
+        metrics::gauge!(names::RELAY_BACKLOG).set(count as f64);
+        metrics::gauge!(names::RELAY_LAG).set(lag.as_secs_f64());
         Ok((count, lag))
     }
 
@@ -256,7 +279,7 @@ impl Relay {
                     self.settings.interval
                 }
                 Err(e) => {
-                    metrics::counter!("kassa_relay_failures_total").increment(1);
+                    metrics::counter!(names::RELAY_FAILURES).increment(1);
                     tracing::warn!(error = ?e, retry_in_ms = backoff.as_millis(), "relay step failed");
                     let pause = backoff;
                     backoff = (backoff * 2).min(self.settings.backoff_max);
@@ -288,7 +311,7 @@ pub fn spawn(db: Db, config: &Config) -> tokio::task::JoinHandle<()> {
             match Relay::from_config(db.clone(), &config).await {
                 Ok(relay) => break relay,
                 Err(e) => {
-                    metrics::counter!("kassa_relay_failures_total").increment(1);
+                    metrics::counter!(names::RELAY_FAILURES).increment(1);
                     tracing::warn!(error = ?e, retry_in_ms = backoff.as_millis(), "relay cannot start");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(config.relay_backoff_max);
@@ -319,6 +342,7 @@ async fn deliver_to(db: &Db, consumer: &dyn Consumer, events: &[Event]) -> anyho
         if store::relay::claim(&mut tx, name, event.id).await? {
             consumer
                 .apply(&mut tx, event)
+                .instrument(event.span("consumer", name))
                 .await
                 .with_context(|| format!("{name} applying event {} ({})", event.id, event.seq))?;
             applied += 1;
@@ -329,7 +353,7 @@ async fn deliver_to(db: &Db, consumer: &dyn Consumer, events: &[Event]) -> anyho
     tx.commit()
         .await
         .with_context(|| format!("committing {name}'s batch"))?;
-    metrics::counter!("kassa_relay_consumed_events_total", "consumer" => name).increment(applied);
-    metrics::counter!("kassa_relay_duplicates_total", "consumer" => name).increment(duplicates);
+    metrics::counter!(names::RELAY_CONSUMED, "consumer" => name).increment(applied);
+    metrics::counter!(names::RELAY_DUPLICATES, "consumer" => name).increment(duplicates);
     Ok(())
 }

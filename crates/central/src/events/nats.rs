@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
+use tracing::Instrument as _;
 
 use super::Event;
 use crate::config::Config;
@@ -96,19 +97,30 @@ impl NatsSink {
                 published.stored += 1;
             }
         }
-        metrics::counter!("kassa_relay_nats_duplicates_total").increment(published.duplicates);
+        metrics::counter!(crate::telemetry::metrics::RELAY_NATS_DUPLICATES)
+            .increment(published.duplicates);
         Ok(published)
     }
 
     /// Publishes one event, retrying up to `publish_attempts_max`; true when the stream already
     /// had it.
     async fn publish_one(&self, event: &Event) -> anyhow::Result<bool> {
+        let span = event.span("producer", "publish");
+        self.publish_traced(event).instrument(span).await
+    }
+
+    /// [`Self::publish_one`] inside the event's producer span, whose context the message carries
+    /// (`traceparent` header) so the stream's consumers continue the trace.
+    async fn publish_traced(&self, event: &Event) -> anyhow::Result<bool> {
         let subject = format!("{}.{}", self.settings.subject_prefix, event.event_type);
         let body = serde_json::to_vec(event).context("encoding an event")?;
+        let mut headers = async_nats::HeaderMap::new();
+        kassa_telemetry::inject(&mut NatsHeaders(&mut headers));
         let mut attempt = 1;
         loop {
             let message = PublishMessage::build()
                 .payload(body.clone().into())
+                .headers(headers.clone())
                 .message_id(event.id.to_string());
             let result = async {
                 let ack = self.js.send_publish(subject.clone(), message).await?;
@@ -160,6 +172,10 @@ impl NatsSink {
                 .get("Nats-Msg-Id")
                 .map(|v| v.as_str().to_owned())
                 .unwrap_or_default();
+            let traceparent = message
+                .headers
+                .get("traceparent")
+                .map(|v| v.as_str().to_owned());
             let body: serde_json::Value =
                 serde_json::from_slice(&message.payload).context("decoding a stream message")?;
             out.push(StoredEvent {
@@ -167,6 +183,7 @@ impl NatsSink {
                 subject: message.subject.to_string(),
                 msg_id,
                 body,
+                traceparent,
             });
         }
         Ok(out)
@@ -212,4 +229,19 @@ pub struct StoredEvent {
     pub subject: String,
     pub msg_id: String,
     pub body: serde_json::Value,
+    /// The trace context the message carries (its `traceparent` header).
+    pub traceparent: Option<String>,
+}
+
+/// NATS message headers as a trace context carrier.
+struct NatsHeaders<'a>(&'a mut async_nats::HeaderMap);
+
+impl kassa_telemetry::HeaderCarrier for NatsHeaders<'_> {
+    fn get_header(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(async_nats::HeaderValue::as_str)
+    }
+
+    fn set_header(&mut self, key: &str, value: String) {
+        self.0.insert(key, value.as_str());
+    }
 }

@@ -155,6 +155,9 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
             .ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let caller = state.auth.authenticate(&state.db, token).await?;
         state.auth.check_caller_rate(&caller)?;
+        if let Some(register_id) = caller.register_id {
+            crate::telemetry::metrics::register_report(register_id, &parts.headers);
+        }
         // A register's device session counts as a cashier on the few routes it may use.
         let role = match caller.role {
             Role::Register if register_may(&parts.method, parts.uri.path()) => Role::Cashier,

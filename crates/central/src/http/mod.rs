@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 
 use self::error::ApiError;
 use crate::state::AppState;
+use crate::telemetry::{self, metrics::HTTP_DURATION, metrics::HTTP_REQUESTS};
 use crate::{
     approvals, auth, carts, catalog, maintenance, orders, payments, recommend, search, stock, sync,
 };
@@ -135,14 +136,11 @@ pub fn router(state: AppState) -> Router {
                 "handler panicked"
             )))
         }))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let request_id = req
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::http_span)
+                .on_response(telemetry::record_status),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
@@ -167,9 +165,8 @@ async fn timeout_and_metrics(
     };
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
     response
 }
 

@@ -19,6 +19,7 @@ use crate::idempotency::{self, BeginIn};
 use crate::state::AppState;
 use crate::stock;
 use crate::store::{self, now_ms, Tx};
+use crate::telemetry::metrics::ORDER_TRANSITIONS;
 
 const PAGE_MAX: i64 = 200;
 
@@ -69,6 +70,7 @@ pub async fn transition_from(
         ));
     }
     store::events::record(tx, next.event_type(), "order", &id.to_string(), &payload).await?;
+    tx.count_on_commit(ORDER_TRANSITIONS, &[("to", next.as_str())], 1);
     Ok(next)
 }
 
@@ -433,6 +435,11 @@ async fn create_in(
         }),
     )
     .await?;
+    tx.count_on_commit(
+        ORDER_TRANSITIONS,
+        &[("to", OrderStatus::Created.as_str())],
+        1,
+    );
     let lines: Vec<(String, i64)> = req
         .lines
         .iter()

@@ -127,6 +127,7 @@ pub async fn reserve_lines(
     if short.is_empty() {
         return Ok(());
     }
+    metrics::counter!(crate::telemetry::metrics::OVERSELL_REFUSALS).increment(1);
     let names: Vec<String> = short
         .iter()
         .map(|s| format!("{} (available {})", s.sku, s.available))

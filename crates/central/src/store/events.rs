@@ -16,8 +16,8 @@ pub async fn record(
 ) -> anyhow::Result<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO events (id, type, aggregate_type, aggregate_id, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO events (id, type, aggregate_type, aggregate_id, payload, created_at, \
+         traceparent) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id.to_string())
     .bind(event_type)
@@ -25,6 +25,7 @@ pub async fn record(
     .bind(aggregate_id)
     .bind(payload.to_string())
     .bind(now_ms())
+    .bind(kassa_telemetry::propagation::traceparent())
     .execute(&mut **tx)
     .await
     .with_context(|| format!("recording event {event_type}"))?;

@@ -28,6 +28,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
+use tracing::Instrument as _;
 
 /// Which engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,28 +85,68 @@ pub struct Db {
 pub struct Tx {
     inner: Transaction<'static, Any>,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Counters to add when (and only if) the transaction commits.
+    counts: Vec<Count>,
+    /// `counts.len()` at the open savepoint: rolling back to it drops what came after.
+    savepoint_counts: Option<usize>,
+}
+
+/// A metric counter increment waiting for its transaction's commit.
+#[derive(Debug)]
+struct Count {
+    name: &'static str,
+    labels: Vec<metrics::Label>,
+    by: u64,
 }
 
 impl Tx {
     /// A transaction that holds no writer lock (reads).
     pub fn unlocked(inner: Transaction<'static, Any>) -> Self {
+        Self::new(inner, None)
+    }
+
+    fn new(
+        inner: Transaction<'static, Any>,
+        writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Self {
         Self {
             inner,
-            _writer: None,
+            _writer: writer,
+            counts: Vec::new(),
+            savepoint_counts: None,
         }
+    }
+
+    /// Adds `by` to the counter `name` once this transaction commits (never if it rolls back, or
+    /// rolls back to a savepoint taken before this call), so metrics agree with the database.
+    pub fn count_on_commit(
+        &mut self,
+        name: &'static str,
+        labels: &[(&'static str, &str)],
+        by: u64,
+    ) {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, (*v).to_owned()))
+            .collect();
+        self.counts.push(Count { name, labels, by });
     }
 
     /// Marks a point to roll back to (one level: `SAVEPOINT` on both backends). Pair it with
     /// [`Tx::release_savepoint`] or [`Tx::rollback_to_savepoint`].
     pub async fn savepoint(&mut self) -> anyhow::Result<()> {
         self.run("SAVEPOINT kassa_step", "marking a savepoint")
-            .await
+            .await?;
+        self.savepoint_counts = Some(self.counts.len());
+        Ok(())
     }
 
     /// Keeps what was written since [`Tx::savepoint`].
     pub async fn release_savepoint(&mut self) -> anyhow::Result<()> {
         self.run("RELEASE SAVEPOINT kassa_step", "releasing a savepoint")
-            .await
+            .await?;
+        self.savepoint_counts = None;
+        Ok(())
     }
 
     /// Undoes what was written since [`Tx::savepoint`] (also clears PostgreSQL's aborted
@@ -116,6 +157,9 @@ impl Tx {
             "rolling back to a savepoint",
         )
         .await?;
+        if let Some(mark) = self.savepoint_counts {
+            self.counts.truncate(mark);
+        }
         self.release_savepoint().await
     }
 
@@ -132,21 +176,33 @@ impl Tx {
     /// request future was dropped) could leave the connection in a state sqlx no longer knows.
     /// The writer lock is released only once the commit is over.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        let Self { inner, _writer } = self;
-        let commit = tokio::spawn(async move {
-            let done = inner.commit().await;
-            drop(_writer);
-            done
-        });
+        let Self {
+            inner,
+            _writer,
+            counts,
+            ..
+        } = self;
+        let commit = tokio::spawn(
+            async move {
+                let done = inner.commit().await;
+                drop(_writer);
+                done
+            }
+            .in_current_span(),
+        );
         commit
             .await
-            .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+            .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))??;
+        for Count { name, labels, by } in counts {
+            metrics::counter!(name, labels).increment(by);
+        }
+        Ok(())
     }
 
     /// Rolls back now (dropping a transaction rolls it back too, but only when its connection
     /// is next used), and only then lets the next writer in.
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        let Self { inner, _writer } = self;
+        let Self { inner, _writer, .. } = self;
         let done = inner.rollback().await;
         drop(_writer);
         done
@@ -163,12 +219,15 @@ async fn begin_detached(
     statement: Option<&'static str>,
 ) -> Result<Transaction<'static, Any>, sqlx::Error> {
     let pool = pool.clone();
-    let begin = tokio::spawn(async move {
-        match statement {
-            Some(statement) => pool.begin_with(statement).await,
-            None => pool.begin().await,
+    let begin = tokio::spawn(
+        async move {
+            match statement {
+                Some(statement) => pool.begin_with(statement).await,
+                None => pool.begin().await,
+            }
         }
-    });
+        .in_current_span(),
+    );
     begin
         .await
         .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
@@ -290,10 +349,10 @@ impl Db {
             }
             Backend::Postgres => (begin_detached(&self.pool, None).await, None),
         };
-        Ok(Tx {
-            inner: inner.context("starting a write transaction")?,
-            _writer: writer,
-        })
+        Ok(Tx::new(
+            inner.context("starting a write transaction")?,
+            writer,
+        ))
     }
 
     /// A read transaction: no writer lock.
@@ -314,10 +373,7 @@ impl Db {
                 let inner = begin_detached(relaxed, Some("BEGIN IMMEDIATE"))
                     .await
                     .context("starting a relaxed write")?;
-                Ok(Tx {
-                    inner,
-                    _writer: Some(writer),
-                })
+                Ok(Tx::new(inner, Some(writer)))
             }
             _ => {
                 let mut tx = self.begin_write().await?;

@@ -22,6 +22,7 @@ fn decode(row: &sqlx::any::AnyRow) -> anyhow::Result<Event> {
         aggregate_id: row.try_get("aggregate_id")?,
         payload: serde_json::from_str(&payload).context("stored event payload")?,
         created_at: from_ms(row.try_get("created_at")?),
+        traceparent: row.try_get("traceparent")?,
     })
 }
 
@@ -30,8 +31,8 @@ fn decode(row: &sqlx::any::AnyRow) -> anyhow::Result<Event> {
 #[tracing::instrument(skip_all, fields(limit))]
 pub async fn undelivered(db: &Db, limit: i64) -> anyhow::Result<Vec<Event>> {
     let rows = sqlx::query(
-        "SELECT seq, id, type, aggregate_type, aggregate_id, payload, created_at FROM events \
-         WHERE delivered_at IS NULL ORDER BY seq LIMIT $1",
+        "SELECT seq, id, type, aggregate_type, aggregate_id, payload, created_at, traceparent \
+         FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT $1",
     )
     .bind(limit)
     .fetch_all(db.pool())

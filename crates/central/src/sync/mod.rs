@@ -34,6 +34,9 @@ use crate::state::AppState;
 use crate::stock;
 use crate::store::sync::{ClaimInfo, OfflineKey, PaymentRow};
 use crate::store::{self, Tx};
+use crate::telemetry::metrics::{
+    ORDER_TRANSITIONS, SHORTFALLS, SHORTFALL_UNITS, SYNC_BATCHES, SYNC_ORDERS,
+};
 
 /// Tries per order when its transaction hits a unique violation: another register or an online
 /// checkout took the same order id at the same moment. The next try sees who won.
@@ -73,6 +76,8 @@ pub async fn sync_orders(
 ) -> ApiResult<Response> {
     let till = till(&state, &auth.caller).await?;
     let ids = batch_ids(&batch)?;
+    let register = till.register_id.to_string();
+    metrics::counter!(SYNC_BATCHES, "register" => register.clone()).increment(1);
     let mut results = Vec::with_capacity(ids.len());
     let mut orders = ids.into_iter().zip(batch.orders).peekable();
     while orders.peek().is_some() {
@@ -81,7 +86,13 @@ pub async fn sync_orders(
             orders.by_ref().take(ORDERS_PER_COMMIT).collect();
         lock_group_stock(&state, &mut tx, &group).await?;
         for (id, raw) in group {
-            results.push(apply(&state, &mut tx, &till, id, raw).await?);
+            let result = apply(&state, &mut tx, &till, id, raw).await?;
+            tx.count_on_commit(
+                SYNC_ORDERS,
+                &[("register", &register), ("outcome", result.outcome)],
+                1,
+            );
+            results.push(result.body);
         }
         tx.commit().await.context("committing offline orders")?;
     }
@@ -176,15 +187,21 @@ fn batch_ids(batch: &RawBatch) -> ApiResult<Vec<Uuid>> {
         .collect()
 }
 
-/// One order's result as JSON: accepted (now or before) or rejected. Only internal failures
-/// fail the batch; orders applied before them stay applied and replay on the retry.
+/// One order's result: its JSON, and `accepted` (now or before) or `rejected`.
+struct Applied {
+    body: String,
+    outcome: &'static str,
+}
+
+/// One order's result: accepted (now or before) or rejected. Only internal failures fail the
+/// batch; orders applied before them stay applied and replay on the retry.
 async fn apply(
     state: &AppState,
     tx: &mut Tx,
     till: &Till,
     id: Uuid,
     raw: serde_json::Value,
-) -> ApiResult<String> {
+) -> ApiResult<Applied> {
     let outcome = match serde_json::from_value::<OfflineOrder>(raw) {
         Ok(order) => apply_valid(state, tx, till, &order).await,
         Err(e) => Err(ApiError::Invalid {
@@ -194,8 +211,14 @@ async fn apply(
         }),
     };
     match outcome {
-        Ok(body) => Ok(body),
-        Err(err @ (ApiError::Invalid { .. } | ApiError::Conflict { .. })) => rejected(id, &err),
+        Ok(body) => Ok(Applied {
+            body,
+            outcome: "accepted",
+        }),
+        Err(err @ (ApiError::Invalid { .. } | ApiError::Conflict { .. })) => Ok(Applied {
+            body: rejected(id, &err)?,
+            outcome: "rejected",
+        }),
         Err(err) => Err(err),
     }
 }
@@ -645,6 +668,11 @@ async fn insert_created(
         &payload,
     )
     .await?;
+    tx.count_on_commit(
+        ORDER_TRANSITIONS,
+        &[("to", OrderStatus::Created.as_str())],
+        1,
+    );
     Ok(())
 }
 
@@ -692,6 +720,8 @@ async fn take_stock(
         let short = sell(state, tx, till, order.id, sku, qty, location_id).await?;
         if short > 0 {
             record_shortfall(tx, till, order.id, sku, short, location_id).await?;
+            tx.count_on_commit(SHORTFALLS, &[], 1);
+            tx.count_on_commit(SHORTFALL_UNITS, &[], u64::try_from(short).unwrap_or(0));
             shortfalls.push(Shortfall {
                 sku: kassa_domain::Sku::parse(sku).context("a validated SKU")?,
                 location: order.location.clone(),

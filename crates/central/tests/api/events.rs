@@ -468,6 +468,7 @@ async fn with_nats_every_event_lands_in_the_stream_once_in_order_per_aggregate(a
                 aggregate_id: m.body["aggregate_id"].as_str().unwrap().to_owned(),
                 payload: m.body["payload"].clone(),
                 created_at: chrono::Utc::now(),
+                traceparent: m.traceparent.clone(),
             }
         })
         .collect();

@@ -26,3 +26,4 @@ mod search;
 mod staff;
 mod stock_pages;
 mod sync;
+mod telemetry;

@@ -109,6 +109,8 @@ pub struct Engine {
     round: Mutex<()>,
     /// One card payment (the till's, or the engine settling one) at a time.
     card: Mutex<()>,
+    /// When the catalog feed was last pulled to its end (reported to Central as its age).
+    catalog_pulled_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Engine {
@@ -121,6 +123,7 @@ impl Engine {
             kick: Notify::new(),
             round: Mutex::new(()),
             card: Mutex::new(()),
+            catalog_pulled_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -145,7 +148,7 @@ impl Engine {
     /// One full round: settle card payments, push sales, settle refunds, push edits, pull
     /// catalog, stock, recommendations and sale settings.
     /// The status is updated whatever happens.
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(name = "sync round", skip_all)]
     pub async fn run_once(&self) -> Result<RoundReport> {
         let _one_at_a_time = self.round.lock().await;
         let result = self.round().await;
@@ -159,13 +162,20 @@ impl Engine {
     /// Only Central out of reach ends the round early: every later step would fail the same way.
     async fn round(&self) -> Result<(RoundReport, Option<String>)> {
         let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
+        self.report_to_central().await;
         let mut failed = Failed::default();
         let card_sales_settled = failed.keep("card payments", self.settle_cards().await)?;
         let sales_settled = failed.keep("sales", self.push_outbox().await)?;
         let refunds_settled = failed.keep("refunds", self.settle_refunds().await)?;
         let edits_pushed = failed.keep("catalog edits", self.push_edits().await)?;
         let adjustments_pushed = failed.keep("stock adjustments", self.push_adjustments().await)?;
-        let products_changed = failed.keep("catalog", self.pull_catalog().await)?;
+        let catalog = self.pull_catalog().await;
+        if catalog.is_ok() {
+            if let Ok(mut at) = self.catalog_pulled_at.lock() {
+                *at = Some(std::time::Instant::now());
+            }
+        }
+        let products_changed = failed.keep("catalog", catalog)?;
         let stock_levels = failed.keep("stock", self.pull_stock(&identity.location).await)?;
         let recommendation_lists =
             failed.keep("recommendations", self.pull_recommendations().await)?;
@@ -183,6 +193,30 @@ impl Engine {
             steps_failed: failed.count,
         };
         Ok((report, failed.first))
+    }
+
+    /// Tells the client what this round's calls report to Central: the outbox's depth and the
+    /// age of its oldest sale, and how old the catalog copy is.
+    async fn report_to_central(&self) {
+        let (queue_orders, oldest) = match outbox::backlog(&self.db).await {
+            Ok(backlog) => backlog,
+            Err(err) => {
+                tracing::warn!(%err, "reading the outbox backlog failed");
+                return;
+            }
+        };
+        let oldest_unsynced_s = oldest.map_or(0, |at| (Utc::now() - at).num_seconds().max(0));
+        let catalog_age_s = self
+            .catalog_pulled_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .map(|at| i64::try_from(at.elapsed().as_secs()).unwrap_or(i64::MAX));
+        self.client().set_report(crate::client::SyncReport {
+            queue_orders,
+            oldest_unsynced_s,
+            catalog_age_s,
+        });
     }
 
     async fn record(&self, result: &Result<(RoundReport, Option<String>)>) {
