@@ -14,6 +14,7 @@ mod catalog;
 mod checkout;
 mod crash;
 mod events;
+mod leases;
 mod model;
 mod money;
 mod ops;
