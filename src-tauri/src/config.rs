@@ -10,6 +10,7 @@
 //! | `KASSA_SIGN_IN_USER`, `KASSA_SIGN_IN_PASSWORD` | sign a staff member in on start (demo) | unset: sign in in the UI |
 //! | `KASSA_SYNC_INTERVAL_MS`, `KASSA_SYNC_BACKOFF_MAX_MS` | the sync engine's pace | 10 000, 60 000 |
 //! | `KASSA_OFFLINE_CARD_LIMIT` | the offline card policy: card sales up to this total (the shop's currency, e.g. `50.00`) are taken with Central out of reach | unset: card needs Central |
+//! | `KASSA_LEASE_WINDOW_H` | stock leases: the till leases at Central what its sales over this many hours say it will sell offline (see docs/checkout.md) | unset or 0: no lease |
 //! | `KASSA_CARD_PAYMENT_METHOD` | what the card terminal hands over: the processor's payment-method token | `pm_card_visa` (the simulator's approved card) |
 
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ pub struct ShellConfig {
     /// The offline card policy's per-sale limit (off when `None`).
     pub offline_card_limit: Option<Money>,
     pub card_payment_method: Option<String>,
+    /// Stock leases: the window of sales the till's velocity is read from (off when `None`).
+    pub lease_window: Option<Duration>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -78,6 +81,20 @@ fn millis(name: &str) -> anyhow::Result<Option<Duration>> {
                 .with_context(|| format!("{name}={v} is not a number of milliseconds"))
         })
         .transpose()
+}
+
+/// A whole number of hours; 0 is the same as unset.
+fn hours(name: &str) -> anyhow::Result<Option<Duration>> {
+    var(name)
+        .map(|v| {
+            v.parse::<u64>()
+                .with_context(|| format!("{name}={v} is not a number of hours"))
+        })
+        .transpose()
+        .map(|h| {
+            h.filter(|h| *h > 0)
+                .map(|h| Duration::from_secs(h.saturating_mul(3600)))
+        })
 }
 
 /// The register's carts are priced in EUR (`RegisterConfig::new`), and so is this limit.
@@ -118,6 +135,7 @@ impl ShellConfig {
             sync_backoff_max: millis("KASSA_SYNC_BACKOFF_MAX_MS")?,
             offline_card_limit: money("KASSA_OFFLINE_CARD_LIMIT")?,
             card_payment_method: var("KASSA_CARD_PAYMENT_METHOD"),
+            lease_window: hours("KASSA_LEASE_WINDOW_H")?,
         })
     }
 }

@@ -65,6 +65,17 @@ pub fn run() -> anyhow::Result<()> {
             commands::conflicts::conflicts,
             commands::conflicts::resolve_conflict,
         ])
-        .run(tauri::generate_context!("../tauri.conf.json"))
-        .context("running Kassa Register's window")
+        .build(tauri::generate_context!("../tauri.conf.json"))
+        .context("building Kassa Register's window")?
+        .run(|app, event| {
+            // A clean shutdown gives the till's stock lease back (the shop may sell it again).
+            if let tauri::RunEvent::Exit = event {
+                let register = app.state::<kassa_register::Register>();
+                match tauri::async_runtime::block_on(register.return_lease()) {
+                    Ok(returned) => tracing::info!(returned, "stock lease returned at shutdown"),
+                    Err(err) => tracing::warn!(%err, "returning the stock lease at shutdown"),
+                }
+            }
+        });
+    Ok(())
 }

@@ -28,6 +28,7 @@ pub async fn open(config: &ShellConfig, data_dir: &Path) -> anyhow::Result<Regis
         register_config.sync.backoff_base = register_config.sync.backoff_base.min(max);
     }
     register_config.limits.offline_card_limit = config.offline_card_limit;
+    register_config.sync.lease_window = config.lease_window;
     if let Some(token) = &config.card_payment_method {
         register_config.card_payment_method = token.clone();
     }

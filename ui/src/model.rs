@@ -97,11 +97,14 @@ pub struct ShellError {
     pub message: String,
 }
 
-/// What the register believes is available of one SKU of the open cart.
+/// What the register believes is available of one SKU of the open cart, and offline what it
+/// may still sell with no shortfall at Central (its stock lease).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Available {
     pub sku: String,
     pub available: Option<i64>,
+    #[serde(default)]
+    pub at_till: Option<i64>,
 }
 
 /// A product with its available stock, for the stock screen.

@@ -478,7 +478,9 @@ mod changed_tests {
 }
 
 /// A warning per cart line that asks for more than the register believes is available, by SKU.
-/// A SKU whose level was never pulled gets no warning (nothing is known).
+/// A SKU whose level was never pulled gets no warning (nothing is known). Offline with a stock
+/// lease, a line past what the till may still sell is warned about instead: Central will record
+/// the rest as short.
 pub fn stock_warnings(
     lines: &[CartLine],
     levels: &[crate::model::Available],
@@ -487,7 +489,17 @@ pub fn stock_warnings(
         .iter()
         .filter_map(|line| {
             let sku = line.sku.to_string();
-            let available = levels.iter().find(|l| l.sku == sku)?.available?;
+            let level = levels.iter().find(|l| l.sku == sku)?;
+            if let Some(at_till) = level.at_till {
+                return (i64::from(line.qty) > at_till).then(|| {
+                    let words = match at_till {
+                        0 => "none left at this till: Central may record it as short".to_owned(),
+                        n => format!("only {n} left at this till: Central may record the rest as short"),
+                    };
+                    (sku, words)
+                });
+            }
+            let available = level.available?;
             (i64::from(line.qty) > available).then(|| {
                 let words = match available {
                     n if n <= 0 => "none left in stock".to_owned(),
@@ -496,6 +508,22 @@ pub fn stock_warnings(
                 };
                 (sku, words)
             })
+        })
+        .collect()
+}
+
+/// Offline, what the till may still sell of each cart line with no shortfall (its stock
+/// lease), for the lines within it: "3 left at this till".
+pub fn till_notes(
+    lines: &[CartLine],
+    levels: &[crate::model::Available],
+) -> std::collections::BTreeMap<String, String> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let sku = line.sku.to_string();
+            let at_till = levels.iter().find(|l| l.sku == sku)?.at_till?;
+            (i64::from(line.qty) <= at_till).then(|| (sku, format!("{at_till} left at this till")))
         })
         .collect()
 }
@@ -608,7 +636,27 @@ mod screen_tests {
         Available {
             sku: sku.into(),
             available,
+            at_till: None,
         }
+    }
+
+    #[test]
+    fn offline_a_line_within_the_tills_lease_says_what_is_left_and_one_past_it_warns() {
+        let lines = [line("A-1", 3), line("B-1", 2), line("C-1", 1)];
+        let leased = |sku: &str, at_till: i64| Available {
+            at_till: Some(at_till),
+            ..level(sku, Some(0))
+        };
+        let levels = [leased("A-1", 3), leased("B-1", 1), level("C-1", Some(5))];
+        let notes = till_notes(&lines, &levels);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes["A-1"], "3 left at this till");
+        let warnings = stock_warnings(&lines, &levels);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(
+            warnings["B-1"],
+            "only 1 left at this till: Central may record the rest as short"
+        );
     }
 
     #[test]

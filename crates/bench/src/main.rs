@@ -3,6 +3,7 @@
 
 mod checkout;
 mod generated;
+mod leases;
 mod register;
 mod relay;
 mod search;
@@ -10,7 +11,7 @@ mod sync;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|search|relay|register|sync|all";
+const SCENARIOS: &str = "checkout|search|relay|register|sync|leases|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -36,13 +37,19 @@ async fn main() -> anyhow::Result<()> {
         "search" => search::run().await,
         "relay" => relay::run().await,
         "register" => register::run().await,
-        "sync" => sync::run().await,
+        // The sync scenario includes the stock leases one (shortfalls with and without).
+        "sync" => {
+            sync::run().await?;
+            leases::run().await
+        }
+        "leases" => leases::run().await,
         "all" => {
             checkout::run().await?;
             search::run().await?;
             relay::run().await?;
             register::run().await?;
-            sync::run().await
+            sync::run().await?;
+            leases::run().await
         }
         other => anyhow::bail!("unknown scenario {other:?}; scenarios: {SCENARIOS}"),
     }

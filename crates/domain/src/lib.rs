@@ -8,6 +8,7 @@ pub mod api;
 pub mod approval;
 pub mod cart;
 pub mod ids;
+pub mod lease;
 pub mod maintenance;
 pub mod money;
 pub mod order;

@@ -14,6 +14,7 @@ use kassa_domain::api::{
     REGISTER_CATALOG_AGE_HEADER, REGISTER_OLDEST_UNSYNCED_HEADER, REGISTER_QUEUE_HEADER,
 };
 use kassa_domain::approval::{GrantedApproval, SaleSettings};
+use kassa_domain::lease::{Lease, LeaseList, LeaseRequest, LeaseSettings, LeaseUpdate};
 use kassa_domain::{IdempotencyKey, Sku};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -481,6 +482,66 @@ impl CentralClient {
             .get(self.url("/v1/settings/sale"))
             .bearer_auth(token);
         json(self.send(req, "reading the sale settings").await?).await
+    }
+
+    /// `POST /v1/stock/leases` with the register's key: a retry with the same key answers the
+    /// same lease.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_lease(
+        &self,
+        token: &str,
+        key: &IdempotencyKey,
+        request: &LeaseRequest,
+    ) -> Result<Lease> {
+        let req = self
+            .http
+            .post(self.url("/v1/stock/leases"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key.as_ref())
+            .json(request);
+        json(send(req, "asking Central for a stock lease").await?).await
+    }
+
+    /// `PUT /v1/stock/leases/{id}`: renew, and resize when `update.lines` is given.
+    #[tracing::instrument(skip_all, fields(lease = %id))]
+    pub async fn update_lease(&self, token: &str, id: Uuid, update: &LeaseUpdate) -> Result<Lease> {
+        let req = self
+            .http
+            .put(self.url(&format!("/v1/stock/leases/{id}")))
+            .bearer_auth(token)
+            .json(update);
+        json(send(req, "renewing the stock lease").await?).await
+    }
+
+    /// `DELETE /v1/stock/leases/{id}`: gives back what the lease still holds.
+    #[tracing::instrument(skip_all, fields(lease = %id))]
+    pub async fn release_lease(&self, token: &str, id: Uuid) -> Result<Lease> {
+        let req = self
+            .http
+            .delete(self.url(&format!("/v1/stock/leases/{id}")))
+            .bearer_auth(token);
+        json(send(req, "returning the stock lease").await?).await
+    }
+
+    /// `GET /v1/stock/leases?active=true`: the register's own active leases, newest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn active_leases(&self, token: &str) -> Result<LeaseList> {
+        let req = self
+            .http
+            .get(self.url("/v1/stock/leases?active=true"))
+            .bearer_auth(token);
+        json(send(req, "reading the register's stock leases").await?).await
+    }
+
+    /// `GET /v1/settings/leases?location=`: how the location's tills size their leases.
+    #[tracing::instrument(skip_all)]
+    pub async fn lease_settings(&self, token: &str, location: &str) -> Result<LeaseSettings> {
+        let req = self
+            .http
+            .get(self.url("/v1/settings/leases"))
+            .query(&[("location", location)])
+            .bearer_auth(token);
+        json(send(req, "reading the lease settings").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]

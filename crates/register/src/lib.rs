@@ -5,8 +5,9 @@
 //! sign-in ([`session`], secrets in [`secrets`]), managers' [`approval`]s, the [`settings`]
 //! Central decides for every till, the [`sync`] engine and its [`client`] for Central, a
 //! manager's offline catalog [`edits`] and [`adjustments`] of stock, the stock [`shortfalls`]
-//! offline sales left at Central, and the offline [`recommend`]ations. Totals are
-//! `kassa_domain`'s, the code Central runs, so a receipt never differs from Central's by a cent.
+//! offline sales left at Central, the till's stock [`leases`] (what it may sell offline with no
+//! shortfall), and the offline [`recommend`]ations. Totals are `kassa_domain`'s, the code
+//! Central runs, so a receipt never differs from Central's by a cent.
 
 pub mod adjustments;
 pub mod approval;
@@ -17,6 +18,7 @@ pub mod client;
 pub mod edits;
 pub mod error;
 pub mod identity;
+pub mod leases;
 pub mod outbox;
 pub mod recommend;
 pub mod refunds;

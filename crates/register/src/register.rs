@@ -22,7 +22,7 @@ use crate::secrets::SecretStore;
 use crate::session::{Sessions, SignedIn, OFFLINE_SIGN_IN_MAX_AGE_DEFAULT};
 use crate::store::LocalDb;
 use crate::sync::{Engine, SyncConfig, SyncStatus};
-use crate::{adjustments, catalog, refunds, settings, shortfalls, stock};
+use crate::{adjustments, catalog, leases, refunds, settings, shortfalls, stock};
 use kassa_domain::SalesReport;
 
 /// Where the register keeps its data and finds Central.
@@ -183,6 +183,24 @@ impl Register {
     pub async fn stock_available(&self, sku: &Sku) -> Result<Option<i64>> {
         let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
         stock::available(&self.db, sku.as_str(), &identity.location).await
+    }
+
+    /// How many units of `sku` this till may still sell with no shortfall at Central ("3 left
+    /// at this till"): what its stock lease holds less the offline sales made since. `None`
+    /// when it holds no lease of the SKU.
+    pub async fn lease_left(&self, sku: &Sku) -> Result<Option<i64>> {
+        leases::left(&self.db, sku.as_str()).await
+    }
+
+    /// The till's stock lease as last heard from Central.
+    pub async fn lease(&self) -> Result<Option<leases::TillLease>> {
+        leases::current(&self.db).await
+    }
+
+    /// Gives the till's stock lease back to Central (shift close, a clean shutdown): the shop
+    /// and the other tills may sell its units again. `false` when it held none.
+    pub async fn return_lease(&self) -> Result<bool> {
+        self.engine.return_lease().await
     }
 
     pub async fn frequently_bought_with(

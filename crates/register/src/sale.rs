@@ -140,6 +140,12 @@ pub(crate) async fn record(
         mode,
     };
     insert_outbox(tx, cart, &receipt, central).await?;
+    if mode == SaleMode::Offline {
+        // What the till may still sell without a shortfall drops with the sale, at once.
+        for line in &receipt.lines {
+            crate::leases::take(tx, line.sku.as_str(), i64::from(line.qty)).await?;
+        }
+    }
     carts::set_status(tx, cart.id, "completed", None).await?;
     Ok(receipt)
 }

@@ -26,12 +26,16 @@ pub async fn save(tx: &mut Tx, level: &StockLevel) -> Result<()> {
     Ok(())
 }
 
-/// What the register believes is available: Central's last `available` minus the quantities
-/// of sales not yet at Central, plus adjustments not yet at Central (`None` when the SKU's level
-/// was never pulled).
+/// What the register believes is available: Central's last `available` plus what the till's
+/// own stock lease holds there (reserved for this till alone), minus the quantities of sales
+/// not yet at Central, plus adjustments not yet at Central (`None` when the SKU's level was
+/// never pulled).
 pub async fn available(db: &LocalDb, sku: &str, location: &str) -> Result<Option<i64>> {
     sqlx::query_scalar(
-        "SELECT s.available - COALESCE((
+        "SELECT s.available + COALESCE((
+             SELECT ll.held FROM lease_lines ll JOIN leases le ON le.id = ll.lease_id
+             WHERE ll.sku = s.sku AND le.location = s.location AND le.status = 'active'), 0)
+           - COALESCE((
              SELECT SUM(l.qty) FROM outbox_lines l JOIN outbox_orders o ON o.order_id = l.order_id
              WHERE l.sku = s.sku AND o.location = s.location AND o.status = 'pending'), 0)
            + COALESCE((SELECT SUM(a.delta) FROM stock_adjustments a

@@ -75,22 +75,32 @@ pub async fn parked(register: State<'_, Register>) -> CommandResult<Vec<CartView
     Ok(register.parked().await?)
 }
 
-/// What this register believes is available of one SKU (`None`: never pulled).
+/// What this register believes is available of one SKU (`None`: never pulled), and offline
+/// what it may still sell with no shortfall at Central (its stock lease; `None`: online, or no
+/// lease of the SKU).
 #[derive(Debug, Serialize)]
 pub struct Available {
     pub sku: String,
     pub available: Option<i64>,
+    pub at_till: Option<i64>,
 }
 
 /// Available stock of every line of the open cart, for the selling screen's warnings.
 #[tauri::command]
 pub async fn cart_stock(register: State<'_, Register>) -> CommandResult<Vec<Available>> {
     let cart = register.cart().await?;
+    let offline = !register.sync_status().online;
     let mut levels = Vec::with_capacity(cart.lines.len());
     for line in &cart.lines {
+        let at_till = if offline {
+            register.lease_left(&line.sku).await?
+        } else {
+            None
+        };
         levels.push(Available {
             sku: line.sku.to_string(),
             available: register.stock_available(&line.sku).await?,
+            at_till,
         });
     }
     Ok(levels)

@@ -19,7 +19,9 @@ use crate::components::tender::TenderPanel;
 use crate::error::Error;
 use crate::model::{Approval, Available, Cart, Receipt, Recommended, SyncStatus};
 use crate::services;
-use crate::view::{card_note, changed_sku, looks_like_barcode, open_cart_vm, stock_warnings};
+use crate::view::{
+    card_note, changed_sku, looks_like_barcode, open_cart_vm, stock_warnings, till_notes,
+};
 
 /// Characters typed before a search starts.
 const SEARCH_CHARS_MIN: usize = 2;
@@ -419,6 +421,8 @@ pub fn sell_page(props: &Props) -> Html {
                 if let Some(vm) = &vm {
                     <CartTable vm={vm.clone()} {on_qty} on_discount={Some(on_discount)} warnings={
                         sell.cart.as_ref().map(|c| stock_warnings(&c.lines, &sell.levels)).unwrap_or_default()
+                    } notes={
+                        sell.cart.as_ref().map(|c| till_notes(&c.lines, &sell.levels)).unwrap_or_default()
                     } />
                 }
                 if let (Some(sku), Some(cart)) = ((*sell.discount_for).clone(), (*sell.cart).clone()) {

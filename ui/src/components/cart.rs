@@ -1,5 +1,6 @@
 //! The cart lines with quantity +/− and remove (and a warning on a line beyond the available
-//! stock), and the totals with tax broken down.
+//! stock; offline, what is left at this till under its stock lease), and the totals with tax
+//! broken down.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,9 @@ pub struct CartProps {
     /// Lines asking for more than is available, by SKU: what to say.
     #[prop_or_default]
     pub warnings: BTreeMap<String, String>,
+    /// Offline, lines within the till's stock lease, by SKU: "3 left at this till".
+    #[prop_or_default]
+    pub notes: BTreeMap<String, String>,
     /// Opens the discount editor for a line (by SKU).
     #[prop_or_default]
     pub on_discount: Option<Callback<String>>,
@@ -40,6 +44,9 @@ pub fn cart_table(props: &CartProps) -> Html {
                     <td><div class="name">{ &row.name }</div><div class="sku">{ &row.sku }</div>
                         if let Some(w) = props.warnings.get(&row.sku) {
                             <div class="stock-warning">{ format!("⚠ {w}") }</div>
+                        }
+                        if let Some(n) = props.notes.get(&row.sku) {
+                            <div class="till-note">{ n }</div>
                         }</td>
                     <td class="num">{ &row.unit_price }</td>
                     <td class="qty">

@@ -38,6 +38,7 @@ const HEADERS: &[(&str, &str, &str, bool)] = &[
     ("post", "/v1/orders/{id}/payments", IDEMPOTENCY_KEY, true),
     ("post", "/v1/orders/{id}/refunds", IDEMPOTENCY_KEY, true),
     ("post", "/v1/reservations", IDEMPOTENCY_KEY, true),
+    ("post", "/v1/stock/leases", IDEMPOTENCY_KEY, true),
     ("post", "/v1/stock/adjustments", IDEMPOTENCY_KEY, false),
     ("put", "/v1/products/{id}", IF_MATCH, true),
     ("put", "/v1/carts/{id}", IF_MATCH, false),

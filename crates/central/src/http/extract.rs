@@ -209,7 +209,8 @@ impl FromRequestParts<AppState> for Browse {
 
 /// What a register's device session may call (with a cashier's rights there): the catalog
 /// and product reads, stock reads, the recommendations feed, an order's refunds (to settle a
-/// refund the till asked for), the offline sales sync, and logging itself out.
+/// refund the till asked for), the offline sales sync, its own stock leases (the lease routes
+/// check the device's own register), and logging itself out.
 fn register_may(method: &axum::http::Method, path: &str) -> bool {
     let under = |prefix: &str| {
         path.strip_prefix(prefix)
@@ -222,9 +223,15 @@ fn register_may(method: &axum::http::Method, path: &str) -> bool {
                 || path == "/v1/recommendations"
                 || path == "/v1/settings/sale"
                 || path == "/v1/admin/read-only"
+                || path == "/v1/settings/leases"
                 || is_order_refunds(path)
         }
-        axum::http::Method::POST => path == "/v1/sync/orders" || path == "/v1/auth/logout",
+        axum::http::Method::POST => {
+            path == "/v1/sync/orders" || path == "/v1/auth/logout" || path == "/v1/stock/leases"
+        }
+        axum::http::Method::PUT | axum::http::Method::DELETE => {
+            path.starts_with("/v1/stock/leases/")
+        }
         _ => false,
     }
 }

@@ -64,6 +64,19 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stock::set_threshold))
         .routes(routes!(stock::create_reservation))
         .routes(routes!(stock::delete_reservation))
+        .routes(routes!(
+            stock::leases::create_lease,
+            stock::leases::list_leases
+        ))
+        .routes(routes!(
+            stock::leases::get_lease,
+            stock::leases::update_lease,
+            stock::leases::delete_lease
+        ))
+        .routes(routes!(
+            stock::leases::get_lease_settings,
+            stock::leases::put_lease_settings
+        ))
         .routes(routes!(orders::create_order, orders::list_orders))
         .routes(routes!(orders::get_order))
         .routes(routes!(orders::fulfill))

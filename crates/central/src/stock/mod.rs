@@ -1,5 +1,8 @@
 //! Stock: levels per SKU and location, the ledger behind them, adjustments and receiving,
-//! low-stock alerts, and reservations (holds) that expire exactly once.
+//! low-stock alerts, reservations (holds) that expire exactly once, and registers' stock leases
+//! ([`leases`]).
+
+pub mod leases;
 
 use std::time::Duration;
 
@@ -207,7 +210,7 @@ pub async fn sweep_expired(state: &AppState) -> anyhow::Result<usize> {
     Ok(released)
 }
 
-/// Runs [`sweep_expired`] every `interval` until the process ends.
+/// Runs [`sweep_expired`] and [`leases::sweep_expired`] every `interval` until the process ends.
 pub fn spawn_sweeper(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
@@ -216,6 +219,9 @@ pub fn spawn_sweeper(state: AppState, interval: Duration) -> tokio::task::JoinHa
             ticker.tick().await;
             if let Err(e) = sweep_expired(&state).await {
                 tracing::warn!(error = ?e, "reservation sweep failed");
+            }
+            if let Err(e) = leases::sweep_expired(&state).await {
+                tracing::warn!(error = ?e, "stock lease sweep failed");
             }
         }
     })

@@ -9,6 +9,7 @@ pub mod carts;
 pub mod catalog;
 pub mod events;
 pub mod idempotency;
+pub mod leases;
 pub mod locations;
 pub mod orders;
 pub mod payments;

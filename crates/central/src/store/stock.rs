@@ -219,6 +219,27 @@ pub async fn convert(
     decode_level(&row)
 }
 
+/// Sells units that were held reserved (a register's lease): on_hand and reserved both drop by
+/// `-m.delta`, with the movement's ledger row. Fails when fewer are reserved.
+pub async fn sell_reserved(tx: &mut Tx, m: &Movement<'_>) -> anyhow::Result<Level> {
+    anyhow::ensure!(m.delta < 0, "a sale from reserved stock takes units");
+    let row = sqlx::query(
+        "UPDATE stock SET on_hand = on_hand + $1, reserved = reserved + $1, updated_at = $2 \
+         WHERE sku = $3 AND location_id = $4 AND reserved >= -$1 \
+         RETURNING on_hand, reserved, low_threshold",
+    )
+    .bind(m.delta)
+    .bind(now_ms())
+    .bind(m.sku)
+    .bind(m.location_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("selling reserved stock")?
+    .context("reserved stock is smaller than the lease being sold from")?;
+    write_ledger(tx, m).await?;
+    decode_level(&row)
+}
+
 /// Locks and reads a stock row (PostgreSQL `FOR UPDATE`; SQLite's write transaction is serial).
 pub async fn lock_level(
     db: &Db,

@@ -6,6 +6,8 @@
 //! The goods have already left the store, so a valid offline sale is never refused for lack of
 //! stock: it takes what is available (never what online orders hold reserved) and records the
 //! rest as a shortfall (`stock_discrepancies` and a `stock.discrepancy` event) for a manager.
+//! Units the register holds on a stock lease are taken from the lease first, so a till selling
+//! within its lease causes no shortfall.
 //! An accepted order's result is kept with its key and replayed byte for byte on every retry;
 //! a rejected order (invalid input, an id already taken) leaves nothing behind, so the register
 //! can correct it and send it again.
@@ -732,8 +734,10 @@ async fn take_stock(
     Ok(shortfalls)
 }
 
-/// Decrements on_hand by at most what is available (reserved units stay with their online
-/// orders), with a `sale` ledger row; returns how many units were missing.
+/// Takes the units from the register's own lease first (no shortfall while within it), then
+/// decrements on_hand by at most what is available (reserved units stay with their online
+/// orders and other tills' leases), with `sale` ledger rows; returns how many units were
+/// missing.
 async fn sell(
     state: &AppState,
     tx: &mut Tx,
@@ -744,9 +748,18 @@ async fn sell(
     location_id: &str,
 ) -> anyhow::Result<i64> {
     let level = store::stock::lock_level(&state.db, tx, sku, location_id).await?;
+    let (reference, by) = (order_id.to_string(), till.user_id.to_string());
+    let sale = stock::leases::LeasedSale {
+        register_id: till.register_id,
+        location_id,
+        sku,
+        order_id: &reference,
+        by: &by,
+    };
+    // Selling leased units moves on_hand and reserved together: available stays as it was.
+    let qty = qty - stock::leases::sell_leased(state, tx, &sale, qty).await?;
     let take = qty.min(level.available()).max(0);
     if take > 0 {
-        let (reference, by) = (order_id.to_string(), till.user_id.to_string());
         let movement = store::stock::Movement {
             sku,
             location_id,

@@ -38,6 +38,8 @@ const STAFF_AND_TILLS: &[Role] = &[Role::Admin, Role::Manager, Role::Cashier, Ro
 /// Who the matrix calls as: every user role, and a register's device session.
 const CALLERS: &[Role] = READERS;
 const MANAGERS: &[Role] = &[Role::Admin, Role::Manager];
+/// Who may hold stock leases: managers and a register's device session (for itself).
+const LEASERS: &[Role] = &[Role::Admin, Role::Manager, Role::Register];
 const ADMINS: &[Role] = &[Role::Admin];
 
 /// The decisions. A route missing here fails `every_route_has_a_role_decision`.
@@ -70,6 +72,13 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/v1/stock/adjustments", Access::Roles(MANAGERS)),
     ("PUT", "/v1/stock/{sku}/threshold", Access::Roles(MANAGERS)),
     ("POST", "/v1/reservations", Access::Roles(ALL)),
+    ("POST", "/v1/stock/leases", Access::Roles(LEASERS)),
+    ("GET", "/v1/stock/leases", Access::Roles(LEASERS)),
+    ("GET", "/v1/stock/leases/{id}", Access::Roles(LEASERS)),
+    ("PUT", "/v1/stock/leases/{id}", Access::Roles(LEASERS)),
+    ("DELETE", "/v1/stock/leases/{id}", Access::Roles(LEASERS)),
+    ("GET", "/v1/settings/leases", Access::Roles(STAFF_AND_TILLS)),
+    ("PUT", "/v1/settings/leases", Access::Roles(MANAGERS)),
     ("DELETE", "/v1/reservations/{id}", Access::Roles(ALL)),
     ("POST", "/v1/orders", Access::Roles(ALL)),
     ("GET", "/v1/orders", Access::Roles(ALL)),
@@ -340,11 +349,72 @@ async fn request(
             plain(format!("/v1/orders/{}/refunds", probe_order(app, admin, admin, true).await), None)
         }
         ("POST", "/v1/webhooks/payments") => webhook_probe(&unique),
+        ("POST", "/v1/stock/leases") => Probe {
+            url: path.into(),
+            body: Some(lease_probe_body(app, token).await),
+            headers: vec![("idempotency-key", unique.clone())],
+        },
+        ("GET", "/v1/stock/leases") => plain(format!("{path}?register={}", probe_register(app, token).await), None),
+        ("GET", "/v1/stock/leases/{id}") => plain(format!("/v1/stock/leases/{}", probe_lease(app, token, admin).await), None),
+        ("PUT", "/v1/stock/leases/{id}") => {
+            plain(format!("/v1/stock/leases/{}", probe_lease(app, token, admin).await), Some(json!({ "ttl_s": 60 })))
+        }
+        ("DELETE", "/v1/stock/leases/{id}") => plain(format!("/v1/stock/leases/{}", probe_lease(app, token, admin).await), None),
+        ("GET", "/v1/settings/leases") => plain(format!("{path}?location=STORE-1"), None),
+        ("PUT", "/v1/settings/leases") => plain(
+            path.into(),
+            Some(json!({ "location": "STORE-1", "horizon_s": 3600, "cap_percent": 25, "floor_units": 1, "top_sellers": 5 })),
+        ),
         ("PUT", "/v1/settings/sale") => plain(path.into(), Some(json!({ "discount_limit_percent": 10 }))),
         // Switched off, so the probes after it still write.
         ("PUT", "/v1/admin/read-only") => plain(path.into(), Some(json!({ "enabled": false }))),
         _ => plain(path.into(), if method == "POST" { Some(json!({})) } else { None }),
     }
+}
+
+/// The register a lease probe is for: the caller's own when it is signed in at one, else the
+/// register the matrix signs in at (the first paired at STORE-1).
+async fn probe_register(app: &TestApp, token: Option<&str>) -> Uuid {
+    if let Some(register) = match token {
+        Some(t) => {
+            app.state
+                .auth
+                .authenticate(&app.state.db, t)
+                .await
+                .unwrap()
+                .register_id
+        }
+        None => None,
+    } {
+        return register;
+    }
+    let id: String = sqlx::query_scalar("SELECT id FROM registers ORDER BY created_at, id LIMIT 1")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    id.parse().unwrap()
+}
+
+async fn lease_probe_body(app: &TestApp, token: Option<&str>) -> Value {
+    let register = probe_register(app, token).await;
+    json!({ "location": "STORE-1", "register": register, "lines": [{ "sku": "SKU-MATRIX", "qty": 1 }], "ttl_s": 60 })
+}
+
+/// A lease of the caller's register (made by the admin, so every caller gets a fresh one).
+async fn probe_lease(app: &TestApp, token: Option<&str>, admin: &str) -> Uuid {
+    let body = lease_probe_body(app, token).await;
+    let response = app
+        .client
+        .post(app.url("/v1/stock/leases"))
+        .bearer_auth(admin)
+        .header("idempotency-key", Uuid::new_v4().to_string())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let lease: Value = response.json().await.unwrap();
+    lease["id"].as_str().unwrap().parse().unwrap()
 }
 
 /// Pays the caller's own order: cash at the till for staff, a card for customers.

@@ -1,12 +1,13 @@
 //! The sync engine: a background task that pushes the outbox and the queued catalog edits,
-//! settles card payments and refunds left pending, and pulls the catalog, stock,
-//! recommendations and Central's sale settings, with a clear state (online or offline, last
+//! settles card payments and refunds left pending, pulls the catalog and stock, takes or
+//! renews the till's stock lease, and pulls recommendations and Central's sale settings, with a clear state (online or offline, last
 //! sync, pending count, last error) and exponential backoff with jitter while Central is away.
 
 mod adjustments;
 mod backoff;
 mod cards;
 mod edits;
+mod leases;
 mod orders;
 mod pull;
 mod refunds;
@@ -35,6 +36,9 @@ pub struct SyncConfig {
     pub backoff_max: Duration,
     /// Stock levels pulled per round, in pages of up to 1000 (`GET /v1/stock`).
     pub stock_skus_per_round: u32,
+    /// Stock leases: the sales over this window set the till's sales velocity, from which it
+    /// leases stock at Central every round (see [`leases`]). `None`: the till holds no lease.
+    pub lease_window: Option<Duration>,
 }
 
 impl Default for SyncConfig {
@@ -44,6 +48,7 @@ impl Default for SyncConfig {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             stock_skus_per_round: 5_000,
+            lease_window: None,
         }
     }
 }
@@ -63,6 +68,8 @@ pub struct RoundReport {
     pub adjustments_pushed: usize,
     pub products_changed: usize,
     pub stock_levels: usize,
+    /// The till's stock lease taken or renewed (1), or none held (0).
+    pub leases_refreshed: usize,
     pub recommendation_lists: usize,
     /// Central's sale settings pulled (1, or 0 when that step failed).
     pub settings_pulled: usize,
@@ -177,6 +184,8 @@ impl Engine {
         }
         let products_changed = failed.keep("catalog", catalog)?;
         let stock_levels = failed.keep("stock", self.pull_stock(&identity.location).await)?;
+        let leases_refreshed =
+            failed.keep("stock lease", self.refresh_lease(&identity.location).await)?;
         let recommendation_lists =
             failed.keep("recommendations", self.pull_recommendations().await)?;
         let settings_pulled = failed.keep("sale settings", self.pull_settings().await)?;
@@ -188,6 +197,7 @@ impl Engine {
             adjustments_pushed,
             products_changed,
             stock_levels,
+            leases_refreshed,
             recommendation_lists,
             settings_pulled,
             steps_failed: failed.count,

@@ -557,6 +557,7 @@ pub async fn open_register_with(
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(300),
         stock_skus_per_round: 200,
+        lease_window: None,
     };
     tweak(&mut config);
     Register::open(config, secrets).await.unwrap()

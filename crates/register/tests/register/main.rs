@@ -13,6 +13,7 @@ mod card;
 mod catalog;
 mod crash;
 mod edits;
+mod leases;
 mod manager;
 mod offline;
 mod rounds;
