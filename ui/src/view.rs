@@ -494,7 +494,9 @@ pub fn stock_warnings(
                 return (i64::from(line.qty) > at_till).then(|| {
                     let words = match at_till {
                         0 => "none left at this till: Central may record it as short".to_owned(),
-                        n => format!("only {n} left at this till: Central may record the rest as short"),
+                        n => format!(
+                            "only {n} left at this till: Central may record the rest as short"
+                        ),
                     };
                     (sku, words)
                 });

@@ -105,7 +105,9 @@ fn expected_demand() -> Vec<f64> {
 fn pick(rng: &mut StdRng, cumulative: &[f64]) -> usize {
     let total = cumulative.last().copied().unwrap_or(1.0);
     let x = rng.gen_range(0.0..total);
-    cumulative.partition_point(|c| *c <= x).min(cumulative.len() - 1)
+    cumulative
+        .partition_point(|c| *c <= x)
+        .min(cumulative.len() - 1)
 }
 
 /// 1–`lines_max` distinct products, one unit each.
@@ -200,8 +202,8 @@ async fn run_scenario(
     let web_refused = web_shop(&http, &base, &products, &demand.web).await?;
     let (mut short_sales, mut short_units) = (0, 0);
     for (till, token) in devices.iter().enumerate() {
-        let (sales, units) = sync_till(&http, &base, token, &products, till, &demand.sales[till])
-            .await?;
+        let (sales, units) =
+            sync_till(&http, &base, token, &products, till, &demand.sales[till]).await?;
         short_sales += sales;
         short_units += units;
     }
@@ -362,7 +364,10 @@ async fn lease(
     let granted: kassa_domain::lease::Lease = http
         .post(format!("{base}/v1/stock/leases"))
         .bearer_auth(token)
-        .header("Idempotency-Key", format!("bench-lease-{}", uuid::Uuid::now_v7()))
+        .header(
+            "Idempotency-Key",
+            format!("bench-lease-{}", uuid::Uuid::now_v7()),
+        )
         .json(&request)
         .send()
         .await?
@@ -433,7 +438,10 @@ async fn sync_till(
             .json()
             .await?;
         for result in answer["results"].as_array().context("results")? {
-            anyhow::ensure!(result["outcome"] == "accepted", "a sale was refused: {result}");
+            anyhow::ensure!(
+                result["outcome"] == "accepted",
+                "a sale was refused: {result}"
+            );
             let short: i64 = result["shortfalls"]
                 .as_array()
                 .context("shortfalls")?
