@@ -499,7 +499,7 @@ impl CentralClient {
             .bearer_auth(token)
             .header("Idempotency-Key", key.as_ref())
             .json(request);
-        json(send(req, "asking Central for a stock lease").await?).await
+        json(self.send(req, "asking Central for a stock lease").await?).await
     }
 
     /// `PUT /v1/stock/leases/{id}`: renew, and resize when `update.lines` is given.
@@ -510,7 +510,7 @@ impl CentralClient {
             .put(self.url(&format!("/v1/stock/leases/{id}")))
             .bearer_auth(token)
             .json(update);
-        json(send(req, "renewing the stock lease").await?).await
+        json(self.send(req, "renewing the stock lease").await?).await
     }
 
     /// `DELETE /v1/stock/leases/{id}`: gives back what the lease still holds.
@@ -520,7 +520,7 @@ impl CentralClient {
             .http
             .delete(self.url(&format!("/v1/stock/leases/{id}")))
             .bearer_auth(token);
-        json(send(req, "returning the stock lease").await?).await
+        json(self.send(req, "returning the stock lease").await?).await
     }
 
     /// `GET /v1/stock/leases?active=true`: the register's own active leases, newest first.
@@ -530,7 +530,11 @@ impl CentralClient {
             .http
             .get(self.url("/v1/stock/leases?active=true"))
             .bearer_auth(token);
-        json(send(req, "reading the register's stock leases").await?).await
+        json(
+            self.send(req, "reading the register's stock leases")
+                .await?,
+        )
+        .await
     }
 
     /// `GET /v1/settings/leases?location=`: how the location's tills size their leases.
@@ -541,7 +545,7 @@ impl CentralClient {
             .get(self.url("/v1/settings/leases"))
             .query(&[("location", location)])
             .bearer_auth(token);
-        json(send(req, "reading the lease settings").await?).await
+        json(self.send(req, "reading the lease settings").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]

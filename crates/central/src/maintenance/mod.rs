@@ -45,7 +45,11 @@ pub struct ReadOnlySwitch {
 
 impl ReadOnlySwitch {
     fn keep(&self, mode: ReadOnlyMode) {
-        metrics::gauge!("kassa_read_only").set(if mode.enabled { 1.0 } else { 0.0 });
+        metrics::gauge!(crate::telemetry::metrics::READ_ONLY).set(if mode.enabled {
+            1.0
+        } else {
+            0.0
+        });
         *self.copy.write().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), mode));
     }
 

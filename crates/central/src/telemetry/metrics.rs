@@ -47,6 +47,8 @@ pub const REGISTER_LAST_SYNC: &str = "kassa_register_last_sync_timestamp_seconds
 pub use kassa_payments::{PROCESSOR_DURATION, PROCESSOR_ERRORS};
 /// Requests refused by a rate limit (429), by `limit`.
 pub const RATE_LIMITED: &str = "kassa_rate_limited_requests_total";
+/// 1 while this instance holds Central read-only (`PUT /v1/admin/read-only`), else 0.
+pub const READ_ONLY: &str = "kassa_read_only_mode";
 /// How far the search index is behind the catalog.
 pub const SEARCH_LAG: &str = "kassa_search_index_lag_seconds";
 /// Events in the outbox not yet delivered.
@@ -88,6 +90,7 @@ pub const EXPORTED: &[&str] = &[
     PROCESSOR_DURATION,
     PROCESSOR_ERRORS,
     RATE_LIMITED,
+    READ_ONLY,
     SEARCH_LAG,
     RELAY_BACKLOG,
     RELAY_LAG,
