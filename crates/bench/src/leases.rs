@@ -20,13 +20,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use kassa_central::{AppState, Config};
-use kassa_domain::api::{
-    OfflineLine, OfflineOrder, OfflinePayment, ProductInput, SyncOrdersRequest,
-    SYNC_BATCH_ORDERS_MAX,
-};
+use kassa_domain::api::{OfflineOrder, ProductInput, SyncOrdersRequest, SYNC_BATCH_ORDERS_MAX};
 use kassa_domain::lease::{LeaseRequest, LeaseSettings, Velocity};
 use kassa_domain::{CartLine, Currency, Role, Sku, Username};
-use kassa_register::carts;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -472,28 +468,7 @@ fn offline_order(
             discount: kassa_domain::Money::zero(Currency::EUR),
         })
         .collect();
-    let total = carts::totals(&lines, Currency::EUR)?.total;
-    Ok(OfflineOrder {
-        id: uuid::Uuid::now_v7(),
-        location: LOCATION.to_owned(),
-        lines: lines
-            .into_iter()
-            .map(|l| OfflineLine {
-                sku: l.sku,
-                qty: l.qty,
-                unit_price: l.unit_price,
-                discount: None,
-                discount_approved_by: None,
-                discount_approval: None,
-            })
-            .collect(),
-        payments: vec![OfflinePayment::Cash {
-            amount: total,
-            tendered: total,
-        }],
-        completed_at: chrono::Utc::now(),
-        receipt_no: format!("STORE-1-T{}-{i:06}", till + 1),
-    })
+    crate::sync::cash_sale(lines, format!("STORE-1-T{}-{i:06}", till + 1))
 }
 
 /// Central serving `state` on a free port until stopped.

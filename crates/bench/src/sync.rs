@@ -169,6 +169,32 @@ async fn shop(path: &std::path::Path, rng: &mut StdRng) -> anyhow::Result<AppSta
     Ok(state)
 }
 
+/// An offline sale of `lines` at the catalog's prices, paid in exact cash.
+pub fn cash_sale(lines: Vec<CartLine>, receipt_no: String) -> anyhow::Result<OfflineOrder> {
+    let total = carts::totals(&lines, Currency::EUR)?.total;
+    Ok(OfflineOrder {
+        id: uuid::Uuid::now_v7(),
+        location: LOCATION.to_owned(),
+        lines: lines
+            .into_iter()
+            .map(|l| OfflineLine {
+                sku: l.sku,
+                qty: l.qty,
+                unit_price: l.unit_price,
+                discount: None,
+                discount_approved_by: None,
+                discount_approval: None,
+            })
+            .collect(),
+        payments: vec![OfflinePayment::Cash {
+            amount: total,
+            tendered: total,
+        }],
+        completed_at: chrono::Utc::now(),
+        receipt_no,
+    })
+}
+
 async fn barcodes(state: &AppState) -> anyhow::Result<Vec<Barcode>> {
     let products = kassa_central::store::catalog::changed_since(&state.db, 0, 10_000).await?;
     Ok(products
@@ -237,28 +263,7 @@ async fn raw_baseline(state: AppState, rng: &mut StdRng) -> anyhow::Result<f64> 
                     }
                 })
                 .collect();
-            let total = carts::totals(&lines, Currency::EUR)?.total;
-            Ok(OfflineOrder {
-                id: uuid::Uuid::now_v7(),
-                location: LOCATION.to_owned(),
-                lines: lines
-                    .into_iter()
-                    .map(|l| OfflineLine {
-                        sku: l.sku,
-                        qty: l.qty,
-                        unit_price: l.unit_price,
-                        discount: None,
-                        discount_approved_by: None,
-                        discount_approval: None,
-                    })
-                    .collect(),
-                payments: vec![OfflinePayment::Cash {
-                    amount: total,
-                    tendered: total,
-                }],
-                completed_at: chrono::Utc::now(),
-                receipt_no: format!("STORE-1-RAW-{i:06}"),
-            })
+            cash_sale(lines, format!("STORE-1-RAW-{i:06}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();

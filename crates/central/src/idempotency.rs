@@ -231,6 +231,34 @@ impl Claim {
         Ok(())
     }
 
+    /// Ends a request whose `work` ran in `tx`, the claim's transaction: commits it and answers
+    /// `status` with the saved body, or rolls it back and settles the claim for the error.
+    pub async fn conclude_in(
+        self,
+        db: &Db,
+        tx: Tx,
+        work: ApiResult<String>,
+        status: StatusCode,
+    ) -> ApiResult<Response> {
+        let done = match work {
+            Ok(body) => tx
+                .commit()
+                .await
+                .map(|()| body)
+                .map_err(|e| ApiError::Internal(e.into())),
+            Err(err) => {
+                if let Err(e) = tx.rollback().await {
+                    tracing::warn!(error = %e, "rolling back a failed request");
+                }
+                Err(err)
+            }
+        };
+        match done {
+            Ok(body) => Ok(json_response(status, body)),
+            Err(err) => Err(self.settle_error(db, err).await),
+        }
+    }
+
     /// Settles the claim for a failed request: errors from executing the request (a conflict,
     /// insufficient stock, a card decline) are stored and replayed like Stripe does; validation errors and
     /// internal failures store nothing, so a corrected or later retry can run. The work's

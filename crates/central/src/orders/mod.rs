@@ -337,23 +337,9 @@ pub async fn create_order(
         Ok::<_, ApiError>(body)
     }
     .await;
-    let done = match work {
-        Ok(body) => tx
-            .commit()
-            .await
-            .map(|()| body)
-            .map_err(|e| ApiError::Internal(e.into())),
-        Err(err) => {
-            if let Err(e) = tx.rollback().await {
-                tracing::warn!(error = %e, "rolling back a failed order");
-            }
-            Err(err)
-        }
-    };
-    match done {
-        Ok(body) => Ok(idempotency::json_response(StatusCode::CREATED, body)),
-        Err(err) => Err(claim.settle_error(&state.db, err).await),
-    }
+    claim
+        .conclude_in(&state.db, tx, work, StatusCode::CREATED)
+        .await
 }
 
 async fn create_in(
