@@ -193,6 +193,16 @@ pub fn sync_line(status: &SyncStatus) -> (&'static str, &'static str, &'static s
     }
 }
 
+/// The banner while Central is read-only: its message, and what it means at the till.
+pub fn read_only_notice(status: &SyncStatus) -> Option<String> {
+    status.read_only.as_ref().map(|message| {
+        format!(
+            "Central is read-only: {message}. Keep selling: sales are kept at this till and sent \
+             when it ends."
+        )
+    })
+}
+
 /// What to know about card right now: offline, the register takes card only under its
 /// offline card policy (it says why when it refuses).
 pub fn card_note(status: &SyncStatus) -> Option<&'static str> {
@@ -697,6 +707,16 @@ mod screen_tests {
         assert_eq!(rows[0].items, 3);
         assert_eq!(rows[0].total, "3.00 €");
         assert_eq!(rows[1].label, "Product A-1…");
+    }
+
+    #[test]
+    fn read_only_central_is_a_banner_with_its_message() {
+        let mut status = SyncStatus::default();
+        assert_eq!(read_only_notice(&status), None);
+        status.read_only = Some("Stock count until 07:00".into());
+        let notice = read_only_notice(&status).unwrap();
+        assert!(notice.starts_with("Central is read-only: Stock count until 07:00."));
+        assert!(notice.contains("sales are kept at this till"));
     }
 
     #[test]

@@ -164,14 +164,26 @@ fn serve_and_fuzz(venv: &Path, dir: &Path, db_url: &str, with_client: bool) -> a
         "sync_orders",
         "--exclude-operation-id",
         "put_read_only",
+        "--exclude-operation-id",
+        "put_feature",
     ];
     for (session, select, max_time) in [
         (&token, &everything_else[..], FUZZ_TIME_S),
         (&throwaway, &["--include-operation-id", "logout"], "5"),
         (&device, &["--include-operation-id", "sync_orders"], "10"),
         (&manager_at_till, &["--include-operation-id", "grant"], "5"),
-        // Last: switched on, read-only mode would refuse every write fuzzed after it.
-        (&token, &["--include-operation-id", "put_read_only"], "5"),
+        // Last: switched on, read-only mode would refuse every write fuzzed after it, and a
+        // feature switched off every call to it.
+        (
+            &token,
+            &[
+                "--include-operation-id",
+                "put_read_only",
+                "--include-operation-id",
+                "put_feature",
+            ],
+            "5",
+        ),
     ] {
         let mut args = select.to_vec();
         args.extend(["--max-time", max_time]);

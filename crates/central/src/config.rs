@@ -80,6 +80,12 @@ pub struct Config {
     /// How old this instance's copy of read-only mode may be before a write reads it again:
     /// every instance obeys a switch within this.
     pub read_only_refresh: Duration,
+    /// Requests this instance takes in flight at once; past that it sheds (`503 overloaded`),
+    /// browsing first.
+    pub inflight_max: usize,
+    /// The share of `inflight_max` (percent) only checkout, payments, webhooks, sync and
+    /// signing in may use.
+    pub inflight_reserved_percent: u8,
     /// A pending payment or refund is the reconciler's once untouched this long (younger ones
     /// belong to a request still running).
     pub reconcile_after: Duration,
@@ -150,6 +156,8 @@ impl Default for Config {
             processor_timeout: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(30),
             read_only_refresh: Duration::from_millis(500),
+            inflight_max: 512,
+            inflight_reserved_percent: 25,
             reconcile_after: Duration::from_secs(30),
             card_pending_give_up: Duration::from_secs(24 * 3600),
             webhook_secret: None,
@@ -262,6 +270,11 @@ impl Config {
             )?),
             reconcile_after: Duration::from_millis(env_parse("KASSA_RECONCILE_AFTER_MS", 30_000)?),
             read_only_refresh: Duration::from_millis(env_parse("KASSA_READ_ONLY_REFRESH_MS", 500)?),
+            inflight_max: env_parse("KASSA_INFLIGHT_MAX", d.inflight_max)?,
+            inflight_reserved_percent: env_parse(
+                "KASSA_INFLIGHT_RESERVED_PERCENT",
+                d.inflight_reserved_percent,
+            )?,
             card_pending_give_up: Duration::from_secs(env_parse(
                 "KASSA_CARD_PENDING_GIVE_UP_S",
                 d.card_pending_give_up.as_secs(),

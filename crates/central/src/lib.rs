@@ -48,6 +48,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     .await?;
     let processor = payments::processor_from(&config)?;
     let search = search::open(&config)?;
+    let inflight = Arc::new(maintenance::shedding::Inflight::new(
+        config.inflight_max,
+        config.inflight_reserved_percent,
+    ));
     Ok(AppState {
         db,
         processor,
@@ -56,5 +60,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         auth: Arc::new(auth),
         recommender: Arc::new(recommender),
         read_only: Arc::default(),
+        features: Arc::default(),
+        inflight,
     })
 }

@@ -19,4 +19,8 @@ pub struct AppState {
     pub recommender: Arc<crate::recommend::Recommender>,
     /// This instance's copy of read-only mode.
     pub read_only: Arc<crate::maintenance::ReadOnlySwitch>,
+    /// This instance's copy of the feature switches.
+    pub features: Arc<crate::maintenance::features::FeatureSwitches>,
+    /// Requests in flight on this instance (load shedding).
+    pub inflight: Arc<crate::maintenance::shedding::Inflight>,
 }

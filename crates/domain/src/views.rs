@@ -23,6 +23,9 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// Failed rounds in a row.
     pub failures: u32,
+    /// Central's message while an admin holds it read-only (sales stay queued at the till).
+    #[serde(default)]
+    pub read_only: Option<String>,
 }
 
 /// Where one queued catalog edit stands, for the manager's catalog screen.

@@ -1,6 +1,7 @@
 //! The HTTP client for Kassa Central (reqwest over rustls, with timeouts): one method per call
 //! the register makes, errors mapped to [`Error::Api`] with Central's error body.
 
+use kassa_domain::maintenance::ReadOnlyMode;
 use std::time::Duration;
 
 use kassa_domain::api::{
@@ -482,6 +483,16 @@ impl CentralClient {
             .get(self.url("/v1/settings/sale"))
             .bearer_auth(token);
         json(self.send(req, "reading the sale settings").await?).await
+    }
+
+    /// `GET /v1/admin/read-only`: whether Central refuses writes for now, and its message.
+    #[tracing::instrument(skip_all)]
+    pub async fn read_only(&self, token: &str) -> Result<ReadOnlyMode> {
+        let req = self
+            .http
+            .get(self.url("/v1/admin/read-only"))
+            .bearer_auth(token);
+        json(self.send(req, "reading Central's read-only mode").await?).await
     }
 
     /// `POST /v1/stock/leases` with the register's key: a retry with the same key answers the

@@ -86,6 +86,19 @@ impl Error {
             || matches!(self, Error::NotSignedIn | Error::NotPaired)
     }
 
+    /// How long Central asked to be left alone (`Retry-After` of a 503 `overloaded` or
+    /// `read_only`, or a 429), from its error body.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Api { status, detail } if *status == 503 || *status == 429 => detail
+                .details
+                .get("retry_after_s")
+                .and_then(serde_json::Value::as_u64)
+                .map(std::time::Duration::from_secs),
+            _ => None,
+        }
+    }
+
     /// The error code when Central answered with an error body.
     pub fn api_code(&self) -> Option<&str> {
         match self {

@@ -45,6 +45,15 @@ pub async fn apply(tx: &mut Tx, list: &CopurchaseList) -> Result<()> {
     Ok(())
 }
 
+/// Forgets every stored list (Central switched recommendations off).
+pub async fn forget_all(tx: &mut Tx) -> Result<()> {
+    sqlx::query("DELETE FROM recommendations")
+        .execute(&mut **tx)
+        .await
+        .context("forgetting the recommendation lists")?;
+    Ok(())
+}
+
 /// The products most often bought with `product_id`, best first; partners that are not in the
 /// local catalog (archived, or not yet pulled) are left out.
 #[tracing::instrument(skip_all, fields(product = %product_id))]

@@ -9,7 +9,7 @@ use crate::app::OFFERED;
 use crate::model::{RegisterIdentity, SignedIn, SyncStatus};
 use crate::nav::{screens_for, Screen};
 use crate::services;
-use crate::view::{format_time, sync_line, sync_panel};
+use crate::view::{format_time, read_only_notice, sync_line, sync_panel};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -100,6 +100,9 @@ pub fn status_bar(props: &Props) -> Html {
                 </div>
             }
         </header>
+        if let Some(notice) = read_only_notice(&props.status) {
+            <div id="read-only-banner" class="banner read-only" role="status">{ notice }</div>
+        }
         if *open {
             <section id="sync-panel" class="sync-panel">
                 <dl>

@@ -196,6 +196,9 @@ fn path_schema(name: &str) -> Schema {
             .min_length(Some(Username::LEN_MIN))
             .max_length(Some(Username::LEN_MAX))
             .pattern(Some(Username::PATTERN)),
+        "name" => text.enum_values(Some(
+            kassa_domain::maintenance::Feature::ALL.map(kassa_domain::maintenance::Feature::name),
+        )),
         _ => text.format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
     }
     .into()

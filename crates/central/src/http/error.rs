@@ -82,11 +82,16 @@ pub enum ApiError {
     /// message is theirs.
     #[error("{message}")]
     ReadOnly { message: String, retry_after_s: u64 },
+    /// 503 `overloaded` with `Retry-After`: this instance has as many requests in flight as
+    /// it takes (`KASSA_INFLIGHT_MAX`); nothing was done, retry after the wait.
+    #[error("Central is busy; try again in a moment")]
+    Overloaded { retry_after_s: u64 },
     /// 503: a dependency (database) is unreachable.
     #[error("service unavailable")]
     Unavailable,
     /// 503 with its own code: the operator has not configured this feature
-    /// (`webhooks_not_configured`, `card_payments_unavailable`); a setting, not a failure.
+    /// (`webhooks_not_configured`, `card_payments_unavailable`) or has switched it off
+    /// (`feature_disabled`); a setting, not a failure.
     #[error("{message}")]
     NotConfigured { code: &'static str, message: String },
     /// 500: logged with the request id, never echoed.
@@ -174,6 +179,11 @@ impl ApiError {
             ),
             Self::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code, Value::Null),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Value::Null),
+            Self::Overloaded { retry_after_s } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                serde_json::json!({ "retry_after_s": retry_after_s }),
+            ),
             Self::ReadOnly { retry_after_s, .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "read_only",
@@ -244,7 +254,8 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::TooManyRequests { retry_after_s }
         | Self::Locked { retry_after_s, .. }
-        | Self::ReadOnly { retry_after_s, .. } = this
+        | Self::ReadOnly { retry_after_s, .. }
+        | Self::Overloaded { retry_after_s } = this
         {
             response
                 .headers_mut()

@@ -209,7 +209,7 @@ impl FromRequestParts<AppState> for Browse {
 
 /// What a register's device session may call (with a cashier's rights there): the catalog
 /// and product reads, stock reads, the recommendations feed, an order's refunds (to settle a
-/// refund the till asked for), the offline sales sync, its own stock leases (the lease routes
+/// refund the till asked for), read-only mode and the feature switches, the offline sales sync, its own stock leases (the lease routes
 /// check the device's own register), and logging itself out.
 fn register_may(method: &axum::http::Method, path: &str) -> bool {
     let under = |prefix: &str| {
@@ -223,6 +223,7 @@ fn register_may(method: &axum::http::Method, path: &str) -> bool {
                 || path == "/v1/recommendations"
                 || path == "/v1/settings/sale"
                 || path == "/v1/admin/read-only"
+                || path == "/v1/admin/features"
                 || path == "/v1/settings/leases"
                 || is_order_refunds(path)
         }

@@ -104,6 +104,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             maintenance::get_read_only,
             maintenance::put_read_only
         ))
+        .routes(routes!(maintenance::features::list_features))
+        .routes(routes!(maintenance::features::put_feature))
 }
 
 /// The OpenAPI document of everything [`router`] serves.
@@ -139,6 +141,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             maintenance::guard,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            maintenance::shedding::guard,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),

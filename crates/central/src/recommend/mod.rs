@@ -6,6 +6,7 @@
 pub mod memory;
 pub mod model;
 
+use kassa_domain::maintenance::Feature;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -163,6 +164,7 @@ pub async fn for_product(
     Path(product_id): Path<Uuid>,
     Query(q): Query<ForProductQuery>,
 ) -> ApiResult<Response> {
+    crate::maintenance::features::require(&state, Feature::Recommendations).await?;
     match (&who.caller, q.user) {
         (None, Some(_)) => {
             return Err(ApiError::Unauthorized(
@@ -253,6 +255,7 @@ pub async fn feed(
     _auth: Auth<Staff>,
     Query(q): Query<FeedQuery>,
 ) -> ApiResult<Json<CopurchasePage>> {
+    crate::maintenance::features::require(&state, Feature::Recommendations).await?;
     let since = match q.since.as_deref() {
         None | Some("") => 0,
         Some(raw) => raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {

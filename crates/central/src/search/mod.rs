@@ -6,6 +6,7 @@
 pub mod index;
 pub mod query;
 
+use kassa_domain::maintenance::Feature;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +108,7 @@ pub enum Sort {
     PriceDesc,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Wanted {
     pub category: bool,
     pub brand: bool,
@@ -356,6 +357,9 @@ pub async fn search(
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Response> {
     let (req, opts) = parse(q, state.config.shop_currency)?;
+    if opts.facets != Wanted::default() {
+        crate::maintenance::features::require(&state, Feature::SearchFacets).await?;
+    }
     let found = run(&state.search, &req, &opts)?;
     // The same hits, facets and index position are the same answer, however long ago the
     // index last caught up.

@@ -49,6 +49,8 @@ pub use kassa_payments::{PROCESSOR_DURATION, PROCESSOR_ERRORS};
 pub const RATE_LIMITED: &str = "kassa_rate_limited_requests_total";
 /// 1 while this instance holds Central read-only (`PUT /v1/admin/read-only`), else 0.
 pub const READ_ONLY: &str = "kassa_read_only_mode";
+/// Requests answered `503 overloaded` by load shedding, by `class` (browse, other, essential).
+pub const SHED_REQUESTS: &str = "kassa_shed_requests_total";
 /// How far the search index is behind the catalog.
 pub const SEARCH_LAG: &str = "kassa_search_index_lag_seconds";
 /// Events in the outbox not yet delivered.
@@ -91,6 +93,7 @@ pub const EXPORTED: &[&str] = &[
     PROCESSOR_ERRORS,
     RATE_LIMITED,
     READ_ONLY,
+    SHED_REQUESTS,
     SEARCH_LAG,
     RELAY_BACKLOG,
     RELAY_LAG,

@@ -118,6 +118,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("PUT", "/v1/settings/sale", Access::Roles(ADMINS)),
     ("GET", "/v1/admin/read-only", Access::Roles(READERS)),
     ("PUT", "/v1/admin/read-only", Access::Roles(ADMINS)),
+    ("GET", "/v1/admin/features", Access::Roles(READERS)),
+    ("PUT", "/v1/admin/features/{name}", Access::Roles(ADMINS)),
 ];
 
 /// The routes whose probes sign in at a register.
@@ -368,6 +370,10 @@ async fn request(
         ("PUT", "/v1/settings/sale") => plain(path.into(), Some(json!({ "discount_limit_percent": 10 }))),
         // Switched off, so the probes after it still write.
         ("PUT", "/v1/admin/read-only") => plain(path.into(), Some(json!({ "enabled": false }))),
+        // Switched on, so the recommendation probes still answer.
+        ("PUT", "/v1/admin/features/{name}") => {
+            plain("/v1/admin/features/recommendations".into(), Some(json!({ "enabled": true })))
+        }
         _ => plain(path.into(), if method == "POST" { Some(json!({})) } else { None }),
     }
 }

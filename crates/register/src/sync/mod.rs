@@ -100,9 +100,11 @@ impl Failed {
     }
 }
 
-/// Central out of reach (every later step would fail the same way), or no register to sync.
+/// Central out of reach or shedding load (every later step would fail the same way, or add
+/// to the load), or no register to sync.
 fn ends_round(err: &Error) -> bool {
     matches!(err, Error::Unreachable { .. } | Error::NotPaired)
+        || err.api_code() == Some("overloaded")
 }
 
 /// The engine; cheap to share (`Arc`), one round at a time.
@@ -276,8 +278,10 @@ impl Engine {
                 }
                 Err(err) => {
                     tracing::info!(%err, "sync round failed; backing off");
-                    // Sales made while Central is away must not cut the backoff short.
-                    (backoff.next_delay(&mut rand::thread_rng()), false)
+                    // Sales made while Central is away must not cut the backoff short, nor
+                    // the wait an overloaded Central asked for (`Retry-After`).
+                    let delay = backoff.next_delay(&mut rand::thread_rng());
+                    (delay.max(err.retry_after().unwrap_or_default()), false)
                 }
             };
             tokio::select! {
@@ -286,5 +290,41 @@ impl Engine {
                 () = self.kick.notified(), if wake_on_kick => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kassa_domain::api::ErrorDetail;
+
+    use super::*;
+
+    fn answered(status: u16, code: &str, details: serde_json::Value) -> Error {
+        Error::Api {
+            status,
+            detail: ErrorDetail {
+                code: code.into(),
+                message: "from Central".into(),
+                details,
+            },
+        }
+    }
+
+    #[test]
+    fn an_overloaded_central_ends_the_round_and_sets_the_wait() {
+        let shed = answered(503, "overloaded", serde_json::json!({ "retry_after_s": 7 }));
+        assert!(ends_round(&shed), "every later call would add to the load");
+        assert_eq!(shed.retry_after(), Some(Duration::from_secs(7)));
+        let read_only = answered(503, "read_only", serde_json::json!({ "retry_after_s": 30 }));
+        assert!(
+            !ends_round(&read_only),
+            "reads and pulls go on in read-only mode"
+        );
+        assert_eq!(read_only.retry_after(), Some(Duration::from_secs(30)));
+        let refused = answered(422, "invalid_lines", serde_json::Value::Null);
+        assert!(!ends_round(&refused));
+        assert_eq!(refused.retry_after(), None);
     }
 }

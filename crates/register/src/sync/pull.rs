@@ -146,10 +146,25 @@ impl Engine {
         self.pull_feed(&Catalog, FEED_PAGES_PER_ROUND_MAX).await
     }
 
-    /// Pulls the recommendation lists changed since the last pull.
+    /// Pulls the recommendation lists changed since the last pull. Switched off at Central
+    /// (`feature_disabled`), the till forgets its lists, so its suggestions disappear, and pulls
+    /// them all again once the feature is back.
     pub(super) async fn pull_recommendations(&self) -> Result<usize> {
-        self.pull_feed(&Recommendations, FEED_PAGES_PER_ROUND_MAX)
+        match self
+            .pull_feed(&Recommendations, FEED_PAGES_PER_ROUND_MAX)
             .await
+        {
+            Err(err) if err.api_code() == Some("feature_disabled") => {
+                let mut tx = self.db.begin_write().await?;
+                recommend::forget_all(&mut tx).await?;
+                store::set_cursor(&mut tx, Recommendations::CURSOR, "").await?;
+                tx.commit()
+                    .await
+                    .context("forgetting switched-off recommendations")?;
+                Ok(0)
+            }
+            other => other,
+        }
     }
 
     /// Pulls up to `stock_skus_per_round` stock levels at this register's location in pages
@@ -162,13 +177,26 @@ impl Engine {
         self.pull_feed(&Stock { location, limit }, pages).await
     }
 
-    /// Pulls the sale settings every till obeys (`GET /v1/settings/sale`) and keeps them.
+    /// Pulls the sale settings every till obeys (`GET /v1/settings/sale`) and keeps them, and
+    /// whether Central is read-only (the status bar shows its message).
     pub(super) async fn pull_settings(&self) -> Result<usize> {
         let sale = self
             .sessions
             .device_authed(|t| async move { self.client().sale_settings(t.expose()).await })
             .await?;
         settings::save_sale(&self.db, &sale).await?;
+        let mode = self
+            .sessions
+            .device_authed(|t| async move { self.client().read_only(t.expose()).await })
+            .await?;
+        let notice = mode.enabled.then(|| {
+            if mode.message.is_empty() {
+                "Central is read-only for now".to_owned()
+            } else {
+                mode.message
+            }
+        });
+        self.status.send_modify(|s| s.read_only = notice);
         Ok(1)
     }
 

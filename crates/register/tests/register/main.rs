@@ -12,6 +12,7 @@ mod approvals;
 mod card;
 mod catalog;
 mod crash;
+mod degrade;
 mod edits;
 mod leases;
 mod manager;
