@@ -10,7 +10,7 @@ mod fuzz;
 mod pg;
 
 const USAGE: &str =
-    "usage: ./x run | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|search|relay|all>";
+    "usage: ./x run | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|catalog|search|relay|register|sync|leases|all>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,6 +1,7 @@
 //! `kassa-bench <scenario>`: benchmarks that print figures, the raw baseline and their ratio.
 //! Figures, not assertions; `docs/benchmarks.md` records them.
 
+mod catalog;
 mod checkout;
 mod generated;
 mod leases;
@@ -11,7 +12,7 @@ mod sync;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|search|relay|register|sync|leases|all";
+const SCENARIOS: &str = "checkout|catalog|search|relay|register|sync|leases|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -34,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
     })?;
     match scenario.as_str() {
         "checkout" => checkout::run().await,
+        "catalog" => catalog::run().await,
         "search" => search::run().await,
         "relay" => relay::run().await,
         "register" => register::run().await,
@@ -45,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         "leases" => leases::run().await,
         "all" => {
             checkout::run().await?;
+            catalog::run().await?;
             search::run().await?;
             relay::run().await?;
             register::run().await?;

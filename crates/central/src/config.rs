@@ -100,6 +100,9 @@ pub struct Config {
     pub search_dir: Option<std::path::PathBuf>,
     /// How often the search index catches up with the database (its freshness bound).
     pub search_refresh: Duration,
+    /// How long product and search answers stay in an instance's memory at most (the change
+    /// feed replaces changed products sooner; search answers are per index generation).
+    pub cache_ttl: Duration,
     /// NATS for the event relay; without it events are delivered in-process only.
     pub nats_url: Option<Secret>,
     /// The JetStream stream events are published to, and its subject prefix.
@@ -164,6 +167,7 @@ impl Default for Config {
             webhook_tolerance_s: 300,
             search_dir: None,
             search_refresh: Duration::from_millis(500),
+            cache_ttl: Duration::from_secs(60),
             nats_url: None,
             nats_stream: "KASSA_EVENTS".into(),
             nats_subject_prefix: "kassa.events".into(),
@@ -286,6 +290,7 @@ impl Config {
                 std::path::PathBuf::from,
             )),
             search_refresh: Duration::from_millis(env_parse("KASSA_SEARCH_REFRESH_MS", 500)?),
+            cache_ttl: Duration::from_millis(env_parse("KASSA_CACHE_TTL_MS", 60_000)?),
             nats_url: std::env::var("KASSA_NATS_URL").ok().map(Secret::new),
             nats_stream: std::env::var("KASSA_NATS_STREAM").unwrap_or(d.nats_stream),
             nats_subject_prefix: std::env::var("KASSA_NATS_SUBJECT_PREFIX")

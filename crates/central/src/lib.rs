@@ -52,6 +52,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         config.inflight_max,
         config.inflight_reserved_percent,
     ));
+    let cache_ttl = config.cache_ttl;
     Ok(AppState {
         db,
         processor,
@@ -62,5 +63,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         read_only: Arc::default(),
         features: Arc::default(),
         inflight,
+        products: catalog::product_cache::ProductCache::new(cache_ttl),
+        searches: search::answer_cache::SearchCache::new(cache_ttl),
     })
 }

@@ -21,6 +21,10 @@ pub struct AppState {
     pub read_only: Arc<crate::maintenance::ReadOnlySwitch>,
     /// This instance's copy of the feature switches.
     pub features: Arc<crate::maintenance::features::FeatureSwitches>,
+    /// Product answers kept in memory (following the catalog change feed).
+    pub products: crate::catalog::product_cache::ProductCache,
+    /// Search answers kept in memory (for the index generation they were found in).
+    pub searches: crate::search::answer_cache::SearchCache,
     /// Requests in flight on this instance (load shedding).
     pub inflight: Arc<crate::maintenance::shedding::Inflight>,
 }

@@ -1,5 +1,7 @@
 //! The catalog: products with versions (ETag / If-Match), the delta feed, and locations.
 
+pub mod product_cache;
+
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -177,15 +179,20 @@ pub async fn get_product(
     headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let product = store::catalog::get(&state.db, id)
-        .await?
-        .ok_or(ApiError::NotFound("product"))?;
+    let product = match state.products.get(id) {
+        Some(kept) => kept,
+        None => state.products.keep(
+            store::catalog::get(&state.db, id)
+                .await?
+                .ok_or(ApiError::NotFound("product"))?,
+        ),
+    };
     Ok(cache::answer(
         &headers,
         who.anonymous(),
         cache::PRODUCT,
         cache::Tag::Version(product.version),
-        &product,
+        &*product,
     ))
 }
 
@@ -220,6 +227,8 @@ pub async fn update_product(
     let product = store::catalog::update(&state.db, id, expected, &input)
         .await
         .map_err(write_error)?;
+    // This instance never serves the old version again; the others follow the change feed.
+    state.products.keep(product.clone());
     Ok(with_etag(StatusCode::OK, product))
 }
 

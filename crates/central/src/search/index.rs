@@ -293,8 +293,18 @@ async fn check_origin(search: &SearchIndex, db: &Db) -> anyhow::Result<String> {
 
 /// Brings the index up to date with the database: catalog changes after the applied sequence,
 /// and products whose stock moved. Returns how many products were (re)indexed.
-#[tracing::instrument(skip_all)]
 pub async fn refresh(search: &std::sync::Arc<SearchIndex>, db: &Db) -> anyhow::Result<usize> {
+    refresh_following(search, db, |_| {}).await
+}
+
+/// [`refresh`], showing each page of the catalog change feed to `follow` as well (the product
+/// cache keeps the new versions).
+#[tracing::instrument(skip_all)]
+pub async fn refresh_following(
+    search: &std::sync::Arc<SearchIndex>,
+    db: &Db,
+    mut follow: impl FnMut(&[Product]),
+) -> anyhow::Result<usize> {
     let started = now_ms();
     let database_id = check_origin(search, db).await?;
     let mut seq = search.applied_seq();
@@ -303,6 +313,7 @@ pub async fn refresh(search: &std::sync::Arc<SearchIndex>, db: &Db) -> anyhow::R
         let batch = store::catalog::changed_since(db, seq, REFRESH_BATCH_PRODUCTS).await?;
         let Some(last) = batch.last() else { break };
         seq = last.change_seq;
+        follow(&batch);
         let full = i64::try_from(batch.len()).unwrap_or(0) == REFRESH_BATCH_PRODUCTS;
         changed += batch.len();
         index_products(search, db, batch).await?;

@@ -3,6 +3,7 @@
 //! with typo tolerance, exact SKU/barcode matches first, filters, disjunctive facet counts and
 //! price buckets (see [`query`]). Each Central instance keeps its own index.
 
+pub mod answer_cache;
 pub mod index;
 pub mod query;
 
@@ -56,14 +57,16 @@ pub fn open(config: &crate::Config) -> anyhow::Result<Arc<SearchIndex>> {
     Ok(Arc::new(SearchIndex::open(config.search_dir.as_deref())?))
 }
 
-/// Keeps the index fresh: a refresh every `interval` until the process ends.
+/// Keeps the index fresh, and this instance's product cache with it: a refresh every
+/// `interval` until the process ends.
 pub fn spawn_refresher(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = index::refresh(&state.search, &state.db).await {
+            let follow = |changed: &[_]| state.products.follow(changed);
+            if let Err(e) = index::refresh_following(&state.search, &state.db, follow).await {
                 tracing::warn!(error = ?e, "search index refresh failed");
             }
         }
@@ -354,24 +357,35 @@ pub async fn search(
     State(state): State<AppState>,
     who: Browse,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Response> {
     let (req, opts) = parse(q, state.config.shop_currency)?;
     if opts.facets != Wanted::default() {
         crate::maintenance::features::require(&state, Feature::SearchFacets).await?;
     }
-    let found = run(&state.search, &req, &opts)?;
-    // The same hits, facets and index position are the same answer, however long ago the
-    // index last caught up.
-    let tag = cache::Tag::Digest(cache::digest(&SearchResponse {
-        index_lag_ms: 0,
-        ..found.clone()
-    }));
+    let generation = state.search.reader.searcher().generation().generation_id();
+    let kept = state
+        .searches
+        .get_or_find(generation, uri.query().unwrap_or(""), || {
+            // The same hits, facets and index position are the same answer, however long
+            // ago the index last caught up.
+            let answer = SearchResponse {
+                index_lag_ms: 0,
+                ..run(&state.search, &req, &opts)?
+            };
+            let digest = cache::digest(&answer);
+            Ok(answer_cache::Kept { answer, digest })
+        })?;
+    let found = SearchResponse {
+        index_lag_ms: state.search.lag_ms(),
+        ..kept.answer.clone()
+    };
     Ok(cache::answer(
         &headers,
         who.anonymous(),
         cache::SEARCH,
-        tag,
+        cache::Tag::Digest(kept.digest.clone()),
         &found,
     ))
 }

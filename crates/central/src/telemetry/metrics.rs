@@ -51,6 +51,8 @@ pub const RATE_LIMITED: &str = "kassa_rate_limited_requests_total";
 pub const READ_ONLY: &str = "kassa_read_only_mode";
 /// Requests answered `503 overloaded` by load shedding, by `class` (browse, other, essential).
 pub const SHED_REQUESTS: &str = "kassa_shed_requests_total";
+/// Answer-cache lookups, by `cache` (products, search) and `outcome` (hit, miss).
+pub const CACHE_REQUESTS: &str = "kassa_cache_requests_total";
 /// How far the search index is behind the catalog.
 pub const SEARCH_LAG: &str = "kassa_search_index_lag_seconds";
 /// Events in the outbox not yet delivered.
@@ -94,6 +96,7 @@ pub const EXPORTED: &[&str] = &[
     RATE_LIMITED,
     READ_ONLY,
     SHED_REQUESTS,
+    CACHE_REQUESTS,
     SEARCH_LAG,
     RELAY_BACKLOG,
     RELAY_LAG,

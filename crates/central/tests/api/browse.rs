@@ -131,3 +131,98 @@ async fn anonymous_browsing_is_rate_limited_per_address(app: TestApp) {
         200
     );
 }
+
+// The answer caches (issue 13, point 2): product answers are kept in each instance's memory; the
+// instance that changes a product answers the new version at once, another instance once its
+// refresher has read the change feed; search answers are kept per index generation, so they
+// are never staler than the index.
+story!(cached_answers_follow_the_change_feed_on_every_instance);
+
+async fn get_product(app: &TestApp, id: uuid::Uuid) -> Product {
+    let answer = anonymous(app, &format!("/v1/products/{id}"), None).await;
+    assert_eq!(answer.status(), 200);
+    answer.json().await.unwrap()
+}
+
+async fn cached_answers_follow_the_change_feed_on_every_instance(a: TestApp) {
+    let admin = seed(&a, 5).await;
+    let b = TestApp::start((*a.state.config).clone(), None).await;
+    for app in [&a, &b] {
+        kassa_central::search::spawn_refresher(
+            app.state.clone(),
+            std::time::Duration::from_millis(100),
+        );
+    }
+    let page: ProductPage = anonymous(&a, "/v1/products", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = page
+        .items
+        .iter()
+        .find(|p| p.sku.as_str() == "SKU-1")
+        .unwrap()
+        .id;
+    let v1 = get_product(&a, id).await;
+    assert_eq!(get_product(&b, id).await, v1);
+
+    // Kept in memory: a row changed behind Central's back (no new version, no feed entry) is
+    // not read again; the kept answer is served.
+    let changed = sqlx::query("UPDATE products SET description = 'behind the back' WHERE id = $1")
+        .bind(id.to_string())
+        .execute(a.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    assert_eq!(get_product(&a, id).await.description, v1.description);
+
+    // Changed at A: A answers the new version at once, B within its refresher's lag.
+    let mut body = product_body("SKU-1", &crate::catalog::ean(1), "2.50");
+    body["name"] = "Espresso cup".into();
+    let tag = format!("\"{}\"", v1.version);
+    let updated = put_product(&a, &admin, id, Some(&tag), &body).await;
+    assert_eq!(updated.status(), 200);
+    let v2 = get_product(&a, id).await;
+    assert_eq!(
+        (v2.version, v2.name.as_str()),
+        (v1.version + 1, "Espresso cup")
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while get_product(&b, id).await.version != v2.version {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B never followed the feed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Search: the new name is found once the index has it, through the cache as well.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let found: serde_json::Value = anonymous(&b, "/v1/search?q=espresso", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if found["hits"].as_array().is_some_and(|h| !h.is_empty()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "search never found the new name"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let metrics = a
+        .client
+        .get(a.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("kassa_cache_requests_total{cache=\"products\",outcome=\"hit\"}"));
+    assert!(metrics.contains("kassa_cache_requests_total{cache=\"search\",outcome=\"miss\"}"));
+}
