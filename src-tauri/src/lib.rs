@@ -46,6 +46,7 @@ pub fn run() -> anyhow::Result<()> {
             commands::sale::cart_stock,
             commands::sale::pay_cash,
             commands::sale::pay_card,
+            commands::sale::approve_beyond_lease,
             commands::catalog::search,
             commands::catalog::bought_together,
             commands::catalog::edit_product,

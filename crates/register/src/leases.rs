@@ -68,6 +68,19 @@ pub async fn left(db: &LocalDb, sku: &str) -> Result<Option<i64>> {
     .context("reading what is left at this till")
 }
 
+/// The lines of `lines` (SKU, units) that go past what is left at this till, said as the
+/// cashier reads it ("SKU-1: 3, 1 left at this till").
+pub async fn past(db: &LocalDb, lines: &[(String, i64)]) -> Result<Vec<String>> {
+    let mut past = Vec::new();
+    for (sku, qty) in lines {
+        let at_till = left(db, sku).await?.unwrap_or(0);
+        if *qty > at_till {
+            past.push(format!("{sku}: {qty}, {at_till} left at this till"));
+        }
+    }
+    Ok(past)
+}
+
 /// What Central's last answer said the lease holds of `sku` (0 without a lease): the units of
 /// Central's `reserved` that are this till's own to sell.
 pub async fn held(db: &LocalDb, sku: &str) -> Result<i64> {

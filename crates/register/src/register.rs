@@ -67,6 +67,8 @@ pub struct Register {
     limits: SaleLimits,
     card_payment_method: Arc<str>,
     approvals: Arc<Approvals>,
+    /// The cart a manager allowed to be sold offline past this till's stock lease.
+    beyond_lease_approved: Arc<std::sync::Mutex<Option<Uuid>>>,
 }
 
 impl Register {
@@ -90,6 +92,7 @@ impl Register {
             limits: config.limits,
             card_payment_method: config.card_payment_method.into(),
             approvals: Arc::new(Approvals::default()),
+            beyond_lease_approved: Arc::default(),
         })
     }
 
@@ -330,9 +333,64 @@ impl Register {
         } else {
             SaleMode::Offline
         };
+        if mode == SaleMode::Offline {
+            self.check_beyond_lease(&cart).await?;
+        }
         let receipt = sale::complete_cash(&self.db, cart.id, tendered, mode, self.limits).await?;
         self.engine.note_sale().await;
         Ok(receipt)
+    }
+
+    /// Offline, a cart that goes past this till's stock lease needs a manager's approval when
+    /// the location's lease settings say so (`beyond: approval`); with `warn` (the default) the
+    /// cart shows the warning and the sale goes through. A signed-in manager approves by selling.
+    async fn check_beyond_lease(&self, cart: &CartView) -> Result<()> {
+        let asks = leases::settings(&self.db)
+            .await?
+            .is_some_and(|s| s.beyond == kassa_domain::lease::BeyondLease::Approval);
+        if !asks {
+            return Ok(());
+        }
+        let lines: Vec<(String, i64)> = cart
+            .lines
+            .iter()
+            .map(|l| (l.sku.to_string(), i64::from(l.qty)))
+            .collect();
+        let past = leases::past(&self.db, &lines).await?;
+        let approved = *self
+            .beyond_lease_approved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            == Some(cart.id);
+        let manager = self
+            .sessions
+            .signed_in()
+            .await
+            .is_some_and(|w| w.role.at_least(Role::Manager));
+        if past.is_empty() || approved || manager {
+            return Ok(());
+        }
+        Err(Error::ApprovalRequired(format!(
+            "selling past this till's stock lease offline ({}) needs a manager's approval: \
+             Central may find these units short",
+            past.join("; ")
+        )))
+    }
+
+    /// A manager's `approval` (see [`Register::approve`]) to sell the open cart offline past
+    /// this till's stock lease; used up here, the approving manager is logged.
+    pub async fn approve_beyond_lease(&self, approval: Uuid) -> Result<()> {
+        let cart = self.cart().await?;
+        let granted = self
+            .approvals
+            .take(approval, "a sale past this till's stock lease")?;
+        tracing::info!(manager = %granted.manager, cart = %cart.id, "sale past the stock lease approved");
+        *self
+            .beyond_lease_approved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(cart.id);
+        self.approvals.finish(&self.sessions, granted).await;
+        Ok(())
     }
 
     /// Does a sale go to Central now? Only while Central answers and the cashier signed in
@@ -365,6 +423,7 @@ impl Register {
                 other => return other,
             }
         }
+        self.check_beyond_lease(&cart).await?;
         let receipt = sale::complete_card_offline(&self.db, cart.id, self.limits).await?;
         self.engine.note_sale().await;
         Ok(receipt)

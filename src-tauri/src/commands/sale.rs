@@ -111,6 +111,16 @@ pub async fn pay_cash(register: State<'_, Register>, tendered: Money) -> Command
     Ok(register.pay_cash(tendered).await?)
 }
 
+/// A manager's approval to sell the open cart offline past this till's stock lease (where the
+/// location asks for one: `pay_cash`/`pay_card` answer `approval_required` without it).
+#[tauri::command]
+pub async fn approve_beyond_lease(
+    register: State<'_, Register>,
+    approval: Uuid,
+) -> CommandResult<()> {
+    Ok(register.approve_beyond_lease(approval).await?)
+}
+
 /// The open cart's whole total by card: through Central online; offline under the offline card
 /// policy or refused (`card_unavailable`); `card_declined` leaves the cart open; `card_pending`
 /// holds it until the sync engine knows the outcome.

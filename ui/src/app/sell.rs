@@ -60,6 +60,16 @@ struct Sell {
     discount_for: UseStateHandle<Option<String>>,
     /// A discount waiting for a manager's approval.
     needs_approval: UseStateHandle<Option<PendingDiscount>>,
+    /// A payment waiting for a manager's approval (offline, past the till's stock lease).
+    payment_needs_approval: UseStateHandle<Option<PendingPayment>>,
+}
+
+/// A payment the register refused without a manager's approval, to retry once approved.
+#[derive(Clone, PartialEq)]
+struct PendingPayment {
+    /// Cash with what was handed over, or card (`None`).
+    cash: Option<Money>,
+    what: String,
 }
 
 /// A discount the register refused without a manager's approval.
@@ -177,15 +187,45 @@ impl Sell {
     }
 
     fn pay_cash(&self, tendered: Money) {
-        let this = self.clone();
-        self.busy.set(true);
-        spawn_local(async move { this.paid(services::sale::pay_cash(tendered).await) });
+        self.pay(Some(tendered), None);
     }
 
     fn pay_card(&self) {
+        self.pay(None, None);
+    }
+
+    /// Pays cash (`Some(tendered)`) or card; with a manager's `approval` for a sale past the
+    /// till's stock lease first. `approval_required` opens the manager's approval dialog.
+    fn pay(&self, cash: Option<Money>, approval: Option<Approval>) {
         let this = self.clone();
         self.busy.set(true);
-        spawn_local(async move { this.paid(services::sale::pay_card().await) });
+        spawn_local(async move {
+            if let Some(approval) = &approval {
+                if let Err(e) = services::sale::approve_beyond_lease(approval.id).await {
+                    this.payment_needs_approval.set(None);
+                    this.error.set(Some(e.to_string()));
+                    this.busy.set(false);
+                    return;
+                }
+            }
+            let answer = match cash {
+                Some(tendered) => services::sale::pay_cash(tendered).await,
+                None => services::sale::pay_card().await,
+            };
+            match answer {
+                Err(e) if e.code() == "approval_required" && approval.is_none() => {
+                    this.payment_needs_approval.set(Some(PendingPayment {
+                        cash,
+                        what: e.to_string(),
+                    }));
+                    this.busy.set(false);
+                }
+                answer => {
+                    this.payment_needs_approval.set(None);
+                    this.paid(answer);
+                }
+            }
+        });
     }
 
     fn new_sale(&self) {
@@ -314,6 +354,7 @@ pub fn sell_page(props: &Props) -> Html {
         levels: use_state(Vec::new),
         discount_for: use_state(|| None),
         needs_approval: use_state(|| None),
+        payment_needs_approval: use_state(|| None),
     };
     let scan = use_node_ref();
     {
@@ -437,6 +478,12 @@ pub fn sell_page(props: &Props) -> Html {
                         on_approved={ let sell = sell.clone(); let p = pending.clone();
                             Callback::from(move |approval| sell.discount(p.sku.clone(), p.amount, Some(approval))) }
                         on_cancel={ let sell = sell.clone(); Callback::from(move |()| sell.needs_approval.set(None)) } />
+                }
+                if let Some(pending) = (*sell.payment_needs_approval).clone() {
+                    <ApprovalDialog what={pending.what.clone()}
+                        on_approved={ let sell = sell.clone(); let cash = pending.cash;
+                            Callback::from(move |approval| sell.pay(cash, Some(approval))) }
+                        on_cancel={ let sell = sell.clone(); Callback::from(move |()| sell.payment_needs_approval.set(None)) } />
                 }
                 <BoughtTogether items={(*sell.together).clone()} {on_pick} />
                 <ParkedPanel parked={(*sell.parked).clone()}

@@ -79,6 +79,16 @@ pub async fn pay_card() -> Result<Receipt, Error> {
 }
 
 #[derive(Serialize)]
+struct ApprovalId {
+    approval: Uuid,
+}
+
+/// A manager's approval to sell the open cart offline past the till's stock lease.
+pub async fn approve_beyond_lease(approval: Uuid) -> Result<(), Error> {
+    call("approve_beyond_lease", &ApprovalId { approval }).await
+}
+
+#[derive(Serialize)]
 struct Discount<'a> {
     sku: &'a str,
     discount: Money,

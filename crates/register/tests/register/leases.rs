@@ -10,13 +10,18 @@ use kassa_register::secrets::MemoryStore;
 use kassa_register::Register;
 use serde_json::{json, Value};
 
-use crate::helpers::{sell, sku, sync_until_drained, Shop, LOCATION, STOCK};
+use crate::helpers::{eur, sell, sku, sync_until_drained, Shop, LOCATION, PASSWORD, STOCK};
 
 /// The settings these stories run with: an hour's horizon, half of what is available at most,
 /// no floor.
 async fn set_lease_settings(shop: &Shop, cap_percent: u32, floor_units: u32) {
+    set_lease_settings_beyond(shop, cap_percent, floor_units, "warn").await;
+}
+
+/// [`set_lease_settings`] with what the till does past its lease (`warn` or `approval`).
+async fn set_lease_settings_beyond(shop: &Shop, cap_percent: u32, floor_units: u32, beyond: &str) {
     let body = json!({ "location": LOCATION, "horizon_s": 3600, "cap_percent": cap_percent,
-        "floor_units": floor_units, "top_sellers": 5, "beyond": "warn" });
+        "floor_units": floor_units, "top_sellers": 5, "beyond": beyond });
     let response = shop
         .http
         .put(shop.url("/v1/settings/leases"))
@@ -254,6 +259,65 @@ async fn a_till_crashing_while_it_sells_against_its_lease_never_oversells_or_dou
             reserved,
             leased + STOCK - 22,
             "reserved is the leases and the shop's order"
+        );
+    })
+    .await;
+}
+
+/// Past its lease, offline, a till whose location asks for it needs a manager's approval to
+/// sell; within the lease it sells as before, and the approved sale goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_lease_a_sale_offline_waits_for_a_managers_approval_where_the_store_asks() {
+    crate::helpers::bounded(async move {
+        let mut shop = Shop::open(2).await;
+        set_lease_settings_beyond(&shop, 50, 0, "approval").await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = leasing_register(&shop, &dir, "R1").await;
+        let p = shop.products.clone();
+        register.sync_now().await.unwrap();
+        for _ in 0..2 {
+            sell(&register, &[&p[0]], "5.00").await;
+        }
+        sync_until_drained(&register).await;
+        register.sync_now().await.unwrap();
+        assert_eq!(register.lease_left(&sku("SKU-1")).await.unwrap(), Some(2));
+        // The manager approved here online once: the till keeps their offline verifier.
+        register.approve("manager", PASSWORD).await.unwrap();
+        shop.go_offline_for(&register).await;
+
+        sell(&register, &[&p[0], &p[0]], "10.00").await;
+        register.scan(p[0].barcodes[0].as_str()).await.unwrap();
+        let refused = register.pay_cash(eur("5.00")).await.unwrap_err();
+        match &refused {
+            kassa_register::Error::ApprovalRequired(message) => {
+                assert!(
+                    message.contains("SKU-1: 1, 0 left at this till"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected a request for approval, got {other:?}"),
+        }
+        assert_eq!(
+            register.cart().await.unwrap().lines.len(),
+            1,
+            "the cart waits"
+        );
+        let cashier_refused = register.approve("cashier", PASSWORD).await;
+        assert!(cashier_refused.is_err(), "a cashier cannot approve");
+        let approval = register.approve("manager", PASSWORD).await.unwrap();
+        register.approve_beyond_lease(approval.id).await.unwrap();
+        register.pay_cash(eur("5.00")).await.unwrap();
+        assert!(
+            register.approve_beyond_lease(approval.id).await.is_err(),
+            "an approval is used once"
+        );
+
+        shop.go_online().await;
+        sync_until_drained(&register).await;
+        assert_eq!(
+            register.sync_status().pending,
+            0,
+            "every sale reached Central"
         );
     })
     .await;
