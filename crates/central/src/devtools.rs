@@ -3,6 +3,8 @@
 //! its files when the owning process exits, however it exits. Throwaway NATS servers
 //! (`nats-server -js` from the system package) the same way, for the event relay.
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

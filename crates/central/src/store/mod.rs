@@ -273,6 +273,10 @@ fn pool_options(
         })
 }
 
+/// The PostgreSQL advisory lock Kassa's migrations run under (any fixed number no other lock
+/// uses; sqlx's own migrator lock is taken inside it).
+pub const MIGRATION_LOCK_KEY: i64 = 0x4b41_5353_4100_0001;
+
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/central/sqlite");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator =
     sqlx::migrate!("../../migrations/central/postgres");
@@ -322,17 +326,47 @@ impl Db {
         &self.pool
     }
 
-    /// Applies the embedded migrations for this backend.
+    /// Applies the embedded migrations for this backend. On PostgreSQL several instances may
+    /// start at the same moment on one database: each waits for [`MIGRATION_LOCK_KEY`]
+    /// (`pg_advisory_lock`, held by one connection), so migrations run once and the others find
+    /// them applied. SQLite serialises writers on its own.
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &MIGRATOR_SQLITE,
-            Backend::Postgres => &MIGRATOR_POSTGRES,
-        };
-        migrator
-            .run(&self.pool)
+        match self.backend {
+            Backend::Sqlite => MIGRATOR_SQLITE
+                .run(&self.pool)
+                .await
+                .context("applying migrations")?,
+            Backend::Postgres => self.migrate_locked().await?,
+        }
+        Ok(())
+    }
+
+    async fn migrate_locked(&self) -> anyhow::Result<()> {
+        let mut conn = self
+            .pool
+            .acquire()
             .await
-            .context("applying migrations")?;
+            .context("a connection for migrations")?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *conn)
+            .await
+            .context("waiting for the migration lock")?;
+        let applied = MIGRATOR_POSTGRES
+            .run(&mut *conn)
+            .await
+            .context("applying migrations");
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *conn)
+            .await;
+        if unlocked.is_err() {
+            // A session lock lives as long as its connection: close it rather than pool it.
+            let _ = sqlx::Connection::close(conn.detach()).await;
+        }
+        applied?;
+        unlocked.context("releasing the migration lock")?;
         Ok(())
     }
 

@@ -1,0 +1,39 @@
+//! Many instances, one database: started at the same moment on an empty PostgreSQL database,
+//! migrations run once and every instance becomes ready.
+
+use crate::harness;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_started_at_once_on_an_empty_database_all_become_ready() {
+    let Some(url) = harness::postgres_database().await else {
+        return;
+    };
+    let instances = harness::start_instances(3, &harness::base_env(&url)).await;
+    // One signing key for all (made once, kept in the database): a token from one instance is
+    // accepted by the others.
+    harness::load_demo(&url);
+    let client = harness::client();
+    let tokens = harness::login(&client, &instances[0].url(), "cashier", "cashier-pass-1").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    for instance in &instances {
+        let response = client
+            .get(format!("{}/v1/locations", instance.url()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "instance {} refused", instance.port);
+    }
+    // Every migration was applied exactly once.
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let (rows, versions): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT version) FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows, versions);
+    assert!(rows >= 13, "only {rows} migrations applied");
+}
