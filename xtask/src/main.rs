@@ -136,6 +136,11 @@ fn test() -> anyhow::Result<()> {
     ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
     // The SLO alert rules are unit-tested with `promtool` (Debian's prometheus package).
     ensure_packages(&[("prometheus", "/usr/bin/promtool")])?;
+    // The scale-out stories (crates/central/tests/cluster) start redis-server and haproxy.
+    ensure_packages(&[
+        ("redis-server", "/usr/bin/redis-server"),
+        ("haproxy", "/usr/sbin/haproxy"),
+    ])?;
     ensure_desktop_tools()?;
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
     // The shell embeds ui/dist: the UI is built before anything compiles the shell.

@@ -96,6 +96,9 @@ pub struct Config {
     pub search_refresh: Duration,
     /// NATS for the event relay; without it events are delivered in-process only.
     pub nats_url: Option<Secret>,
+    /// Redis for what every instance shares (rate limits, session revocations); without it
+    /// each instance keeps its own (`crate::shared`).
+    pub redis_url: Option<Secret>,
     /// The JetStream stream events are published to, and its subject prefix.
     pub nats_stream: String,
     pub nats_subject_prefix: String,
@@ -157,6 +160,7 @@ impl Default for Config {
             search_dir: None,
             search_refresh: Duration::from_millis(500),
             nats_url: None,
+            redis_url: None,
             nats_stream: "KASSA_EVENTS".into(),
             nats_subject_prefix: "kassa.events".into(),
             nats_replicas: 1,
@@ -274,6 +278,7 @@ impl Config {
             )),
             search_refresh: Duration::from_millis(env_parse("KASSA_SEARCH_REFRESH_MS", 500)?),
             nats_url: std::env::var("KASSA_NATS_URL").ok().map(Secret::new),
+            redis_url: std::env::var("KASSA_REDIS_URL").ok().map(Secret::new),
             nats_stream: std::env::var("KASSA_NATS_STREAM").unwrap_or(d.nats_stream),
             nats_subject_prefix: std::env::var("KASSA_NATS_SUBJECT_PREFIX")
                 .unwrap_or(d.nats_subject_prefix),

@@ -15,6 +15,7 @@ pub mod orders;
 pub mod payments;
 pub mod recommend;
 pub mod search;
+pub mod shared;
 pub mod state;
 pub mod stock;
 pub mod store;
@@ -36,7 +37,11 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let db = store::Db::connect(&config.database_url, &limits).await?;
     db.migrate().await?;
     let secret = auth::signing_secret(&db, &config).await?;
-    let auth = auth::AuthService::new(&config, &secret).await?;
+    let shared = Arc::new(match &config.redis_url {
+        Some(url) => shared::SharedState::connect(url)?,
+        None => shared::SharedState::none(),
+    });
+    let auth = auth::AuthService::new(&config, &secret, shared.clone()).await?;
     telemetry::metrics::handle();
     let recommender = recommend::load(
         &db,
@@ -56,5 +61,6 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         auth: Arc::new(auth),
         recommender: Arc::new(recommender),
         read_only: Arc::default(),
+        shared,
     })
 }

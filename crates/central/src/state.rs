@@ -17,6 +17,8 @@ pub struct AppState {
     /// The catalog search index of this instance.
     pub search: Arc<crate::search::index::SearchIndex>,
     pub recommender: Arc<crate::recommend::Recommender>,
+    /// What every instance shares through Redis (`KASSA_REDIS_URL`), if configured.
+    pub shared: Arc<crate::shared::SharedState>,
     /// This instance's copy of read-only mode.
     pub read_only: Arc<crate::maintenance::ReadOnlySwitch>,
 }

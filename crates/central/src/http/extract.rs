@@ -154,7 +154,7 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let caller = state.auth.authenticate(&state.db, token).await?;
-        state.auth.check_caller_rate(&caller)?;
+        state.auth.check_caller_rate(&caller).await?;
         if let Some(register_id) = caller.register_id {
             crate::telemetry::metrics::register_report(register_id, &parts.headers);
         }
@@ -202,7 +202,7 @@ impl FromRequestParts<AppState> for Browse {
             });
         }
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
-        state.auth.check_anonymous_rate(ip)?;
+        state.auth.check_anonymous_rate(ip).await?;
         Ok(Self { caller: None })
     }
 }
@@ -293,7 +293,7 @@ impl FromRequestParts<AppState> for CartCredentials {
                         "Authorization must be a bearer token",
                     ))?;
                 let caller = state.auth.authenticate(&state.db, token).await?;
-                state.auth.check_caller_rate(&caller)?;
+                state.auth.check_caller_rate(&caller).await?;
                 // A register's device session holds no carts.
                 if caller.role == Role::Register {
                     return Err(ApiError::Forbidden);

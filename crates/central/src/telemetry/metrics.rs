@@ -65,6 +65,9 @@ pub const RELAY_CONSUMED: &str = "kassa_relay_consumed_events_total";
 pub const RELAY_DUPLICATES: &str = "kassa_relay_duplicates_total";
 /// Publishes the NATS stream recognised as re-deliveries.
 pub const RELAY_NATS_DUPLICATES: &str = "kassa_relay_nats_duplicates_total";
+/// 1 while this instance reaches Redis (`KASSA_REDIS_URL`), 0 while it falls back to its own
+/// limits and database session checks; absent without Redis.
+pub const REDIS_UP: &str = "kassa_redis_up";
 /// Low-stock alerts raised.
 pub const STOCK_LOW_ALERTS: &str = "kassa_stock_low_alerts_total";
 
@@ -100,6 +103,7 @@ pub const EXPORTED: &[&str] = &[
     RELAY_DUPLICATES,
     RELAY_NATS_DUPLICATES,
     STOCK_LOW_ALERTS,
+    REDIS_UP,
 ];
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

@@ -81,3 +81,55 @@ pub async fn login(client: &reqwest::Client, base: &str, username: &str, passwor
     assert_eq!(response.status(), 200, "login of {username} at {base}");
     response.json().await.unwrap()
 }
+
+/// Adds a user through `kassa-central user add` (quicker than the demo store).
+pub fn add_user(database_url: &str, username: &str, password: &str, role: &str) {
+    let out = std::process::Command::new(binary())
+        .args(["user", "add", "--username", username, "--role", role])
+        .env("KASSA_DATABASE_URL", database_url)
+        .env("KASSA_PASSWORD", password)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kassa-central user add failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `GET path` at `base` with `token`; the status.
+pub async fn get_status(client: &reqwest::Client, base: &str, path: &str, token: &str) -> u16 {
+    client
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The value of the unlabelled gauge `name` on `base`'s `/metrics`, if exported.
+pub async fn gauge(client: &reqwest::Client, base: &str, name: &str) -> Option<f64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `base_env` plus `extra` (later entries win).
+pub fn env_with(
+    database_url: &str,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let mut env = base_env(database_url);
+    env.extend_from_slice(extra);
+    env
+}

@@ -9,4 +9,5 @@
 
 mod harness;
 
+mod shared_state;
 mod startup;
