@@ -96,6 +96,12 @@ pub struct Config {
     pub search_refresh: Duration,
     /// NATS for the event relay; without it events are delivered in-process only.
     pub nats_url: Option<Secret>,
+    /// SIGTERM: how long `/ready` answers 503 while requests are still served, so that a load
+    /// balancer's health checks take the instance out before it stops accepting connections.
+    pub shutdown_drain: Duration,
+    /// SIGTERM: how long in-flight requests may take to finish once the instance stops
+    /// accepting; after it the process exits anyway.
+    pub shutdown_grace: Duration,
     /// Redis for what every instance shares (rate limits, session revocations); without it
     /// each instance keeps its own (`crate::shared`).
     pub redis_url: Option<Secret>,
@@ -161,6 +167,8 @@ impl Default for Config {
             search_refresh: Duration::from_millis(500),
             nats_url: None,
             redis_url: None,
+            shutdown_drain: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(10),
             nats_stream: "KASSA_EVENTS".into(),
             nats_subject_prefix: "kassa.events".into(),
             nats_replicas: 1,
@@ -279,6 +287,8 @@ impl Config {
             search_refresh: Duration::from_millis(env_parse("KASSA_SEARCH_REFRESH_MS", 500)?),
             nats_url: std::env::var("KASSA_NATS_URL").ok().map(Secret::new),
             redis_url: std::env::var("KASSA_REDIS_URL").ok().map(Secret::new),
+            shutdown_drain: Duration::from_millis(env_parse("KASSA_SHUTDOWN_DRAIN_MS", 0)?),
+            shutdown_grace: Duration::from_millis(env_parse("KASSA_SHUTDOWN_GRACE_MS", 10_000)?),
             nats_stream: std::env::var("KASSA_NATS_STREAM").unwrap_or(d.nats_stream),
             nats_subject_prefix: std::env::var("KASSA_NATS_SUBJECT_PREFIX")
                 .unwrap_or(d.nats_subject_prefix),

@@ -61,6 +61,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         auth: Arc::new(auth),
         recommender: Arc::new(recommender),
         read_only: Arc::default(),
+        shutting_down: Arc::default(),
         shared,
     })
 }

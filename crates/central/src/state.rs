@@ -19,6 +19,8 @@ pub struct AppState {
     pub recommender: Arc<crate::recommend::Recommender>,
     /// What every instance shares through Redis (`KASSA_REDIS_URL`), if configured.
     pub shared: Arc<crate::shared::SharedState>,
+    /// Set when the instance begins shutting down: `/ready` answers 503 from then on.
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// This instance's copy of read-only mode.
     pub read_only: Arc<crate::maintenance::ReadOnlySwitch>,
 }

@@ -183,15 +183,43 @@ async fn timeout_and_metrics(
     response
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Serves until `shutdown` resolves, then: `/ready` answers 503 at once; requests are still
+/// served for `shutdown_drain` (the load balancer's health checks notice meanwhile); then no new
+/// connection is accepted and in-flight requests get `shutdown_grace` to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (drain, grace) = (state.config.shutdown_drain, state.config.shutdown_grace);
+    let shutting_down = state.shutting_down.clone();
+    let (stopped_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        shutting_down.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            drain_ms = drain.as_millis(),
+            "shutting down: /ready answers 503, still serving while the load balancer notices"
+        );
+        tokio::time::sleep(drain).await;
+        tracing::info!(
+            grace_ms = grace.as_millis(),
+            "no longer accepting; finishing in-flight requests"
+        );
+        let _ = stopped_accepting.send(());
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let bound = async move {
+        if accepting_stopped.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = bound => tracing::warn!("requests still in flight after the shutdown grace; exiting"),
+    }
     Ok(())
 }

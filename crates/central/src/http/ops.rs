@@ -13,9 +13,16 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
-/// Ready: the database answers.
+/// Ready: the database answers and the instance is not shutting down (503 from the moment it
+/// received SIGTERM, so load balancers stop sending it requests).
 #[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200), (status = 503)))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<&'static str> {
+    if state
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(ApiError::Unavailable);
+    }
     state.db.ping().await.map_err(|e| {
         tracing::warn!(error = ?e, "database not reachable");
         ApiError::Unavailable

@@ -9,5 +9,6 @@
 
 mod harness;
 
+mod failover;
 mod shared_state;
 mod startup;
