@@ -96,6 +96,11 @@ pub struct Config {
     pub search_refresh: Duration,
     /// NATS for the event relay; without it events are delivered in-process only.
     pub nats_url: Option<Secret>,
+    /// A streaming replica of the primary for reads (catalog, stock and order lists).
+    pub database_read_url: Option<Secret>,
+    /// The longest a read waits for the replica to replay its client's write before it reads
+    /// the primary instead.
+    pub replica_wait: Duration,
     /// SIGTERM: how long `/ready` answers 503 while requests are still served, so that a load
     /// balancer's health checks take the instance out before it stops accepting connections.
     pub shutdown_drain: Duration,
@@ -167,6 +172,8 @@ impl Default for Config {
             search_refresh: Duration::from_millis(500),
             nats_url: None,
             redis_url: None,
+            database_read_url: None,
+            replica_wait: Duration::from_millis(500),
             shutdown_drain: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
             nats_stream: "KASSA_EVENTS".into(),
@@ -287,6 +294,10 @@ impl Config {
             search_refresh: Duration::from_millis(env_parse("KASSA_SEARCH_REFRESH_MS", 500)?),
             nats_url: std::env::var("KASSA_NATS_URL").ok().map(Secret::new),
             redis_url: std::env::var("KASSA_REDIS_URL").ok().map(Secret::new),
+            database_read_url: std::env::var("KASSA_DATABASE_READ_URL")
+                .ok()
+                .map(Secret::new),
+            replica_wait: Duration::from_millis(env_parse("KASSA_REPLICA_WAIT_MS", 500)?),
             shutdown_drain: Duration::from_millis(env_parse("KASSA_SHUTDOWN_DRAIN_MS", 0)?),
             shutdown_grace: Duration::from_millis(env_parse("KASSA_SHUTDOWN_GRACE_MS", 10_000)?),
             nats_stream: std::env::var("KASSA_NATS_STREAM").unwrap_or(d.nats_stream),

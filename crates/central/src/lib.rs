@@ -36,6 +36,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     };
     let db = store::Db::connect(&config.database_url, &limits).await?;
     db.migrate().await?;
+    let db = match &config.database_read_url {
+        Some(url) => db.with_replica(url.expose(), &limits, config.replica_wait)?,
+        None => db,
+    };
     let secret = auth::signing_secret(&db, &config).await?;
     let shared = Arc::new(match &config.redis_url {
         Some(url) => shared::SharedState::connect(url)?,

@@ -174,6 +174,41 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
     }
 }
 
+/// `Kassa-Read-After`: the `Kassa-Write-Position` a client got from its last write. A read that
+/// carries it waits (boundedly) for the replica to replay that far, else reads the primary, so a
+/// client always sees its own writes. A value that is not a position reads the primary.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadAfter(pub Option<crate::store::WritePosition>);
+
+/// The request header of [`ReadAfter`] and the response header writes carry.
+pub const READ_AFTER: &str = "kassa-read-after";
+pub const WRITE_POSITION: &str = "kassa-write-position";
+
+impl ReadAfter {
+    /// The database this request reads from.
+    pub async fn db(&self, state: &AppState) -> crate::store::Db {
+        state.db.for_reads(self.0).await
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadAfter {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(raw) = parts.headers.get(READ_AFTER) else {
+            return Ok(Self(None));
+        };
+        // Unreadable: as far as possible (the primary), never a stale read.
+        let max = crate::store::WritePosition::parse("FFFFFFFF/FFFFFFFF");
+        Ok(Self(
+            raw.to_str()
+                .ok()
+                .and_then(crate::store::WritePosition::parse)
+                .or(max),
+        ))
+    }
+}
+
 /// A caller of the public catalog reads (products, search, recommendations): signed in, as
 /// [`Auth<Customer>`] checks (a bad token is still a 401), or anonymous with no token, then
 /// rate limited per client address.

@@ -142,6 +142,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            write_position,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             timeout_and_metrics,
         ))
         .layer(CatchPanicLayer::custom(|_| {
@@ -180,6 +184,31 @@ async fn timeout_and_metrics(
     let labels = [("method", method), ("route", route), ("status", status)];
     metrics::counter!(HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(HTTP_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// With a read replica, a successful write's response carries `Kassa-Write-Position`: the
+/// client sends it back as `Kassa-Read-After` and reads its write through any instance.
+async fn write_position(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response<axum::body::Body> {
+    use axum::http::Method;
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let mut response = next.run(req).await;
+    if writes && state.db.has_replica() && response.status().is_success() {
+        match state.db.write_position().await {
+            Ok(position) => {
+                if let Ok(value) = axum::http::HeaderValue::from_str(&position.to_string()) {
+                    response
+                        .headers_mut()
+                        .insert(extract::WRITE_POSITION, value);
+                }
+            }
+            Err(e) => tracing::warn!(error = ?e, "no write position for this response"),
+        }
+    }
     response
 }
 

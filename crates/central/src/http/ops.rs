@@ -27,6 +27,10 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<&'static str> {
         tracing::warn!(error = ?e, "database not reachable");
         ApiError::Unavailable
     })?;
+    // A replica that does not answer degrades reads to the primary; the instance still serves.
+    if state.db.replica_answers().await == Some(false) {
+        return Ok("ready (degraded: the read replica does not answer; reads go to the primary)");
+    }
     Ok("ready")
 }
 

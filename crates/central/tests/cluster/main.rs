@@ -10,5 +10,6 @@
 mod harness;
 
 mod failover;
+mod replica;
 mod shared_state;
 mod startup;
