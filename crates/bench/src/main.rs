@@ -6,12 +6,13 @@ mod generated;
 mod leases;
 mod register;
 mod relay;
+mod scale;
 mod search;
 mod sync;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|search|relay|register|sync|leases|all";
+const SCENARIOS: &str = "checkout|search|relay|register|sync|leases|scale|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -43,6 +44,10 @@ async fn main() -> anyhow::Result<()> {
             leases::run().await
         }
         "leases" => leases::run().await,
+        // Not in "all": it starts whole clusters (and needs redis-server and haproxy).
+        "scale" => scale::run().await,
+        // `./x cluster`: the scaled-out topology until Ctrl-C (not a benchmark).
+        "cluster" => scale::cluster().await,
         "all" => {
             checkout::run().await?;
             search::run().await?;

@@ -214,6 +214,21 @@ impl PgCluster {
             data,
             root,
         };
+        // Before the start, so that a replica that fails to start is cleaned up too.
+        let watchdog = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 1; done; {} {}/pg_ctl -D {} -m immediate stop >/dev/null 2>&1; rm -rf {dir_s}",
+            std::process::id(),
+            if root { "runuser -u postgres --" } else { "" },
+            replica.bin.display(),
+            replica.data,
+        );
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting the replica watchdog")?;
         let opts = format!(
             "-p {port} -k {dir_s} -c listen_addresses=127.0.0.1 -c max_connections=400 -c hot_standby=on"
         );
@@ -241,20 +256,7 @@ impl PgCluster {
                 std::fs::read_to_string(&log).unwrap_or_default()
             )
         })?;
-        let watchdog = format!(
-            "while kill -0 {} 2>/dev/null; do sleep 1; done; {} {}/pg_ctl -D {} -m immediate stop >/dev/null 2>&1; rm -rf {dir_s}",
-            std::process::id(),
-            if root { "runuser -u postgres --" } else { "" },
-            replica.bin.display(),
-            replica.data,
-        );
-        Command::new("sh")
-            .args(["-c", &watchdog])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .context("starting the replica watchdog")?;
+
         Ok(replica)
     }
 

@@ -347,13 +347,25 @@ impl HaProxy {
     /// Starts haproxy with `config` (see [`haproxy_config`]). `None` when haproxy is not
     /// installed (panics when `KASSA_REQUIRE_HAPROXY` is set).
     pub fn start(config_for_port: impl FnOnce(u16) -> String) -> Option<anyhow::Result<Self>> {
-        let bin = require_program("haproxy", "haproxy", "KASSA_REQUIRE_HAPROXY")?;
-        Some(Self::start_with(&bin, config_for_port))
+        Self::start_on(0, config_for_port)
     }
 
-    fn start_with(bin: &Path, config_for_port: impl FnOnce(u16) -> String) -> anyhow::Result<Self> {
+    /// [`HaProxy::start`] listening on `port` (0: a free one).
+    pub fn start_on(
+        port: u16,
+        config_for_port: impl FnOnce(u16) -> String,
+    ) -> Option<anyhow::Result<Self>> {
+        let bin = require_program("haproxy", "haproxy", "KASSA_REQUIRE_HAPROXY")?;
+        let port = if port == 0 { free_port() } else { port };
+        Some(Self::start_with(&bin, port, config_for_port))
+    }
+
+    fn start_with(
+        bin: &Path,
+        port: u16,
+        config_for_port: impl FnOnce(u16) -> String,
+    ) -> anyhow::Result<Self> {
         let dir = TempDir::new("kassa-haproxy")?;
-        let port = free_port();
         let cfg = dir.0.join("haproxy.cfg");
         std::fs::write(&cfg, config_for_port(port)).context("writing haproxy.cfg")?;
         let check = Command::new(bin)
