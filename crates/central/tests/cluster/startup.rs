@@ -24,6 +24,33 @@ async fn three_instances_started_at_once_on_an_empty_database_all_become_ready()
             .unwrap();
         assert_eq!(response.status(), 200, "instance {} refused", instance.port);
     }
+    // Each instance's search index follows the change feed: the demo store loaded after they
+    // started is found by every one of them, with the same answer, within the refresh lag.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut answers = Vec::new();
+        for instance in &instances {
+            let found: serde_json::Value = client
+                .get(format!("{}/v1/search?q=coffee&page_size=5", instance.url()))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answers.push((found["total"].clone(), found["hits"][0]["sku"].clone()));
+        }
+        if answers[0].0.as_u64().is_some_and(|n| n > 0) && answers.iter().all(|a| *a == answers[0])
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "instances answer the same search differently: {answers:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     // Every migration was applied exactly once.
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
