@@ -374,6 +374,7 @@ pub fn spawn(db: Db, config: &Config) -> RelayTask {
         tracing::info!(
             nats = relay.nats.is_some(),
             consumers = relay.consumers.len(),
+            holder = %relay.holder,
             "event relay started"
         );
         relay.run_until(stopped).await;

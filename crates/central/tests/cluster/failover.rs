@@ -1,17 +1,30 @@
 //! Instances leave while 8 clients place orders through HAProxy (`deploy/haproxy.cfg`): SIGTERM
 //! loses no request; `kill -9` loses none the clients cannot retry with their Idempotency-Keys,
-//! and every acknowledged order exists exactly once, with no oversell.
+//! and every acknowledged order exists exactly once, with no oversell; the relay lease moves to
+//! a living instance and every event reaches the NATS stream once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kassa_central::devtools::cluster::{haproxy_config, CentralProcess, HaProxy};
+use kassa_central::devtools::NatsServer;
+use kassa_central::events::nats::{NatsSettings, NatsSink};
 
 use crate::harness::{self, client, env_with, login};
 
-/// The scarce SKUs every client orders from, at STORE-1 (40 units each in the demo store).
-const SCARCE: [&str; 4] = ["DEMO-0001", "DEMO-0002", "DEMO-0003", "DEMO-0004"];
+/// The scarce SKUs every client orders from, at STORE-1 (40 units each in the demo store, fewer
+/// after its order history: they run out midway through a story).
+const SCARCE: [&str; 8] = [
+    "DEMO-0001",
+    "DEMO-0002",
+    "DEMO-0003",
+    "DEMO-0004",
+    "DEMO-0005",
+    "DEMO-0006",
+    "DEMO-0007",
+    "DEMO-0008",
+];
 const CLIENTS: usize = 8;
 /// Bound on one order's retries (a retry waits 100 ms).
 const ATTEMPTS_MAX: usize = 100;
@@ -169,7 +182,7 @@ async fn assert_exactly_once_and_no_oversell(database_url: &str, seen: &[Seen]) 
     let lines: Vec<(String, i64)> = sqlx::query_as(
         "SELECT o.id, l.qty FROM orders o JOIN order_lines l ON l.order_id = o.id \
          WHERE o.location_id = (SELECT id FROM locations WHERE code = 'STORE-1') \
-         AND l.sku IN ('DEMO-0001', 'DEMO-0002', 'DEMO-0003', 'DEMO-0004') \
+         AND l.sku BETWEEN 'DEMO-0001' AND 'DEMO-0008' \
          AND o.status = 'RESERVED'",
     )
     .fetch_all(&mut conn)
@@ -203,11 +216,14 @@ async fn assert_exactly_once_and_no_oversell(database_url: &str, seen: &[Seen]) 
     );
 }
 
-/// A cluster of three with the demo store, HAProxy in front, and the cashier's token.
-async fn three_behind_haproxy() -> Option<(String, Vec<CentralProcess>, HaProxy, String)> {
+/// A cluster of three with the demo store, HAProxy in front, and the cashier's token; with
+/// `extra` settings.
+async fn three_behind_haproxy(
+    extra: &[(&'static str, String)],
+) -> Option<(String, Vec<CentralProcess>, HaProxy, String)> {
     let url = harness::postgres_database().await?;
     harness::load_demo(&url);
-    let env = env_with(
+    let mut env = env_with(
         &url,
         &[
             ("KASSA_SHUTDOWN_DRAIN_MS", "1500".into()),
@@ -217,6 +233,7 @@ async fn three_behind_haproxy() -> Option<(String, Vec<CentralProcess>, HaProxy,
             ("KASSA_IDEMPOTENCY_LEASE_S", "3".into()),
         ],
     );
+    env.extend_from_slice(extra);
     let instances = harness::start_instances(3, &env).await;
     let lb = balancer(&instances)?;
     // Wait for HAProxy's health checks to see all three up.
@@ -228,7 +245,7 @@ async fn three_behind_haproxy() -> Option<(String, Vec<CentralProcess>, HaProxy,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_of_one_instance_under_load_through_haproxy_fails_no_request() {
-    let Some((url, mut instances, lb, token)) = three_behind_haproxy().await else {
+    let Some((url, mut instances, lb, token)) = three_behind_haproxy(&[]).await else {
         return;
     };
     let pid = instances[1].pid();
@@ -275,11 +292,49 @@ async fn sigterm_of_one_instance_under_load_through_haproxy_fails_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_one_instance_under_load_loses_no_acknowledged_order_and_oversells_nothing() {
-    let Some((url, mut instances, lb, token)) = three_behind_haproxy().await else {
+    let Some(nats) = NatsServer::shared() else {
         return;
     };
-    let victim = &mut instances[0];
-    let pid = victim.pid();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let settings = NatsSettings {
+        stream: format!("T_{tag}"),
+        subject_prefix: format!("t{tag}"),
+        replicas: 1,
+        duplicate_window: Duration::from_secs(120),
+        ack_timeout: Duration::from_secs(5),
+        publish_attempts_max: 3,
+    };
+    let relay_env = [
+        ("KASSA_NATS_URL", nats.url()),
+        ("KASSA_NATS_STREAM", settings.stream.clone()),
+        ("KASSA_NATS_SUBJECT_PREFIX", settings.subject_prefix.clone()),
+        ("KASSA_RELAY_LEASE_TTL_MS", "2000".into()),
+    ];
+    let Some((url, instances, lb, token)) = three_behind_haproxy(&relay_env).await else {
+        return;
+    };
+    // The victim is the instance whose relay holds the lease once events flow.
+    let c = client();
+    place_order(&c, &lb.url(), &token, "warm-up", "DEMO-0100", true)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let victim = loop {
+        let holder = lease_holder(&url).await;
+        if let Some(i) = (!holder.is_empty())
+            .then(|| instances.iter().position(|i| i.log().contains(&holder)))
+            .flatten()
+        {
+            break i;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no relay took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let first_holder = lease_holder(&url).await;
+    let pid = instances[victim].pid();
     let seen = under_load(
         &lb.url(),
         &token,
@@ -311,4 +366,59 @@ async fn kill_9_of_one_instance_under_load_loses_no_acknowledged_order_and_overs
         "too little load: {orders} orders ({refused} refused)"
     );
     assert_exactly_once_and_no_oversell(&url, &seen).await;
+
+    // The lease moved to a living instance, which delivered the rest: every event is in the
+    // stream once. (The scarce stock may have run out before the kill: one more order makes
+    // sure there is something to deliver after it.)
+    place_order(&c, &lb.url(), &token, "after-the-kill", "DEMO-0101", true)
+        .await
+        .unwrap();
+    let mut conn = connect(&url).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let undelivered: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        if undelivered == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{undelivered} events never delivered after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let holder = lease_holder(&url).await;
+    assert_ne!(holder, first_holder, "the relay lease did not move");
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let sink = NatsSink::connect(&nats.url(), settings).await.unwrap();
+    let stored = sink.stored_events(1_000_000).await.unwrap();
+    let ids: std::collections::HashSet<&str> = stored.iter().map(|m| m.msg_id.as_str()).collect();
+    assert_eq!(ids.len(), stored.len(), "an event is in the stream twice");
+    assert_eq!(
+        i64::try_from(stored.len()).unwrap(),
+        events,
+        "the stream does not hold every event once"
+    );
+    eprintln!("relay: {events} events, each once in the stream; the lease moved");
+}
+
+async fn connect(url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url).await.unwrap()
+}
+
+/// Who holds the relay lease (an instance's relay id, in its log).
+async fn lease_holder(url: &str) -> String {
+    let mut conn = connect(url).await;
+    sqlx::query_scalar("SELECT holder FROM relay_leases WHERE name = 'outbox'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
 }
