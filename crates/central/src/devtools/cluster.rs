@@ -410,3 +410,29 @@ impl Drop for HaProxy {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::haproxy_config;
+
+    #[test]
+    fn the_deployed_haproxy_config_is_moved_to_test_ports_and_keeps_its_settings() {
+        let deployed = include_str!("../../../../deploy/haproxy.cfg");
+        let backends = ["127.0.0.1:7001".to_owned(), "127.0.0.1:7002".to_owned()];
+        let config = haproxy_config(deployed, 7000, &backends);
+        assert!(config.contains("    bind 127.0.0.1:7000\n"));
+        assert!(config.contains("    server central1 127.0.0.1:7001 check\n"));
+        assert!(config.contains("    server central2 127.0.0.1:7002 check\n"));
+        assert!(!config.contains("central3"), "{config}");
+        assert!(!config.contains(":8080"), "{config}");
+        // What makes failover safe is kept as deployed.
+        for kept in [
+            "option httpchk GET /ready",
+            "retry-on conn-failure",
+            "option http-server-close",
+            "default-server inter 500ms fall 2 rise 2",
+        ] {
+            assert!(config.contains(kept), "{kept} lost:\n{config}");
+        }
+    }
+}
