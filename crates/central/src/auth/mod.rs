@@ -112,7 +112,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - interval * burst
-if allow_at > now then return allow_at - now end
+if allow_at > now then return math.ceil(allow_at - now) end
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
 return 0
 ";
