@@ -9,13 +9,13 @@ use anyhow::{bail, Context};
 mod fuzz;
 mod pg;
 
-const USAGE: &str =
-    "usage: ./x run | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|catalog|search|relay|register|sync|leases|all>";
+const USAGE: &str = "usage: ./x run | ./x cluster | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|catalog|search|relay|register|sync|leases|scale|all>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => run(),
+        Some("cluster") => cluster(),
         Some("test") => match args.get(1).map(String::as_str) {
             None => test(),
             Some("--model-seed") => model_seed(args.get(2).map(String::as_str)),
@@ -136,6 +136,11 @@ fn test() -> anyhow::Result<()> {
     ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
     // The SLO alert rules are unit-tested with `promtool` (Debian's prometheus package).
     ensure_packages(&[("prometheus", "/usr/bin/promtool")])?;
+    // The scale-out stories (crates/central/tests/cluster) start redis-server and haproxy.
+    ensure_packages(&[
+        ("redis-server", "/usr/bin/redis-server"),
+        ("haproxy", "/usr/sbin/haproxy"),
+    ])?;
     ensure_desktop_tools()?;
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
     // The shell embeds ui/dist: the UI is built before anything compiles the shell.
@@ -439,6 +444,34 @@ fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a scaled-out Central needs besides PostgreSQL: NATS, Redis, HAProxy.
+const CLUSTER_PACKAGES: [(&str, &str); 3] = [
+    ("nats-server", "/usr/sbin/nats-server"),
+    ("redis-server", "/usr/bin/redis-server"),
+    ("haproxy", "/usr/sbin/haproxy"),
+];
+
+/// The scaled-out topology on one machine (PostgreSQL primary and streaming replica, Redis,
+/// NATS, three Centrals, HAProxy on 127.0.0.1:8080 or `KASSA_CLUSTER_PORT`, the demo store and
+/// the payment simulator), until Ctrl-C (`crates/bench/src/scale.rs`, docs/scaling.md).
+fn cluster() -> anyhow::Result<()> {
+    if !postgres_installed() {
+        ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
+    }
+    ensure_packages(&CLUSTER_PACKAGES)?;
+    build_bins(&["kassa-central", "kassa-processor-sim", "kassa-bench"])?;
+    let bin = target_dir().join("debug").join("kassa-bench");
+    // Ctrl-C reaches the child too (same process group); it stops everything it started.
+    let status = Command::new(bin)
+        .arg("cluster")
+        .status()
+        .context("running the cluster")?;
+    if !status.success() {
+        bail!("the cluster exited with {status}");
+    }
+    Ok(())
+}
+
 /// Benchmarks print figures with their raw baseline; they never assert.
 fn bench(args: &[String]) -> anyhow::Result<()> {
     let scenario = args.first().map_or("all", String::as_str);
@@ -446,6 +479,14 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
     }
     ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
+    if scenario == "scale" {
+        ensure_packages(&CLUSTER_PACKAGES)?;
+        // The scale scenario runs kassa-central processes from beside kassa-bench.
+        sh(
+            "cargo",
+            &["build", "--release", "--package", "kassa-central", "--bins"],
+        )?;
+    }
     sh(
         "cargo",
         &[

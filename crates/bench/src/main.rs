@@ -7,12 +7,13 @@ mod generated;
 mod leases;
 mod register;
 mod relay;
+mod scale;
 mod search;
 mod sync;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|catalog|search|relay|register|sync|leases|all";
+const SCENARIOS: &str = "checkout|catalog|search|relay|register|sync|leases|scale|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -45,6 +46,10 @@ async fn main() -> anyhow::Result<()> {
             leases::run().await
         }
         "leases" => leases::run().await,
+        // Not in "all": it starts whole clusters (and needs redis-server and haproxy).
+        "scale" => scale::run().await,
+        // `./x cluster`: the scaled-out topology until Ctrl-C (not a benchmark).
+        "cluster" => scale::cluster().await,
         "all" => {
             checkout::run().await?;
             catalog::run().await?;

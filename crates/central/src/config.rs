@@ -105,6 +105,20 @@ pub struct Config {
     pub cache_ttl: Duration,
     /// NATS for the event relay; without it events are delivered in-process only.
     pub nats_url: Option<Secret>,
+    /// A streaming replica of the primary for reads (catalog, stock and order lists).
+    pub database_read_url: Option<Secret>,
+    /// The longest a read waits for the replica to replay its client's write before it reads
+    /// the primary instead.
+    pub replica_wait: Duration,
+    /// SIGTERM: how long `/ready` answers 503 while requests are still served, so that a load
+    /// balancer's health checks take the instance out before it stops accepting connections.
+    pub shutdown_drain: Duration,
+    /// SIGTERM: how long in-flight requests may take to finish once the instance stops
+    /// accepting; after it the process exits anyway.
+    pub shutdown_grace: Duration,
+    /// Redis for what every instance shares (rate limits, session revocations); without it
+    /// each instance keeps its own (`crate::shared`).
+    pub redis_url: Option<Secret>,
     /// The JetStream stream events are published to, and its subject prefix.
     pub nats_stream: String,
     pub nats_subject_prefix: String,
@@ -169,6 +183,11 @@ impl Default for Config {
             search_refresh: Duration::from_millis(500),
             cache_ttl: Duration::from_secs(60),
             nats_url: None,
+            redis_url: None,
+            database_read_url: None,
+            replica_wait: Duration::from_millis(500),
+            shutdown_drain: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(10),
             nats_stream: "KASSA_EVENTS".into(),
             nats_subject_prefix: "kassa.events".into(),
             nats_replicas: 1,
@@ -292,6 +311,13 @@ impl Config {
             search_refresh: Duration::from_millis(env_parse("KASSA_SEARCH_REFRESH_MS", 500)?),
             cache_ttl: Duration::from_millis(env_parse("KASSA_CACHE_TTL_MS", 60_000)?),
             nats_url: std::env::var("KASSA_NATS_URL").ok().map(Secret::new),
+            redis_url: std::env::var("KASSA_REDIS_URL").ok().map(Secret::new),
+            database_read_url: std::env::var("KASSA_DATABASE_READ_URL")
+                .ok()
+                .map(Secret::new),
+            replica_wait: Duration::from_millis(env_parse("KASSA_REPLICA_WAIT_MS", 500)?),
+            shutdown_drain: Duration::from_millis(env_parse("KASSA_SHUTDOWN_DRAIN_MS", 0)?),
+            shutdown_grace: Duration::from_millis(env_parse("KASSA_SHUTDOWN_GRACE_MS", 10_000)?),
             nats_stream: std::env::var("KASSA_NATS_STREAM").unwrap_or(d.nats_stream),
             nats_subject_prefix: std::env::var("KASSA_NATS_SUBJECT_PREFIX")
                 .unwrap_or(d.nats_subject_prefix),

@@ -3,6 +3,8 @@
 //! its files when the owning process exits, however it exits. Throwaway NATS servers
 //! (`nats-server -js` from the system package) the same way, for the event relay.
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -161,6 +163,103 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// A streaming replica of this cluster (`pg_basebackup -R`) on a port of its own, replaying
+    /// each commit `apply_delay_ms` after the primary made it (`recovery_min_apply_delay`).
+    pub fn start_replica(&self, apply_delay_ms: u64) -> anyhow::Result<PgReplica> {
+        let bin = find_pg_bin().context("no PostgreSQL binaries")?;
+        let root = is_root();
+        let dir =
+            std::env::temp_dir().join(format!("kassa-pg-replica-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).context("creating the replica dir")?;
+        if root {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()?;
+            anyhow::ensure!(status.success(), "chown of the replica dir failed");
+        }
+        let dir_s = dir.to_str().context("temp dir is not UTF-8")?.to_owned();
+        let data = format!("{dir_s}/data");
+        let primary_port = self.port.to_string();
+        run_pg(
+            &bin,
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary_port,
+                "-U",
+                "postgres",
+                "-D",
+                &data,
+                "-R",
+                "-c",
+                "fast",
+                "-X",
+                "stream",
+            ],
+            root,
+        )?;
+        let auto = format!("{data}/postgresql.auto.conf");
+        let mut conf = std::fs::read_to_string(&auto).unwrap_or_default();
+        conf.push_str(&format!(
+            "recovery_min_apply_delay = '{apply_delay_ms}ms'\n"
+        ));
+        std::fs::write(&auto, conf).context("writing the replica's settings")?;
+        let port = free_port();
+        let replica = PgReplica {
+            port,
+            bin,
+            data,
+            root,
+        };
+        // Before the start, so that a replica that fails to start is cleaned up too.
+        let watchdog = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 1; done; {} {}/pg_ctl -D {} -m immediate stop >/dev/null 2>&1; rm -rf {dir_s}",
+            std::process::id(),
+            if root { "runuser -u postgres --" } else { "" },
+            replica.bin.display(),
+            replica.data,
+        );
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting the replica watchdog")?;
+        let opts = format!(
+            "-p {port} -k {dir_s} -c listen_addresses=127.0.0.1 -c max_connections=400 -c hot_standby=on"
+        );
+        let log = format!("{dir_s}/log");
+        run_pg(
+            &replica.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                &replica.data,
+                "-o",
+                &opts,
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+            root,
+        )
+        .with_context(|| {
+            format!(
+                "the replica's log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })?;
+
+        Ok(replica)
+    }
+
     /// A new empty database; returns its URL.
     pub async fn create_database(&self) -> anyhow::Result<String> {
         use sqlx::Connection;
@@ -172,6 +271,32 @@ impl PgCluster {
             .await?;
         conn.close().await?;
         Ok(self.url(&name))
+    }
+}
+
+/// A streaming replica started by [`PgCluster::start_replica`]; stopped (and its files deleted)
+/// when the owning process exits, or at once with [`PgReplica::stop`].
+#[derive(Debug)]
+pub struct PgReplica {
+    port: u16,
+    bin: PathBuf,
+    data: String,
+    root: bool,
+}
+
+impl PgReplica {
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Stops the replica now (`pg_ctl stop -m immediate`): the replica going away.
+    pub fn stop(&self) -> anyhow::Result<()> {
+        run_pg(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &self.data, "-m", "immediate", "stop"],
+            self.root,
+        )
     }
 }
 

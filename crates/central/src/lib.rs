@@ -15,6 +15,7 @@ pub mod orders;
 pub mod payments;
 pub mod recommend;
 pub mod search;
+pub mod shared;
 pub mod state;
 pub mod stock;
 pub mod store;
@@ -35,8 +36,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     };
     let db = store::Db::connect(&config.database_url, &limits).await?;
     db.migrate().await?;
+    let db = match &config.database_read_url {
+        Some(url) => db.with_replica(url.expose(), &limits, config.replica_wait)?,
+        None => db,
+    };
     let secret = auth::signing_secret(&db, &config).await?;
-    let auth = auth::AuthService::new(&config, &secret).await?;
+    let shared = Arc::new(match &config.redis_url {
+        Some(url) => shared::SharedState::connect(url)?,
+        None => shared::SharedState::none(),
+    });
+    let auth = auth::AuthService::new(&config, &secret, shared.clone()).await?;
     telemetry::metrics::handle();
     let recommender = recommend::load(
         &db,
@@ -65,5 +74,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         inflight,
         products: catalog::product_cache::ProductCache::new(cache_ttl),
         searches: search::answer_cache::SearchCache::new(cache_ttl),
+        shutting_down: Arc::default(),
+        shared,
     })
 }

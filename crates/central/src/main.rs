@@ -116,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
             let indexed = kassa_central::search::index::refresh(&state.search, &state.db).await?;
             tracing::info!(indexed, "search index caught up");
             kassa_central::search::spawn_refresher(state.clone(), state.config.search_refresh);
-            kassa_central::events::spawn(state.db.clone(), &state.config);
+            let relay = kassa_central::events::spawn(state.db.clone(), &state.config);
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .with_context(|| format!("binding {bind}"))?;
@@ -124,7 +124,11 @@ async fn main() -> anyhow::Result<()> {
                 "Kassa Central listening on http://{}",
                 listener.local_addr()?
             );
-            kassa_central::serve(listener, state, shutdown_signal()).await
+            let grace = state.config.shutdown_grace;
+            kassa_central::serve(listener, state, shutdown_signal()).await?;
+            relay.stop(grace).await;
+            tracing::info!("stopped");
+            Ok(())
         }
         Command::Migrate => {
             let db =

@@ -17,6 +17,10 @@ pub struct AppState {
     /// The catalog search index of this instance.
     pub search: Arc<crate::search::index::SearchIndex>,
     pub recommender: Arc<crate::recommend::Recommender>,
+    /// What every instance shares through Redis (`KASSA_REDIS_URL`), if configured.
+    pub shared: Arc<crate::shared::SharedState>,
+    /// Set when the instance begins shutting down: `/ready` answers 503 from then on.
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
     /// This instance's copy of read-only mode.
     pub read_only: Arc<crate::maintenance::ReadOnlySwitch>,
     /// This instance's copy of the feature switches.

@@ -6,7 +6,7 @@ pub mod routes;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::config::{Config, Secret};
 use crate::http::error::ApiError;
+use crate::shared::SharedState;
 use crate::store::{self, Db};
 
 /// Who is calling, as proven by a live session's access token.
@@ -62,6 +63,75 @@ pub struct AuthService {
     requests_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     /// A real hash to verify against when the username is unknown, so both cases cost the same.
     dummy_hash: String,
+    /// With Redis: the same limits, global, and revocations every instance sees at once.
+    shared: Arc<SharedState>,
+    quotas: SharedQuotas,
+}
+
+/// The limits above in the form the shared (Redis) limiter takes.
+#[derive(Debug, Clone, Copy)]
+struct SharedQuotas {
+    login_by_username: SharedQuota,
+    login_by_ip: SharedQuota,
+    requests_by_user: SharedQuota,
+    requests_by_ip: SharedQuota,
+}
+
+/// One request every `interval_us`, up to `burst` at once (GCRA, as `governor` does locally).
+#[derive(Debug, Clone, Copy)]
+struct SharedQuota {
+    interval_us: i64,
+    burst: i64,
+}
+
+impl SharedQuota {
+    fn per_minute(n: u32) -> Self {
+        let n = i64::from(n.max(1));
+        Self {
+            interval_us: 60_000_000 / n,
+            burst: n,
+        }
+    }
+
+    fn per_second(n: u32, burst: u32) -> Self {
+        Self {
+            interval_us: 1_000_000 / i64::from(n.max(1)),
+            burst: i64::from(burst.max(1)),
+        }
+    }
+}
+
+/// One GCRA step, atomic in Redis: 0 and the request counted, or how many microseconds until
+/// one would be allowed. Time is Redis's own clock, the same for every instance.
+const GCRA_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - interval * burst
+if allow_at > now then return math.ceil(allow_at - now) end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
+return 0
+";
+
+fn gcra_script() -> &'static redis::Script {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(GCRA_SCRIPT))
+}
+
+/// The 429 of the shared rate limit `limit`.
+fn retry_after_us(limit: &'static str, wait_us: i64) -> ApiError {
+    metrics::counter!(crate::telemetry::metrics::RATE_LIMITED, "limit" => limit).increment(1);
+    ApiError::TooManyRequests {
+        retry_after_s: u64::try_from(wait_us / 1_000_000).unwrap_or(0).max(1),
+    }
+}
+
+fn revoked_key(session_id: Uuid) -> String {
+    format!("kassa:revoked:{session_id}")
 }
 
 impl std::fmt::Debug for AuthService {
@@ -170,7 +240,11 @@ pub async fn signing_secret(db: &Db, config: &Config) -> anyhow::Result<Secret> 
 }
 
 impl AuthService {
-    pub async fn new(config: &Config, secret: &Secret) -> anyhow::Result<Self> {
+    pub async fn new(
+        config: &Config,
+        secret: &Secret,
+        shared: Arc<SharedState>,
+    ) -> anyhow::Result<Self> {
         let dummy_hash = hash_password(random_token()).await?;
         Ok(Self {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
@@ -189,11 +263,68 @@ impl AuthService {
                 config.anonymous_requests_burst,
             )),
             dummy_hash,
+            shared,
+            quotas: SharedQuotas {
+                login_by_username: SharedQuota::per_minute(config.login_per_username_per_minute),
+                login_by_ip: SharedQuota::per_minute(config.login_per_ip_per_minute),
+                requests_by_user: SharedQuota::per_second(
+                    config.user_requests_per_second,
+                    config.user_requests_burst,
+                ),
+                requests_by_ip: SharedQuota::per_second(
+                    config.anonymous_requests_per_second,
+                    config.anonymous_requests_burst,
+                ),
+            },
+        })
+    }
+
+    /// The shared (global) limit `limit` for `key`: `None` when Redis is not there, and the
+    /// caller uses this instance's own limiter instead.
+    async fn shared_limit(
+        &self,
+        limit: &'static str,
+        key: &str,
+        quota: SharedQuota,
+    ) -> Option<Result<(), ApiError>> {
+        if !self.shared.is_configured() {
+            return None;
+        }
+        let redis_key = format!("kassa:rate:{limit}:{key}");
+        let wait_us: i64 = self
+            .shared
+            .script(
+                gcra_script(),
+                &[&redis_key],
+                &[quota.interval_us, quota.burst],
+            )
+            .await?;
+        Some(if wait_us > 0 {
+            Err(retry_after_us(limit, wait_us))
+        } else {
+            Ok(())
         })
     }
 
     /// Brute-force brake: attempts per username and per client address.
-    pub fn check_login_rate(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
+    pub async fn check_login_rate(&self, username: &str, ip: IpAddr) -> Result<(), ApiError> {
+        let ip_key = ip.to_string();
+        let by_ip = self
+            .shared_limit("login_per_ip", &ip_key, self.quotas.login_by_ip)
+            .await;
+        if let Some(by_ip) = by_ip {
+            by_ip?;
+            if let Some(by_username) = self
+                .shared_limit(
+                    "login_per_username",
+                    username,
+                    self.quotas.login_by_username,
+                )
+                .await
+            {
+                return by_username;
+            }
+        }
         self.login_by_ip
             .check_key(&ip)
             .map_err(|e| retry_after("login_per_ip", &e))?;
@@ -206,18 +337,38 @@ impl AuthService {
     /// The per-caller request brake: a person's sessions share one budget; a register's own
     /// (device) session has a budget of its own, so a store's tills syncing at once do not
     /// throttle each other, nor the manager who paired them.
-    pub fn check_caller_rate(&self, caller: &Caller) -> Result<(), ApiError> {
+    pub async fn check_caller_rate(&self, caller: &Caller) -> Result<(), ApiError> {
         let key = match (caller.role, caller.register_id) {
             (Role::Register, Some(register_id)) => register_id,
             _ => caller.user_id,
         };
+        if let Some(shared) = self
+            .shared_limit(
+                "requests_per_caller",
+                &key.to_string(),
+                self.quotas.requests_by_user,
+            )
+            .await
+        {
+            return shared;
+        }
         self.requests_by_user
             .check_key(&key)
             .map_err(|e| retry_after("requests_per_caller", &e))
     }
 
     /// The anonymous browsing brake, per client address.
-    pub fn check_anonymous_rate(&self, ip: IpAddr) -> Result<(), ApiError> {
+    pub async fn check_anonymous_rate(&self, ip: IpAddr) -> Result<(), ApiError> {
+        if let Some(shared) = self
+            .shared_limit(
+                "anonymous_requests_per_address",
+                &ip.to_string(),
+                self.quotas.requests_by_ip,
+            )
+            .await
+        {
+            return shared;
+        }
         self.requests_by_ip
             .check_key(&ip)
             .map_err(|e| retry_after("anonymous_requests_per_address", &e))
@@ -297,6 +448,7 @@ impl AuthService {
             store::sessions::Rotation::Rotated(owner) => Ok(self.tokens(&owner, new_refresh)?),
             store::sessions::Rotation::Reused(session_id) => {
                 self.forget_session(session_id);
+                self.broadcast_revocation(session_id).await;
                 tracing::warn!(%session_id, "refresh token reused; session revoked");
                 Err(ApiError::Unauthorized(
                     "refresh token already used; the session is revoked",
@@ -311,7 +463,27 @@ impl AuthService {
     pub async fn logout(&self, db: &Db, session_id: Uuid) -> anyhow::Result<()> {
         store::sessions::revoke(db, session_id).await?;
         self.forget_session(session_id);
+        self.broadcast_revocation(session_id).await;
         Ok(())
+    }
+
+    /// Tells every instance (through Redis) that `session_id` ended, for as long as one of its
+    /// access tokens may live; the database already says so (instances without Redis ask it).
+    async fn broadcast_revocation(&self, session_id: Uuid) {
+        if !self.shared.is_configured() {
+            return;
+        }
+        let ttl_ms = u64::try_from(self.access_ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(revoked_key(session_id))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl_ms);
+        if self.shared.query::<()>(&cmd).await.is_none() {
+            tracing::warn!(%session_id, "revocation not broadcast (Redis down): instances check sessions in the database meanwhile");
+        }
     }
 
     fn forget_session(&self, session_id: Uuid) {
@@ -342,13 +514,37 @@ impl AuthService {
         })
     }
 
+    /// Without Redis: the per-instance cache, else the database. With Redis up: a cached
+    /// session is also checked against the revocation broadcasts, so a logout on any instance
+    /// holds on this one at the next request. Redis down: the database every time.
     async fn session_live(&self, db: &Db, session_id: Uuid) -> anyhow::Result<bool> {
-        if self.sessions.fresh(session_id) {
-            return Ok(true);
-        }
+        let cache = if self.shared.is_configured() {
+            self.sessions.forget_all_after(self.shared.recoveries());
+            if self.sessions.fresh(session_id) {
+                let mut exists = redis::cmd("EXISTS");
+                exists.arg(revoked_key(session_id));
+                match self.shared.query::<bool>(&exists).await {
+                    Some(false) => return Ok(true),
+                    Some(true) => {
+                        self.forget_session(session_id);
+                        return Ok(false);
+                    }
+                    None => false,
+                }
+            } else {
+                self.shared.is_up()
+            }
+        } else {
+            if self.sessions.fresh(session_id) {
+                return Ok(true);
+            }
+            true
+        };
         let check = self.sessions.begin_check();
         let live = store::sessions::is_active(db, session_id).await?;
-        self.sessions.finish_check(session_id, live, check);
+        if cache {
+            self.sessions.finish_check(session_id, live, check);
+        }
         Ok(live)
     }
 }
@@ -366,6 +562,8 @@ struct SessionCache {
 struct CacheInner {
     checked: HashMap<Uuid, Instant>,
     revocations: u64,
+    /// The shared store's recoveries this cache was last synced with.
+    shared_recoveries: u64,
 }
 
 /// A database check in progress: the revocation epoch it began in.
@@ -406,6 +604,17 @@ impl SessionCache {
             inner.checked.insert(session_id, Instant::now());
         } else {
             inner.checked.remove(&session_id);
+        }
+    }
+
+    /// Drops every entry when Redis came back since the last call: a logout broadcast while
+    /// this instance could not hear it must not be missed.
+    fn forget_all_after(&self, recoveries: u64) {
+        let mut inner = self.lock();
+        if inner.shared_recoveries != recoveries {
+            inner.shared_recoveries = recoveries;
+            inner.revocations = inner.revocations.wrapping_add(1);
+            inner.checked.clear();
         }
     }
 

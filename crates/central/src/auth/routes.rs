@@ -31,7 +31,7 @@ pub async fn login(
 ) -> ApiResult<Json<TokenResponse>> {
     let secret = LoginSecret::of(&req)?;
     let username = req.username.trim().to_lowercase();
-    state.auth.check_login_rate(&username, ip)?;
+    state.auth.check_login_rate(&username, ip).await?;
     let register_id = match &req.register {
         None if matches!(secret, LoginSecret::Pin(_)) => {
             return Err(ApiError::invalid(
@@ -173,7 +173,8 @@ pub async fn device_login(
     let register_id = req.register.id;
     state
         .auth
-        .check_login_rate(&format!("register:{register_id}"), ip)?;
+        .check_login_rate(&format!("register:{register_id}"), ip)
+        .await?;
     let owner = store::registers::device_owner(&state.db, register_id).await?;
     let Some((_, paired_by)) =
         owner.filter(|(hash, _)| *hash == token_hash(&req.register.credential))

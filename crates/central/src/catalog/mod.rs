@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::http::cache;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Admin, Auth, Browse, Json, Manager, Path, Query, Staff};
+use crate::http::extract::{Admin, Auth, Browse, Json, Manager, Path, Query, ReadAfter, Staff};
 use crate::state::AppState;
 use crate::store;
 use crate::store::catalog::WriteError;
@@ -137,6 +137,7 @@ pub struct FeedQuery {
 pub async fn list_products(
     State(state): State<AppState>,
     who: Browse,
+    read_after: ReadAfter,
     headers: HeaderMap,
     Query(query): Query<FeedQuery>,
 ) -> ApiResult<Response> {
@@ -154,7 +155,8 @@ pub async fn list_products(
         ));
     }
     let limit = limit.min(state.config.feed_limit_max);
-    let items = store::catalog::changed_since(&state.db, since, limit).await?;
+    let db = read_after.db(&state).await;
+    let items = store::catalog::changed_since(&db, since, limit).await?;
     let next = items.last().map_or(since, |p| p.change_seq);
     let page = ProductPage {
         items,
@@ -176,16 +178,27 @@ pub async fn list_products(
 pub async fn get_product(
     State(state): State<AppState>,
     who: Browse,
+    read_after: ReadAfter,
     headers: HeaderMap,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let product = match state.products.get(id) {
+    // A caller that wrote reads its write (`Kassa-Read-After`): past this instance's cache,
+    // which follows the change feed only within the refresher's lag.
+    let kept = if read_after.0.is_none() {
+        state.products.get(id)
+    } else {
+        None
+    };
+    let product = match kept {
         Some(kept) => kept,
-        None => state.products.keep(
-            store::catalog::get(&state.db, id)
-                .await?
-                .ok_or(ApiError::NotFound("product"))?,
-        ),
+        None => {
+            let db = read_after.db(&state).await;
+            state.products.keep(
+                store::catalog::get(&db, id)
+                    .await?
+                    .ok_or(ApiError::NotFound("product"))?,
+            )
+        }
     };
     Ok(cache::answer(
         &headers,
@@ -237,8 +250,10 @@ pub async fn update_product(
 pub async fn list_locations(
     State(state): State<AppState>,
     _auth: Auth<Staff>,
+    read_after: ReadAfter,
 ) -> ApiResult<Json<Vec<Location>>> {
-    Ok(Json(store::locations::list(&state.db).await?))
+    let db = read_after.db(&state).await;
+    Ok(Json(store::locations::list(&db).await?))
 }
 
 /// Adds a location (admin); `code` is short and unique, e.g. `STORE-1`.

@@ -269,9 +269,18 @@ impl Relay {
     /// outbox is drained, after a doubling backoff (up to `backoff_max`) when a step fails. The
     /// backlog gauges are refreshed at most once per `BACKLOG_REPORT_INTERVAL`.
     pub async fn run(self) {
+        let (_keep, stop) = tokio::sync::watch::channel(false);
+        self.run_until(stop).await;
+    }
+
+    /// [`Relay::run`] until `stop` turns true (checked between steps, never inside one).
+    pub async fn run_until(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut backoff = self.settings.interval;
         let mut reported: Option<std::time::Instant> = None;
         loop {
+            if *stop.borrow() {
+                return;
+            }
             let pause = match self.step().await {
                 Ok(n) if n >= self.settings.batch_events_max => Duration::ZERO,
                 Ok(_) => {
@@ -292,7 +301,43 @@ impl Relay {
                 }
                 reported = Some(std::time::Instant::now());
             }
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// The relay `serve` runs in the background; [`RelayTask::stop`] ends it at shutdown and gives
+/// its lease up, so another instance's relay takes over at its next step instead of after the
+/// lease's TTL.
+#[derive(Debug)]
+pub struct RelayTask {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+    db: Db,
+    holder: String,
+}
+
+impl RelayTask {
+    /// Ends the task at once (its lease then expires by itself).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+
+    /// Lets the current step finish (at most `bound`), then releases the lease.
+    pub async fn stop(self, bound: Duration) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(bound, &mut task).await.is_err() {
+            task.abort();
+        }
+        match store::relay::release_lease(&self.db, &self.holder).await {
+            Ok(()) => tracing::info!("relay stopped, its lease released"),
+            Err(e) => {
+                tracing::warn!(error = ?e, "releasing the relay lease failed; it expires by itself")
+            }
         }
     }
 }
@@ -303,13 +348,21 @@ pub const BACKLOG_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Starts the relay `serve` runs. Central serves even while NATS is unreachable: the relay keeps
 /// trying to connect (backing off up to `relay_backoff_max`) and delivers nothing meanwhile, so
 /// the backlog grows and shows in the metrics.
-pub fn spawn(db: Db, config: &Config) -> tokio::task::JoinHandle<()> {
+pub fn spawn(db: Db, config: &Config) -> RelayTask {
     let config = config.clone();
-    tokio::spawn(async move {
+    let holder = Uuid::now_v7().to_string();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task_db = db.clone();
+    let task_holder = holder.clone();
+    let task = tokio::spawn(async move {
+        let db = task_db;
         let mut backoff = config.relay_interval;
         let relay = loop {
             match Relay::from_config(db.clone(), &config).await {
-                Ok(relay) => break relay,
+                Ok(mut relay) => {
+                    relay.holder = task_holder;
+                    break relay;
+                }
                 Err(e) => {
                     metrics::counter!(names::RELAY_FAILURES).increment(1);
                     tracing::warn!(error = ?e, retry_in_ms = backoff.as_millis(), "relay cannot start");
@@ -321,10 +374,17 @@ pub fn spawn(db: Db, config: &Config) -> tokio::task::JoinHandle<()> {
         tracing::info!(
             nats = relay.nats.is_some(),
             consumers = relay.consumers.len(),
+            holder = %relay.holder,
             "event relay started"
         );
-        relay.run().await;
-    })
+        relay.run_until(stopped).await;
+    });
+    RelayTask {
+        task,
+        stop,
+        db,
+        holder,
+    }
 }
 
 /// Applies `events` to one consumer in one transaction: each wanted event is claimed, and applied

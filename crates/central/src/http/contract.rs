@@ -1,6 +1,6 @@
 //! Completes the generated OpenAPI document with what routes share, so no handler repeats it: the
 //! path parameters named in each template, the headers a route reads (Idempotency-Key, If-Match,
-//! Stripe-Signature), and every error status a route can answer with the one error body.
+//! Stripe-Signature, Kassa-Read-After), and every error status a route can answer with the one error body.
 
 use std::collections::BTreeSet;
 
@@ -46,6 +46,11 @@ const HEADERS: &[(&str, &str, &str, bool)] = &[
     ("get", "/v1/carts/{id}", CART_TOKEN, false),
     ("put", "/v1/carts/{id}", CART_TOKEN, false),
     ("post", "/v1/carts/{id}/merge", CART_TOKEN, true),
+    ("get", "/v1/products", READ_AFTER, false),
+    ("get", "/v1/products/{id}", READ_AFTER, false),
+    ("get", "/v1/locations", READ_AFTER, false),
+    ("get", "/v1/stock", READ_AFTER, false),
+    ("get", "/v1/orders", READ_AFTER, false),
     ("get", "/v1/products", IF_NONE_MATCH, false),
     ("get", "/v1/products/{id}", IF_NONE_MATCH, false),
     ("get", "/v1/search", IF_NONE_MATCH, false),
@@ -58,6 +63,8 @@ const HEADERS: &[(&str, &str, &str, bool)] = &[
 ];
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// A write position (`Kassa-Write-Position` of a write's answer) a read waits for on the replica.
+const READ_AFTER: &str = "Kassa-Read-After";
 const IF_MATCH: &str = "If-Match";
 const IF_NONE_MATCH: &str = "If-None-Match";
 const STRIPE_SIGNATURE: &str = "Stripe-Signature";
@@ -217,6 +224,10 @@ fn header_schema(name: &str) -> Schema {
         IF_MATCH => text.pattern(Some(r#"^(W/)?"[0-9]{1,18}"$"#)),
         // `t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]`: the processor's signature.
         STRIPE_SIGNATURE => text.pattern(Some("^t=[0-9]{1,12}(,v1=[0-9a-f]{64})+$")),
+        // PostgreSQL's LSN notation, `16/B374D848` (anything else reads the primary).
+        READ_AFTER => text
+            .max_length(Some(17))
+            .pattern(Some("^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")),
         CART_TOKEN => text
             .max_length(Some(CART_TOKEN_CHARS_MAX))
             .pattern(Some("^[!-~]+$")),

@@ -154,7 +154,7 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let caller = state.auth.authenticate(&state.db, token).await?;
-        state.auth.check_caller_rate(&caller)?;
+        state.auth.check_caller_rate(&caller).await?;
         if let Some(register_id) = caller.register_id {
             crate::telemetry::metrics::register_report(register_id, &parts.headers);
         }
@@ -171,6 +171,41 @@ impl<P: Policy> FromRequestParts<AppState> for Auth<P> {
             caller,
             policy: PhantomData,
         })
+    }
+}
+
+/// `Kassa-Read-After`: the `Kassa-Write-Position` a client got from its last write. A read that
+/// carries it waits (boundedly) for the replica to replay that far, else reads the primary, so a
+/// client always sees its own writes. A value that is not a position reads the primary.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadAfter(pub Option<crate::store::WritePosition>);
+
+/// The request header of [`ReadAfter`] and the response header writes carry.
+pub const READ_AFTER: &str = "kassa-read-after";
+pub const WRITE_POSITION: &str = "kassa-write-position";
+
+impl ReadAfter {
+    /// The database this request reads from.
+    pub async fn db(&self, state: &AppState) -> crate::store::Db {
+        state.db.for_reads(self.0).await
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadAfter {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(raw) = parts.headers.get(READ_AFTER) else {
+            return Ok(Self(None));
+        };
+        // Unreadable: as far as possible (the primary), never a stale read.
+        let max = crate::store::WritePosition::parse("FFFFFFFF/FFFFFFFF");
+        Ok(Self(
+            raw.to_str()
+                .ok()
+                .and_then(crate::store::WritePosition::parse)
+                .or(max),
+        ))
     }
 }
 
@@ -202,7 +237,7 @@ impl FromRequestParts<AppState> for Browse {
             });
         }
         let Ok(ClientIp(ip)) = ClientIp::from_request_parts(parts, state).await;
-        state.auth.check_anonymous_rate(ip)?;
+        state.auth.check_anonymous_rate(ip).await?;
         Ok(Self { caller: None })
     }
 }
@@ -294,7 +329,7 @@ impl FromRequestParts<AppState> for CartCredentials {
                         "Authorization must be a bearer token",
                     ))?;
                 let caller = state.auth.authenticate(&state.db, token).await?;
-                state.auth.check_caller_rate(&caller)?;
+                state.auth.check_caller_rate(&caller).await?;
                 // A register's device session holds no carts.
                 if caller.role == Role::Register {
                     return Err(ApiError::Forbidden);

@@ -148,6 +148,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            write_position,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             timeout_and_metrics,
         ))
         .layer(CatchPanicLayer::custom(|_| {
@@ -189,15 +193,68 @@ async fn timeout_and_metrics(
     response
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// With a read replica, a successful write's response carries `Kassa-Write-Position`: the
+/// client sends it back as `Kassa-Read-After` and reads its write through any instance.
+async fn write_position(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response<axum::body::Body> {
+    use axum::http::Method;
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let mut response = next.run(req).await;
+    if writes && state.db.has_replica() && response.status().is_success() {
+        match state.db.write_position().await {
+            Ok(position) => {
+                if let Ok(value) = axum::http::HeaderValue::from_str(&position.to_string()) {
+                    response
+                        .headers_mut()
+                        .insert(extract::WRITE_POSITION, value);
+                }
+            }
+            Err(e) => tracing::warn!(error = ?e, "no write position for this response"),
+        }
+    }
+    response
+}
+
+/// Serves until `shutdown` resolves, then: `/ready` answers 503 at once; requests are still
+/// served for `shutdown_drain` (the load balancer's health checks notice meanwhile); then no new
+/// connection is accepted and in-flight requests get `shutdown_grace` to finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (drain, grace) = (state.config.shutdown_drain, state.config.shutdown_grace);
+    let shutting_down = state.shutting_down.clone();
+    let (stopped_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        shutting_down.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            drain_ms = drain.as_millis(),
+            "shutting down: /ready answers 503, still serving while the load balancer notices"
+        );
+        tokio::time::sleep(drain).await;
+        tracing::info!(
+            grace_ms = grace.as_millis(),
+            "no longer accepting; finishing in-flight requests"
+        );
+        let _ = stopped_accepting.send(());
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    let bound = async move {
+        if accepting_stopped.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served?,
+        () = bound => tracing::warn!("requests still in flight after the shutdown grace; exiting"),
+    }
     Ok(())
 }

@@ -13,13 +13,24 @@ pub async fn health() -> &'static str {
     "ok"
 }
 
-/// Ready: the database answers.
+/// Ready: the database answers and the instance is not shutting down (503 from the moment it
+/// received SIGTERM, so load balancers stop sending it requests).
 #[utoipa::path(get, path = "/ready", tag = "ops", responses((status = 200), (status = 503)))]
 pub async fn ready(State(state): State<AppState>) -> ApiResult<&'static str> {
+    if state
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Err(ApiError::Unavailable);
+    }
     state.db.ping().await.map_err(|e| {
         tracing::warn!(error = ?e, "database not reachable");
         ApiError::Unavailable
     })?;
+    // A replica that does not answer degrades reads to the primary; the instance still serves.
+    if state.db.replica_answers().await == Some(false) {
+        return Ok("ready (degraded: the read replica does not answer; reads go to the primary)");
+    }
     Ok("ready")
 }
 

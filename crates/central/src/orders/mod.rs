@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Auth, Customer, Json, Path, Query, Staff};
+use crate::http::extract::{Auth, Customer, Json, Path, Query, ReadAfter, Staff};
 use crate::idempotency::{self, BeginIn};
 use crate::state::AppState;
 use crate::stock;
@@ -496,6 +496,7 @@ pub struct ListQuery {
 pub async fn list_orders(
     State(state): State<AppState>,
     auth: Auth<Customer>,
+    read_after: ReadAfter,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<OrderPage>> {
     let status = q
@@ -506,12 +507,8 @@ pub async fn list_orders(
         .map_err(|e| ApiError::bad_request("invalid_status", e.to_string()))?;
     let limit = q.limit.unwrap_or(50).clamp(1, PAGE_MAX);
     let owner = (auth.caller.role == Role::Customer).then_some(auth.caller.user_id);
-    let mut conn = state
-        .db
-        .pool()
-        .acquire()
-        .await
-        .map_err(anyhow::Error::from)?;
+    let db = read_after.db(&state).await;
+    let mut conn = db.pool().acquire().await.map_err(anyhow::Error::from)?;
     let since = q.since.map(|s| s.timestamp_millis());
     let items = store::orders::list(&mut conn, status, owner, since, q.after, limit).await?;
     let next_cursor = (items.len() == usize::try_from(limit).unwrap_or(usize::MAX))

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Auth, Customer, Json, Manager, Path, Query, Staff};
+use crate::http::extract::{Auth, Customer, Json, Manager, Path, Query, ReadAfter, Staff};
 use crate::idempotency::{self, Begin, Claim};
 use crate::state::AppState;
 use crate::store::{self, now_ms, stock::Level, Tx};
@@ -296,6 +296,7 @@ pub struct StockPageQuery {
 pub async fn list_stock(
     State(state): State<AppState>,
     _auth: Auth<Staff>,
+    read_after: ReadAfter,
     Query(query): Query<StockPageQuery>,
 ) -> ApiResult<Json<StockPage>> {
     let limit = query.limit.unwrap_or(STOCK_PAGE_LIMIT_MAX);
@@ -313,8 +314,9 @@ pub async fn list_stock(
         ));
     }
     let location_id = location_id(&state, &query.location).await?;
+    let db = read_after.db(&state).await;
     let rows =
-        store::stock::levels_after(state.db.pool(), &location_id, &after, i64::from(limit)).await?;
+        store::stock::levels_after(db.pool(), &location_id, &after, i64::from(limit)).await?;
     let full = rows.len() == limit as usize;
     let mut items = Vec::with_capacity(rows.len());
     for (sku, level) in rows {

@@ -75,6 +75,8 @@ pub struct Db {
     /// SQLite only: connections with `synchronous=NORMAL`, for [`Db::begin_write_relaxed`].
     relaxed: Option<AnyPool>,
     backend: Backend,
+    /// A streaming replica for reads (`KASSA_DATABASE_READ_URL`, PostgreSQL only).
+    replica: Option<Arc<Replica>>,
     /// SQLite has one writer at a time. Queueing writers here, in order, instead of in SQLite's
     /// busy handler (which sleeps and retries with growing pauses) keeps tail latency flat.
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
@@ -273,6 +275,10 @@ fn pool_options(
         })
 }
 
+/// The PostgreSQL advisory lock Kassa's migrations run under (any fixed number no other lock
+/// uses; sqlx's own migrator lock is taken inside it).
+pub const MIGRATION_LOCK_KEY: i64 = 0x4b41_5353_4100_0001;
+
 static MIGRATOR_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/central/sqlite");
 static MIGRATOR_POSTGRES: sqlx::migrate::Migrator =
     sqlx::migrate!("../../migrations/central/postgres");
@@ -311,9 +317,182 @@ impl Db {
             relaxed,
             backend,
             sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+            replica: None,
         })
     }
 
+    /// Adds a streaming replica (`KASSA_DATABASE_READ_URL`) that [`Db::for_reads`] sends reads
+    /// to. Connects lazily: a replica down at start-up only degrades reads to the primary.
+    pub fn with_replica(
+        mut self,
+        url: &str,
+        limits: &PoolLimits,
+        wait_max: Duration,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            self.backend == Backend::Postgres
+                && Backend::from_url(url).ok() == Some(Backend::Postgres),
+            "KASSA_DATABASE_READ_URL is a PostgreSQL replica of a PostgreSQL primary"
+        );
+        let options =
+            AnyConnectOptions::from_str(url).context("parsing KASSA_DATABASE_READ_URL")?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(limits.connections_max)
+            .acquire_timeout(REPLICA_CALL_TIMEOUT)
+            .connect_lazy_with(options);
+        ::metrics::gauge!(crate::telemetry::metrics::REPLICA_UP).set(1.0);
+        self.replica = Some(Arc::new(Replica {
+            pool,
+            wait_max,
+            down_until: std::sync::Mutex::new(None),
+        }));
+        Ok(self)
+    }
+
+    /// True when reads may go to a replica.
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
+    }
+
+    /// The primary's WAL insert position now: at or past the commit record of every write this
+    /// instance finished (the insert position, not the flushed one: with asynchronous commit a
+    /// commit record may not be written out yet). A client that sends it back (`Kassa-Read-After`) reads its writes.
+    pub async fn write_position(&self) -> anyhow::Result<WritePosition> {
+        let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
+            .fetch_one(&self.pool)
+            .await
+            .context("reading the write position")?;
+        WritePosition::parse(&lsn).context("the primary's WAL position")
+    }
+
+    /// Where a read goes: the replica, once it has replayed past `after` (waiting at most the
+    /// replica wait), else the primary; the primary when there is no replica or it is down.
+    pub async fn for_reads(&self, after: Option<WritePosition>) -> Db {
+        let Some(replica) = &self.replica else {
+            return self.clone();
+        };
+        if replica.is_down() {
+            return self.clone();
+        }
+        let deadline = tokio::time::Instant::now() + replica.wait_max;
+        loop {
+            let Some(replayed) = replica.replayed().await else {
+                return self.clone();
+            };
+            // NULL: the "replica" is not in recovery (a primary): it has every write.
+            let caught_up = match (after, replayed) {
+                (None, _) | (_, None) => true,
+                (Some(after), Some(replayed)) => replayed >= after,
+            };
+            if caught_up {
+                return Db {
+                    pool: replica.pool.clone(),
+                    relaxed: None,
+                    backend: self.backend,
+                    sqlite_writer: self.sqlite_writer.clone(),
+                    replica: None,
+                };
+            }
+            if tokio::time::Instant::now() >= deadline {
+                ::metrics::counter!(crate::telemetry::metrics::REPLICA_BEHIND).increment(1);
+                return self.clone();
+            }
+            tokio::time::sleep(REPLICA_POLL).await;
+        }
+    }
+
+    /// `None` without a replica; else whether it answers now (what `/ready` reports).
+    pub async fn replica_answers(&self) -> Option<bool> {
+        let replica = self.replica.as_ref()?;
+        Some(replica.replayed().await.is_some())
+    }
+}
+
+/// A client's read-your-writes token: a PostgreSQL WAL position (LSN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WritePosition(u64);
+
+impl WritePosition {
+    /// Parses PostgreSQL's `X/Y` (two hex halves).
+    pub fn parse(lsn: &str) -> Option<Self> {
+        let (high, low) = lsn.trim().split_once('/')?;
+        if high.len() > 8 || low.len() > 8 {
+            return None;
+        }
+        let high = u64::from_str_radix(high, 16).ok()?;
+        let low = u64::from_str_radix(low, 16).ok()?;
+        Some(Self((high << 32) | low))
+    }
+}
+
+impl std::fmt::Display for WritePosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+/// A replica call slower than this counts as the replica being down.
+pub const REPLICA_CALL_TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failed call, reads skip the replica this long before trying it again.
+pub const REPLICA_RETRY: Duration = Duration::from_secs(2);
+/// How often a read waiting for the replica to catch up looks again.
+const REPLICA_POLL: Duration = Duration::from_millis(10);
+
+#[derive(Debug)]
+struct Replica {
+    pool: AnyPool,
+    /// The longest a read waits for the replica to pass its client's write.
+    wait_max: Duration,
+    down_until: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Replica {
+    fn is_down(&self) -> bool {
+        self.down_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    /// What the replica has replayed (`Some(None)`: it is not in recovery); `None` when it does
+    /// not answer (then it is marked down for [`REPLICA_RETRY`], logged once per outage).
+    async fn replayed(&self) -> Option<Option<WritePosition>> {
+        let query =
+            sqlx::query_scalar::<_, Option<String>>("SELECT pg_last_wal_replay_lsn()::text")
+                .fetch_one(&self.pool);
+        let answer = tokio::time::timeout(REPLICA_CALL_TIMEOUT, query).await;
+        let mut down = self
+            .down_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match answer {
+            Ok(Ok(lsn)) => {
+                if down.take().is_some() {
+                    tracing::info!("the read replica answers again");
+                    ::metrics::gauge!(crate::telemetry::metrics::REPLICA_UP).set(1.0);
+                }
+                Some(lsn.as_deref().and_then(WritePosition::parse))
+            }
+            failed => {
+                if down.is_none() {
+                    let error = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".into(),
+                    };
+                    tracing::warn!(
+                        error,
+                        "the read replica is unreachable: reads go to the primary"
+                    );
+                    ::metrics::gauge!(crate::telemetry::metrics::REPLICA_UP).set(0.0);
+                }
+                *down = Some(std::time::Instant::now() + REPLICA_RETRY);
+                None
+            }
+        }
+    }
+}
+
+impl Db {
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -322,17 +501,47 @@ impl Db {
         &self.pool
     }
 
-    /// Applies the embedded migrations for this backend.
+    /// Applies the embedded migrations for this backend. On PostgreSQL several instances may
+    /// start at the same moment on one database: each waits for [`MIGRATION_LOCK_KEY`]
+    /// (`pg_advisory_lock`, held by one connection), so migrations run once and the others find
+    /// them applied. SQLite serialises writers on its own.
     #[tracing::instrument(skip_all)]
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &MIGRATOR_SQLITE,
-            Backend::Postgres => &MIGRATOR_POSTGRES,
-        };
-        migrator
-            .run(&self.pool)
+        match self.backend {
+            Backend::Sqlite => MIGRATOR_SQLITE
+                .run(&self.pool)
+                .await
+                .context("applying migrations")?,
+            Backend::Postgres => self.migrate_locked().await?,
+        }
+        Ok(())
+    }
+
+    async fn migrate_locked(&self) -> anyhow::Result<()> {
+        let mut conn = self
+            .pool
+            .acquire()
             .await
-            .context("applying migrations")?;
+            .context("a connection for migrations")?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *conn)
+            .await
+            .context("waiting for the migration lock")?;
+        let applied = MIGRATOR_POSTGRES
+            .run(&mut *conn)
+            .await
+            .context("applying migrations");
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *conn)
+            .await;
+        if unlocked.is_err() {
+            // A session lock lives as long as its connection: close it rather than pool it.
+            let _ = sqlx::Connection::close(conn.detach()).await;
+        }
+        applied?;
+        unlocked.context("releasing the migration lock")?;
         Ok(())
     }
 
@@ -435,4 +644,21 @@ pub async fn next_counter(tx: &mut Tx, name: &str) -> anyhow::Result<i64> {
             .await
             .with_context(|| format!("taking counter {name}"))?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod write_position_tests {
+    use super::WritePosition;
+
+    #[test]
+    fn positions_parse_compare_and_print_as_postgresql_writes_them() {
+        let a = WritePosition::parse("16/B374D848").unwrap();
+        let b = WritePosition::parse("17/0").unwrap();
+        assert!(a < b);
+        assert_eq!(a.to_string(), "16/B374D848");
+        assert_eq!(WritePosition::parse("0/1"), Some(WritePosition(1)));
+        for bad in ["", "16", "x/1", "1/2/3", "123456789/0"] {
+            assert_eq!(WritePosition::parse(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -69,6 +69,14 @@ pub const RELAY_CONSUMED: &str = "kassa_relay_consumed_events_total";
 pub const RELAY_DUPLICATES: &str = "kassa_relay_duplicates_total";
 /// Publishes the NATS stream recognised as re-deliveries.
 pub const RELAY_NATS_DUPLICATES: &str = "kassa_relay_nats_duplicates_total";
+/// 1 while this instance reaches Redis (`KASSA_REDIS_URL`), 0 while it falls back to its own
+/// limits and database session checks; absent without Redis.
+pub const REDIS_UP: &str = "kassa_redis_up";
+/// 1 while the read replica (`KASSA_DATABASE_READ_URL`) answers, 0 while reads go to the
+/// primary because it does not; absent without a replica.
+pub const REPLICA_UP: &str = "kassa_read_replica_up";
+/// Reads sent to the primary because the replica had not replayed the client's write in time.
+pub const REPLICA_BEHIND: &str = "kassa_read_replica_behind_reads_total";
 /// Low-stock alerts raised.
 pub const STOCK_LOW_ALERTS: &str = "kassa_stock_low_alerts_total";
 
@@ -106,6 +114,9 @@ pub const EXPORTED: &[&str] = &[
     RELAY_DUPLICATES,
     RELAY_NATS_DUPLICATES,
     STOCK_LOW_ALERTS,
+    REDIS_UP,
+    REPLICA_UP,
+    REPLICA_BEHIND,
 ];
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

@@ -1,0 +1,66 @@
+//! Many instances, one database: started at the same moment on an empty PostgreSQL database,
+//! migrations run once and every instance becomes ready.
+
+use crate::harness;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_started_at_once_on_an_empty_database_all_become_ready() {
+    let Some(url) = harness::postgres_database().await else {
+        return;
+    };
+    let instances = harness::start_instances(3, &harness::base_env(&url)).await;
+    // One signing key for all (made once, kept in the database): a token from one instance is
+    // accepted by the others.
+    harness::load_demo(&url);
+    let client = harness::client();
+    let tokens = harness::login(&client, &instances[0].url(), "cashier", "cashier-pass-1").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    for instance in &instances {
+        let response = client
+            .get(format!("{}/v1/locations", instance.url()))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "instance {} refused", instance.port);
+    }
+    // Each instance's search index follows the change feed: the demo store loaded after they
+    // started is found by every one of them, with the same answer, within the refresh lag.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut answers = Vec::new();
+        for instance in &instances {
+            let found: serde_json::Value = client
+                .get(format!("{}/v1/search?q=coffee&page_size=5", instance.url()))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answers.push((found["total"].clone(), found["hits"][0]["sku"].clone()));
+        }
+        if answers[0].0.as_u64().is_some_and(|n| n > 0) && answers.iter().all(|a| *a == answers[0])
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "instances answer the same search differently: {answers:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Every migration was applied exactly once.
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let (rows, versions): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT version) FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows, versions);
+    assert!(rows >= 13, "only {rows} migrations applied");
+}
