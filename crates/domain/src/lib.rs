@@ -31,7 +31,8 @@ pub use order::{IllegalTransition, OrderEvent, OrderStatus, UnknownOrderStatus};
 pub use receipt::{Receipt, ReceiptPayment, SaleMode};
 pub use report::{DayTotal, MethodTotal, SalesReport, TaxTotal};
 pub use shift::{
-    CashCount, CashMovement, CashSummary, DenominationCount, MovementKind, ShiftError, ShiftReport,
+    CashCount, CashMovement, CashSummary, DenominationCount, MovementKind, ShiftCount, ShiftError,
+    ShiftReport,
 };
 pub use tax::{PriceMode, TaxClass, TaxError, TaxRate, TaxTable};
 pub use views::{EditState, ShortfallView, SyncStatus};

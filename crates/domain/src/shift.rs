@@ -31,7 +31,9 @@ pub fn denominations(currency: Currency) -> &'static [i64] {
         Currency::SEK => &[
             100_000, 50_000, 20_000, 10_000, 5_000, 2_000, 1_000, 500, 200, 100,
         ],
-        Currency::NOK => &[100_000, 50_000, 20_000, 10_000, 5_000, 2_000, 1_000, 500, 100],
+        Currency::NOK => &[
+            100_000, 50_000, 20_000, 10_000, 5_000, 2_000, 1_000, 500, 100,
+        ],
         Currency::DKK => &[
             100_000, 50_000, 20_000, 10_000, 5_000, 2_000, 1_000, 500, 200, 100, 50,
         ],
@@ -253,6 +255,18 @@ pub fn within_tolerance(over_short: &Money, tolerance: &Money) -> Result<bool, M
     Ok(magnitude.checked_cmp(tolerance)?.is_le())
 }
 
+/// The blind count's outcome, shown once the cashier has counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShiftCount {
+    pub expected: Money,
+    pub counted: Money,
+    /// counted − expected: positive over, negative short.
+    pub over_short: Money,
+    /// Beyond this either way a manager approves the close.
+    pub tolerance: Money,
+    pub needs_approval: bool,
+}
+
 /// A shift's report: an X report while it is open (no number, no count), a Z report once it
 /// is closed (numbered, counted, immutable).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,8 +316,7 @@ impl ShiftReport {
             c.paid_out,
             c.safe_drops,
         ];
-        if all.iter().any(|m| m.currency() != self.currency)
-            || self.sales.currency != self.currency
+        if all.iter().any(|m| m.currency() != self.currency) || self.sales.currency != self.currency
         {
             return Err(format!("every amount must be in {}", self.currency));
         }
@@ -354,7 +367,10 @@ impl ShiftReport {
             self.opened_by
         ));
         if let (Some(at), Some(by)) = (self.closed_at, &self.closed_by) {
-            out.push(format!("Closed {} by {by}", at.format("%Y-%m-%d %H:%M UTC")));
+            out.push(format!(
+                "Closed {} by {by}",
+                at.format("%Y-%m-%d %H:%M UTC")
+            ));
         }
         out.push(String::new());
         out.push(format!("Sales {:>28}", self.sales.sales));
@@ -365,7 +381,10 @@ impl ShiftReport {
             self.sales.refunds.to_string()
         ));
         out.push(format!("Net {:>30}", self.sales.net.to_string()));
-        out.push(format!("Discounts {:>24}", self.sales.discounts.to_string()));
+        out.push(format!(
+            "Discounts {:>24}",
+            self.sales.discounts.to_string()
+        ));
         for m in &self.sales.by_method {
             out.push(format!(
                 "  {:<10} {:>4} sales {:>15}",
@@ -396,7 +415,11 @@ impl ShiftReport {
             out.push(format!("{label:<14}{:>20}", amount.to_string()));
         }
         if let Some(expected) = self.expected {
-            out.push(format!("{:<14}{:>20}", "Expected cash", expected.to_string()));
+            out.push(format!(
+                "{:<14}{:>20}",
+                "Expected cash",
+                expected.to_string()
+            ));
         }
         if let Some(counted) = self.counted {
             out.push(format!("{:<14}{:>20}", "Counted", counted.to_string()));

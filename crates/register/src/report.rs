@@ -97,19 +97,50 @@ async fn refunds_since(db: &LocalDb, since: i64) -> Result<Vec<RefundRow>> {
     .fetch_all(db.reader())
     .await
     .context("reading refunds for the report")?;
-    rows.iter()
-        .map(|row| {
-            let at: i64 = row.get("refunded_at");
-            let currency: String = row.get("currency");
-            Ok(RefundRow {
-                refunded_at: DateTime::from_timestamp_millis(at)
-                    .ok_or_else(|| Error::Corrupt(format!("refund time {at}")))?,
-                sale_method: row.get("method"),
-                card: money(row.get("card_minor"), &currency)?,
-                cash: money(row.get("cash_minor"), &currency)?,
-            })
-        })
-        .collect()
+    rows.iter().map(refund_from_row).collect()
+}
+
+fn refund_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RefundRow> {
+    let at: i64 = row.get("refunded_at");
+    let currency: String = row.get("currency");
+    Ok(RefundRow {
+        refunded_at: DateTime::from_timestamp_millis(at)
+            .ok_or_else(|| Error::Corrupt(format!("refund time {at}")))?,
+        sale_method: row.get("method"),
+        card: money(row.get("card_minor"), &currency)?,
+        cash: money(row.get("cash_minor"), &currency)?,
+    })
+}
+
+/// The sales and refunds of shift `shift_id`, oldest first (read in the caller's transaction,
+/// so a Z report sees exactly what its close sees).
+pub(crate) async fn shift_rows(
+    conn: &mut sqlx::SqliteConnection,
+    shift_id: &str,
+) -> Result<(Vec<SaleRow>, Vec<RefundRow>)> {
+    let sales = sqlx::query(
+        "SELECT o.completed_at, o.totals, o.status, COALESCE(p.method, 'unpaid') AS method
+         FROM outbox_orders o LEFT JOIN outbox_payments p ON p.order_id = o.order_id
+         WHERE o.shift_id = ? ORDER BY o.seq",
+    )
+    .bind(shift_id)
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading a shift's sales")?;
+    let refunds = sqlx::query(
+        "SELECT r.refunded_at, r.currency, r.card_minor, r.cash_minor,
+                COALESCE(p.method, 'unpaid') AS method
+         FROM refunds r LEFT JOIN outbox_payments p ON p.order_id = r.order_id
+         WHERE r.shift_id = ? ORDER BY r.refunded_at, r.id",
+    )
+    .bind(shift_id)
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading a shift's refunds")?;
+    Ok((
+        sales.iter().map(sale_from_row).collect::<Result<_>>()?,
+        refunds.iter().map(refund_from_row).collect::<Result<_>>()?,
+    ))
 }
 
 fn sale_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SaleRow> {

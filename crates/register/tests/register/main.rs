@@ -18,6 +18,7 @@ mod manager;
 mod offline;
 mod rounds;
 mod sale;
+mod shifts;
 mod shortfalls;
 mod staff;
 mod unpaid;
