@@ -15,6 +15,7 @@ pub mod orders;
 pub mod payments;
 pub mod recommend;
 pub mod search;
+pub mod shifts;
 pub mod state;
 pub mod stock;
 pub mod store;

@@ -32,7 +32,7 @@ pub use receipt::{Receipt, ReceiptPayment, SaleMode};
 pub use report::{DayTotal, MethodTotal, SalesReport, TaxTotal};
 pub use shift::{
     CashCount, CashMovement, CashSummary, DenominationCount, MovementKind, ShiftCount, ShiftError,
-    ShiftReport,
+    ShiftList, ShiftReport, ShiftSummary, StoreDay, ZGap, ZReceived,
 };
 pub use tax::{PriceMode, TaxClass, TaxError, TaxRate, TaxTable};
 pub use views::{EditState, ShortfallView, SyncStatus};

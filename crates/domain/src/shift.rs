@@ -439,6 +439,135 @@ impl ShiftReport {
     }
 }
 
+/// Central's answer to a Z report a register delivers (`POST /v1/sync/shifts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ZReceived {
+    pub register_id: Uuid,
+    pub z_no: i64,
+    /// The same report was delivered before: nothing new was written.
+    pub replayed: bool,
+    /// Z numbers of this register missing just below this one, if any.
+    pub gap: Option<ZGap>,
+}
+
+/// Z numbers Central has not received from a register: `from..=to`, below `before`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ZGap {
+    pub register_id: Uuid,
+    pub register_code: String,
+    pub from: i64,
+    pub to: i64,
+    /// The first Z number received after the gap.
+    pub before: i64,
+}
+
+/// One closed shift as Central lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShiftSummary {
+    pub register_id: Uuid,
+    pub register_code: String,
+    pub location: String,
+    pub z_no: i64,
+    pub shift_id: Uuid,
+    pub business_day: NaiveDate,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: DateTime<Utc>,
+    pub opened_by: String,
+    pub closed_by: String,
+    pub cash: CashSummary,
+    pub expected: Money,
+    pub counted: Money,
+    pub over_short: Money,
+    pub over_short_approved_by: Option<String>,
+    pub sales: i64,
+    pub gross: Money,
+    pub refunds: Money,
+    pub net: Money,
+    pub no_sales: i64,
+}
+
+/// A store's business day: its registers' shifts summed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoreDay {
+    pub location: String,
+    pub business_day: NaiveDate,
+    /// Registers with a shift that day.
+    pub registers: i64,
+    pub shifts: i64,
+    pub sales: i64,
+    pub gross: Money,
+    pub refunds: Money,
+    pub net: Money,
+    pub expected: Money,
+    pub counted: Money,
+    pub over_short: Money,
+}
+
+/// `GET /v1/shifts`: the shifts, the store days they make, and the Z numbers missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShiftList {
+    /// By business day, location, register code and Z number.
+    pub shifts: Vec<ShiftSummary>,
+    /// By business day and location.
+    pub days: Vec<StoreDay>,
+    /// Every gap in the listed registers' Z numbers.
+    pub gaps: Vec<ZGap>,
+}
+
+impl StoreDay {
+    /// Sums `shifts` (all of one currency) by location and business day.
+    pub fn sum(shifts: &[ShiftSummary]) -> Result<Vec<StoreDay>, MoneyError> {
+        let mut days: Vec<StoreDay> = Vec::new();
+        let mut registers: Vec<(String, NaiveDate, Uuid)> = Vec::new();
+        for s in shifts {
+            let at = days
+                .iter()
+                .position(|d| d.location == s.location && d.business_day == s.business_day);
+            let day = match at {
+                Some(i) => &mut days[i],
+                None => {
+                    let zero = Money::zero(s.gross.currency());
+                    days.push(StoreDay {
+                        location: s.location.clone(),
+                        business_day: s.business_day,
+                        registers: 0,
+                        shifts: 0,
+                        sales: 0,
+                        gross: zero,
+                        refunds: zero,
+                        net: zero,
+                        expected: zero,
+                        counted: zero,
+                        over_short: zero,
+                    });
+                    let last = days.len() - 1;
+                    &mut days[last]
+                }
+            };
+            let key = (s.location.clone(), s.business_day, s.register_id);
+            if !registers.contains(&key) {
+                registers.push(key);
+                day.registers += 1;
+            }
+            day.shifts += 1;
+            day.sales += s.sales;
+            day.gross = day.gross.checked_add(&s.gross)?;
+            day.refunds = day.refunds.checked_add(&s.refunds)?;
+            day.net = day.net.checked_add(&s.net)?;
+            day.expected = day.expected.checked_add(&s.expected)?;
+            day.counted = day.counted.checked_add(&s.counted)?;
+            day.over_short = day.over_short.checked_add(&s.over_short)?;
+        }
+        days.sort_by(|a, b| (a.business_day, &a.location).cmp(&(b.business_day, &b.location)));
+        Ok(days)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,7 +227,10 @@ fn register_may(method: &axum::http::Method, path: &str) -> bool {
                 || is_order_refunds(path)
         }
         axum::http::Method::POST => {
-            path == "/v1/sync/orders" || path == "/v1/auth/logout" || path == "/v1/stock/leases"
+            path == "/v1/sync/orders"
+                || path == "/v1/sync/shifts"
+                || path == "/v1/auth/logout"
+                || path == "/v1/stock/leases"
         }
         axum::http::Method::PUT | axum::http::Method::DELETE => {
             path.starts_with("/v1/stock/leases/")
