@@ -548,6 +548,21 @@ impl CentralClient {
         json(self.send(req, "reading the lease settings").await?).await
     }
 
+    /// `POST /v1/sync/shifts`: delivers a Z report (201 kept, 200 kept before).
+    #[tracing::instrument(skip_all, fields(z_no = report.z_no))]
+    pub async fn sync_shift(
+        &self,
+        token: &str,
+        report: &kassa_domain::ShiftReport,
+    ) -> Result<kassa_domain::ZReceived> {
+        let req = self
+            .http
+            .post(self.url("/v1/sync/shifts"))
+            .bearer_auth(token)
+            .json(report);
+        json(self.send(req, "delivering a Z report").await?).await
+    }
+
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]
     pub async fn sync_orders(
         &self,

@@ -360,3 +360,44 @@ async fn z_numbers_have_no_gap_and_no_reuse_across_crashes_and_restarts() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn z_reports_reach_central_exactly_once_even_when_an_answer_is_lost() {
+    crate::helpers::bounded(async move {
+        let mut shop = Shop::open(1).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register(&dir, "R1").await;
+        register.sync_now().await.unwrap();
+        let code = shop.products[0].barcodes[0].as_str().to_owned();
+        // Closed while Central is away: the Z report waits in the register.
+        shop.go_offline_for(&register).await;
+        sell_cash(&register, &code, "2.00").await;
+        register.count_cash(&sum("101.10")).await.unwrap();
+        let z = register.close_shift(None).await.unwrap();
+        shop.go_online().await;
+        sync_until_drained(&register).await;
+        let round = register.sync_now().await.unwrap();
+        assert_eq!(round.z_reports_pushed, 0, "delivered already");
+
+        // As if Central's answer had been lost: the register sends it again, Central keeps one.
+        sqlx::query("UPDATE z_reports SET synced_at = NULL")
+            .execute(register.db().pool())
+            .await
+            .unwrap();
+        let round = register.sync_now().await.unwrap();
+        assert_eq!(round.z_reports_pushed, 1);
+        assert_eq!(shop.central.count("SELECT COUNT(*) FROM shifts").await, 1);
+
+        let listed = shop.manager_get("/v1/shifts?location=STORE-1&register=R1").await;
+        let shifts = listed["shifts"].as_array().unwrap();
+        assert_eq!(shifts.len(), 1);
+        assert_eq!(shifts[0]["z_no"], 1);
+        assert_eq!(shifts[0]["shift_id"], z.shift_id.to_string());
+        assert_eq!(shifts[0]["expected"]["amount"], "101.10");
+        assert_eq!(shifts[0]["counted"]["amount"], "101.10");
+        assert_eq!(shifts[0]["over_short"]["amount"], "0.00");
+        assert_eq!(listed["days"][0]["registers"], 1);
+        assert!(listed["gaps"].as_array().unwrap().is_empty());
+    })
+    .await;
+}
