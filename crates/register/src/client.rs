@@ -476,6 +476,13 @@ impl CentralClient {
 
     /// `GET /v1/settings/sale`: what every till obeys (staff or the register's own session).
     #[tracing::instrument(skip_all)]
+    /// `GET /v1/locations`: the stores, with their time zones.
+    #[tracing::instrument(skip_all)]
+    pub async fn locations(&self, token: &str) -> Result<Vec<kassa_domain::api::Location>> {
+        let req = self.http.get(self.url("/v1/locations")).bearer_auth(token);
+        json(self.send(req, "reading the locations").await?).await
+    }
+
     pub async fn sale_settings(&self, token: &str) -> Result<SaleSettings> {
         let req = self
             .http

@@ -275,9 +275,9 @@ async fn till_on(conn: &mut SqliteConnection) -> Result<(String, String)> {
     Ok((row.get("register_code"), row.get("location")))
 }
 
-/// The shift's day at the store.
-pub fn business_day(opened_at: DateTime<Utc>) -> NaiveDate {
-    opened_at.date_naive()
+/// The shift's business day: the store's local day (in its time zone `tz`) it opened on.
+pub fn business_day(opened_at: DateTime<Utc>, tz: &jiff::tz::TimeZone) -> NaiveDate {
+    report::store_day(opened_at, tz)
 }
 
 /// The shift's report as of now: its sales and refunds, cash movements and the cash summary.
@@ -290,13 +290,10 @@ pub async fn report_on(
 ) -> Result<ShiftReport> {
     let (register_code, location) = till_on(conn).await?;
     let (sales, refunds) = report::shift_rows(conn, &shift.id.to_string()).await?;
-    let day = business_day(shift.opened_at);
-    let last = shift
-        .closed_at
-        .unwrap_or_else(Utc::now)
-        .date_naive()
-        .max(day);
-    let sales = report::summarise(&sales, &refunds, shift.currency, day, last)?;
+    let tz = crate::settings::time_zone_on(conn).await?;
+    let day = business_day(shift.opened_at, &tz);
+    let last = report::store_day(shift.closed_at.unwrap_or_else(Utc::now), &tz).max(day);
+    let sales = report::summarise(&sales, &refunds, shift.currency, day, last, &tz)?;
     let movements = movements_on(conn, shift).await?;
     let mut cash = CashSummary::opened_with(shift.float);
     if let Some(m) = sales.by_method.iter().find(|m| m.method == "cash") {

@@ -224,6 +224,7 @@ fn register_may(method: &axum::http::Method, path: &str) -> bool {
                 || path == "/v1/settings/sale"
                 || path == "/v1/admin/read-only"
                 || path == "/v1/settings/leases"
+                || path == "/v1/locations"
                 || is_order_refunds(path)
         }
         axum::http::Method::POST => {

@@ -59,7 +59,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/v1/products", Access::Roles(MANAGERS)),
     ("GET", "/v1/products/{id}", Access::Browse(READERS)),
     ("PUT", "/v1/products/{id}", Access::Roles(MANAGERS)),
-    ("GET", "/v1/locations", Access::Roles(STAFF)),
+    // A till's device session reads its store's time zone here.
+    ("GET", "/v1/locations", Access::Roles(STAFF_AND_TILLS)),
     ("POST", "/v1/locations", Access::Roles(ADMINS)),
     ("GET", "/v1/stock/{sku}", Access::Roles(STAFF_AND_TILLS)),
     ("GET", "/v1/stock", Access::Roles(STAFF_AND_TILLS)),

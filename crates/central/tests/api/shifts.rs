@@ -17,6 +17,7 @@ story!(
     z_reports_are_kept_once_and_a_store_day_sums_its_registers,
     a_gap_in_z_numbers_is_named_when_it_opens_and_in_every_list,
     an_inconsistent_or_misplaced_z_report_is_refused_and_only_managers_list,
+    a_location_keeps_its_time_zone_and_refuses_an_unknown_one,
 );
 
 fn eur(amount: &str) -> Money {
@@ -268,4 +269,45 @@ async fn an_inconsistent_or_misplaced_z_report_is_refused_and_only_managers_list
         "unknown_location",
     )
     .await;
+}
+
+async fn a_location_keeps_its_time_zone_and_refuses_an_unknown_one(app: TestApp) {
+    let admin = app.user(Role::Admin).await;
+    let made = app
+        .post(
+            "/v1/locations",
+            admin.token(),
+            &json!({ "code": "AMS", "name": "Amsterdam", "time_zone": "Europe/Amsterdam" }),
+        )
+        .await;
+    assert_eq!(made.status(), 201);
+    let made: kassa_domain::api::Location = made.json().await.unwrap();
+    assert_eq!(made.time_zone, "Europe/Amsterdam");
+    let plain = app
+        .post(
+            "/v1/locations",
+            admin.token(),
+            &json!({ "code": "UTC-1", "name": "Plain" }),
+        )
+        .await;
+    let plain: kassa_domain::api::Location = plain.json().await.unwrap();
+    assert_eq!(plain.time_zone, "UTC");
+    for bad in ["Mars/Olympus_Mons", "Europe/../etc", ""] {
+        let refused = app
+            .post(
+                "/v1/locations",
+                admin.token(),
+                &json!({ "code": "BAD", "name": "Bad", "time_zone": bad }),
+            )
+            .await;
+        error_body(refused, 422, "invalid_time_zone").await;
+    }
+    let listed: Vec<kassa_domain::api::Location> = app
+        .get("/v1/locations", admin.token())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ams = listed.iter().find(|l| l.code == "AMS").unwrap();
+    assert_eq!(ams.time_zone, "Europe/Amsterdam");
 }

@@ -169,6 +169,16 @@ impl Engine {
             .device_authed(|t| async move { self.client().sale_settings(t.expose()).await })
             .await?;
         settings::save_sale(&self.db, &sale).await?;
+        let identity = crate::identity::load(&self.db)
+            .await?
+            .ok_or(crate::Error::NotPaired)?;
+        let locations = self
+            .sessions
+            .device_authed(|t| async move { self.client().locations(t.expose()).await })
+            .await?;
+        if let Some(here) = locations.iter().find(|l| l.code == identity.location) {
+            settings::save_time_zone(&self.db, &here.time_zone).await?;
+        }
         Ok(1)
     }
 

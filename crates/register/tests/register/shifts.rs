@@ -388,7 +388,9 @@ async fn z_reports_reach_central_exactly_once_even_when_an_answer_is_lost() {
         assert_eq!(round.z_reports_pushed, 1);
         assert_eq!(shop.central.count("SELECT COUNT(*) FROM shifts").await, 1);
 
-        let listed = shop.manager_get("/v1/shifts?location=STORE-1&register=R1").await;
+        let listed = shop
+            .manager_get("/v1/shifts?location=STORE-1&register=R1")
+            .await;
         let shifts = listed["shifts"].as_array().unwrap();
         assert_eq!(shifts.len(), 1);
         assert_eq!(shifts[0]["z_no"], 1);
@@ -398,6 +400,36 @@ async fn z_reports_reach_central_exactly_once_even_when_an_answer_is_lost() {
         assert_eq!(shifts[0]["over_short"]["amount"], "0.00");
         assert_eq!(listed["days"][0]["registers"], 1);
         assert!(listed["gaps"].as_array().unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_shifts_business_day_is_the_stores_local_day_from_centrals_time_zone() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(1).await;
+        // Kiritimati is UTC+14: its day differs from UTC's for 14 hours of every day.
+        sqlx::query("UPDATE locations SET time_zone = 'Pacific/Kiritimati' WHERE code = 'STORE-1'")
+            .execute(shop.central.state().db.pool())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop.register_without_shift(&dir, "R1").await;
+        register.sync_now().await.unwrap();
+        let before = chrono::Utc::now();
+        let x = register.open_shift(&sum("50.00")).await.unwrap();
+        let after = chrono::Utc::now();
+        let zone = jiff::tz::TimeZone::get("Pacific/Kiritimati").unwrap();
+        let local = |at| kassa_register::report::store_day(at, &zone);
+        assert!(
+            x.business_day == local(before) || x.business_day == local(after),
+            "{} is not Kiritimati's day",
+            x.business_day
+        );
+        assert_eq!(
+            x.business_day,
+            (x.opened_at + chrono::Duration::hours(14)).date_naive()
+        );
     })
     .await;
 }
