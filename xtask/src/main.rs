@@ -136,6 +136,8 @@ fn test() -> anyhow::Result<()> {
     ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
     // The SLO alert rules are unit-tested with `promtool` (Debian's prometheus package).
     ensure_packages(&[("prometheus", "/usr/bin/promtool")])?;
+    // Store time zones (reports group by the store's local day) come from the system's tzdata.
+    ensure_packages(&[("tzdata", "/usr/share/zoneinfo/Europe/Amsterdam")])?;
     ensure_desktop_tools()?;
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
     // The shell embeds ui/dist: the UI is built before anything compiles the shell.

@@ -10,7 +10,7 @@
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use kassa_domain::shift::{
     ShiftList, ShiftReport, StoreDay, ZGap, ZReceived, DENOMINATION_COUNT_MAX,
     MOVEMENT_REASON_CHARS_MAX,
@@ -33,6 +33,9 @@ pub const Z_MOVEMENTS_MAX: usize = 1_000;
 const Z_TEXT_CHARS_MAX: usize = 64;
 /// Payment methods, tax lines and days one Z report may carry, each.
 const Z_LINES_MAX: usize = 100;
+/// The years a shift may fall in (its business day is kept as `YYYY-MM-DD` text).
+const YEAR_MIN: i32 = 2000;
+const YEAR_MAX: i32 = 2999;
 
 fn not_a_register() -> ApiError {
     ApiError::Denied {
@@ -99,6 +102,16 @@ fn check_bounds(r: &ShiftReport) -> ApiResult<()> {
     }
     if r.no_sales < 0 || s.sales < 0 || s.refund_count < 0 {
         return Err(invalid("counts cannot be negative"));
+    }
+    let years = [
+        r.business_day.year(),
+        r.opened_at.year(),
+        r.closed_at.map_or(2000, |at| at.year()),
+    ];
+    if years.iter().any(|y| !(YEAR_MIN..=YEAR_MAX).contains(y)) {
+        return Err(invalid(format!(
+            "a shift's days and times fall in the years {YEAR_MIN} to {YEAR_MAX}"
+        )));
     }
     Ok(())
 }
