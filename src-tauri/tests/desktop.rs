@@ -5,7 +5,9 @@
 //! parked and resumed; a cashier sees no manager screen and the core refuses her a manager
 //! command. A manager reads the report, resolves a shortfall the offline sales left at Central,
 //! edits a price and receives stock offline (both reach Central), then settles a conflicting
-//! edit on the conflict screen. Screenshots go to
+//! edit on the conflict screen. The whole runs in one shift: opened with a float counted by
+//! denomination, closed with a paid-out, the X report, a blind count and the Z report, which
+//! Central's `GET /v1/shifts` then lists. Screenshots go to
 //! `docs/screenshots/`.
 //!
 //! Needs a display and the tools: run it with `./x test` (which installs them), or
@@ -541,6 +543,17 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
             "a cashier sees {manager_only}"
         );
     }
+    // Selling needs an open shift: the float counted note by note (5 × 20.00 + 10 × 1.00).
+    app.click("#nav-shift").await?;
+    app.fill("[id='float-20.00']", "5").await?;
+    app.fill("[id='float-1.00']", "10").await?;
+    app.until_text("#float-total", |t| t.contains("110.00"))
+        .await?;
+    app.screenshot("shift-open.png").await?;
+    app.click("#open-shift").await?;
+    app.until_text("#x-report", |t| t.contains("X REPORT"))
+        .await?;
+    app.click("#nav-sell").await?;
     app.scan_until_known(SECOND).await?;
     app.scan(SECOND).await?;
     // The first sync round pulls the recommendations after the catalog: wait for Coffee's.
@@ -899,6 +912,55 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     app.until_text("#pin-message", |t| t.contains("cashier's PIN is set"))
         .await?;
     app.screenshot("staff.png").await?;
+
+    // The end of the shift: a paid-out, the X report, a blind count, the Z report, and
+    // Central has the shift.
+    app.click("#nav-shift").await?;
+    app.until_text("#x-report", |t| t.contains("X REPORT"))
+        .await?;
+    app.fill("#movement-amount", "4.50").await?;
+    app.fill("#movement-reason", "Window cleaner").await?;
+    let kind = app.find("#movement-kind").await?;
+    kind.select_by_value("paid_out").await?;
+    app.click("#record-movement").await?;
+    app.until_text("#shift-note", |t| t.contains("Paid out"))
+        .await?;
+    let x = app.until_text("#x-report", |t| t.contains("4.50")).await?;
+    assert!(
+        x.contains("Expected cash"),
+        "a manager's X report shows it: {x}"
+    );
+    app.screenshot("shift-x-report.png").await?;
+    app.fill("[id='count-50.00']", "2").await?;
+    app.fill("[id='count-2.00']", "3").await?;
+    app.until_text("#count-total", |t| t.contains("106.00"))
+        .await?;
+    app.screenshot("shift-count.png").await?;
+    app.click("#count-cash").await?;
+    let over_short = app.text("#count-over-short").await?;
+    assert!(over_short.contains('€'), "{over_short}");
+    app.screenshot("shift-over-short.png").await?;
+    app.click("#close-shift").await?;
+    let z = app
+        .until_text("#z-report", |t| t.contains("Z REPORT No. 1"))
+        .await?;
+    assert!(z.contains("Counted") && z.contains("106.00"), "{z}");
+    app.screenshot("shift-z-report.png").await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let listed = central.manager_get("/v1/shifts?location=STORE-1").await?;
+        if let Some(shift) = listed["shifts"].as_array().and_then(|s| s.first()) {
+            assert_eq!(shift["z_no"], 1);
+            assert_eq!(shift["counted"]["amount"], "106.00");
+            assert_eq!(shift["cash"]["float"]["amount"], "110.00");
+            assert_eq!(shift["cash"]["paid_out"]["amount"], "4.50");
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("Central never listed the closed shift: {listed}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     app.click("#sign-out").await?;
     app.click("#with-pin").await?;
     app.sign_in("cashier", "2468").await?;

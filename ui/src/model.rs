@@ -23,6 +23,27 @@ pub struct Cart {
 /// A completed sale, as printed: the domain's type, the one the register core makes.
 pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode};
 
+/// A shift's figures, the blind count and cash movements: the domain's types.
+pub use kassa_domain::shift::{
+    CashCount, DenominationCount, MovementKind, ShiftCount, ShiftReport,
+};
+
+/// Where the shift stands (the shell's `shift_state`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ShiftState {
+    pub x_report: Option<ShiftReport>,
+    pub count: Option<ShiftCount>,
+    pub denominations: Vec<kassa_domain::Money>,
+    pub text: Option<String>,
+}
+
+/// A Z report with its text for the screen.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ZReportView {
+    pub report: ShiftReport,
+    pub text: String,
+}
+
 /// The sync engine's state and a catalog edit's: the domain's types, the register core's.
 pub use kassa_domain::{EditState, SyncStatus};
 

@@ -8,6 +8,7 @@ use kassa_domain::Role;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Screen {
     Sell,
+    Shift,
     Refund,
     Catalog,
     Stock,
@@ -22,6 +23,7 @@ impl Screen {
     pub fn label(self) -> &'static str {
         match self {
             Screen::Sell => "Sell",
+            Screen::Shift => "Shift",
             Screen::Refund => "Refund",
             Screen::Catalog => "Catalog",
             Screen::Stock => "Stock",
@@ -37,8 +39,8 @@ impl Screen {
         format!("nav-{}", self.label().to_lowercase())
     }
 
-    /// The keyboard shortcut that opens it (F1, F2, …), in [`screens_for`] order. F8 is the
-    /// selling screen's *Park cart*, so the screen after it takes F9.
+    /// The keyboard shortcut that opens it (F1, F2, …). F8 is the selling screen's *Park
+    /// cart*, so the screens after it take F9 and F10.
     pub fn key(self) -> &'static str {
         match self {
             Screen::Sell => "F1",
@@ -49,6 +51,7 @@ impl Screen {
             Screen::Conflicts => "F6",
             Screen::Staff => "F7",
             Screen::Shortfalls => "F9",
+            Screen::Shift => "F10",
         }
     }
 
@@ -67,8 +70,9 @@ impl Screen {
 }
 
 /// Every screen, in navigation order.
-pub const SCREENS: [Screen; 8] = [
+pub const SCREENS: [Screen; 9] = [
     Screen::Sell,
+    Screen::Shift,
     Screen::Refund,
     Screen::Catalog,
     Screen::Stock,
@@ -111,7 +115,7 @@ mod tests {
     fn a_cashier_sells_and_refunds_and_sees_no_manager_screen() {
         assert_eq!(
             screens_for(Role::Cashier, &SCREENS),
-            [Screen::Sell, Screen::Refund]
+            [Screen::Sell, Screen::Shift, Screen::Refund]
         );
         assert_eq!(screen_for_key(Role::Cashier, &SCREENS, "F3"), None);
         assert!(!allowed(Role::Cashier, Screen::Stock));

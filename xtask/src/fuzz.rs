@@ -143,7 +143,7 @@ fn serve_and_fuzz(venv: &Path, dir: &Path, db_url: &str, with_client: bool) -> a
         check_client(&spec, dir)?;
     }
     // The admin's session for most operations, a throwaway one that only logout may end, and
-    // a paired till's: its device session syncs offline sales, a manager signed in at it by
+    // a paired till's: its device session syncs offline sales and Z reports, a manager signed in at it by
     // PIN grants approvals (both refuse anyone else with 403).
     let token = login(&bind, ADMIN_LOGIN)?;
     let throwaway = login(&bind, ADMIN_LOGIN)?;
@@ -163,6 +163,8 @@ fn serve_and_fuzz(venv: &Path, dir: &Path, db_url: &str, with_client: bool) -> a
         "--exclude-operation-id",
         "sync_orders",
         "--exclude-operation-id",
+        "sync_shift",
+        "--exclude-operation-id",
         "put_read_only",
         "--exclude-operation-id",
         "put_feature",
@@ -171,6 +173,7 @@ fn serve_and_fuzz(venv: &Path, dir: &Path, db_url: &str, with_client: bool) -> a
         (&token, &everything_else[..], FUZZ_TIME_S),
         (&throwaway, &["--include-operation-id", "logout"], "5"),
         (&device, &["--include-operation-id", "sync_orders"], "10"),
+        (&device, &["--include-operation-id", "sync_shift"], "10"),
         (&manager_at_till, &["--include-operation-id", "grant"], "5"),
         // Last: switched on, read-only mode would refuse every write fuzzed after it, and a
         // feature switched off every call to it.

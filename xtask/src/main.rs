@@ -141,6 +141,8 @@ fn test() -> anyhow::Result<()> {
         ("redis-server", "/usr/bin/redis-server"),
         ("haproxy", "/usr/sbin/haproxy"),
     ])?;
+    // Store time zones (reports group by the store's local day) come from the system's tzdata.
+    ensure_packages(&[("tzdata", "/usr/share/zoneinfo/Europe/Amsterdam")])?;
     ensure_desktop_tools()?;
     sh("cargo", &["fmt", "--all", "--", "--check"])?;
     // The shell embeds ui/dist: the UI is built before anything compiles the shell.

@@ -58,6 +58,10 @@ async fn bench(dir: &std::path::Path) -> anyhow::Result<()> {
     let register = Register::open(config, Arc::new(MemoryStore::default())).await?;
     register.pair("manager", PASSWORD, LOCATION, "R1").await?;
     register.sign_in("cashier", PASSWORD).await?;
+    let float = kassa_domain::CashCount::Sum {
+        amount: kassa_domain::Money::zero(kassa_domain::Currency::EUR),
+    };
+    register.open_shift(&float).await?;
     register.sync_now().await.context("the first sync")?;
 
     central.stop().await;

@@ -21,6 +21,9 @@ pub const DEMO_USERS: [(&str, &str, Role); 4] = [
 /// PINs for signing in at a register (and for a manager's approvals there).
 pub const DEMO_PINS: [(&str, &str); 2] = [("manager", "2468"), ("cashier", "1357")];
 
+/// The demo stores' days are Amsterdam's (reports and Z reports group by them).
+const DEMO_TIME_ZONE: &str = "Europe/Amsterdam";
+
 pub const DEMO_LOCATIONS: [(&str, &str); 2] = [
     ("STORE-1", "Kassa Demo Store"),
     ("WAREHOUSE", "Central Warehouse"),
@@ -168,7 +171,7 @@ pub async fn load(db: &Db) -> anyhow::Result<()> {
         }
     }
     for (code, name) in DEMO_LOCATIONS {
-        store::locations::insert(db, code, name).await?;
+        store::locations::insert_in_zone(db, code, name, DEMO_TIME_ZONE).await?;
     }
     let mut created = 0;
     for product in demo_products()? {

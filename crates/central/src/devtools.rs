@@ -430,3 +430,21 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 }
+
+/// The time zone `name` from the system's time zone database (Debian's tzdata), or `None`
+/// when it is missing (a skipped test; panics instead when `KASSA_REQUIRE_TZDATA` is set).
+pub fn time_zone(name: &str) -> Option<jiff::tz::TimeZone> {
+    match jiff::tz::TimeZone::get(name) {
+        Ok(zone) => Some(zone),
+        Err(err) => {
+            assert!(
+                std::env::var("KASSA_REQUIRE_TZDATA").is_err(),
+                "KASSA_REQUIRE_TZDATA is set but {name} is unknown ({err}; apt-get install tzdata)"
+            );
+            eprintln!(
+                "\n!!! SKIPPED: time zone test ({name} unknown; apt-get install tzdata) !!!\n"
+            );
+            None
+        }
+    }
+}

@@ -16,6 +16,7 @@ pub mod payments;
 pub mod recommend;
 pub mod search;
 pub mod shared;
+pub mod shifts;
 pub mod state;
 pub mod stock;
 pub mod store;

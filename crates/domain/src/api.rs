@@ -125,6 +125,14 @@ pub struct CreateLocation {
         schema(min_length = 1, max_length = 100, pattern = r"\S")
     )]
     pub name: String,
+    /// The store's time zone, an IANA name (`Europe/Amsterdam`); `UTC` when absent. Reports
+    /// and Z reports group by the store's local day.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_+/-]+$")
+    )]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +141,13 @@ pub struct Location {
     pub id: Uuid,
     pub code: String,
     pub name: String,
+    /// The store's time zone, an IANA name.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+}
+
+fn utc() -> String {
+    "UTC".into()
 }
 
 /// Pairs a register (a till) with Central: `location` is a location code.

@@ -14,6 +14,7 @@ pub mod money;
 pub mod order;
 pub mod receipt;
 pub mod report;
+pub mod shift;
 pub mod tax;
 pub mod views;
 
@@ -29,6 +30,10 @@ pub use money::{round_money, try_round_money, Currency, Money, MoneyError};
 pub use order::{IllegalTransition, OrderEvent, OrderStatus, UnknownOrderStatus};
 pub use receipt::{Receipt, ReceiptPayment, SaleMode};
 pub use report::{DayTotal, MethodTotal, SalesReport, TaxTotal};
+pub use shift::{
+    CashCount, CashMovement, CashSummary, DenominationCount, MovementKind, ShiftCount, ShiftError,
+    ShiftList, ShiftReport, ShiftSummary, StoreDay, ZGap, ZReceived,
+};
 pub use tax::{PriceMode, TaxClass, TaxError, TaxRate, TaxTable};
 pub use views::{EditState, ShortfallView, SyncStatus};
 

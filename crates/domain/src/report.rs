@@ -11,6 +11,7 @@ use crate::{Currency, Money, TaxClass};
 /// Sales and refunds of one payment method. A card refund counts against the card method of
 /// the sale it refunds, a cash refund against `cash`, whatever the sale was paid with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MethodTotal {
     /// `cash`, `card` or `card_offline`, as the register records the payment.
     pub method: String,
@@ -25,8 +26,10 @@ pub struct MethodTotal {
 
 /// Tax collected in one tax class at one rate (on the sales; refunds are not broken down).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaxTotal {
     pub tax_class: TaxClass,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "21"))]
     pub rate: Decimal,
     pub net: Money,
     pub tax: Money,
@@ -35,6 +38,7 @@ pub struct TaxTotal {
 
 /// One day (UTC) of sales and of the refunds given that day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DayTotal {
     pub day: NaiveDate,
     pub sales: i64,
@@ -47,6 +51,7 @@ pub struct DayTotal {
 
 /// A register's report over `from..=to` (UTC days).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SalesReport {
     pub from: NaiveDate,
     pub to: NaiveDate,

@@ -42,6 +42,7 @@ pub struct CardSale {
 #[tracing::instrument(skip_all, fields(cart = %cart_id))]
 pub async fn begin(db: &LocalDb, cart_id: Uuid, payment_method: &str) -> Result<CardSale> {
     let mut tx = db.begin_write().await?;
+    let shift = crate::shifts::selling_on(&mut tx).await?;
     let cart = sale::sellable(&mut tx, cart_id).await?;
     let pending: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM card_sales WHERE status = 'pending'")
@@ -75,8 +76,8 @@ pub async fn begin(db: &LocalDb, cart_id: Uuid, payment_method: &str) -> Result<
     let now = now_ms();
     sqlx::query(
         "INSERT INTO card_sales (order_id, cart_id, location, status, order_key, payment_key,
-            payment_method, currency, total_minor, created_at, updated_at)
-         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)",
+            payment_method, currency, total_minor, created_at, updated_at, shift_id)
+         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(order_id.to_string())
     .bind(cart_id.to_string())
@@ -88,6 +89,7 @@ pub async fn begin(db: &LocalDb, cart_id: Uuid, payment_method: &str) -> Result<
     .bind(card.total.to_minor())
     .bind(now)
     .bind(now)
+    .bind(shift.to_string())
     .execute(&mut *tx)
     .await
     .context("recording a card payment")?;
@@ -124,6 +126,17 @@ pub async fn complete(
     order: &Order,
 ) -> Result<Receipt> {
     let mut tx = db.begin_write().await?;
+    // The sale belongs to the shift its payment began in.
+    let shift: Option<String> =
+        sqlx::query_scalar("SELECT shift_id FROM card_sales WHERE order_id = ?")
+            .bind(card.order_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("reading a card payment's shift")?
+            .flatten();
+    let shift = shift
+        .map(|s| Uuid::parse_str(&s).map_err(|e| corrupt("a shift id", e)))
+        .transpose()?;
     let gone = sqlx::query("DELETE FROM card_sales WHERE order_id = ? AND status = 'pending'")
         .bind(card.order_id.to_string())
         .execute(&mut *tx)
@@ -155,6 +168,7 @@ pub async fn complete(
         payment,
         SaleMode::Online,
         Some(order),
+        shift,
     )
     .await?;
     tx.commit().await.context("completing a card sale")?;

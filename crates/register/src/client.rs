@@ -477,6 +477,13 @@ impl CentralClient {
 
     /// `GET /v1/settings/sale`: what every till obeys (staff or the register's own session).
     #[tracing::instrument(skip_all)]
+    /// `GET /v1/locations`: the stores, with their time zones.
+    #[tracing::instrument(skip_all)]
+    pub async fn locations(&self, token: &str) -> Result<Vec<kassa_domain::api::Location>> {
+        let req = self.http.get(self.url("/v1/locations")).bearer_auth(token);
+        json(self.send(req, "reading the locations").await?).await
+    }
+
     pub async fn sale_settings(&self, token: &str) -> Result<SaleSettings> {
         let req = self
             .http
@@ -557,6 +564,21 @@ impl CentralClient {
             .query(&[("location", location)])
             .bearer_auth(token);
         json(self.send(req, "reading the lease settings").await?).await
+    }
+
+    /// `POST /v1/sync/shifts`: delivers a Z report (201 kept, 200 kept before).
+    #[tracing::instrument(skip_all, fields(z_no = report.z_no))]
+    pub async fn sync_shift(
+        &self,
+        token: &str,
+        report: &kassa_domain::ShiftReport,
+    ) -> Result<kassa_domain::ZReceived> {
+        let req = self
+            .http
+            .post(self.url("/v1/sync/shifts"))
+            .bearer_auth(token)
+            .json(report);
+        json(self.send(req, "delivering a Z report").await?).await
     }
 
     #[tracing::instrument(skip_all, fields(orders = batch.orders.len()))]

@@ -49,6 +49,10 @@ pub enum Error {
     /// opened offline); the message says what lives at Central and what to do.
     #[error("{0}")]
     Offline(String),
+    /// Selling, refunds and cash movements need an open shift (or one not yet counted); the
+    /// message says what to do.
+    #[error("{0}")]
+    NoShift(String),
     /// The register has not been paired with Central yet.
     #[error("this register is not paired with Central")]
     NotPaired,

@@ -6,7 +6,8 @@
 //! Central decides for every till, the [`sync`] engine and its [`client`] for Central, a
 //! manager's offline catalog [`edits`] and [`adjustments`] of stock, the stock [`shortfalls`]
 //! offline sales left at Central, the till's stock [`leases`] (what it may sell offline with no
-//! shortfall), and the offline [`recommend`]ations. Totals are `kassa_domain`'s, the code
+//! shortfall), and the offline [`recommend`]ations, and the till's [`shifts`] (float, cash
+//! movements, blind count, X and Z reports). Totals are `kassa_domain`'s, the code
 //! Central runs, so a receipt never differs from Central's by a cent.
 
 pub mod adjustments;
@@ -27,6 +28,7 @@ pub mod sale;
 pub mod secrets;
 pub mod session;
 pub mod settings;
+pub mod shifts;
 pub mod shortfalls;
 pub mod stock;
 pub mod store;

@@ -272,6 +272,7 @@ pub async fn begin(
             "{waiting} refunds wait for Central's answer; refund again once they have settled"
         )));
     }
+    let shift = crate::shifts::selling_on(&mut tx).await?;
     let pending = PendingRefund {
         id: Uuid::now_v7(),
         order_id,
@@ -283,8 +284,8 @@ pub async fn begin(
     };
     sqlx::query(
         "INSERT INTO pending_refunds (id, order_id, location, idempotency_key, lines,
-            approved_by, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            approved_by, created_at, updated_at, shift_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(pending.id.to_string())
     .bind(order_id.to_string())
@@ -294,6 +295,7 @@ pub async fn begin(
     .bind(manager)
     .bind(pending.created_at)
     .bind(pending.created_at)
+    .bind(shift.to_string())
     .execute(&mut *tx)
     .await
     .context("recording a refund in progress")?;
@@ -353,6 +355,14 @@ pub async fn settle(
     restock: Restock,
 ) -> Result<()> {
     let mut tx = db.begin_write().await?;
+    // The refund belongs to the shift it was given in.
+    let shift: Option<String> =
+        sqlx::query_scalar("SELECT shift_id FROM pending_refunds WHERE id = ?")
+            .bind(pending.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .context("reading a refund's shift")?
+            .flatten();
     sqlx::query("DELETE FROM pending_refunds WHERE id = ?")
         .bind(pending.id.to_string())
         .execute(&mut *tx)
@@ -361,8 +371,8 @@ pub async fn settle(
     // A replayed answer (the same key) names the refund already kept: kept once.
     let fresh = sqlx::query(
         "INSERT INTO refunds (id, order_id, currency, amount_minor, card_minor, cash_minor,
-            approved_by, refunded_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            approved_by, refunded_at, shift_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
     )
     .bind(refund.id.to_string())
     .bind(refund.order_id.to_string())
@@ -372,6 +382,7 @@ pub async fn settle(
     .bind(refund.cash.to_minor())
     .bind(&pending.manager)
     .bind(refund.created_at.timestamp_millis())
+    .bind(shift)
     .execute(&mut *tx)
     .await
     .context("recording a refund")?

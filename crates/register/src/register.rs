@@ -20,9 +20,11 @@ use crate::report;
 use crate::sale::{self, Receipt, SaleLimits, SaleMode};
 use crate::secrets::SecretStore;
 use crate::session::{Sessions, SignedIn, OFFLINE_SIGN_IN_MAX_AGE_DEFAULT};
+use crate::shifts::{self, ShiftLimits};
 use crate::store::LocalDb;
 use crate::sync::{Engine, SyncConfig, SyncStatus};
 use crate::{adjustments, catalog, leases, refunds, settings, shortfalls, stock};
+use kassa_domain::shift::{CashCount, CashMovement, MovementKind, ShiftCount, ShiftReport};
 use kassa_domain::SalesReport;
 
 /// Where the register keeps its data and finds Central.
@@ -35,6 +37,8 @@ pub struct RegisterConfig {
     pub timeouts: Timeouts,
     pub sync: SyncConfig,
     pub limits: SaleLimits,
+    /// When a cash movement or an over/short at the close needs a manager.
+    pub shift_limits: ShiftLimits,
     /// What the card terminal hands over for a card payment: the processor's payment-method
     /// token (`pm_card_visa` with the simulator), never card data.
     pub card_payment_method: String,
@@ -51,6 +55,7 @@ impl RegisterConfig {
             timeouts: Timeouts::default(),
             sync: SyncConfig::default(),
             limits: SaleLimits::default(),
+            shift_limits: ShiftLimits::default(),
             card_payment_method: "pm_card_visa".into(),
             offline_sign_in_max_age: OFFLINE_SIGN_IN_MAX_AGE_DEFAULT,
         }
@@ -65,6 +70,7 @@ pub struct Register {
     engine: Arc<Engine>,
     currency: Currency,
     limits: SaleLimits,
+    shift_limits: ShiftLimits,
     card_payment_method: Arc<str>,
     approvals: Arc<Approvals>,
     /// The cart a manager allowed to be sold offline past this till's stock lease.
@@ -90,6 +96,7 @@ impl Register {
             engine,
             currency: config.currency,
             limits: config.limits,
+            shift_limits: config.shift_limits,
             card_payment_method: config.card_payment_method.into(),
             approvals: Arc::new(Approvals::default()),
             beyond_lease_approved: Arc::default(),
@@ -319,6 +326,146 @@ impl Register {
 
     pub async fn parked(&self) -> Result<Vec<CartView>> {
         carts::parked(&self.db).await
+    }
+
+    // ---- the shift ----
+
+    /// Who is signed in, or a refusal.
+    async fn staff(&self) -> Result<SignedIn> {
+        self.sessions.signed_in().await.ok_or(Error::NotSignedIn)
+    }
+
+    /// Opens a shift with a float (a sum, or counted note by note) by whoever is signed in;
+    /// returns its first X report.
+    pub async fn open_shift(&self, float: &CashCount) -> Result<ShiftReport> {
+        let who = self.staff().await?;
+        shifts::open(&self.db, self.currency, &who.username, float).await?;
+        self.x_report().await
+    }
+
+    /// The open shift's X report (nothing closed, nothing numbered). A cashier's hides the
+    /// expected cash: the close is a blind count.
+    pub async fn x_report(&self) -> Result<ShiftReport> {
+        let who = self.staff().await?;
+        shifts::x_report(&self.db, who.role.at_least(Role::Manager)).await
+    }
+
+    /// Is a shift open at this till (counted or not)?
+    pub async fn shift_open(&self) -> Result<bool> {
+        Ok(shifts::current(&self.db).await?.is_some())
+    }
+
+    /// A paid-in, paid-out or safe drop with its reason, in the open shift. A cashier's above
+    /// [`ShiftLimits::movement_approval_above_minor`] needs a manager's `approval` (used up);
+    /// a signed-in manager is their own approver.
+    pub async fn cash_movement(
+        &self,
+        kind: MovementKind,
+        amount: Money,
+        reason: &str,
+        approval: Option<Uuid>,
+    ) -> Result<CashMovement> {
+        let who = self.staff().await?;
+        shifts::check_movement(self.currency, &amount, reason)?;
+        let limit = Money::from_minor(
+            self.shift_limits.movement_approval_above_minor,
+            self.currency,
+        );
+        if who.role.at_least(Role::Manager) {
+            let name = who.username.as_str();
+            return shifts::record_movement(&self.db, kind, amount, reason, name, Some(name)).await;
+        }
+        if amount.checked_cmp(&limit)?.is_le() {
+            return shifts::record_movement(&self.db, kind, amount, reason, &who.username, None)
+                .await;
+        }
+        let what = format!("a {} above {limit}", kind.label().to_lowercase());
+        let id = approval
+            .ok_or_else(|| Error::ApprovalRequired(format!("{what} needs a manager's approval")))?;
+        let granted = self.approvals.take(id, &what)?;
+        let made = shifts::record_movement(
+            &self.db,
+            kind,
+            amount,
+            reason,
+            &who.username,
+            Some(&granted.manager),
+        )
+        .await;
+        match made {
+            Ok(movement) => {
+                self.approvals.finish(&self.sessions, granted).await;
+                Ok(movement)
+            }
+            Err(err) => {
+                self.approvals.restore(id, granted);
+                Err(err)
+            }
+        }
+    }
+
+    /// The blind count of the drawer (a sum or note by note), made once; then the expected
+    /// cash and the over/short are shown, and selling stops until the next shift.
+    pub async fn count_cash(&self, counted: &CashCount) -> Result<ShiftCount> {
+        let who = self.staff().await?;
+        shifts::count(&self.db, &who.username, counted, self.shift_limits).await
+    }
+
+    /// The open shift's count, once made (the close screen after a restart).
+    pub async fn shift_count(&self) -> Result<Option<ShiftCount>> {
+        shifts::counted(&self.db, self.shift_limits).await
+    }
+
+    /// Closes the counted shift and writes its Z report. An over/short beyond the tolerance
+    /// needs a manager: signed in, or their `approval` (used up).
+    pub async fn close_shift(&self, approval: Option<Uuid>) -> Result<ShiftReport> {
+        let who = self.staff().await?;
+        let Some(outcome) = shifts::counted(&self.db, self.shift_limits).await? else {
+            return Err(Error::Invalid(
+                "count the drawer first: the close is a blind count".into(),
+            ));
+        };
+        let limits = self.shift_limits;
+        let report = if !outcome.needs_approval || who.role.at_least(Role::Manager) {
+            let approver = who
+                .role
+                .at_least(Role::Manager)
+                .then_some(who.username.as_str());
+            shifts::close(&self.db, &who.username, approver, limits).await?
+        } else {
+            let what = format!("an over/short of {}", outcome.over_short);
+            let id = approval.ok_or_else(|| {
+                Error::ApprovalRequired(format!(
+                    "{what} is beyond {} either way: a manager approves the close",
+                    outcome.tolerance
+                ))
+            })?;
+            let granted = self.approvals.take(id, &what)?;
+            match shifts::close(&self.db, &who.username, Some(&granted.manager), limits).await {
+                Ok(report) => {
+                    self.approvals.finish(&self.sessions, granted).await;
+                    report
+                }
+                Err(err) => {
+                    self.approvals.restore(id, granted);
+                    return Err(err);
+                }
+            }
+        };
+        self.engine.kick();
+        Ok(report)
+    }
+
+    /// Z report `z_no` of this register.
+    pub async fn z_report(&self, z_no: i64) -> Result<ShiftReport> {
+        self.staff().await?;
+        shifts::z_report(&self.db, z_no).await
+    }
+
+    /// The last `limit` Z reports, newest first.
+    pub async fn z_reports(&self, limit: u32) -> Result<Vec<ShiftReport>> {
+        self.staff().await?;
+        shifts::z_reports(&self.db, limit).await
     }
 
     // ---- checkout ----

@@ -1,12 +1,14 @@
 //! The manager's sales report of this register, from the local store alone (so it works
-//! offline): how many sales, their totals by payment method, tax by class and sales per day.
+//! offline): how many sales, their totals by payment method, tax by class and sales per day
+//! (the store's local days, in its time zone).
 //! Every sale made here counts, whether or not it has reached Central yet; every refund given
 //! here is shown and taken off (gross, refunds, net), on the day it was given. The report's
 //! types are `kassa_domain::report`'s, shared with the UI.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use jiff::tz::TimeZone;
 use kassa_domain::{
     Currency, DayTotal, MethodTotal, Money, SalesReport, TaxClass, TaxTotal, Totals,
 };
@@ -14,6 +16,7 @@ use rust_decimal::Decimal;
 use sqlx::Row;
 
 use crate::error::{corrupt, Context, Error, Result};
+use crate::settings;
 use crate::store::{money, LocalDb};
 
 /// The longest window a report covers, in days.
@@ -57,7 +60,42 @@ impl RefundRow {
     }
 }
 
-/// Reads the sales completed in the last `days` UTC days (today included) and sums them.
+/// The store's day of an instant: its local date in the store's time zone `tz`.
+pub fn store_day(at: DateTime<Utc>, tz: &TimeZone) -> NaiveDate {
+    let local = jiff::Timestamp::from_millisecond(at.timestamp_millis())
+        .map(|ts| tz.to_datetime(ts).date());
+    match local {
+        Ok(d) => NaiveDate::from_ymd_opt(
+            i32::from(d.year()),
+            d.month().unsigned_abs().into(),
+            d.day().unsigned_abs().into(),
+        )
+        .unwrap_or_else(|| at.date_naive()),
+        // Beyond jiff's range (years ±9999): no store sells then.
+        Err(_) => at.date_naive(),
+    }
+}
+
+/// The first instant (ms) of the store's day `day` in `tz`.
+fn day_start_ms(day: NaiveDate, tz: &TimeZone) -> i64 {
+    let start = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    let civil = jiff::civil::DateTime::new(
+        i16::try_from(day.year()).unwrap_or(i16::MAX),
+        i8::try_from(day.month()).unwrap_or(1),
+        i8::try_from(day.day()).unwrap_or(1),
+        0,
+        0,
+        0,
+        0,
+    );
+    civil.and_then(|c| c.to_zoned(tz.clone())).map_or_else(
+        |_| start.and_utc().timestamp_millis(),
+        |z| z.timestamp().as_millisecond(),
+    )
+}
+
+/// Reads the sales completed in the last `days` days of the store (its local days, today
+/// included) and sums them.
 #[tracing::instrument(skip_all, fields(days))]
 pub async fn sales(db: &LocalDb, currency: Currency, days: u32) -> Result<SalesReport> {
     if days == 0 || days > REPORT_DAYS_MAX {
@@ -65,12 +103,10 @@ pub async fn sales(db: &LocalDb, currency: Currency, days: u32) -> Result<SalesR
             "a report covers 1 to {REPORT_DAYS_MAX} days"
         )));
     }
-    let to = Utc::now().date_naive();
+    let tz = settings::time_zone(db).await?;
+    let to = store_day(Utc::now(), &tz);
     let from = to - Duration::days(i64::from(days) - 1);
-    let since = from
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc().timestamp_millis())
-        .unwrap_or_default();
+    let since = day_start_ms(from, &tz);
     let rows = sqlx::query(
         "SELECT o.completed_at, o.totals, o.status, COALESCE(p.method, 'unpaid') AS method
          FROM outbox_orders o LEFT JOIN outbox_payments p ON p.order_id = o.order_id
@@ -82,7 +118,7 @@ pub async fn sales(db: &LocalDb, currency: Currency, days: u32) -> Result<SalesR
     .context("reading sales for the report")?;
     let sales = rows.iter().map(sale_from_row).collect::<Result<Vec<_>>>()?;
     let refunds = refunds_since(db, since).await?;
-    summarise(&sales, &refunds, currency, from, to)
+    summarise(&sales, &refunds, currency, from, to, &tz)
 }
 
 /// The refunds given here since `since` (ms), oldest first.
@@ -97,19 +133,50 @@ async fn refunds_since(db: &LocalDb, since: i64) -> Result<Vec<RefundRow>> {
     .fetch_all(db.reader())
     .await
     .context("reading refunds for the report")?;
-    rows.iter()
-        .map(|row| {
-            let at: i64 = row.get("refunded_at");
-            let currency: String = row.get("currency");
-            Ok(RefundRow {
-                refunded_at: DateTime::from_timestamp_millis(at)
-                    .ok_or_else(|| Error::Corrupt(format!("refund time {at}")))?,
-                sale_method: row.get("method"),
-                card: money(row.get("card_minor"), &currency)?,
-                cash: money(row.get("cash_minor"), &currency)?,
-            })
-        })
-        .collect()
+    rows.iter().map(refund_from_row).collect()
+}
+
+fn refund_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<RefundRow> {
+    let at: i64 = row.get("refunded_at");
+    let currency: String = row.get("currency");
+    Ok(RefundRow {
+        refunded_at: DateTime::from_timestamp_millis(at)
+            .ok_or_else(|| Error::Corrupt(format!("refund time {at}")))?,
+        sale_method: row.get("method"),
+        card: money(row.get("card_minor"), &currency)?,
+        cash: money(row.get("cash_minor"), &currency)?,
+    })
+}
+
+/// The sales and refunds of shift `shift_id`, oldest first (read in the caller's transaction,
+/// so a Z report sees exactly what its close sees).
+pub(crate) async fn shift_rows(
+    conn: &mut sqlx::SqliteConnection,
+    shift_id: &str,
+) -> Result<(Vec<SaleRow>, Vec<RefundRow>)> {
+    let sales = sqlx::query(
+        "SELECT o.completed_at, o.totals, o.status, COALESCE(p.method, 'unpaid') AS method
+         FROM outbox_orders o LEFT JOIN outbox_payments p ON p.order_id = o.order_id
+         WHERE o.shift_id = ? ORDER BY o.seq",
+    )
+    .bind(shift_id)
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading a shift's sales")?;
+    let refunds = sqlx::query(
+        "SELECT r.refunded_at, r.currency, r.card_minor, r.cash_minor,
+                COALESCE(p.method, 'unpaid') AS method
+         FROM refunds r LEFT JOIN outbox_payments p ON p.order_id = r.order_id
+         WHERE r.shift_id = ? ORDER BY r.refunded_at, r.id",
+    )
+    .bind(shift_id)
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading a shift's refunds")?;
+    Ok((
+        sales.iter().map(sale_from_row).collect::<Result<_>>()?,
+        refunds.iter().map(refund_from_row).collect::<Result<_>>()?,
+    ))
 }
 
 fn sale_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SaleRow> {
@@ -145,13 +212,15 @@ fn check_currency(found: Currency, currency: Currency, what: &str) -> Result<()>
     )))
 }
 
-/// Sums `sales` and `refunds` (all in `currency`) into the report over `from..=to`.
+/// Sums `sales` and `refunds` (all in `currency`) into the report over `from..=to`, by the
+/// store's days in `tz`.
 pub fn summarise(
     sales: &[SaleRow],
     refunds: &[RefundRow],
     currency: Currency,
     from: NaiveDate,
     to: NaiveDate,
+    tz: &TimeZone,
 ) -> Result<SalesReport> {
     let mut all = Sums::default();
     let mut discounts = 0_i64;
@@ -166,7 +235,7 @@ pub fn summarise(
         for sums in [
             &mut all,
             methods.entry(sale.method.as_str()).or_default(),
-            days.entry(sale.completed_at.date_naive()).or_default(),
+            days.entry(store_day(sale.completed_at, tz)).or_default(),
         ] {
             sums.sales += 1;
             sums.gross += total;
@@ -190,7 +259,7 @@ pub fn summarise(
     for refund in refunds {
         check_currency(refund.card.currency(), currency, "refund")?;
         check_currency(refund.cash.currency(), currency, "refund")?;
-        let day = days.entry(refund.refunded_at.date_naive()).or_default();
+        let day = days.entry(store_day(refund.refunded_at, tz)).or_default();
         for (method, minor) in refund.shares() {
             if minor != 0 {
                 methods.entry(method).or_default().refunds += minor;
@@ -306,7 +375,15 @@ mod tests {
             pending,
             sale(2, 10, "cash", &[("1.20", TaxClass::Standard, 1)]),
         ];
-        let report = summarise(&sales, &[], Currency::EUR, day(1), day(2)).unwrap();
+        let report = summarise(
+            &sales,
+            &[],
+            Currency::EUR,
+            day(1),
+            day(2),
+            &jiff::tz::TimeZone::UTC,
+        )
+        .unwrap();
         assert_eq!(report.sales, 3);
         assert_eq!((report.gross, report.net), (eur("9.00"), eur("9.00")));
         assert_eq!(report.pending_sync, 1);
@@ -355,7 +432,15 @@ mod tests {
             refund(2, "cash", "0.00", "2.40"),
             refund(2, "card_offline", "0.00", "0.50"),
         ];
-        let report = summarise(&sales, &refunds, Currency::EUR, day(1), day(2)).unwrap();
+        let report = summarise(
+            &sales,
+            &refunds,
+            Currency::EUR,
+            day(1),
+            day(2),
+            &jiff::tz::TimeZone::UTC,
+        )
+        .unwrap();
         assert_eq!(report.sales, 3);
         assert_eq!(report.refund_count, 3);
         assert_eq!(
@@ -387,15 +472,88 @@ mod tests {
             ]
         );
         // Refunded on a day without sales: the day is listed, with no sales.
-        let report = summarise(&[], &refunds[..1], Currency::EUR, day(2), day(2)).unwrap();
+        let report = summarise(
+            &[],
+            &refunds[..1],
+            Currency::EUR,
+            day(2),
+            day(2),
+            &jiff::tz::TimeZone::UTC,
+        )
+        .unwrap();
         assert_eq!(report.by_day.len(), 1);
         assert_eq!(report.by_day[0].sales, 0);
         assert_eq!(report.net, eur("-3.00"));
     }
 
     #[test]
+    fn days_are_the_stores_local_days_around_midnight() {
+        let (Ok(amsterdam), Ok(new_york)) = (
+            jiff::tz::TimeZone::get("Europe/Amsterdam"),
+            jiff::tz::TimeZone::get("America/New_York"),
+        ) else {
+            assert!(
+                std::env::var("KASSA_REQUIRE_TZDATA").is_err(),
+                "KASSA_REQUIRE_TZDATA is set but the time zone database is missing (tzdata)"
+            );
+            eprintln!("SKIPPED: no time zone database (apt-get install tzdata)");
+            return;
+        };
+        // 23:30 UTC on 1 December is 00:30 on the 2nd in Amsterdam, 18:30 on the 1st in New York.
+        let late = Utc.with_ymd_and_hms(2026, 12, 1, 23, 30, 0).unwrap();
+        assert_eq!(store_day(late, &amsterdam), day(2));
+        assert_eq!(store_day(late, &new_york), day(1));
+        assert_eq!(store_day(late, &jiff::tz::TimeZone::UTC), day(1));
+        // 03:00 UTC on the 2nd is still the 1st in New York (22:00).
+        let early = Utc.with_ymd_and_hms(2026, 12, 2, 3, 0, 0).unwrap();
+        assert_eq!(store_day(early, &new_york), day(1));
+        let mut sale = sale(1, 23, "cash", &[("2.40", TaxClass::Standard, 1)]);
+        sale.completed_at = late;
+        let report = summarise(
+            &[sale.clone()],
+            &[],
+            Currency::EUR,
+            day(1),
+            day(2),
+            &amsterdam,
+        )
+        .unwrap();
+        assert_eq!(
+            report.by_day[0].day,
+            day(2),
+            "the Amsterdam shop's sale after midnight"
+        );
+        let report = summarise(
+            &[sale],
+            &[],
+            Currency::EUR,
+            day(1),
+            day(2),
+            &jiff::tz::TimeZone::UTC,
+        )
+        .unwrap();
+        assert_eq!(report.by_day[0].day, day(1));
+        // Midnight in Amsterdam on the 2nd is 23:00 UTC on the 1st (winter time).
+        let start = day_start_ms(day(2), &amsterdam);
+        assert_eq!(
+            start,
+            Utc.with_ymd_and_hms(2026, 12, 1, 23, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+        );
+    }
+
+    #[test]
     fn no_sales_is_an_empty_report_in_the_register_currency() {
-        let report = summarise(&[], &[], Currency::EUR, day(1), day(1)).unwrap();
+        let report = summarise(
+            &[],
+            &[],
+            Currency::EUR,
+            day(1),
+            day(1),
+            &jiff::tz::TimeZone::UTC,
+        )
+        .unwrap();
         assert_eq!(
             (report.sales, report.gross, report.net),
             (0, eur("0"), eur("0"))
@@ -407,12 +565,28 @@ mod tests {
     fn a_sale_in_another_currency_is_not_silently_added() {
         let mut odd = sale(1, 9, "cash", &[("2.40", TaxClass::Standard, 1)]);
         odd.totals.currency = Currency::USD;
-        assert!(summarise(&[odd], &[], Currency::EUR, day(1), day(1)).is_err());
+        assert!(summarise(
+            &[odd],
+            &[],
+            Currency::EUR,
+            day(1),
+            day(1),
+            &jiff::tz::TimeZone::UTC
+        )
+        .is_err());
         let dollars = refund(1, "cash", "0.00", "1.00");
         let dollars = RefundRow {
             cash: Money::parse("1.00", Currency::USD).unwrap(),
             ..dollars
         };
-        assert!(summarise(&[], &[dollars], Currency::EUR, day(1), day(1)).is_err());
+        assert!(summarise(
+            &[],
+            &[dollars],
+            Currency::EUR,
+            day(1),
+            day(1),
+            &jiff::tz::TimeZone::UTC
+        )
+        .is_err());
     }
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::carts::{self, CartView, DiscountApproval};
 use crate::error::{corrupt, Context, Error, Result};
 use crate::store::{now_ms, LocalDb, Tx};
-use crate::{card, identity};
+use crate::{card, identity, shifts};
 
 /// Limits on selling.
 #[derive(Debug, Clone, Copy)]
@@ -49,11 +49,13 @@ pub async fn complete_cash(
     limits: SaleLimits,
 ) -> Result<Receipt> {
     let mut tx = db.begin_write().await?;
+    let shift = shifts::selling_on(&mut tx).await?;
     let cart = sellable(&mut tx, cart_id).await?;
     let change = change_due(&cart.totals.total, &tendered)?;
     check_outbox_room(&mut tx, limits).await?;
     let payment = ReceiptPayment::Cash { tendered, change };
-    let receipt = record(&mut tx, &cart, Uuid::now_v7(), payment, mode, None).await?;
+    let order_id = Uuid::now_v7();
+    let receipt = record(&mut tx, &cart, order_id, payment, mode, None, Some(shift)).await?;
     tx.commit().await.context("committing a sale")?;
     Ok(receipt)
 }
@@ -68,6 +70,7 @@ pub async fn complete_card_offline(
     limits: SaleLimits,
 ) -> Result<Receipt> {
     let mut tx = db.begin_write().await?;
+    let shift = shifts::selling_on(&mut tx).await?;
     let cart = sellable(&mut tx, cart_id).await?;
     check_offline_card(&cart.totals.total, limits.offline_card_limit)?;
     check_outbox_room(&mut tx, limits).await?;
@@ -76,7 +79,8 @@ pub async fn complete_card_offline(
         reference: format!("offline-card-{}", order_id.simple()),
         offline: true,
     };
-    let receipt = record(&mut tx, &cart, order_id, payment, SaleMode::Offline, None).await?;
+    let mode = SaleMode::Offline;
+    let receipt = record(&mut tx, &cart, order_id, payment, mode, None, Some(shift)).await?;
     tx.commit()
         .await
         .context("committing an offline card sale")?;
@@ -115,7 +119,8 @@ pub(crate) async fn sellable(tx: &mut Tx, cart_id: Uuid) -> Result<CartView> {
 }
 
 /// Writes the sale of `cart`: its receipt number, its outbox entry (waiting for Central, or
-/// already `done` when `central` holds Central's paid order) and the cart's completion.
+/// already `done` when `central` holds Central's paid order), the shift it belongs to and the
+/// cart's completion.
 pub(crate) async fn record(
     tx: &mut Tx,
     cart: &CartView,
@@ -123,6 +128,7 @@ pub(crate) async fn record(
     payment: ReceiptPayment,
     mode: SaleMode,
     central: Option<&Order>,
+    shift: Option<Uuid>,
 ) -> Result<Receipt> {
     let receipt_no = identity::next_receipt_no(tx).await?;
     let location: String = sqlx::query_scalar("SELECT location FROM identity WHERE singleton = 1")
@@ -139,7 +145,7 @@ pub(crate) async fn record(
         completed_at: Utc::now(),
         mode,
     };
-    insert_outbox(tx, cart, &receipt, central).await?;
+    insert_outbox(tx, cart, &receipt, central, shift).await?;
     if mode == SaleMode::Offline {
         // What the till may still sell without a shortfall drops with the sale, at once.
         for line in &receipt.lines {
@@ -185,6 +191,7 @@ async fn insert_outbox(
     cart: &CartView,
     r: &Receipt,
     central: Option<&Order>,
+    shift: Option<Uuid>,
 ) -> Result<()> {
     let id = r.order_id.to_string();
     let totals = serde_json::to_string(&r.totals).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -197,8 +204,9 @@ async fn insert_outbox(
     sqlx::query(
         "INSERT INTO outbox_orders (order_id, cart_id, receipt_no, location, mode, status,
             order_key, payment_key, currency, total_minor, totals, completed_at, central_order,
-            shortfalls, synced_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE '[]' END, ?)",
+            shortfalls, synced_at, shift_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE '[]' END, ?,
+            ?)",
     )
     .bind(&id)
     .bind(cart.id.to_string())
@@ -215,6 +223,7 @@ async fn insert_outbox(
     .bind(&central)
     .bind(&central)
     .bind(synced_at)
+    .bind(shift.map(|s| s.to_string()))
     .execute(&mut **tx)
     .await
     .context("writing the sale to the outbox")?;

@@ -1,6 +1,7 @@
 //! What Central decides for every till, as last pulled by the sync round
-//! (`GET /v1/settings/sale`): today the cashier's discount limit. Until the first pull the
-//! register's configuration ([`crate::sale::SaleLimits`]) applies.
+//! (`GET /v1/settings/sale`): the cashier's discount limit. Until the first pull the
+//! register's configuration ([`crate::sale::SaleLimits`]) applies. And the store's time zone
+//! (from `GET /v1/locations`), by which reports and Z reports group days: UTC until pulled.
 
 use kassa_domain::approval::SaleSettings;
 
@@ -44,4 +45,48 @@ pub async fn discount_limit_percent(db: &LocalDb, default: u32) -> Result<u32> {
         .await?
         .map_or(default, |s| s.discount_limit_percent)
         .min(100))
+}
+
+const TIME_ZONE: &str = "time_zone";
+
+/// Keeps the store's time zone (an IANA name) as Central has it.
+pub async fn save_time_zone(db: &LocalDb, name: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO central_settings (name, value, pulled_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, pulled_at = excluded.pulled_at",
+    )
+    .bind(TIME_ZONE)
+    .bind(name)
+    .bind(now_ms())
+    .execute(db.pool())
+    .await
+    .context("keeping the store's time zone")?;
+    Ok(())
+}
+
+/// The store's time zone: as last pulled, UTC before the first pull (or for a name this
+/// machine's time zone database does not know, which is logged).
+pub async fn time_zone_on(conn: &mut sqlx::SqliteConnection) -> Result<jiff::tz::TimeZone> {
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT value FROM central_settings WHERE name = ?")
+            .bind(TIME_ZONE)
+            .fetch_optional(&mut *conn)
+            .await
+            .context("reading the store's time zone")?;
+    Ok(name.map_or(jiff::tz::TimeZone::UTC, |name| {
+        jiff::tz::TimeZone::get(&name).unwrap_or_else(|err| {
+            tracing::warn!(%name, %err, "unknown time zone; days are UTC days");
+            jiff::tz::TimeZone::UTC
+        })
+    }))
+}
+
+/// [`time_zone_on`] from the pool.
+pub async fn time_zone(db: &LocalDb) -> Result<jiff::tz::TimeZone> {
+    let mut conn = db
+        .reader()
+        .acquire()
+        .await
+        .context("reading the store's time zone")?;
+    time_zone_on(&mut conn).await
 }

@@ -6,6 +6,7 @@ pub mod refunds;
 pub mod reports;
 pub mod sale;
 pub mod session;
+pub mod shift;
 pub mod shortfalls;
 pub mod stock;
 pub mod sync;

@@ -7,6 +7,7 @@ mod conflicts;
 mod refund;
 mod reports;
 mod sell;
+mod shift;
 mod shortfalls;
 mod sign_in;
 mod staff;
@@ -25,8 +26,9 @@ use crate::services;
 const STATUS_POLL_MS: u32 = 1_000;
 
 /// The screens this build offers.
-pub const OFFERED: [Screen; 8] = [
+pub const OFFERED: [Screen; 9] = [
     Screen::Sell,
+    Screen::Shift,
     Screen::Refund,
     Screen::Catalog,
     Screen::Stock,
@@ -141,6 +143,7 @@ pub fn app() -> Html {
         (Route::Screen(Screen::Sell), Some(_)) => {
             html! { <sell::SellPage status={(*status).clone()} /> }
         }
+        (Route::Screen(Screen::Shift), Some(_)) => html! { <shift::ShiftPage /> },
         (Route::Screen(Screen::Refund), Some(_)) => html! { <refund::RefundPage /> },
         (Route::Screen(Screen::Catalog), Some(_)) => html! { <catalog::CatalogPage /> },
         (Route::Screen(Screen::Stock), Some(_)) => html! { <stock::StockPage /> },

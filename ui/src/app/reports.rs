@@ -77,7 +77,7 @@ pub fn reports_page() -> Html {
                     }) }</tbody>
                 </table>
                 <table id="report-days" class="list">
-                    <thead><tr><th>{ "Day (UTC)" }</th><th class="num">{ "Sales" }</th><th class="num">{ "Gross" }</th>
+                    <thead><tr><th>{ "Day" }</th><th class="num">{ "Sales" }</th><th class="num">{ "Gross" }</th>
                         <th class="num">{ "Refunds" }</th><th class="num">{ "Net" }</th><th class="num">{ "Tax" }</th></tr></thead>
                     <tbody>{ for r.by_day.iter().map(|d| html! {
                         <tr><td>{ d.day.to_string() }</td><td class="num">{ d.sales }</td>

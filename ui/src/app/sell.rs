@@ -357,9 +357,19 @@ pub fn sell_page(props: &Props) -> Html {
         payment_needs_approval: use_state(|| None),
     };
     let scan = use_node_ref();
+    // Selling needs an open shift: say so at once rather than at the tender.
+    let no_shift = use_state(|| false);
     {
         let sell = sell.clone();
-        use_effect_with((), move |_| sell.reload());
+        let no_shift = no_shift.clone();
+        use_effect_with((), move |_| {
+            sell.reload();
+            spawn_local(async move {
+                if let Ok(state) = services::shift::state().await {
+                    no_shift.set(state.x_report.is_none());
+                }
+            });
+        });
     }
     {
         let scan = scan.clone();
@@ -453,6 +463,10 @@ pub fn sell_page(props: &Props) -> Html {
                 <input id="scan" ref={scan} class="scan" autocomplete="off" spellcheck="false"
                     placeholder="Scan a barcode, or type a name, SKU or barcode…"
                     value={(*sell.query).clone()} {oninput} {onkeydown} />
+                if *no_shift {
+                    <p id="no-shift" class="warning banner">
+                        { "No shift is open at this till: open one with a float on the Shift screen (F10)." }</p>
+                }
                 if let Some(message) = &*sell.error {
                     <p id="scan-error" class="error banner">{ message }</p>
                 }

@@ -256,9 +256,32 @@ pub async fn list_locations(
     Ok(Json(store::locations::list(&db).await?))
 }
 
-/// Adds a location (admin); `code` is short and unique, e.g. `STORE-1`.
+/// Checks an IANA time zone name against the time zone database (422 `invalid_time_zone`).
+fn check_time_zone(name: &str) -> ApiResult<()> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-/".contains(c));
+    if plain && jiff::tz::TimeZone::get(name).is_ok() {
+        return Ok(());
+    }
+    Err(ApiError::Invalid {
+        code: "invalid_time_zone",
+        message: "time_zone must be an IANA time zone name, like Europe/Amsterdam".into(),
+        details: serde_json::json!({ "time_zone": clipped(name) }),
+    })
+}
+
+/// Untrusted input quoted back, cut short.
+fn clipped(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Adds a location (admin); `code` is short and unique, e.g. `STORE-1`; `time_zone` the
+/// store's IANA time zone (UTC when absent; 422 `invalid_time_zone`).
 #[utoipa::path(post, path = "/v1/locations", tag = "catalog", request_body = CreateLocation,
-    responses((status = 201, body = Location), (status = 409)))]
+    responses((status = 201, body = Location), (status = 409), (status = 422)))]
 pub async fn create_location(
     State(state): State<AppState>,
     _auth: Auth<Admin>,
@@ -277,7 +300,9 @@ pub async fn create_location(
         ));
     }
     check_len("name", req.name.trim(), 1, 100)?;
-    match store::locations::insert(&state.db, code, req.name.trim()).await? {
+    let time_zone = req.time_zone.as_deref().map_or("UTC", str::trim);
+    check_time_zone(time_zone)?;
+    match store::locations::insert_in_zone(&state.db, code, req.name.trim(), time_zone).await? {
         Some(location) => Ok((StatusCode::CREATED, Json(location))),
         None => Err(ApiError::conflict(
             "location_exists",

@@ -260,10 +260,14 @@ fn register_may(method: &axum::http::Method, path: &str) -> bool {
                 || path == "/v1/admin/read-only"
                 || path == "/v1/admin/features"
                 || path == "/v1/settings/leases"
+                || path == "/v1/locations"
                 || is_order_refunds(path)
         }
         axum::http::Method::POST => {
-            path == "/v1/sync/orders" || path == "/v1/auth/logout" || path == "/v1/stock/leases"
+            path == "/v1/sync/orders"
+                || path == "/v1/sync/shifts"
+                || path == "/v1/auth/logout"
+                || path == "/v1/stock/leases"
         }
         axum::http::Method::PUT | axum::http::Method::DELETE => {
             path.starts_with("/v1/stock/leases/")

@@ -26,7 +26,8 @@ use self::error::ApiError;
 use crate::state::AppState;
 use crate::telemetry::{self, metrics::HTTP_DURATION, metrics::HTTP_REQUESTS};
 use crate::{
-    approvals, auth, carts, catalog, maintenance, orders, payments, recommend, search, stock, sync,
+    approvals, auth, carts, catalog, maintenance, orders, payments, recommend, search, shifts,
+    stock, sync,
 };
 
 #[derive(OpenApi)]
@@ -94,6 +95,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(recommend::for_product))
         .routes(routes!(recommend::feed))
         .routes(routes!(sync::sync_orders))
+        .routes(routes!(shifts::sync_shift))
+        .routes(routes!(shifts::list_shifts))
         .routes(routes!(approvals::grant))
         .routes(routes!(approvals::list_flags))
         .routes(routes!(

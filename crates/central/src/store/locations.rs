@@ -13,26 +13,41 @@ fn decode(row: &sqlx::any::AnyRow) -> anyhow::Result<Location> {
         id: id.parse().context("location id")?,
         code: row.try_get("code")?,
         name: row.try_get("name")?,
+        time_zone: row.try_get("time_zone")?,
     })
 }
 
-/// Inserts a location; `Ok(None)` when the code is taken.
-#[tracing::instrument(skip_all, fields(code))]
+/// Inserts a location in UTC; `Ok(None)` when the code is taken.
 pub async fn insert(db: &Db, code: &str, name: &str) -> anyhow::Result<Option<Location>> {
+    insert_in_zone(db, code, name, "UTC").await
+}
+
+/// Inserts a location in time zone `time_zone` (an IANA name, checked by the caller);
+/// `Ok(None)` when the code is taken.
+#[tracing::instrument(skip_all, fields(code))]
+pub async fn insert_in_zone(
+    db: &Db,
+    code: &str,
+    name: &str,
+    time_zone: &str,
+) -> anyhow::Result<Option<Location>> {
     let id = Uuid::now_v7();
-    let result =
-        sqlx::query("INSERT INTO locations (id, code, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(id.to_string())
-            .bind(code)
-            .bind(name)
-            .bind(now_ms())
-            .execute(db.pool())
-            .await;
+    let result = sqlx::query(
+        "INSERT INTO locations (id, code, name, created_at, time_zone) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.to_string())
+    .bind(code)
+    .bind(name)
+    .bind(now_ms())
+    .bind(time_zone)
+    .execute(db.pool())
+    .await;
     match result {
         Ok(_) => Ok(Some(Location {
             id,
             code: code.to_owned(),
             name: name.to_owned(),
+            time_zone: time_zone.to_owned(),
         })),
         Err(e) if is_unique_violation(&e) => Ok(None),
         Err(e) => Err(anyhow::Error::from(e).context("inserting location")),

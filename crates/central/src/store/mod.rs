@@ -18,6 +18,7 @@ pub mod registers;
 pub mod relay;
 pub mod sessions;
 pub mod settings;
+pub mod shifts;
 pub mod stock;
 pub mod sync;
 pub mod users;

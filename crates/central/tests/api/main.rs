@@ -24,6 +24,7 @@ mod payments;
 mod recommend;
 mod roles;
 mod search;
+mod shifts;
 mod staff;
 mod stock_pages;
 mod sync;

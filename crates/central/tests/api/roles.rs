@@ -59,7 +59,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/v1/products", Access::Roles(MANAGERS)),
     ("GET", "/v1/products/{id}", Access::Browse(READERS)),
     ("PUT", "/v1/products/{id}", Access::Roles(MANAGERS)),
-    ("GET", "/v1/locations", Access::Roles(STAFF)),
+    // A till's device session reads its store's time zone here.
+    ("GET", "/v1/locations", Access::Roles(STAFF_AND_TILLS)),
     ("POST", "/v1/locations", Access::Roles(ADMINS)),
     ("GET", "/v1/stock/{sku}", Access::Roles(STAFF_AND_TILLS)),
     ("GET", "/v1/stock", Access::Roles(STAFF_AND_TILLS)),
@@ -111,6 +112,9 @@ const MATRIX: &[(&str, &str, Access)] = &[
     // Staff, and only in a session signed in at a register (else 403 `not_a_register`, see
     // sync.rs); the probe signs in at one.
     ("POST", "/v1/sync/orders", Access::Roles(STAFF_AND_TILLS)),
+    // The same: a Z report comes from a register (see shifts.rs).
+    ("POST", "/v1/sync/shifts", Access::Roles(STAFF_AND_TILLS)),
+    ("GET", "/v1/shifts", Access::Roles(MANAGERS)),
     // A manager's own session at a till (elsewhere 403 `not_a_register`, see approvals.rs).
     ("POST", "/v1/approvals", Access::Roles(MANAGERS)),
     ("GET", "/v1/approvals/flags", Access::Roles(MANAGERS)),
@@ -123,7 +127,7 @@ const MATRIX: &[(&str, &str, Access)] = &[
 ];
 
 /// The routes whose probes sign in at a register.
-const AT_A_REGISTER: &[&str] = &["/v1/sync/orders", "/v1/approvals"];
+const AT_A_REGISTER: &[&str] = &["/v1/sync/orders", "/v1/sync/shifts", "/v1/approvals"];
 
 story!(every_route_answers_each_role_as_decided);
 
@@ -320,6 +324,11 @@ async fn request(
                 "completed_at": "2026-11-30T10:00:00Z", "receipt_no": format!("R-{}", &unique[..8]),
             });
             plain(path.into(), Some(json!({ "orders": [order] })))
+        }
+        ("POST", "/v1/sync/shifts") => {
+            let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+            let report = crate::shifts::z_report(i64::try_from(n).unwrap() + 1, "R1", day, 1, "105.00");
+            plain(path.into(), Some(serde_json::to_value(report).unwrap()))
         }
         ("POST", "/v1/stock/discrepancies/{id}/resolve") => {
             let order = probe_order(app, admin, admin, true).await;

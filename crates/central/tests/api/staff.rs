@@ -424,12 +424,13 @@ async fn a_register_signs_itself_in_to_sync_and_may_do_nothing_else(app: TestApp
         format!("/v1/products/{}", product.id),
         "/v1/stock/SKU-A?location=STORE-1".to_owned(),
         "/v1/recommendations?since=&limit=10".to_owned(),
+        // Its store's time zone.
+        "/v1/locations".to_owned(),
     ] {
         assert_eq!(app.get(&path, device).await.status(), 200, "GET {path}");
     }
     for path in [
         "/v1/orders".to_owned(),
-        "/v1/locations".to_owned(),
         "/v1/stock/discrepancies?location=STORE-1".to_owned(),
         format!("/v1/recommendations/{}", product.id),
     ] {

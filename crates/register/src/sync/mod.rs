@@ -1,4 +1,5 @@
-//! The sync engine: a background task that pushes the outbox and the queued catalog edits,
+//! The sync engine: a background task that pushes the outbox, the Z reports and the queued
+//! catalog edits,
 //! settles card payments and refunds left pending, pulls the catalog and stock, takes or
 //! renews the till's stock lease, and pulls recommendations and Central's sale settings, with a clear state (online or offline, last
 //! sync, pending count, last error) and exponential backoff with jitter while Central is away.
@@ -11,6 +12,7 @@ mod leases;
 mod orders;
 mod pull;
 mod refunds;
+mod shifts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +66,8 @@ pub struct RoundReport {
     pub sales_settled: usize,
     /// Refunds Central made that the till had not written down (a crash, a failed write).
     pub refunds_settled: usize,
+    /// Z reports delivered to Central.
+    pub z_reports_pushed: usize,
     pub edits_pushed: usize,
     pub adjustments_pushed: usize,
     pub products_changed: usize,
@@ -176,6 +180,7 @@ impl Engine {
         let card_sales_settled = failed.keep("card payments", self.settle_cards().await)?;
         let sales_settled = failed.keep("sales", self.push_outbox().await)?;
         let refunds_settled = failed.keep("refunds", self.settle_refunds().await)?;
+        let z_reports_pushed = failed.keep("Z reports", self.push_z_reports().await)?;
         let edits_pushed = failed.keep("catalog edits", self.push_edits().await)?;
         let adjustments_pushed = failed.keep("stock adjustments", self.push_adjustments().await)?;
         let catalog = self.pull_catalog().await;
@@ -195,6 +200,7 @@ impl Engine {
             card_sales_settled,
             sales_settled,
             refunds_settled,
+            z_reports_pushed,
             edits_pushed,
             adjustments_pushed,
             products_changed,

@@ -197,6 +197,16 @@ impl Engine {
             }
         });
         self.status.send_modify(|s| s.read_only = notice);
+        let identity = crate::identity::load(&self.db)
+            .await?
+            .ok_or(crate::Error::NotPaired)?;
+        let locations = self
+            .sessions
+            .device_authed(|t| async move { self.client().locations(t.expose()).await })
+            .await?;
+        if let Some(here) = locations.iter().find(|l| l.code == identity.location) {
+            settings::save_time_zone(&self.db, &here.time_zone).await?;
+        }
         Ok(1)
     }
 

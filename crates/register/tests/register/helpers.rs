@@ -493,6 +493,19 @@ impl Shop {
             .await
             .unwrap();
         register.sign_in("cashier", PASSWORD).await.unwrap();
+        open_shift(&register).await;
+        register
+    }
+
+    /// [`Shop::register`] with no shift open yet.
+    pub async fn register_without_shift(&self, dir: &tempfile::TempDir, code: &str) -> Register {
+        let secrets = Arc::new(MemoryStore::default());
+        let register = open_register(dir, &self.proxy.url(), secrets).await;
+        register
+            .pair("manager", PASSWORD, LOCATION, code)
+            .await
+            .unwrap();
+        register.sign_in("cashier", PASSWORD).await.unwrap();
         register
     }
 
@@ -510,6 +523,7 @@ impl Shop {
             .await
             .unwrap();
         register.sign_in("cashier", PASSWORD).await.unwrap();
+        open_shift(&register).await;
         register
     }
 
@@ -561,6 +575,14 @@ pub async fn open_register_with(
     };
     tweak(&mut config);
     Register::open(config, secrets).await.unwrap()
+}
+
+/// Opens a shift with a float of 100.00 (selling needs one).
+pub async fn open_shift(register: &Register) {
+    let float = kassa_domain::CashCount::Sum {
+        amount: eur("100.00"),
+    };
+    register.open_shift(&float).await.unwrap();
 }
 
 /// Runs sync rounds until one succeeds with nothing pending (bounded: 20 s).

@@ -19,6 +19,7 @@ mod manager;
 mod offline;
 mod rounds;
 mod sale;
+mod shifts;
 mod shortfalls;
 mod staff;
 mod unpaid;
