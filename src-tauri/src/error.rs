@@ -39,6 +39,7 @@ impl From<Error> for CommandError {
             Error::ApprovalRequired(_) => "approval_required",
             Error::NotPaired => "not_paired",
             Error::Forbidden(_) => "forbidden",
+            Error::Printer(_) => "printer",
             // The store, the secrets, corruption (and whatever the library adds): logged, not shown.
             _ => {
                 tracing::error!(%err, "register failure");

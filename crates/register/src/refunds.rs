@@ -30,21 +30,39 @@ pub const RECENT_SALES_MAX: u32 = 100;
 
 /// The last `limit` sales made at this register (at most [`RECENT_SALES_MAX`]), newest first.
 pub async fn recent_sales(db: &LocalDb, limit: u32) -> Result<Vec<Receipt>> {
-    let rows = sqlx::query(
-        "SELECT o.order_id, o.cart_id, o.receipt_no, o.location, o.mode, o.completed_at,
-                o.currency, p.method, p.tendered_minor, p.change_minor, p.reference
-         FROM outbox_orders o JOIN outbox_payments p ON p.order_id = o.order_id
-         ORDER BY o.seq DESC LIMIT ?",
-    )
-    .bind(limit.min(RECENT_SALES_MAX))
-    .fetch_all(db.pool())
-    .await
-    .context("listing recent sales")?;
+    let rows = sqlx::query(&format!("{SELECT_SALES} ORDER BY o.seq DESC LIMIT ?"))
+        .bind(limit.min(RECENT_SALES_MAX))
+        .fetch_all(db.pool())
+        .await
+        .context("listing recent sales")?;
     let mut receipts = Vec::with_capacity(rows.len());
     for row in &rows {
         receipts.push(receipt(db, row).await?);
     }
     Ok(receipts)
+}
+
+const SELECT_SALES: &str =
+    "SELECT o.order_id, o.cart_id, o.receipt_no, o.location, o.mode, o.completed_at,
+            o.currency, p.method, p.tendered_minor, p.change_minor, p.reference
+     FROM outbox_orders o JOIN outbox_payments p ON p.order_id = o.order_id";
+
+/// One sale made here, by its order id or its receipt number (`STORE-1-R1-000042`, what the
+/// receipt's code holds); `None` when this register made no such sale.
+pub async fn sale(db: &LocalDb, order_id_or_receipt_no: &str) -> Result<Option<Receipt>> {
+    let row = sqlx::query(&format!(
+        "{SELECT_SALES} WHERE o.order_id = ? OR o.receipt_no IN (?, ?)"
+    ))
+    .bind(order_id_or_receipt_no.trim().to_lowercase())
+    .bind(order_id_or_receipt_no.trim())
+    .bind(order_id_or_receipt_no.trim().to_uppercase())
+    .fetch_optional(db.pool())
+    .await
+    .context("looking up a sale")?;
+    match row {
+        Some(row) => Ok(Some(receipt(db, &row).await?)),
+        None => Ok(None),
+    }
 }
 
 /// A sale's receipt as printed: the outbox row, its payment and its (completed) cart.

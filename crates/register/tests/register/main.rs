@@ -16,6 +16,7 @@ mod edits;
 mod leases;
 mod manager;
 mod offline;
+mod printing;
 mod rounds;
 mod sale;
 mod shortfalls;
