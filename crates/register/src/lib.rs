@@ -26,6 +26,7 @@ pub mod printer;
 pub mod recommend;
 pub mod refunds;
 pub mod report;
+pub mod returns;
 pub mod sale;
 pub mod secrets;
 pub mod session;

@@ -120,7 +120,7 @@ pub async fn refund(
     lines: Vec<(Sku, u32)>,
     approval: Uuid,
 ) -> Result<Refund> {
-    let location = refundable(db, order_id, &lines).await?;
+    let location = refundable(db, sessions, order_id, &lines).await?;
     let granted = approvals.take(approval, "a refund")?;
     let Some(access) = granted.access.clone() else {
         approvals.finish(sessions, granted).await;
@@ -173,14 +173,23 @@ pub async fn refund(
     }
 }
 
-/// Checks the sale is at Central and the returned lines are in it; returns its location.
-async fn refundable(db: &LocalDb, order_id: Uuid, lines: &[(Sku, u32)]) -> Result<String> {
+/// Checks the sale is at Central and the returned lines are in it; returns its location. A
+/// sale this till did not make (another till's, an online order: returns by receipt) is
+/// checked against Central's order.
+async fn refundable(
+    db: &LocalDb,
+    sessions: &Sessions,
+    order_id: Uuid,
+    lines: &[(Sku, u32)],
+) -> Result<String> {
     let row = sqlx::query("SELECT status, location FROM outbox_orders WHERE order_id = ?")
         .bind(order_id.to_string())
         .fetch_optional(db.pool())
         .await
-        .context("reading a sale")?
-        .ok_or_else(|| Error::NotFound(format!("no sale {order_id} at this register")))?;
+        .context("reading a sale")?;
+    let Some(row) = row else {
+        return refundable_at_central(db, sessions, order_id, lines).await;
+    };
     match row.get::<String, _>("status").as_str() {
         "done" => {}
         "rejected" => {
@@ -194,11 +203,7 @@ async fn refundable(db: &LocalDb, order_id: Uuid, lines: &[(Sku, u32)]) -> Resul
             ))
         }
     }
-    if lines.is_empty() || lines.iter().any(|(_, qty)| *qty == 0) {
-        return Err(Error::Invalid(
-            "a refund needs the returned lines, each with a quantity of at least 1".into(),
-        ));
-    }
+    check_lines(lines)?;
     for (sku, qty) in lines {
         let sold: Option<i64> =
             sqlx::query_scalar("SELECT SUM(qty) FROM outbox_lines WHERE order_id = ? AND sku = ?")
@@ -215,6 +220,43 @@ async fn refundable(db: &LocalDb, order_id: Uuid, lines: &[(Sku, u32)]) -> Resul
         }
     }
     Ok(row.get("location"))
+}
+
+/// [`refundable`] for a sale found at Central: of this store (or online), paid, and with the
+/// returned units not returned yet.
+async fn refundable_at_central(
+    db: &LocalDb,
+    sessions: &Sessions,
+    order_id: Uuid,
+    lines: &[(Sku, u32)],
+) -> Result<String> {
+    check_lines(lines)?;
+    let till = crate::identity::load(db).await?.ok_or(Error::NotPaired)?;
+    let order = crate::returns::central_order(sessions, order_id).await?;
+    crate::returns::check_same_store(&order, &till.location)?;
+    for (sku, qty) in lines {
+        let left: u32 = order
+            .lines
+            .iter()
+            .filter(|l| &l.sku == sku)
+            .map(|l| l.qty.saturating_sub(l.returned_qty))
+            .sum();
+        if left < *qty {
+            return Err(Error::Invalid(format!(
+                "the sale has {left} of {sku} left to return, fewer than the {qty} returned"
+            )));
+        }
+    }
+    Ok(order.location)
+}
+
+fn check_lines(lines: &[(Sku, u32)]) -> Result<()> {
+    if lines.is_empty() || lines.iter().any(|(_, qty)| *qty == 0) {
+        return Err(Error::Invalid(
+            "a refund needs the returned lines, each with a quantity of at least 1".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Refunds asked of Central whose outcome this register has not written down, at most (each

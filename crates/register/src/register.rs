@@ -475,6 +475,13 @@ impl Register {
 
     // ---- refunds ----
 
+    /// The sale a scanned receipt code (or a typed receipt or online order number) names, for
+    /// a refund: this till's from its own store, any other of the store's at Central.
+    pub async fn find_sale(&self, code: &str) -> Result<crate::returns::SaleToReturn> {
+        self.sessions.signed_in().await.ok_or(Error::NotSignedIn)?;
+        crate::returns::find(&self.db, &self.sessions, code).await
+    }
+
     /// The last `limit` sales made here (at most 100), newest first.
     pub async fn recent_sales(&self, limit: u32) -> Result<Vec<Receipt>> {
         refunds::recent_sales(&self.db, limit).await

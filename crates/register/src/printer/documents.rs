@@ -30,7 +30,7 @@ fn amount(money: &Money) -> String {
 }
 
 /// A receipt: store header, lines, tax per rate, total, payment and change, the receipt number
-/// as text and as a QR code (scanned back for a return), footer. `copy` numbers a reprint:
+/// as text and in a QR code with the order id (scanned back for a return at any till), footer. `copy` numbers a reprint:
 /// `COPY 2` on top and at the bottom, so a copy is never taken for a second sale.
 pub fn receipt(receipt: &Receipt, style: &ReceiptStyle, copy: Option<u32>) -> Document {
     let mut doc = Document::new();
@@ -98,8 +98,12 @@ pub fn receipt(receipt: &Receipt, style: &ReceiptStyle, copy: Option<u32>) -> Do
             doc.text(format!("{how} {reference}"));
         }
     }
+    // The code holds the order id too: any till of the store finds the sale for a return.
     doc.feed()
-        .qr(&receipt.receipt_no)
+        .qr(crate::returns::receipt_code(
+            &receipt.receipt_no,
+            receipt.order_id,
+        ))
         .center(&receipt.receipt_no);
     for line in &style.footer {
         doc.center(line);

@@ -17,6 +17,7 @@ mod leases;
 mod manager;
 mod offline;
 mod printing;
+mod returns;
 mod rounds;
 mod sale;
 mod shortfalls;

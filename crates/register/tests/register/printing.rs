@@ -67,7 +67,13 @@ fn assert_prints_receipt(doc: &Printout, receipt: &Receipt) {
         doc.has_line_with(&format!("Receipt {}", receipt.receipt_no)),
         "{text}"
     );
-    assert_eq!(doc.qr_codes(), vec![receipt.receipt_no.clone()]);
+    assert_eq!(
+        doc.qr_codes(),
+        vec![kassa_register::returns::receipt_code(
+            &receipt.receipt_no,
+            receipt.order_id
+        )]
+    );
     assert!(doc.has_line_with("Thank you"), "{text}");
     assert_eq!(doc.cuts(), 1, "{text}");
     assert!(
