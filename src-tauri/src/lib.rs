@@ -64,6 +64,7 @@ pub fn run() -> anyhow::Result<()> {
             commands::reports::sales_report,
             commands::refunds::recent_sales,
             commands::refunds::refund,
+            commands::refunds::find_sale,
             commands::printing::printer_status,
             commands::printing::print_jobs,
             commands::printing::reprint,
