@@ -801,6 +801,16 @@ pub fn sale_title(sale: &crate::model::SaleToReturn) -> String {
     }
 }
 
+/// What the till says about its printer: printed, or how many wait and why.
+pub fn print_status_text(status: &crate::model::PrinterStatus) -> String {
+    match (&status.printer, status.queued, &status.last_error) {
+        (None, ..) => "No receipt printer: use Print".into(),
+        (Some(p), 0, _) => format!("Printed on {p}"),
+        (Some(_), n, Some(why)) => format!("{n} waiting for the printer: {why}"),
+        (Some(p), n, None) => format!("{n} printing on {p}"),
+    }
+}
+
 /// The report's refunds figure's label: `Refunds (2)`.
 pub fn refunds_label(count: i64) -> String {
     if count == 0 {
@@ -1041,5 +1051,27 @@ mod shortfall_tests {
             "Resolved: 3 × DEMO-0001 short on STORE-1-R1-000007. Central recorded the note \
              under manager's name."
         );
+    }
+}
+
+#[cfg(test)]
+mod printing_tests {
+    use super::*;
+    use crate::model::PrinterStatus;
+
+    #[test]
+    fn the_till_says_where_its_receipts_stand() {
+        let mut status = PrinterStatus {
+            printer: Some("tcp://10.0.0.9:9100".into()),
+            ..PrinterStatus::default()
+        };
+        assert_eq!(print_status_text(&status), "Printed on tcp://10.0.0.9:9100");
+        status.queued = 2;
+        status.last_error = Some("connection refused".into());
+        assert_eq!(
+            print_status_text(&status),
+            "2 waiting for the printer: connection refused"
+        );
+        assert!(print_status_text(&PrinterStatus::default()).contains("Print"));
     }
 }

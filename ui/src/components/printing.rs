@@ -9,6 +9,7 @@ use yew::prelude::*;
 use crate::components::approval::ApprovalDialog;
 use crate::model::{Approval, PrinterStatus};
 use crate::services;
+use crate::view::print_status_text;
 
 #[derive(Properties, PartialEq)]
 pub struct ReceiptPrintingProps {
@@ -83,16 +84,6 @@ pub fn receipt_printing(props: &ReceiptPrintingProps) -> Html {
     }
 }
 
-/// What the till says about its printer: printed, or how many wait and why.
-pub fn print_status_text(status: &PrinterStatus) -> String {
-    match (&status.printer, status.queued, &status.last_error) {
-        (None, ..) => "No receipt printer: use Print".into(),
-        (Some(p), 0, _) => format!("Printed on {p}"),
-        (Some(_), n, Some(why)) => format!("{n} waiting for the printer: {why}"),
-        (Some(p), n, None) => format!("{n} printing on {p}"),
-    }
-}
-
 /// *No sale*: opens the cash drawer with a reason; a cashier needs a manager's approval at the
 /// till (the register records who allowed it).
 #[function_component(NoSalePanel)]
@@ -148,26 +139,5 @@ pub fn no_sale_panel() -> Html {
                 <ApprovalDialog what={what.clone()} {on_approved} {on_cancel} />
             }
         </section>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_till_says_where_its_receipts_stand() {
-        let mut status = PrinterStatus {
-            printer: Some("tcp://10.0.0.9:9100".into()),
-            ..PrinterStatus::default()
-        };
-        assert_eq!(print_status_text(&status), "Printed on tcp://10.0.0.9:9100");
-        status.queued = 2;
-        status.last_error = Some("connection refused".into());
-        assert_eq!(
-            print_status_text(&status),
-            "2 waiting for the printer: connection refused"
-        );
-        assert!(print_status_text(&PrinterStatus::default()).contains("Print"));
     }
 }
