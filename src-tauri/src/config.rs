@@ -12,12 +12,16 @@
 //! | `KASSA_OFFLINE_CARD_LIMIT` | the offline card policy: card sales up to this total (the shop's currency, e.g. `50.00`) are taken with Central out of reach | unset: card needs Central |
 //! | `KASSA_LEASE_WINDOW_H` | stock leases: the till leases at Central what its sales over this many hours say it will sell offline (see docs/checkout.md) | unset or 0: no lease |
 //! | `KASSA_CARD_PAYMENT_METHOD` | what the card terminal hands over: the processor's payment-method token | `pm_card_visa` (the simulator's approved card) |
+//! | `KASSA_PRINTER` | the ESC/POS receipt printer (and the cash drawer on it): `tcp://host:9100`, `usb://VID:PID`, `serial:///dev/ttyUSB0?baud=9600`, `file:///dev/usb/lp0` | unset: the web view prints |
+//! | `KASSA_PAPER_MM` | the printer's paper width, 58 or 80 | 80 |
+//! | `KASSA_RECEIPT_HEADER`, `KASSA_RECEIPT_FOOTER` | the shop's lines on every receipt, `\|` between lines | none; "Thank you for shopping with us" |
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use kassa_domain::{Currency, Money};
+use kassa_register::printer::{Destination, Paper, PrinterConfig};
 
 /// Pairing read from the environment (the demo and the end-to-end test).
 #[derive(Clone)]
@@ -67,6 +71,8 @@ pub struct ShellConfig {
     pub card_payment_method: Option<String>,
     /// Stock leases: the window of sales the till's velocity is read from (off when `None`).
     pub lease_window: Option<Duration>,
+    /// The receipt printer (`None`: the web view prints).
+    pub printer: Option<PrinterConfig>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -109,6 +115,32 @@ fn money(name: &str) -> anyhow::Result<Option<Money>> {
         .transpose()
 }
 
+/// `KASSA_PRINTER` and its companions; a bad value stops the app with the forms that work.
+fn printer() -> anyhow::Result<Option<PrinterConfig>> {
+    let Some(url) = var("KASSA_PRINTER") else {
+        return Ok(None);
+    };
+    let destination: Destination = url.parse().context("KASSA_PRINTER")?;
+    let mut config = PrinterConfig::new(destination);
+    if let Some(mm) = var("KASSA_PAPER_MM") {
+        config.paper = mm.parse::<Paper>().context("KASSA_PAPER_MM")?;
+    }
+    let lines = |v: String| -> Vec<String> {
+        v.split('|')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    if let Some(header) = var("KASSA_RECEIPT_HEADER") {
+        config.style.header = lines(header);
+    }
+    if let Some(footer) = var("KASSA_RECEIPT_FOOTER") {
+        config.style.footer = lines(footer);
+    }
+    Ok(Some(config))
+}
+
 impl ShellConfig {
     pub fn from_env() -> anyhow::Result<Self> {
         let pairing = match (var("KASSA_PAIR_MANAGER"), var("KASSA_PAIR_PASSWORD")) {
@@ -136,6 +168,7 @@ impl ShellConfig {
             offline_card_limit: money("KASSA_OFFLINE_CARD_LIMIT")?,
             card_payment_method: var("KASSA_CARD_PAYMENT_METHOD"),
             lease_window: hours("KASSA_LEASE_WINDOW_H")?,
+            printer: printer()?,
         })
     }
 }

@@ -40,6 +40,7 @@ impl From<Error> for CommandError {
             Error::NotPaired => "not_paired",
             Error::Forbidden(_) => "forbidden",
             Error::NoShift(_) => "no_shift",
+            Error::Printer(_) => "printer",
             // The store, the secrets, corruption (and whatever the library adds): logged, not shown.
             _ => {
                 tracing::error!(%err, "register failure");

@@ -11,11 +11,15 @@ mod startup;
 use anyhow::Context;
 use tauri::Manager;
 
-/// Runs the app until its window closes.
+/// Runs the app until its window closes; `--print-test` prints the printer's test page and
+/// exits without a window.
 pub fn run() -> anyhow::Result<()> {
     // Logs, and the register's spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     let _telemetry = kassa_register::telemetry::init();
     let config = config::ShellConfig::from_env()?;
+    if std::env::args().skip(1).any(|a| a == "--print-test") {
+        return print_test(&config);
+    }
     tauri::Builder::default()
         .setup(move |app| {
             let data_dir = match &config.data_dir {
@@ -67,6 +71,13 @@ pub fn run() -> anyhow::Result<()> {
             commands::shift::z_reports,
             commands::refunds::recent_sales,
             commands::refunds::refund,
+            commands::refunds::find_sale,
+            commands::printing::printer_status,
+            commands::printing::print_jobs,
+            commands::printing::reprint,
+            commands::printing::retry_printing,
+            commands::printing::print_sales_report,
+            commands::printing::no_sale,
             commands::sync::sync_status,
             commands::sync::sync_now,
             commands::conflicts::conflicts,
@@ -84,5 +95,23 @@ pub fn run() -> anyhow::Result<()> {
                 }
             }
         });
+    Ok(())
+}
+
+/// `kassa-register --print-test`: the test page ("Kassa", the paper's width, the characters a
+/// receipt needs, a QR code) straight to `KASSA_PRINTER`, a cut and a drawer pulse; the way to
+/// set a printer up.
+fn print_test(config: &config::ShellConfig) -> anyhow::Result<()> {
+    let printer = config.printer.as_ref().context(
+        "--print-test prints to KASSA_PRINTER, which is not set: e.g. \
+         KASSA_PRINTER=tcp://192.168.1.50:9100 kassa-register --print-test",
+    )?;
+    kassa_register::printer::print_test_page(printer)
+        .with_context(|| format!("printing the test page on {}", printer.destination))?;
+    println!(
+        "printed the test page on {} ({} characters a line), cut, drawer pulsed",
+        printer.destination,
+        printer.paper.chars_per_line()
+    );
     Ok(())
 }

@@ -29,6 +29,7 @@ pub async fn open(config: &ShellConfig, data_dir: &Path) -> anyhow::Result<Regis
     }
     register_config.limits.offline_card_limit = config.offline_card_limit;
     register_config.sync.lease_window = config.lease_window;
+    register_config.printer = config.printer.clone();
     if let Some(token) = &config.card_payment_method {
         register_config.card_payment_method = token.clone();
     }

@@ -283,7 +283,7 @@ struct App {
 }
 
 impl App {
-    async fn start(central: &Central, data: &Path) -> Result<App> {
+    async fn start(central: &Central, data: &Path, printer: &str) -> Result<App> {
         let port = free_port()?;
         let native_port = free_port()?;
         let mut driver = Command::new("tauri-driver");
@@ -300,6 +300,8 @@ impl App {
             .env("KASSA_PAIR_PASSWORD", "manager-pass-1")
             .env("KASSA_SYNC_INTERVAL_MS", SYNC_INTERVAL_MS)
             .env("KASSA_SYNC_BACKOFF_MAX_MS", SYNC_BACKOFF_MAX_MS)
+            .env("KASSA_PRINTER", printer)
+            .env("KASSA_PAPER_MM", "58")
             .stdout(Stdio::null());
         let driver = Group::spawn(driver, "tauri-driver")?;
         // KASSA_E2E_APP: another binary or a wrapper script (to capture the app's log).
@@ -526,7 +528,11 @@ fn unknown_barcode() -> String {
     format!("{body}{}", (10 - sum % 10) % 10)
 }
 
-async fn story(central: &mut Central, app: &App) -> Result<()> {
+async fn story(
+    central: &mut Central,
+    app: &App,
+    printer: &kassa_printer_emulator::Emulator,
+) -> Result<()> {
     // Sign in (the app paired itself from the environment) and sell online.
     app.sign_in("cashier", "cashier-pass-1").await?;
     app.until_class("#sync-indicator", "online").await?;
@@ -583,6 +589,34 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     let receipt = app.pay_and_read_receipt("#cash-1").await?;
     assert!(receipt.starts_with("STORE-1-R1-"), "{receipt}");
     assert!(app.text("#receipt-change").await?.contains('€'));
+    // The receipt printed on the thermal printer, the drawer opened first; a reprint is a COPY.
+    let printed = printer.wait_for_cuts(1, WAIT).await;
+    let first = printed
+        .documents()
+        .into_iter()
+        .next()
+        .context("no receipt printed")?;
+    assert!(
+        first.has_line_with(&format!("Receipt {receipt}")),
+        "{}",
+        first.text()
+    );
+    assert_eq!(first.drawer_pulses(), 1, "the drawer opens on cash");
+    app.until_text("#print-status", |t| t.contains("Printed on"))
+        .await?;
+    app.click("#reprint-receipt").await?;
+    app.until_text("#print-note", |t| t.contains("COPY 1"))
+        .await?;
+    let printed = printer.wait_for_cuts(2, WAIT).await;
+    let copy = &printed.documents()[1];
+    assert_eq!(
+        copy.lines().first().map(String::as_str),
+        Some("COPY 1"),
+        "{}",
+        copy.text()
+    );
+    assert_eq!(copy.drawer_pulses(), 0);
+    app.screenshot("printing.png").await?;
     app.click("#new-sale").await?;
     app.until_synced().await?;
 
@@ -696,11 +730,12 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     assert_eq!(orders.len(), 4, "{orders:#?}");
 
     // A customer brings the card sale's item back: a manager approves, the card is refunded.
+    // The customer's receipt is scanned (its number typed here, as a scanner would) to open it.
     app.click("#nav-refund").await?;
-    app.click(&format!(
-        "#recent-sales tr.sale[data-receipt='{card_receipt}'] .choose-sale"
-    ))
-    .await?;
+    app.type_into("#refund-scan", &format!("{card_receipt}\u{E007}"))
+        .await?;
+    app.until_text("#refund-sale h2", |t| t.contains(&card_receipt))
+        .await?;
     app.type_into("#refund-sale tr:first-child input.returned", "1")
         .await?;
     app.click("#refund-ask").await?;
@@ -713,6 +748,21 @@ async fn story(central: &mut Central, app: &App) -> Result<()> {
     assert!(!refunded.contains("in cash"), "{refunded}");
     app.screenshot("refund.png").await?;
     app.click("#nav-sell").await?;
+
+    // No sale: the cashier opens the drawer with a manager's approval; it is recorded.
+    let pulses = printer.printout().drawer_pulses();
+    app.type_into("#no-sale-reason", "change for the parking meter")
+        .await?;
+    app.click("#no-sale-open").await?;
+    approve_as_manager(app).await?;
+    let said = app.text("#no-sale-said").await?;
+    assert!(said.contains("allowed by manager"), "{said}");
+    let printed = printer.wait_for(WAIT, |p| p.drawer_pulses() > pulses).await;
+    assert_eq!(
+        printed.drawer_pulses(),
+        pulses + 1,
+        "the drawer opened once"
+    );
 
     // A manager's edit made here while Central changed the same product: the conflict screen.
     let found = app
@@ -984,8 +1034,10 @@ async fn a_cashier_sells_online_and_offline_and_a_manager_settles_a_conflict() -
     let mut central = Central::demo(dir.path())?;
     let _processor = processor_sim(&mut central).await?;
     central.start().await?;
-    let app = App::start(&central, &dir.path().join("register")).await?;
-    let result = tokio::time::timeout(TEST_TIMEOUT, story(&mut central, &app)).await;
+    // The till's receipt printer (and its cash drawer): the emulator on loopback.
+    let printer = kassa_printer_emulator::Emulator::start().await?;
+    let app = App::start(&central, &dir.path().join("register"), &printer.url()).await?;
+    let result = tokio::time::timeout(TEST_TIMEOUT, story(&mut central, &app, &printer)).await;
     if result.as_ref().map_or(true, |r| r.is_err()) {
         let shot = std::env::temp_dir().join("kassa-desktop-e2e-failure.png");
         if app.screenshot_to(&shot).await.is_ok() {

@@ -170,3 +170,47 @@ pub struct Approval {
     pub id: Uuid,
     pub manager: String,
 }
+
+/// A line of a sale being returned (the register core's `returns::ReturnLine`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ReturnLine {
+    pub sku: kassa_domain::Sku,
+    pub name: String,
+    pub qty: u32,
+    /// Units already returned, as Central last said.
+    pub returned: u32,
+    pub unit_price: kassa_domain::Money,
+    pub total: kassa_domain::Money,
+}
+
+/// A sale opened for a refund (the register core's `returns::SaleToReturn`): one of this
+/// till's, or found at Central by the code on its receipt.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SaleToReturn {
+    pub order_id: Uuid,
+    pub receipt_no: Option<String>,
+    pub location: String,
+    pub at_this_till: bool,
+    pub source: String,
+    pub completed_at: chrono::DateTime<chrono::Utc>,
+    pub lines: Vec<ReturnLine>,
+    pub total: kassa_domain::Money,
+}
+
+/// The receipt printer's state (`printer` null: none, the web view prints).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct PrinterStatus {
+    pub printer: Option<String>,
+    pub paper_mm: Option<u32>,
+    pub queued: i64,
+    pub last_error: Option<String>,
+}
+
+/// A no-sale as recorded.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NoSale {
+    pub id: Uuid,
+    pub approved_by: String,
+    pub signed_in: String,
+    pub reason: String,
+}

@@ -751,11 +751,11 @@ mod screen_tests {
 /// The lines of `receipt` a customer brings back, from the quantities typed per SKU (blank
 /// or 0: not returned). Each is at most what was sold; at least one line comes back.
 pub fn returned_lines(
-    receipt: &crate::model::Receipt,
+    sale: &crate::model::SaleToReturn,
     typed: &std::collections::BTreeMap<String, String>,
 ) -> Result<Vec<(String, u32)>, String> {
     let mut lines = Vec::new();
-    for line in &receipt.lines {
+    for line in &sale.lines {
         let sku = line.sku.to_string();
         let text = typed.get(&sku).map_or("", |t| t.trim());
         if text.is_empty() {
@@ -764,11 +764,16 @@ pub fn returned_lines(
         let qty: u32 = text
             .parse()
             .map_err(|_| format!("{}: \"{text}\" is not a number of units", line.name))?;
-        if qty > line.qty {
-            return Err(format!(
-                "{}: {qty} returned but {} sold",
-                line.name, line.qty
-            ));
+        let left = line.qty.saturating_sub(line.returned);
+        if qty > left {
+            return Err(if line.returned > 0 {
+                format!(
+                    "{}: {qty} returned but {} sold and {} back already",
+                    line.name, line.qty, line.returned
+                )
+            } else {
+                format!("{}: {qty} returned but {} sold", line.name, line.qty)
+            });
         }
         if qty > 0 {
             lines.push((sku, qty));
@@ -778,6 +783,52 @@ pub fn returned_lines(
         return Err("Type how many units of which line come back.".to_owned());
     }
     Ok(lines)
+}
+
+/// One of this till's sales as the refund screen opens it.
+pub fn sale_to_return(receipt: &crate::model::Receipt) -> crate::model::SaleToReturn {
+    crate::model::SaleToReturn {
+        order_id: receipt.order_id,
+        receipt_no: Some(receipt.receipt_no.clone()),
+        location: receipt.location.clone(),
+        at_this_till: true,
+        source: "this till".into(),
+        completed_at: receipt.completed_at,
+        lines: receipt
+            .lines
+            .iter()
+            .zip(&receipt.totals.lines)
+            .map(|(line, total)| crate::model::ReturnLine {
+                sku: line.sku.clone(),
+                name: line.name.clone(),
+                qty: line.qty,
+                returned: 0,
+                unit_price: line.unit_price,
+                total: total.total,
+            })
+            .collect(),
+        total: receipt.totals.total,
+    }
+}
+
+/// How the refund screen names a sale: its receipt number, or an online order's id.
+pub fn sale_title(sale: &crate::model::SaleToReturn) -> String {
+    match (&sale.receipt_no, sale.at_this_till, sale.source.as_str()) {
+        (Some(no), true, _) => no.clone(),
+        (Some(no), false, _) => format!("{no} (another till, from Central)"),
+        (None, _, "online") => format!("online order {}", sale.order_id),
+        (None, _, _) => format!("order {}", sale.order_id),
+    }
+}
+
+/// What the till says about its printer: printed, or how many wait and why.
+pub fn print_status_text(status: &crate::model::PrinterStatus) -> String {
+    match (&status.printer, status.queued, &status.last_error) {
+        (None, ..) => "No receipt printer: use Print".into(),
+        (Some(p), 0, _) => format!("Printed on {p}"),
+        (Some(_), n, Some(why)) => format!("{n} waiting for the printer: {why}"),
+        (Some(p), n, None) => format!("{n} printing on {p}"),
+    }
 }
 
 /// The report's refunds figure's label: `Refunds (2)`.
@@ -840,7 +891,7 @@ mod refund_tests {
 
     #[test]
     fn returned_lines_are_what_was_typed_within_what_was_sold() {
-        let r = receipt();
+        let r = sale_to_return(&receipt());
         let typed = |pairs: &[(&str, &str)]| {
             pairs
                 .iter()
@@ -857,6 +908,18 @@ mod refund_tests {
         assert!(returned_lines(&r, &typed(&[("A-1", "x")])).is_err());
         assert!(returned_lines(&r, &typed(&[("A-1", "0")])).is_err());
         assert!(returned_lines(&r, &BTreeMap::new()).is_err());
+        // A sale found at Central with a unit already back: only what is left returns.
+        let mut found = r.clone();
+        found.lines[0].returned = 1;
+        found.at_this_till = false;
+        assert!(returned_lines(&found, &typed(&[("A-1", "2")]))
+            .unwrap_err()
+            .contains("1 back already"));
+        assert_eq!(
+            returned_lines(&found, &typed(&[("A-1", "1")])),
+            Ok(vec![("A-1".to_owned(), 1)])
+        );
+        assert!(sale_title(&found).contains("another till"));
     }
 
     #[test]
@@ -1008,5 +1071,27 @@ mod shortfall_tests {
             "Resolved: 3 × DEMO-0001 short on STORE-1-R1-000007. Central recorded the note \
              under manager's name."
         );
+    }
+}
+
+#[cfg(test)]
+mod printing_tests {
+    use super::*;
+    use crate::model::PrinterStatus;
+
+    #[test]
+    fn the_till_says_where_its_receipts_stand() {
+        let mut status = PrinterStatus {
+            printer: Some("tcp://10.0.0.9:9100".into()),
+            ..PrinterStatus::default()
+        };
+        assert_eq!(print_status_text(&status), "Printed on tcp://10.0.0.9:9100");
+        status.queued = 2;
+        status.last_error = Some("connection refused".into());
+        assert_eq!(
+            print_status_text(&status),
+            "2 waiting for the printer: connection refused"
+        );
+        assert!(print_status_text(&PrinterStatus::default()).contains("Print"));
     }
 }

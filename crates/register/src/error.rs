@@ -64,6 +64,10 @@ pub enum Error {
     /// stays held and the sync engine finishes the sale, or gives the cart back, when it is.
     #[error("{0}")]
     CardPending(String),
+    /// The receipt printer did not take a document (off, unplugged, out of paper, or a
+    /// build without its connection); the message names the printer.
+    #[error("{0}")]
+    Printer(String),
     #[error("secret store: {0}")]
     Secrets(String),
     #[error(transparent)]

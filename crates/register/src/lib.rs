@@ -6,8 +6,9 @@
 //! Central decides for every till, the [`sync`] engine and its [`client`] for Central, a
 //! manager's offline catalog [`edits`] and [`adjustments`] of stock, the stock [`shortfalls`]
 //! offline sales left at Central, the till's stock [`leases`] (what it may sell offline with no
-//! shortfall), and the offline [`recommend`]ations, and the till's [`shifts`] (float, cash
-//! movements, blind count, X and Z reports). Totals are `kassa_domain`'s, the code
+//! shortfall), the offline [`recommend`]ations, the till's [`shifts`] (float, cash movements,
+//! blind count, X and Z reports), thermal [`printer`]s (receipts, reports, the cash drawer) and
+//! the drawer's audited [`no_sale`]s. Totals are `kassa_domain`'s, the code
 //! Central runs, so a receipt never differs from Central's by a cent.
 
 pub mod adjustments;
@@ -20,10 +21,13 @@ pub mod edits;
 pub mod error;
 pub mod identity;
 pub mod leases;
+pub mod no_sale;
 pub mod outbox;
+pub mod printer;
 pub mod recommend;
 pub mod refunds;
 pub mod report;
+pub mod returns;
 pub mod sale;
 pub mod secrets;
 pub mod session;

@@ -30,21 +30,39 @@ pub const RECENT_SALES_MAX: u32 = 100;
 
 /// The last `limit` sales made at this register (at most [`RECENT_SALES_MAX`]), newest first.
 pub async fn recent_sales(db: &LocalDb, limit: u32) -> Result<Vec<Receipt>> {
-    let rows = sqlx::query(
-        "SELECT o.order_id, o.cart_id, o.receipt_no, o.location, o.mode, o.completed_at,
-                o.currency, p.method, p.tendered_minor, p.change_minor, p.reference
-         FROM outbox_orders o JOIN outbox_payments p ON p.order_id = o.order_id
-         ORDER BY o.seq DESC LIMIT ?",
-    )
-    .bind(limit.min(RECENT_SALES_MAX))
-    .fetch_all(db.pool())
-    .await
-    .context("listing recent sales")?;
+    let rows = sqlx::query(&format!("{SELECT_SALES} ORDER BY o.seq DESC LIMIT ?"))
+        .bind(limit.min(RECENT_SALES_MAX))
+        .fetch_all(db.pool())
+        .await
+        .context("listing recent sales")?;
     let mut receipts = Vec::with_capacity(rows.len());
     for row in &rows {
         receipts.push(receipt(db, row).await?);
     }
     Ok(receipts)
+}
+
+const SELECT_SALES: &str =
+    "SELECT o.order_id, o.cart_id, o.receipt_no, o.location, o.mode, o.completed_at,
+            o.currency, p.method, p.tendered_minor, p.change_minor, p.reference
+     FROM outbox_orders o JOIN outbox_payments p ON p.order_id = o.order_id";
+
+/// One sale made here, by its order id or its receipt number (`STORE-1-R1-000042`, what the
+/// receipt's code holds); `None` when this register made no such sale.
+pub async fn sale(db: &LocalDb, order_id_or_receipt_no: &str) -> Result<Option<Receipt>> {
+    let row = sqlx::query(&format!(
+        "{SELECT_SALES} WHERE o.order_id = ? OR o.receipt_no IN (?, ?)"
+    ))
+    .bind(order_id_or_receipt_no.trim().to_lowercase())
+    .bind(order_id_or_receipt_no.trim())
+    .bind(order_id_or_receipt_no.trim().to_uppercase())
+    .fetch_optional(db.pool())
+    .await
+    .context("looking up a sale")?;
+    match row {
+        Some(row) => Ok(Some(receipt(db, &row).await?)),
+        None => Ok(None),
+    }
 }
 
 /// A sale's receipt as printed: the outbox row, its payment and its (completed) cart.
@@ -102,7 +120,7 @@ pub async fn refund(
     lines: Vec<(Sku, u32)>,
     approval: Uuid,
 ) -> Result<Refund> {
-    let location = refundable(db, order_id, &lines).await?;
+    let location = refundable(db, sessions, order_id, &lines).await?;
     let granted = approvals.take(approval, "a refund")?;
     let Some(access) = granted.access.clone() else {
         approvals.finish(sessions, granted).await;
@@ -155,14 +173,23 @@ pub async fn refund(
     }
 }
 
-/// Checks the sale is at Central and the returned lines are in it; returns its location.
-async fn refundable(db: &LocalDb, order_id: Uuid, lines: &[(Sku, u32)]) -> Result<String> {
+/// Checks the sale is at Central and the returned lines are in it; returns its location. A
+/// sale this till did not make (another till's, an online order: returns by receipt) is
+/// checked against Central's order.
+async fn refundable(
+    db: &LocalDb,
+    sessions: &Sessions,
+    order_id: Uuid,
+    lines: &[(Sku, u32)],
+) -> Result<String> {
     let row = sqlx::query("SELECT status, location FROM outbox_orders WHERE order_id = ?")
         .bind(order_id.to_string())
         .fetch_optional(db.pool())
         .await
-        .context("reading a sale")?
-        .ok_or_else(|| Error::NotFound(format!("no sale {order_id} at this register")))?;
+        .context("reading a sale")?;
+    let Some(row) = row else {
+        return refundable_at_central(db, sessions, order_id, lines).await;
+    };
     match row.get::<String, _>("status").as_str() {
         "done" => {}
         "rejected" => {
@@ -176,11 +203,7 @@ async fn refundable(db: &LocalDb, order_id: Uuid, lines: &[(Sku, u32)]) -> Resul
             ))
         }
     }
-    if lines.is_empty() || lines.iter().any(|(_, qty)| *qty == 0) {
-        return Err(Error::Invalid(
-            "a refund needs the returned lines, each with a quantity of at least 1".into(),
-        ));
-    }
+    check_lines(lines)?;
     for (sku, qty) in lines {
         let sold: Option<i64> =
             sqlx::query_scalar("SELECT SUM(qty) FROM outbox_lines WHERE order_id = ? AND sku = ?")
@@ -197,6 +220,43 @@ async fn refundable(db: &LocalDb, order_id: Uuid, lines: &[(Sku, u32)]) -> Resul
         }
     }
     Ok(row.get("location"))
+}
+
+/// [`refundable`] for a sale found at Central: of this store (or online), paid, and with the
+/// returned units not returned yet.
+async fn refundable_at_central(
+    db: &LocalDb,
+    sessions: &Sessions,
+    order_id: Uuid,
+    lines: &[(Sku, u32)],
+) -> Result<String> {
+    check_lines(lines)?;
+    let till = crate::identity::load(db).await?.ok_or(Error::NotPaired)?;
+    let order = crate::returns::central_order(sessions, order_id).await?;
+    crate::returns::check_same_store(&order, &till.location)?;
+    for (sku, qty) in lines {
+        let left: u32 = order
+            .lines
+            .iter()
+            .filter(|l| &l.sku == sku)
+            .map(|l| l.qty.saturating_sub(l.returned_qty))
+            .sum();
+        if left < *qty {
+            return Err(Error::Invalid(format!(
+                "the sale has {left} of {sku} left to return, fewer than the {qty} returned"
+            )));
+        }
+    }
+    Ok(order.location)
+}
+
+fn check_lines(lines: &[(Sku, u32)]) -> Result<()> {
+    if lines.is_empty() || lines.iter().any(|(_, qty)| *qty == 0) {
+        return Err(Error::Invalid(
+            "a refund needs the returned lines, each with a quantity of at least 1".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Refunds asked of Central whose outcome this register has not written down, at most (each

@@ -15,6 +15,7 @@ use crate::client::{CentralClient, Timeouts};
 use crate::edits::{self, Conflict, Side};
 use crate::error::{Error, Result};
 use crate::identity::{self, Identity};
+use crate::printer::{Drawer, PrinterConfig, Printing};
 use crate::recommend::{self, Recommended};
 use crate::report;
 use crate::sale::{self, Receipt, SaleLimits, SaleMode};
@@ -23,7 +24,7 @@ use crate::session::{Sessions, SignedIn, OFFLINE_SIGN_IN_MAX_AGE_DEFAULT};
 use crate::shifts::{self, ShiftLimits};
 use crate::store::LocalDb;
 use crate::sync::{Engine, SyncConfig, SyncStatus};
-use crate::{adjustments, catalog, leases, refunds, settings, shortfalls, stock};
+use crate::{adjustments, catalog, leases, no_sale, refunds, settings, shortfalls, stock};
 use kassa_domain::shift::{CashCount, CashMovement, MovementKind, ShiftCount, ShiftReport};
 use kassa_domain::SalesReport;
 
@@ -44,6 +45,8 @@ pub struct RegisterConfig {
     pub card_payment_method: String,
     /// Offline sign-in is refused when the last online sign-in here is older than this.
     pub offline_sign_in_max_age: Duration,
+    /// The receipt printer (and the cash drawer behind it); `None`: the web view prints.
+    pub printer: Option<PrinterConfig>,
 }
 
 impl RegisterConfig {
@@ -58,6 +61,7 @@ impl RegisterConfig {
             shift_limits: ShiftLimits::default(),
             card_payment_method: "pm_card_visa".into(),
             offline_sign_in_max_age: OFFLINE_SIGN_IN_MAX_AGE_DEFAULT,
+            printer: None,
         }
     }
 }
@@ -75,6 +79,7 @@ pub struct Register {
     approvals: Arc<Approvals>,
     /// The cart a manager allowed to be sold offline past this till's stock lease.
     beyond_lease_approved: Arc<std::sync::Mutex<Option<Uuid>>>,
+    printing: Arc<Printing>,
 }
 
 impl Register {
@@ -90,6 +95,11 @@ impl Register {
             config.offline_sign_in_max_age,
         ));
         let engine = Arc::new(Engine::new(db.clone(), sessions.clone(), config.sync));
+        let printing = Arc::new(Printing::new(db.clone(), config.printer));
+        if printing.config().is_some() {
+            // Receipts left queued by the last run print as soon as the printer answers.
+            tokio::spawn(Printing::run(Arc::downgrade(&printing)));
+        }
         Ok(Self {
             db,
             sessions,
@@ -100,6 +110,7 @@ impl Register {
             card_payment_method: config.card_payment_method.into(),
             approvals: Arc::new(Approvals::default()),
             beyond_lease_approved: Arc::default(),
+            printing,
         })
     }
 
@@ -113,6 +124,11 @@ impl Register {
 
     pub fn sessions(&self) -> &Arc<Sessions> {
         &self.sessions
+    }
+
+    /// The print queue and its printer.
+    pub fn printing(&self) -> &Arc<Printing> {
+        &self.printing
     }
 
     /// Starts the background sync task; it stops when `shutdown` resolves.
@@ -485,6 +501,7 @@ impl Register {
         }
         let receipt = sale::complete_cash(&self.db, cart.id, tendered, mode, self.limits).await?;
         self.engine.note_sale().await;
+        self.print_receipt(&receipt, Drawer::Open).await;
         Ok(receipt)
     }
 
@@ -540,6 +557,14 @@ impl Register {
         Ok(())
     }
 
+    /// Queues a completed sale's receipt (with the drawer's pulse for cash). The sale stands
+    /// whatever happens here: a failure is logged, and the receipt can be reprinted.
+    async fn print_receipt(&self, receipt: &Receipt, drawer: Drawer) {
+        if let Err(err) = self.printing.queue_receipt(receipt, drawer).await {
+            tracing::error!(%err, receipt = %receipt.receipt_no, "queueing the receipt");
+        }
+    }
+
     /// Does a sale go to Central now? Only while Central answers and the cashier signed in
     /// online (an offline sign-in has no tokens: its sales go through the offline path).
     async fn sells_online(&self) -> bool {
@@ -567,16 +592,101 @@ impl Register {
                 Err(err @ Error::Unreachable { .. }) if err.never_sent() => {
                     tracing::info!(%err, "Central out of reach; the offline card policy applies");
                 }
+                Ok(receipt) => {
+                    self.print_receipt(&receipt, Drawer::Closed).await;
+                    return Ok(receipt);
+                }
                 other => return other,
             }
         }
         self.check_beyond_lease(&cart).await?;
         let receipt = sale::complete_card_offline(&self.db, cart.id, self.limits).await?;
         self.engine.note_sale().await;
+        self.print_receipt(&receipt, Drawer::Closed).await;
         Ok(receipt)
     }
 
+    // ---- printing and the cash drawer ----
+
+    /// Prints a copy of a sale made here (by order id or receipt number), marked COPY n; n is
+    /// returned. Refused when no printer is set up (the web view prints then).
+    pub async fn reprint(&self, sale: &str) -> Result<u32> {
+        self.sessions.signed_in().await.ok_or(Error::NotSignedIn)?;
+        let receipt = refunds::sale(&self.db, sale)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no sale {sale} at this register")))?;
+        self.printing.reprint(&receipt).await
+    }
+
+    /// The print queue: waiting jobs first, then the latest printed.
+    pub async fn print_jobs(&self, limit: u32) -> Result<Vec<crate::printer::PrintJob>> {
+        self.printing.jobs(limit).await
+    }
+
+    pub async fn printer_status(&self) -> Result<crate::printer::PrinterStatus> {
+        self.printing.status().await
+    }
+
+    /// Tries the printer again now (a printer switched back on).
+    pub fn retry_printing(&self) {
+        self.printing.kick();
+    }
+
+    /// Prints this register's sales report over `days` days (a manager's).
+    pub async fn print_sales_report(&self, days: u32) -> Result<i64> {
+        let report = self.sales_report(days).await?;
+        let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
+        let till = format!("{} till {}", identity.location, identity.register_code);
+        let doc = crate::printer::documents::sales_report(&report, &till);
+        self.printing.queue_document("Sales report", &doc).await
+    }
+
+    /// Opens the cash drawer with no sale: a signed-in manager, or a cashier with a manager's
+    /// `approval` (used up). Recorded and counted ([`crate::no_sale`]).
+    pub async fn no_sale(&self, reason: &str, approval: Option<Uuid>) -> Result<no_sale::NoSale> {
+        let who = self.sessions.signed_in().await.ok_or(Error::NotSignedIn)?;
+        if who.role.at_least(Role::Manager) {
+            return no_sale::record(
+                &self.db,
+                &self.printing,
+                &who.username,
+                &who.username,
+                reason,
+            )
+            .await;
+        }
+        let id = approval.ok_or_else(|| {
+            Error::ApprovalRequired("a no-sale needs a manager's approval".into())
+        })?;
+        let granted = self.approvals.take(id, "a no-sale")?;
+        let recorded = no_sale::record(
+            &self.db,
+            &self.printing,
+            &granted.manager,
+            &who.username,
+            reason,
+        )
+        .await;
+        match recorded {
+            Ok(no_sale) => {
+                self.approvals.finish(&self.sessions, granted).await;
+                Ok(no_sale)
+            }
+            Err(err) => {
+                self.approvals.restore(id, granted);
+                Err(err)
+            }
+        }
+    }
+
     // ---- refunds ----
+
+    /// The sale a scanned receipt code (or a typed receipt or online order number) names, for
+    /// a refund: this till's from its own store, any other of the store's at Central.
+    pub async fn find_sale(&self, code: &str) -> Result<crate::returns::SaleToReturn> {
+        self.sessions.signed_in().await.ok_or(Error::NotSignedIn)?;
+        crate::returns::find(&self.db, &self.sessions, code).await
+    }
 
     /// The last `limit` sales made here (at most 100), newest first.
     pub async fn recent_sales(&self, limit: u32) -> Result<Vec<Receipt>> {

@@ -18,6 +18,16 @@ pub async fn recent_sales(register: State<'_, Register>) -> CommandResult<Vec<Re
     Ok(register.recent_sales(RECENT_SALES_SHOWN).await?)
 }
 
+/// The sale a scanned receipt code (or a typed receipt or online order number) names: this
+/// till's from its own store, another till's of the store (or an online order) from Central.
+#[tauri::command]
+pub async fn find_sale(
+    register: State<'_, Register>,
+    code: String,
+) -> CommandResult<kassa_register::returns::SaleToReturn> {
+    Ok(register.find_sale(&code).await?)
+}
+
 /// One returned line: its SKU and how many units come back.
 #[derive(Debug, Deserialize)]
 pub struct Returned {

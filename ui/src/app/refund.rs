@@ -1,6 +1,8 @@
-//! Refunds at the till: pick one of this register's recent sales, type how many units of each
-//! line come back, and a manager approves at the till (PIN or password); the register refunds
-//! through Central (online only, and only a sale Central already has: it says so otherwise).
+//! Refunds at the till: scan the receipt's code (any till of the store: another till's sale is
+//! found at Central, an online order by its number) or pick one of this register's recent
+//! sales, type how many units of each line come back, and a manager approves at the till (PIN
+//! or password); the register refunds through Central (online only, and only a sale Central
+//! already has: it says so otherwise).
 
 use std::collections::BTreeMap;
 
@@ -9,14 +11,16 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::components::approval::ApprovalDialog;
-use crate::model::{Approval, Receipt, ReceiptPayment};
+use crate::model::{Approval, Receipt, ReceiptPayment, SaleToReturn};
 use crate::services;
-use crate::view::{format_money, format_time, refund_done, returned_lines};
+use crate::view::{
+    format_money, format_time, refund_done, returned_lines, sale_title, sale_to_return,
+};
 
 #[function_component(RefundPage)]
 pub fn refund_page() -> Html {
     let sales = use_state(Vec::<Receipt>::new);
-    let chosen = use_state(|| None::<Receipt>);
+    let chosen = use_state(|| None::<SaleToReturn>);
     let typed = use_state(BTreeMap::<String, String>::new);
     let asking = use_state(|| None::<(Vec<(String, u32)>, String)>);
     let message = use_state(|| None::<String>);
@@ -37,7 +41,7 @@ pub fn refund_page() -> Html {
             (chosen.clone(), typed.clone(), message.clone(), done.clone());
         let receipt = receipt.clone();
         Callback::from(move |_: MouseEvent| {
-            chosen.set(Some(receipt.clone()));
+            chosen.set(Some(sale_to_return(&receipt)));
             typed.set(BTreeMap::new());
             message.set(None);
             done.set(None);
@@ -60,7 +64,7 @@ pub fn refund_page() -> Html {
                     let what = format!(
                         "Refund {units} {} of receipt {}.",
                         if units == 1 { "unit" } else { "units" },
-                        receipt.receipt_no
+                        sale_title(receipt)
                     );
                     asking.set(Some((lines, what)));
                 }
@@ -91,7 +95,7 @@ pub fn refund_page() -> Html {
                     Ok(refund) => {
                         message.set(None);
                         done.set(Some(refund_done(
-                            &receipt.receipt_no,
+                            &sale_title(&receipt),
                             &refund,
                             &approval.manager,
                         )));
@@ -109,10 +113,36 @@ pub fn refund_page() -> Html {
         Callback::from(move |()| asking.set(None))
     };
 
+    let on_scan = {
+        let (chosen, typed, message, done) =
+            (chosen.clone(), typed.clone(), message.clone(), done.clone());
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() != "Enter" {
+                return;
+            }
+            let input = e.target_unchecked_into::<HtmlInputElement>();
+            let code = input.value();
+            let (chosen, typed, message, done) =
+                (chosen.clone(), typed.clone(), message.clone(), done.clone());
+            spawn_local(async move {
+                match services::refunds::find_sale(&code).await {
+                    Ok(sale) => {
+                        chosen.set(Some(sale));
+                        typed.set(BTreeMap::new());
+                        message.set(None);
+                        done.set(None);
+                        input.set_value("");
+                    }
+                    Err(e) => message.set(Some(e.to_string())),
+                }
+            });
+        })
+    };
+
     let detail = chosen.as_ref().map(|r| html! {
         <section id="refund-sale" class="card refund-sale">
-            <h2>{ &r.receipt_no }</h2>
-            <p class="hint">{ format!("{} · {}", format_time(&r.completed_at), format_money(&r.totals.total)) }</p>
+            <h2>{ sale_title(r) }</h2>
+            <p class="hint">{ format!("{} · {} · {}", r.location, format_time(&r.completed_at), format_money(&r.total)) }</p>
             <table class="list">
                 <thead><tr><th>{ "Item" }</th><th class="num">{ "Sold" }</th><th class="num">{ "Back" }</th></tr></thead>
                 <tbody>
@@ -130,7 +160,7 @@ pub fn refund_page() -> Html {
                     html! {
                         <tr data-sku={sku.clone()}>
                             <td><div class="name">{ &line.name }</div><div class="sku">{ &sku }</div></td>
-                            <td class="num">{ line.qty }</td>
+                            <td class="num">{ if line.returned > 0 { format!("{} ({} back)", line.qty, line.returned) } else { line.qty.to_string() } }</td>
                             <td class="num"><input class="returned" inputmode="numeric" placeholder="0"
                                 value={typed_now} {oninput} /></td>
                         </tr>
@@ -145,6 +175,8 @@ pub fn refund_page() -> Html {
         <main class="refund manager">
             <section class="left">
                 <h1>{ "Refund" }</h1>
+                <input id="refund-scan" class="scan" placeholder="Scan the receipt's code, or type its number"
+                    onkeydown={on_scan} />
                 if let Some(m) = &*message {
                     <p id="refund-message" class="error banner">{ m }</p>
                 }
@@ -176,7 +208,7 @@ pub fn refund_page() -> Html {
                 }
             </section>
             <aside class="right">{ detail.unwrap_or_else(|| html! {
-                <div class="card hint">{ "Choose the sale the customer brings back (the receipt number is on their receipt)." }</div>
+                <div class="card hint">{ "Scan the code on the customer's receipt (from any till of this store, or an online order's number), or choose one of this till's sales." }</div>
             }) }</aside>
             if let Some((_, what)) = &*asking {
                 <ApprovalDialog what={what.clone()} {on_approved} {on_cancel} />

@@ -13,6 +13,7 @@ use crate::components::approval::ApprovalDialog;
 use crate::components::cart::{CartTable, TotalsPanel};
 use crate::components::discount::DiscountEditor;
 use crate::components::parked::ParkedPanel;
+use crate::components::printing::NoSalePanel;
 use crate::components::receipt::ReceiptView;
 use crate::components::suggestions::{BoughtTogether, SearchResults};
 use crate::components::tender::TenderPanel;
@@ -502,6 +503,7 @@ pub fn sell_page(props: &Props) -> Html {
                 <BoughtTogether items={(*sell.together).clone()} {on_pick} />
                 <ParkedPanel parked={(*sell.parked).clone()}
                     can_park={vm.as_ref().is_some_and(|v| !v.rows.is_empty())} {on_park} {on_resume} />
+                <NoSalePanel />
             </section>
             <aside class="right">{ right }</aside>
         </main>

@@ -1,7 +1,9 @@
-//! The receipt of the sale just made, and "New sale".
+//! The receipt of the sale just made, its printing (reprint, or the web view's print), and
+//! "New sale".
 
 use yew::prelude::*;
 
+use crate::components::printing::ReceiptPrinting;
 use crate::model::{Receipt, ReceiptPayment, SaleMode};
 use crate::view::{cart_vm, format_money, format_time};
 
@@ -42,7 +44,7 @@ pub fn receipt_view(props: &Props) -> Html {
             } }
             </table>
             <div class="actions">
-                <button id="print-receipt" onclick={|_| { if let Some(w) = web_sys::window() { let _ = w.print(); } }}>{ "Print" }</button>
+                <ReceiptPrinting receipt_no={r.receipt_no.clone()} />
                 <button id="new-sale" class="primary" onclick={move |_| on_new_sale.emit(())}>{ "New sale (Enter)" }</button>
             </div>
         </section>

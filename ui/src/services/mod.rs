@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod conflicts;
+pub mod printing;
 pub mod refunds;
 pub mod reports;
 pub mod sale;

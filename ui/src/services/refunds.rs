@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{call, NoArgs};
 use crate::error::Error;
-use crate::model::Receipt;
+use crate::model::{Receipt, SaleToReturn};
 
 #[derive(Serialize)]
 struct Returned<'a> {
@@ -44,4 +44,14 @@ pub async fn refund(
         },
     )
     .await
+}
+
+#[derive(Serialize)]
+struct Code<'a> {
+    code: &'a str,
+}
+
+/// The sale a scanned receipt code (or typed number) names: this till's, or at Central.
+pub async fn find_sale(code: &str) -> Result<SaleToReturn, Error> {
+    call("find_sale", &Code { code }).await
 }

@@ -17,6 +17,8 @@ mod edits;
 mod leases;
 mod manager;
 mod offline;
+mod printing;
+mod returns;
 mod rounds;
 mod sale;
 mod shifts;
