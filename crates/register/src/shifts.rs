@@ -257,12 +257,16 @@ async fn movements_on(conn: &mut SqliteConnection, shift: &Shift) -> Result<Vec<
         .collect()
 }
 
-/// HOOK for the cash drawer's "no sale" (issue 15 point 7, built apart): the times the drawer
-/// was opened with no sale during `shift`. No register table records a no-sale yet, so there
-/// is nothing to count; once the drawer's module writes one (with the shift it happened in),
-/// count its rows here and every X and Z report carries the figure.
-async fn no_sales_in_shift(_conn: &mut SqliteConnection, _shift: &Shift) -> Result<i64> {
-    Ok(0)
+/// The times the drawer was opened with no sale (a manager's, see [`crate::no_sale`]) while
+/// `shift` was open: every X and Z report carries the count.
+async fn no_sales_in_shift(conn: &mut SqliteConnection, shift: &Shift) -> Result<i64> {
+    let until = shift.closed_at.unwrap_or_else(Utc::now);
+    sqlx::query_scalar("SELECT COUNT(*) FROM no_sales WHERE opened_at >= ? AND opened_at <= ?")
+        .bind(shift.opened_at.timestamp_millis())
+        .bind(until.timestamp_millis())
+        .fetch_one(&mut *conn)
+        .await
+        .context("counting a shift's no-sales")
 }
 
 /// Where the register stands: its code and location.

@@ -366,6 +366,8 @@ async fn a_no_sale_needs_a_manager_opens_the_drawer_and_is_counted() {
             .unwrap();
         assert_eq!(listed[1].reason, "till check");
         assert_eq!(listed[1].approved_by, "manager");
+        // The shift's X report (and so its Z report) counts them.
+        assert_eq!(register.x_report().await.unwrap().no_sales, 2);
     })
     .await;
 }
