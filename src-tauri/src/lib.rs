@@ -77,6 +77,7 @@ pub fn run() -> anyhow::Result<()> {
             commands::printing::reprint,
             commands::printing::retry_printing,
             commands::printing::print_sales_report,
+            commands::printing::print_shift_report,
             commands::printing::no_sale,
             commands::sync::sync_status,
             commands::sync::sync_now,

@@ -641,6 +641,17 @@ impl Register {
         self.printing.queue_document("Sales report", &doc).await
     }
 
+    /// Prints the open shift's X report (`None`) or Z report `z_no` on the thermal printer;
+    /// the print job's id (see [`crate::printer`]).
+    pub async fn print_shift_report(&self, z_no: Option<i64>) -> Result<i64> {
+        let (title, report) = match z_no {
+            Some(z) => ("Z report", self.z_report(z).await?),
+            None => ("X report", self.x_report().await?),
+        };
+        let doc = crate::printer::documents::shift_report(&report);
+        self.printing.queue_document(title, &doc).await
+    }
+
     /// Opens the cash drawer with no sale: a signed-in manager, or a cashier with a manager's
     /// `approval` (used up). Recorded and counted ([`crate::no_sale`]).
     pub async fn no_sale(&self, reason: &str, approval: Option<Uuid>) -> Result<no_sale::NoSale> {

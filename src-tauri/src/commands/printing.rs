@@ -41,6 +41,15 @@ pub async fn print_sales_report(register: State<'_, Register>, days: u32) -> Com
     Ok(register.print_sales_report(days).await?)
 }
 
+/// Prints the open shift's X report (`z_no` absent) or Z report `z_no` on the thermal printer.
+#[tauri::command]
+pub async fn print_shift_report(
+    register: State<'_, Register>,
+    z_no: Option<i64>,
+) -> CommandResult<i64> {
+    Ok(register.print_shift_report(z_no).await?)
+}
+
 /// Opens the drawer with no sale: a signed-in manager, or a cashier with a manager's
 /// `approval` (`approval_required` without one).
 #[tauri::command]

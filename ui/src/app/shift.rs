@@ -408,6 +408,17 @@ pub fn shift_page() -> Html {
                 <section class="card">
                     <h2>{ format!("Z report {}", z.report.z_no.unwrap_or(0)) }</h2>
                     <pre id="z-report" class="report-text">{ &z.text }</pre>
+                    <button id="print-z-report" onclick={
+                        let (error, z_no) = (error.clone(), z.report.z_no);
+                        Callback::from(move |_: MouseEvent| {
+                            let error = error.clone();
+                            spawn_local(async move {
+                                if let Err(e) = services::printing::print_shift_report(z_no).await {
+                                    error.set(Some(e.to_string()));
+                                }
+                            });
+                        })
+                    }>{ "Print" }</button>
                 </section>
             }
             { body }

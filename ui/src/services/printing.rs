@@ -22,6 +22,26 @@ pub async fn reprint(sale: &str) -> Result<u32, Error> {
     call("reprint", &Sale { sale }).await
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ShiftReport {
+    z_no: Option<i64>,
+}
+
+/// Prints the open shift's X report (`None`) or Z report `z_no` on the thermal printer, or
+/// through the web view's print dialog when the till has no printer.
+pub async fn print_shift_report(z_no: Option<i64>) -> Result<(), Error> {
+    if printer_status().await?.printer.is_none() {
+        if let Some(w) = web_sys::window() {
+            let _ = w.print();
+        }
+        return Ok(());
+    }
+    call::<_, i64>("print_shift_report", &ShiftReport { z_no })
+        .await
+        .map(|_| ())
+}
+
 pub async fn retry_printing() -> Result<(), Error> {
     call("retry_printing", &NoArgs {}).await
 }

@@ -157,6 +157,24 @@ pub fn sales_report(report: &SalesReport, register: &str) -> Document {
 
 /// The page `kassa-register --print-test` prints to set a printer up: the name, where it
 /// printed, the paper's width as a ruler, and the characters a receipt needs.
+/// An X or Z report as printed: the report's own text, line for line (a blank line is a
+/// rule), under its title.
+pub fn shift_report(report: &kassa_domain::shift::ShiftReport) -> Document {
+    let text = report.render_text();
+    let mut lines = text.lines();
+    let mut doc = Document::new();
+    doc.title(lines.next().unwrap_or("Shift report"));
+    for line in lines {
+        if line.trim().is_empty() {
+            doc.rule();
+        } else {
+            doc.text(line);
+        }
+    }
+    doc.feed();
+    doc
+}
+
 pub fn test_page(destination: &str, chars_per_line: usize) -> Document {
     let mut doc = Document::new();
     doc.title("Kassa")

@@ -371,3 +371,36 @@ async fn a_no_sale_needs_a_manager_opens_the_drawer_and_is_counted() {
     })
     .await;
 }
+
+/// A Z report prints on the thermal printer: its number, the cash lines, the no-sales.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_z_report_prints_with_its_number_and_cash() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(1).await;
+        let emulator = Emulator::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let register = register_printing_to(&shop, &dir, &emulator.url(), Paper::Mm80).await;
+        let p = shop.products.clone();
+        sell(&register, &[&p[0]], "10.00").await;
+        register.sign_in("manager", PASSWORD).await.unwrap();
+        let expected = register.x_report().await.unwrap().expected.unwrap();
+        let count = kassa_domain::CashCount::Sum { amount: expected };
+        register.count_cash(&count).await.unwrap();
+        let z = register.close_shift(None).await.unwrap();
+        let z_no = z.z_no.unwrap();
+        register.print_shift_report(Some(z_no)).await.unwrap();
+        let printed = emulator
+            .wait_for(PRINT_WAIT, |p| {
+                p.has_line_with(&format!("Z REPORT No. {z_no}"))
+            })
+            .await;
+        let text = printed.text();
+        assert!(printed.has_line_with("Expected cash"), "{text}");
+        assert!(printed.has_line_with("No sales"), "{text}");
+        assert!(
+            printed.cuts() >= 2,
+            "the receipt and the report are cut: {text}"
+        );
+    })
+    .await;
+}
