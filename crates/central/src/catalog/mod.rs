@@ -227,7 +227,7 @@ pub async fn create_product(
 /// Replaces a product's fields (manager). `If-Match` must carry the version the edit is based
 /// on: 428 without it, 412 with the current product when it changed meanwhile.
 #[utoipa::path(put, path = "/v1/products/{id}", tag = "catalog", request_body = ProductInput,
-    responses((status = 200, body = Product), (status = 412), (status = 428)))]
+    responses((status = 200, body = Product), (status = 409), (status = 412), (status = 428)))]
 pub async fn update_product(
     State(state): State<AppState>,
     _auth: Auth<Manager>,
