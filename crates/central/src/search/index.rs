@@ -67,6 +67,9 @@ pub struct SearchIndex {
     pub reader: IndexReader,
     pub fields: Fields,
     writer: Mutex<IndexWriter>,
+    /// Held while a commit makes its documents visible and records its sequence, and while a
+    /// search takes its view: a search never sees documents newer than the sequence it reports.
+    view: std::sync::RwLock<()>,
     /// The catalog change sequence applied so far.
     applied_seq: AtomicI64,
     /// Stock rows changed at or after this (ms) still need a look.
@@ -125,12 +128,19 @@ impl SearchIndex {
             reader,
             fields,
             writer: Mutex::new(writer),
+            view: std::sync::RwLock::new(()),
             applied_seq: AtomicI64::new(applied),
             stock_checked_ms: AtomicI64::new(0),
             caught_up_ms: AtomicI64::new(0),
             built_from: Mutex::new(built_from),
             origin: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The searcher as of now and the catalog sequence its documents include, taken together.
+    pub fn view(&self) -> (tantivy::Searcher, i64) {
+        let _view = self.view.read().unwrap_or_else(|e| e.into_inner());
+        (self.reader.searcher(), self.applied_seq())
     }
 
     pub fn applied_seq(&self) -> i64 {
@@ -205,6 +215,7 @@ impl SearchIndex {
         prepared.set_payload(&format!("{database_id} {applied_seq}"));
         prepared.commit().context("committing the search index")?;
         drop(writer);
+        let _view = self.view.write().unwrap_or_else(|e| e.into_inner());
         self.reader
             .reload()
             .context("reloading the search reader")?;

@@ -326,7 +326,7 @@ fn facets(table: &FacetTable, req: &Request, opts: &Options) -> (SearchFacets, u
 /// Runs a search on the index as it is now (no I/O besides the index itself): what the API
 /// answers, and what the benchmark measures raw.
 pub fn run(search: &SearchIndex, req: &Request, opts: &Options) -> anyhow::Result<SearchResponse> {
-    let searcher = search.reader.searcher();
+    let (searcher, applied_seq) = search.view();
     let table = searcher.search(
         &query::base_query(search, req),
         &FacetCollector {
@@ -345,7 +345,7 @@ pub fn run(search: &SearchIndex, req: &Request, opts: &Options) -> anyhow::Resul
         page: opts.page,
         page_size: opts.page_size,
         index_lag_ms: search.lag_ms(),
-        applied_seq: search.applied_seq(),
+        applied_seq,
     })
 }
 
