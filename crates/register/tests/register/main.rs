@@ -11,6 +11,7 @@ mod helpers;
 mod approvals;
 mod card;
 mod catalog;
+mod cluster;
 mod crash;
 mod degrade;
 mod edits;
