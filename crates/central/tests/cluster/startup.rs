@@ -64,3 +64,50 @@ async fn three_instances_started_at_once_on_an_empty_database_all_become_ready()
     assert_eq!(rows, versions);
     assert!(rows >= 13, "only {rows} migrations applied");
 }
+
+/// The migration lock is Kassa's own (`MIGRATION_LOCK_KEY`), not only sqlx's: while something
+/// holds it, a starting instance applies nothing and is not ready; released, it migrates and
+/// becomes ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_instance_waits_for_the_migration_lock_before_migrating() {
+    use kassa_central::devtools::cluster::CentralProcess;
+    use kassa_central::store::MIGRATION_LOCK_KEY;
+    use sqlx::Connection;
+    let Some(url) = harness::postgres_database().await else {
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let mut holder = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let mut instance = CentralProcess::start(&harness::binary(), &harness::base_env(&url)).unwrap();
+    assert!(
+        instance
+            .wait_ready(std::time::Duration::from_secs(3))
+            .await
+            .is_err(),
+        "ready while another holds the migration lock"
+    );
+    let mut probe = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let (tables,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations'",
+    )
+    .fetch_one(&mut probe)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0, "migrated without the migration lock");
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    instance.wait_ready(harness::READY_TIMEOUT).await.unwrap();
+    let (applied,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut probe)
+        .await
+        .unwrap();
+    assert!(applied >= 13, "only {applied} migrations applied");
+}
