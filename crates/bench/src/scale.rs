@@ -122,6 +122,8 @@ impl Topology {
             ("KASSA_REDIS_URL", redis.url()),
             ("KASSA_NATS_URL", nats.url()),
             ("KASSA_SHUTDOWN_DRAIN_MS", "1500".into()),
+            // HAProxy on loopback: its X-Forwarded-For names the client.
+            ("KASSA_TRUSTED_PROXIES", "127.0.0.1".into()),
             ("KASSA_DB_CONNECTIONS_MAX", "16".into()),
             ("RUST_LOG", "warn".into()),
         ];

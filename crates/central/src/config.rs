@@ -44,6 +44,11 @@ pub struct Config {
     /// address.
     pub anonymous_requests_per_second: u32,
     pub anonymous_requests_burst: u32,
+    /// Load balancers and proxies whose `X-Forwarded-For` is believed (`KASSA_TRUSTED_PROXIES`:
+    /// addresses or CIDR blocks, comma-separated). A request from one of them is the client's
+    /// named by the header (the right-most address that is not a trusted proxy); from anyone
+    /// else the header is ignored. Empty (the default): the peer address, always.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub body_bytes_max: usize,
     pub request_timeout: Duration,
     pub feed_limit_max: i64,
@@ -154,6 +159,7 @@ impl Default for Config {
             user_requests_burst: 200,
             anonymous_requests_per_second: 20,
             anonymous_requests_burst: 60,
+            trusted_proxies: Vec::new(),
             body_bytes_max: 256 * 1024,
             request_timeout: Duration::from_secs(15),
             feed_limit_max: 500,
@@ -214,6 +220,19 @@ where
     }
 }
 
+/// `10.0.0.0/8, 127.0.0.1, ::1`: addresses (one host each) or CIDR blocks, comma-separated.
+pub fn parse_networks(raw: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{item:?} is neither an address nor a CIDR block"))
+        })
+        .collect()
+}
+
 impl Config {
     /// Reads `KASSA_*` variables over the defaults.
     pub fn from_env() -> anyhow::Result<Self> {
@@ -254,6 +273,11 @@ impl Config {
                 "KASSA_ANONYMOUS_REQUESTS_BURST",
                 d.anonymous_requests_burst,
             )?,
+            trusted_proxies: match std::env::var("KASSA_TRUSTED_PROXIES") {
+                Ok(raw) => parse_networks(&raw)
+                    .map_err(|e| anyhow::anyhow!("KASSA_TRUSTED_PROXIES={raw:?}: {e}"))?,
+                Err(_) => d.trusted_proxies,
+            },
             body_bytes_max: env_parse("KASSA_BODY_BYTES_MAX", d.body_bytes_max)?,
             request_timeout: Duration::from_millis(env_parse("KASSA_REQUEST_TIMEOUT_MS", 15_000)?),
             feed_limit_max: d.feed_limit_max,

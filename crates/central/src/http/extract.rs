@@ -288,16 +288,54 @@ fn is_order_refunds(path: &str) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub std::net::IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |info| info.0.ip());
-        Ok(Self(ip))
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok());
+        Ok(Self(client_address(
+            peer,
+            forwarded,
+            &state.config.trusted_proxies,
+        )))
     }
+}
+
+/// The client behind `peer`: `peer` itself unless it is a trusted proxy; then, walking
+/// `X-Forwarded-For` (its values in order, each a comma-separated list, the nearest hop last)
+/// from the right, the first address that is not a trusted proxy. Addresses further left were
+/// written by the client or by proxies nobody vouches for, so they are never believed. A
+/// malformed hop ends the walk at the last trusted address seen.
+fn client_address<'a>(
+    peer: std::net::IpAddr,
+    forwarded: impl Iterator<Item = &'a str>,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded.flat_map(|value| value.split(',')).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 /// The header a guest sends its cart token in.
@@ -356,5 +394,70 @@ impl FromRequestParts<AppState> for CartCredentials {
             },
         };
         Ok(Self { caller, cart_token })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn nets(s: &str) -> Vec<ipnet::IpNet> {
+        crate::config::parse_networks(s).unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let client = client_address(ip("198.51.100.7"), ["203.0.113.1"].into_iter(), &[]);
+        assert_eq!(client, ip("198.51.100.7"));
+        let client = client_address(
+            ip("198.51.100.7"),
+            ["203.0.113.1"].into_iter(),
+            &nets("10.0.0.0/8"),
+        );
+        assert_eq!(client, ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_right_most_untrusted_hop_is_the_client() {
+        let trusted = nets("10.0.0.0/8, 127.0.0.1");
+        // A client-written (spoofed) address on the left is never believed.
+        let client = client_address(
+            ip("127.0.0.1"),
+            ["1.2.3.4, 203.0.113.9", "10.1.2.3"].into_iter(),
+            &trusted,
+        );
+        assert_eq!(client, ip("203.0.113.9"));
+        // Only trusted hops: the furthest one.
+        let client = client_address(ip("127.0.0.1"), ["10.0.0.5"].into_iter(), &trusted);
+        assert_eq!(client, ip("10.0.0.5"));
+        // No header: the proxy itself.
+        let client = client_address(ip("127.0.0.1"), std::iter::empty(), &trusted);
+        assert_eq!(client, ip("127.0.0.1"));
+        // Garbage stops the walk at the last trusted hop.
+        let client = client_address(
+            ip("127.0.0.1"),
+            ["203.0.113.9, nonsense, 10.0.0.5"].into_iter(),
+            &trusted,
+        );
+        assert_eq!(client, ip("10.0.0.5"));
+        let client = client_address(
+            ip("127.0.0.1"),
+            ["::1, 2001:db8::1"].into_iter(),
+            &nets("127.0.0.1"),
+        );
+        assert_eq!(client, ip("2001:db8::1"));
+    }
+
+    #[test]
+    fn trusted_proxies_parse_addresses_and_blocks_and_refuse_garbage() {
+        assert_eq!(nets("10.0.0.0/8, 127.0.0.1 ,::1").len(), 3);
+        assert!(nets("").is_empty());
+        assert!(crate::config::parse_networks("10.0.0.0/33").is_err());
+        assert!(crate::config::parse_networks("proxy.example").is_err());
     }
 }

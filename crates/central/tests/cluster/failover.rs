@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kassa_central::devtools::cluster::{haproxy_config, CentralProcess, HaProxy};
+use kassa_central::devtools::cluster::{CentralProcess, HaProxy};
 use kassa_central::devtools::NatsServer;
 use kassa_central::events::nats::{NatsSettings, NatsSink};
 
-use crate::harness::{self, client, env_with, login};
+use crate::harness::{self, balancer, client, env_with, login};
 
 /// The scarce SKUs every client orders from, at STORE-1 (40 units each in the demo store, fewer
 /// after its order history: they run out midway through a story).
@@ -28,21 +28,6 @@ const SCARCE: [&str; 8] = [
 const CLIENTS: usize = 8;
 /// Bound on one order's retries (a retry waits 100 ms).
 const ATTEMPTS_MAX: usize = 100;
-
-/// HAProxy from `deploy/haproxy.cfg` in front of `instances`.
-fn balancer(instances: &[CentralProcess]) -> Option<HaProxy> {
-    let deployed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/haproxy.cfg"
-    ))
-    .unwrap();
-    let backends: Vec<String> = instances
-        .iter()
-        .map(|i| format!("127.0.0.1:{}", i.port))
-        .collect();
-    HaProxy::start(|port| haproxy_config(&deployed, port, &backends))
-        .map(|started| started.unwrap())
-}
 
 /// What one client saw.
 #[derive(Debug, Default)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kassa_central::devtools::cluster::CentralProcess;
+use kassa_central::devtools::cluster::{haproxy_config, CentralProcess, HaProxy};
 use kassa_central::devtools::PgCluster;
 use serde_json::Value;
 
@@ -132,4 +132,19 @@ pub fn env_with(
     let mut env = base_env(database_url);
     env.extend_from_slice(extra);
     env
+}
+
+/// HAProxy from `deploy/haproxy.cfg` in front of `instances`; `None` when haproxy is missing.
+pub fn balancer(instances: &[CentralProcess]) -> Option<HaProxy> {
+    let deployed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/haproxy.cfg"
+    ))
+    .unwrap();
+    let backends: Vec<String> = instances
+        .iter()
+        .map(|i| format!("127.0.0.1:{}", i.port))
+        .collect();
+    HaProxy::start(|port| haproxy_config(&deployed, port, &backends))
+        .map(|started| started.unwrap())
 }

@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod clients;
 mod failover;
 mod replica;
 mod shared_state;
