@@ -73,7 +73,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         read_only: Arc::default(),
         features: Arc::default(),
         inflight,
-        products: catalog::product_cache::ProductCache::new(cache_ttl),
+        products: catalog::product_cache::ProductCache::with_shared(cache_ttl, shared.clone()),
         searches: search::answer_cache::SearchCache::new(cache_ttl),
         shutting_down: Arc::default(),
         shared,

@@ -122,6 +122,27 @@ impl SharedState {
             tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await;
         redis.settle(answer)
     }
+
+    /// [`SharedState::script`] with byte-string arguments (a JSON body, say).
+    pub async fn script_bytes<T: FromRedisValue + Send>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Option<T> {
+        let redis = self.redis.as_ref()?;
+        let mut conn = redis.connection().await?;
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let answer =
+            tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await;
+        redis.settle(answer)
+    }
 }
 
 impl Redis {

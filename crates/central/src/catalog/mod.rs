@@ -185,7 +185,7 @@ pub async fn get_product(
     // A caller that wrote reads its write (`Kassa-Read-After`): past this instance's cache,
     // which follows the change feed only within the refresher's lag.
     let kept = if read_after.0.is_none() {
-        state.products.get(id)
+        state.products.find(id).await
     } else {
         None
     };
@@ -193,11 +193,14 @@ pub async fn get_product(
         Some(kept) => kept,
         None => {
             let db = read_after.db(&state).await;
-            state.products.keep(
-                store::catalog::get(&db, id)
-                    .await?
-                    .ok_or(ApiError::NotFound("product"))?,
-            )
+            state
+                .products
+                .offer(
+                    store::catalog::get(&db, id)
+                        .await?
+                        .ok_or(ApiError::NotFound("product"))?,
+                )
+                .await
         }
     };
     Ok(cache::answer(
@@ -241,7 +244,7 @@ pub async fn update_product(
         .await
         .map_err(write_error)?;
     // This instance never serves the old version again; the others follow the change feed.
-    state.products.keep(product.clone());
+    state.products.offer(product.clone()).await;
     Ok(with_etag(StatusCode::OK, product))
 }
 

@@ -242,3 +242,107 @@ async fn with_redis_killed_instances_fall_back_to_local_limits_and_share_again_w
         "{ok} of 30 requests passed once Redis was back: the limit is not shared"
     );
 }
+
+/// The value of `kassa_cache_requests_total` for the product cache's `outcome` on `base`.
+async fn product_cache_count(c: &reqwest::Client, base: &str, outcome: &str) -> f64 {
+    let text = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let outcome = format!("outcome=\"{outcome}\"");
+    text.lines()
+        .filter(|line| line.starts_with("kassa_cache_requests_total{"))
+        .filter(|line| line.contains("cache=\"products\"") && line.contains(&outcome))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Product `id` from `base`: its version.
+async fn product_version(c: &reqwest::Client, base: &str, id: &str) -> i64 {
+    let product: serde_json::Value = c
+        .get(format!("{base}/v1/products/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    product["version"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_one_instance_read_from_the_database_is_served_to_another_from_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let Some(url) = harness::postgres_database().await else {
+        return;
+    };
+    // Entries kept for a short while, so the story can outlive them.
+    let ttl = ("KASSA_CACHE_TTL_MS", "1500".to_owned());
+    let instances =
+        harness::start_instances(2, &env_with(&url, &[("KASSA_REDIS_URL", redis.url()), ttl]))
+            .await;
+    harness::load_demo(&url);
+    let c = client();
+    let (a, b) = (instances[0].url(), instances[1].url());
+    let page: serde_json::Value = c
+        .get(format!("{a}/v1/products?limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = page["items"][0]["id"].as_str().unwrap().to_owned();
+
+    // Both instances' own entries (from the change feed) and Redis's expire.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before = product_cache_count(&c, &b, "shared_hit").await;
+    // A reads the database and offers the product to Redis; B, whose own entry is gone, finds it
+    // there instead of reading the database.
+    let version = product_version(&c, &a, &id).await;
+    assert_eq!(product_version(&c, &b, &id).await, version);
+    let after = product_cache_count(&c, &b, "shared_hit").await;
+    assert_eq!(after - before, 1.0, "B read the product from Redis");
+
+    // A change made on A: B serves the new version within the feed's lag, never the old one
+    // from Redis again.
+    let manager = login(&c, &a, "manager", "manager-pass-1").await;
+    let token = manager["access_token"].as_str().unwrap();
+    let mut product: serde_json::Value = c
+        .get(format!("{a}/v1/products/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    product["name"] = "Renamed in the story".into();
+    for field in ["id", "version", "updated_at", "change_seq"] {
+        product.as_object_mut().unwrap().remove(field);
+    }
+    let edit = c
+        .put(format!("{a}/v1/products/{id}"))
+        .bearer_auth(token)
+        .header("if-match", format!("\"{version}\""))
+        .json(&product)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edit.status(), 200, "{}", edit.text().await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while product_version(&c, &b, &id).await != version + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "B still serves version {version}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(product_version(&c, &b, &id).await, version + 1);
+}
