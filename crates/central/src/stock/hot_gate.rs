@@ -289,12 +289,47 @@ pub async fn location_id(state: &AppState, code: &str) -> ApiResult<String> {
 #[derive(Debug)]
 #[must_use = "settle the hold with the order's outcome"]
 pub struct Hold {
-    /// The take record and counters, when this request took units.
-    took: Option<(String, Vec<String>)>,
+    /// What this request took, if it took.
+    took: Option<Took>,
     /// The counters of the order's lines, in line order (to correct them after a refusal).
     counters: Vec<(String, String)>,
     /// Redis down: this order's turns at the database, released when it is done.
     _permits: Vec<OwnedSemaphorePermit>,
+}
+
+/// Units a request took: its take record and counters, and where to give them back.
+#[derive(Debug)]
+struct Took {
+    record: String,
+    counters: Vec<String>,
+    shared: Arc<crate::shared::SharedState>,
+    gate: Arc<HotGate>,
+}
+
+impl Took {
+    async fn give_back(self) {
+        let mut keys = vec![self.record.as_str()];
+        keys.extend(self.counters.iter().map(String::as_str));
+        if let Some(given) = self
+            .shared
+            .script::<u64>(give_back_script(), &keys, &[])
+            .await
+        {
+            self.gate.note(Outcome::GivenBack, given);
+        }
+    }
+}
+
+/// A request dropped before it settled (the client went away, the request timed out) gives its
+/// units back in the background: the order it was making never committed.
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Some(took) = self.took.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(took.give_back());
+            }
+        }
+    }
 }
 
 /// How an order ended, for [`Hold::settle`].
@@ -319,22 +354,15 @@ impl Hold {
 
     /// Keeps or gives back what the order took; after the database refused stock, sets the
     /// short lines' counters to the database's figures.
-    pub async fn settle(self, state: &AppState, how: Settled<'_>) {
+    pub async fn settle(mut self, state: &AppState, how: Settled<'_>) {
+        let took = self.took.take();
         let failed = match how {
             Settled::Created => return,
             Settled::Replayed => None,
             Settled::Failed(err) => Some(err),
         };
-        if let Some((record, counters)) = &self.took {
-            let mut keys = vec![record.as_str()];
-            keys.extend(counters.iter().map(String::as_str));
-            if let Some(given) = state
-                .shared
-                .script::<u64>(give_back_script(), &keys, &[])
-                .await
-            {
-                state.hot_gate.note(Outcome::GivenBack, given);
-            }
+        if let Some(took) = took {
+            took.give_back().await;
         }
         let Some(ApiError::Conflict {
             code: "insufficient_stock",
@@ -412,10 +440,16 @@ pub async fn enter(
         match answer.split_first() {
             Some((0, _)) => {
                 state.hot_gate.note(Outcome::Taken, 1);
-                let taken = counters.iter().map(|(_, k)| k.clone()).collect();
+                let took = Took {
+                    record,
+                    counters: counters.iter().map(|(_, k)| k.clone()).collect(),
+                    shared: state.shared.clone(),
+                    gate: state.hot_gate.clone(),
+                };
                 return Ok(Hold {
-                    took: Some((record, taken)),
-                    ..hold
+                    took: Some(took),
+                    counters: hold.counters.clone(),
+                    _permits: Vec::new(),
                 });
             }
             Some((1, _)) => {

@@ -413,3 +413,119 @@ async fn redis_killed_and_restarted_empty_mid_sale_still_sells_exactly_the_stock
 async fn count_reserved(app: &TestApp) -> i64 {
     count(app, "SELECT COUNT(*) FROM orders WHERE status = 'RESERVED'").await
 }
+
+mod requests_cut_mid_order_give_their_units_back {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn on_sqlite() {
+        super::run_cut(crate::helpers::Db::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn on_postgres() {
+        super::run_cut(crate::helpers::Db::Postgres).await
+    }
+}
+
+/// Orders cut by Central's own request timeout after the gate took their unit (while the test
+/// holds the stock row locked, so that every one waits at the database) give it back: the
+/// counter ends where the database is.
+async fn run_cut(db: Db) {
+    let Some(redis) = RedisServer::start() else {
+        eprintln!("skipped: redis-server is not installed (KASSA_REQUIRE_REDIS=1 to require it)");
+        return;
+    };
+    let url = redis.url();
+    let Some(app) = TestApp::spawn_with(db, move |c| {
+        c.redis_url = Some(Secret::new(url));
+        c.request_timeout = Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
+    let state = &app.state;
+    let location = kassa_central::store::locations::insert(&state.db, "STORE-1", "One")
+        .await
+        .unwrap()
+        .unwrap();
+    let product = serde_json::from_value(crate::catalog::product_body(
+        "SKU-1",
+        &crate::catalog::ean(1),
+        "2.50",
+    ))
+    .unwrap();
+    kassa_central::store::catalog::insert(&state.db, &product)
+        .await
+        .unwrap();
+    let location_id = location.id.to_string();
+    let mut tx = state.db.begin_write().await.unwrap();
+    let receive = kassa_central::store::stock::Movement {
+        sku: "SKU-1",
+        location_id: &location_id,
+        delta: 1000,
+        reason: kassa_domain::api::StockReason::Receiving,
+        reference: None,
+        note: None,
+        created_by: None,
+    };
+    kassa_central::store::stock::move_on_hand(&mut tx, &receive)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    let user = kassa_central::store::users::insert(
+        &state.db,
+        &"buyer".parse().unwrap(),
+        "x",
+        Role::Customer,
+    )
+    .await
+    .unwrap();
+    let token = state
+        .auth
+        .start_session(&state.db, user.id, Role::Customer, None)
+        .await
+        .unwrap()
+        .access_token;
+    // The counter as loading would set it (a load cut by the timeout might never land).
+    let key = hot_gate::counter_key(&location_id, "SKU-1");
+    let () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("units")
+        .arg(1000)
+        .arg("gen")
+        .arg(1)
+        .query_async(&mut redis_conn(&redis).await)
+        .await
+        .unwrap();
+    let mut lock = state.db.begin_write().await.unwrap();
+    sqlx::query("UPDATE stock SET updated_at = updated_at WHERE sku = 'SKU-1'")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let app = Arc::new(app);
+    let answers = sale(&app, &[token], "cut", 20, 20).await;
+    lock.rollback().await.unwrap();
+    let cut = answers.iter().filter(|(status, _)| *status == 503).count();
+    assert_eq!(cut, 20, "every order waited past the timeout: {answers:?}");
+    // The background give-backs land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let available = kassa_central::store::stock::level(app.state.db.pool(), "SKU-1", &location_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .available();
+    let units = counter(&app, &redis, "SKU-1").await;
+    assert_eq!(
+        app.state.hot_gate.count(Outcome::GivenBack),
+        20,
+        "requests cut after the gate gave back ({cut} cut, {} took, counter {units:?}, \
+         database {available})",
+        app.state.hot_gate.count(Outcome::Taken)
+    );
+    assert_eq!(available, 1000);
+    assert_eq!(
+        units,
+        Some(available),
+        "the counter ends where the database is"
+    );
+}
