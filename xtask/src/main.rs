@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 mod fuzz;
 mod pg;
 
-const USAGE: &str = "usage: ./x run | ./x cluster | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|catalog|search|relay|register|sync|leases|scale|all>";
+const USAGE: &str = "usage: ./x run | ./x cluster | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|catalog|search|relay|register|sync|leases|flash-sale|scale|all>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -481,6 +481,9 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
         ensure_packages(&[("postgresql", "/usr/lib/postgresql/__absent__")])?;
     }
     ensure_packages(&[("nats-server", "/usr/sbin/nats-server")])?;
+    if scenario == "flash-sale" {
+        ensure_packages(&[("redis-server", "/usr/bin/redis-server")])?;
+    }
     if scenario == "scale" {
         ensure_packages(&CLUSTER_PACKAGES)?;
         // The scale scenario runs kassa-central processes from beside kassa-bench.

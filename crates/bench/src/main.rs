@@ -3,6 +3,7 @@
 
 mod catalog;
 mod checkout;
+mod flash_sale;
 mod generated;
 mod leases;
 mod register;
@@ -13,7 +14,7 @@ mod sync;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|catalog|search|relay|register|sync|leases|scale|all";
+const SCENARIOS: &str = "checkout|catalog|search|relay|register|sync|leases|flash-sale|scale|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -46,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
             leases::run().await
         }
         "leases" => leases::run().await,
+        // Not in "all": it needs redis-server, and 20 000 buyers per run take a while.
+        "flash-sale" => flash_sale::run().await,
         // Not in "all": it starts whole clusters (and needs redis-server and haproxy).
         "scale" => scale::run().await,
         // `./x cluster`: the scaled-out topology until Ctrl-C (not a benchmark).

@@ -141,6 +141,11 @@ pub struct Config {
     pub relay_lease_ttl: Duration,
     /// The longest pause between retries of a failing relay step.
     pub relay_backoff_max: Duration,
+    /// With Redis: how often the hot-SKU gate's counters are set again from the database's
+    /// stock (`crate::stock::hot_gate`).
+    pub hot_gate_reconcile_interval: Duration,
+    /// Redis down: orders reserving one SKU at one location at the same time, per instance.
+    pub hot_gate_db_concurrency: usize,
 }
 
 impl Default for Config {
@@ -204,6 +209,8 @@ impl Default for Config {
             relay_interval: Duration::from_millis(200),
             relay_lease_ttl: Duration::from_secs(10),
             relay_backoff_max: Duration::from_secs(30),
+            hot_gate_reconcile_interval: Duration::from_secs(1),
+            hot_gate_db_concurrency: 8,
         }
     }
 }
@@ -365,6 +372,14 @@ impl Config {
                 "KASSA_RELAY_BACKOFF_MAX_MS",
                 30_000,
             )?),
+            hot_gate_reconcile_interval: Duration::from_millis(env_parse(
+                "KASSA_HOT_GATE_RECONCILE_MS",
+                1000,
+            )?),
+            hot_gate_db_concurrency: env_parse(
+                "KASSA_HOT_GATE_DB_CONCURRENCY",
+                d.hot_gate_db_concurrency,
+            )?,
         })
     }
 }

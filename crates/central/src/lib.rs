@@ -76,6 +76,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         products: catalog::product_cache::ProductCache::with_shared(cache_ttl, shared.clone()),
         searches: search::answer_cache::SearchCache::new(cache_ttl),
         shutting_down: Arc::default(),
+        hot_gate: Arc::default(),
         shared,
     })
 }

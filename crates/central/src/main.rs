@@ -111,6 +111,10 @@ async fn main() -> anyhow::Result<()> {
                 state.config.reconcile_interval,
             );
             spawn_cart_purge(state.clone());
+            kassa_central::stock::hot_gate::spawn_reconciler(
+                state.clone(),
+                state.config.hot_gate_reconcile_interval,
+            );
             let recommend_interval = state.config.recommend_interval;
             kassa_central::recommend::spawn_recommender(state.clone(), recommend_interval);
             let indexed = kassa_central::search::index::refresh(&state.search, &state.db).await?;

@@ -31,4 +31,6 @@ pub struct AppState {
     pub searches: crate::search::answer_cache::SearchCache,
     /// Requests in flight on this instance (load shedding).
     pub inflight: Arc<crate::maintenance::shedding::Inflight>,
+    /// This instance's side of the hot-SKU gate (with Redis).
+    pub hot_gate: Arc<crate::stock::hot_gate::HotGate>,
 }

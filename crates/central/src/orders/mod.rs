@@ -298,9 +298,11 @@ async fn price(tx: &mut Tx, req: &CreateOrder) -> ApiResult<(kassa_domain::Total
 }
 
 /// Creates an order and reserves its stock in one transaction (Idempotency-Key required):
-/// 201 RESERVED, or 409 `insufficient_stock` naming the short lines.
+/// 201 RESERVED, or 409 `insufficient_stock` naming the short lines (with Redis, a sold-out
+/// answer comes from the hot-SKU gate, `stock::hot_gate`; Redis down, 503 `overloaded` when too
+/// many orders wait for one SKU).
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = CreateOrder,
-    responses((status = 201, body = Order), (status = 409), (status = 422)))]
+    responses((status = 201, body = Order), (status = 409), (status = 422), (status = 503)))]
 pub async fn create_order(
     State(state): State<AppState>,
     auth: Auth<Customer>,
@@ -309,29 +311,51 @@ pub async fn create_order(
 ) -> ApiResult<Response> {
     let key = idempotency::key_from(&headers)?;
     validate_order(&req, &auth.caller)?;
-    let location_id = stock::location_id(&state, &req.location).await?;
-    let discount_limit = crate::approvals::discount_limit_percent(&state).await?;
+    let location_id = stock::hot_gate::location_id(&state, &req.location).await?;
+    // The hot-SKU gate (with Redis): a sold-out answer from Redis, before any database work.
+    let scope = stock::scope(&auth.caller);
+    let lines = order_lines(&req);
+    let hold =
+        stock::hot_gate::enter(&state, &auth.caller, &scope, &key, &location_id, &lines).await?;
+    let answer = create_after_gate(&state, &auth.caller, &key, &req, &location_id).await;
+    let settled = match &answer {
+        Ok((_, false)) => stock::hot_gate::Settled::Created,
+        Ok((_, true)) => stock::hot_gate::Settled::Replayed,
+        Err(err) => stock::hot_gate::Settled::Failed(err),
+    };
+    hold.settle(&state, settled).await;
+    answer.map(|(response, _)| response)
+}
+
+fn order_lines(req: &CreateOrder) -> Vec<(String, i64)> {
+    req.lines
+        .iter()
+        .map(|l| (l.sku.to_string(), i64::from(l.qty)))
+        .collect()
+}
+
+/// Order creation past the hot-SKU gate: the response, and whether it is a replay.
+async fn create_after_gate(
+    state: &AppState,
+    caller: &Caller,
+    key: &kassa_domain::IdempotencyKey,
+    req: &CreateOrder,
+    location_id: &str,
+) -> ApiResult<(Response, bool)> {
+    let discount_limit = crate::approvals::discount_limit_percent(state).await?;
     let hash = idempotency::fingerprint(
         "POST /v1/orders",
-        &serde_json::to_value(&req).map_err(anyhow::Error::from)?,
+        &serde_json::to_value(req).map_err(anyhow::Error::from)?,
     );
     // Nothing outside the database happens before the commit: the key is claimed in the
     // order's own transaction.
-    let scope = stock::scope(&auth.caller);
-    let (mut tx, claim) = match idempotency::begin_in(&state, &scope, &key, &hash).await? {
-        BeginIn::Replay(response) => return Ok(response),
+    let scope = stock::scope(caller);
+    let (mut tx, claim) = match idempotency::begin_in(state, &scope, key, &hash).await? {
+        BeginIn::Replay(response) => return Ok((response, true)),
         BeginIn::Proceed(tx, claim) => (tx, claim),
     };
     let work = async {
-        let order = create_in(
-            &state,
-            &mut tx,
-            &auth.caller,
-            &req,
-            &location_id,
-            discount_limit,
-        )
-        .await?;
+        let order = create_in(state, &mut tx, caller, req, location_id, discount_limit).await?;
         let body = serde_json::to_string(&order).map_err(anyhow::Error::from)?;
         claim.finish_in(&mut tx, StatusCode::CREATED, &body).await?;
         Ok::<_, ApiError>(body)
@@ -340,6 +364,7 @@ pub async fn create_order(
     claim
         .conclude_in(&state.db, tx, work, StatusCode::CREATED)
         .await
+        .map(|response| (response, false))
 }
 
 async fn create_in(

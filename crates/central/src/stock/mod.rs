@@ -1,7 +1,8 @@
 //! Stock: levels per SKU and location, the ledger behind them, adjustments and receiving,
 //! low-stock alerts, reservations (holds) that expire exactly once, and registers' stock leases
-//! ([`leases`]).
+//! ([`leases`]), and the hot-SKU gate in Redis in front of order creation ([`hot_gate`]).
 
+pub mod hot_gate;
 pub mod leases;
 
 use std::time::Duration;

@@ -81,6 +81,8 @@ pub struct Db {
     /// SQLite has one writer at a time. Queueing writers here, in order, instead of in SQLite's
     /// busy handler (which sleeps and retries with growing pauses) keeps tail latency flat.
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// Connections handed out by the primary's pools since start ([`Db::checkouts`]).
+    checkouts: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A write transaction. On SQLite it also holds the in-process writer lock until it ends.
@@ -257,12 +259,21 @@ fn pool_options(
     limits: &PoolLimits,
     connections_max: u32,
     synchronous: &'static str,
+    checkouts: &Arc<std::sync::atomic::AtomicU64>,
 ) -> AnyPoolOptions {
+    use std::sync::atomic::Ordering;
     let busy_ms = limits.sqlite_busy_timeout_ms;
+    let (reused, opened) = (checkouts.clone(), checkouts.clone());
     AnyPoolOptions::new()
         .max_connections(connections_max)
         .acquire_timeout(limits.acquire_timeout)
+        // An idle connection handed out, or a new one (which skips `before_acquire`).
+        .before_acquire(move |_conn, _meta| {
+            reused.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async { Ok(true) })
+        })
         .after_connect(move |conn, _meta| {
+            opened.fetch_add(1, Ordering::Relaxed);
             Box::pin(async move {
                 if backend == Backend::Sqlite {
                     let pragmas = format!(
@@ -300,13 +311,14 @@ impl Db {
             _ => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing KASSA_DATABASE_URL")?;
-        let pool = pool_options(backend, limits, limits.connections_max, "FULL")
+        let checkouts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let pool = pool_options(backend, limits, limits.connections_max, "FULL", &checkouts)
             .connect_with(options.clone())
             .await
             .context("connecting to the database")?;
         let relaxed = match backend {
             Backend::Sqlite => Some(
-                pool_options(backend, limits, 2, "NORMAL")
+                pool_options(backend, limits, 2, "NORMAL", &checkouts)
                     .connect_with(options)
                     .await
                     .context("connecting to the database")?,
@@ -319,6 +331,7 @@ impl Db {
             backend,
             sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
             replica: None,
+            checkouts,
         })
     }
 
@@ -348,6 +361,13 @@ impl Db {
             down_until: std::sync::Mutex::new(None),
         }));
         Ok(self)
+    }
+
+    /// How many times the primary's pools handed out a connection: every statement and
+    /// transaction takes one, so an unchanged count proves a request never touched the
+    /// database (the hot-SKU gate's sold-out answers; tests and `./x bench flash-sale`).
+    pub fn checkouts(&self) -> u64 {
+        self.checkouts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// True when reads may go to a replica.
@@ -392,6 +412,8 @@ impl Db {
                     backend: self.backend,
                     sqlite_writer: self.sqlite_writer.clone(),
                     replica: None,
+                    // The replica's checkouts are not the primary's.
+                    checkouts: Arc::default(),
                 };
             }
             if tokio::time::Instant::now() >= deadline {

@@ -31,6 +31,36 @@ fn decode_level(row: &sqlx::any::AnyRow) -> anyhow::Result<Level> {
     })
 }
 
+/// Available units (on hand less reserved) of the rows changed at or after `since_ms`, at most
+/// `limit`, as (sku, location_id, available): what the hot-SKU gate's counters follow.
+pub async fn available_changed_since<'e, E>(
+    exec: E,
+    since_ms: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<(String, String, i64)>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows = sqlx::query(
+        "SELECT sku, location_id, on_hand - reserved AS available FROM stock \
+         WHERE updated_at >= $1 ORDER BY updated_at DESC LIMIT $2",
+    )
+    .bind(since_ms)
+    .bind(limit)
+    .fetch_all(exec)
+    .await
+    .context("reading changed stock levels")?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("sku")?,
+                row.try_get("location_id")?,
+                row.try_get("available")?,
+            ))
+        })
+        .collect()
+}
+
 /// Makes sure a row exists for (sku, location) so conditional updates have something to lock.
 pub async fn ensure_row(tx: &mut Tx, sku: &str, location_id: &str) -> anyhow::Result<()> {
     sqlx::query(

@@ -77,6 +77,9 @@ pub const REDIS_UP: &str = "kassa_redis_up";
 pub const REPLICA_UP: &str = "kassa_read_replica_up";
 /// Reads sent to the primary because the replica had not replayed the client's write in time.
 pub const REPLICA_BEHIND: &str = "kassa_read_replica_behind_reads_total";
+/// The hot-SKU gate's outcomes (`outcome`: taken, retried, sold_out, loaded, database_only,
+/// given_back, corrected, reconciled).
+pub const HOT_GATE: &str = "kassa_hot_gate_total";
 /// Low-stock alerts raised.
 pub const STOCK_LOW_ALERTS: &str = "kassa_stock_low_alerts_total";
 
@@ -114,6 +117,7 @@ pub const EXPORTED: &[&str] = &[
     RELAY_DUPLICATES,
     RELAY_NATS_DUPLICATES,
     STOCK_LOW_ALERTS,
+    HOT_GATE,
     REDIS_UP,
     REPLICA_UP,
     REPLICA_BEHIND,
