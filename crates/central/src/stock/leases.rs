@@ -703,7 +703,8 @@ fn beyond_text(beyond: BeyondLease) -> &'static str {
 }
 
 /// The lease settings of a location (staff and registers; the registers pull them with their
-/// sync): the defaults until a manager sets them.
+/// sync): the defaults until a manager sets them (`set_by_manager` says which; a till leases
+/// only where a manager has).
 #[utoipa::path(get, path = "/v1/settings/leases", tag = "stock", params(SettingsQuery),
     responses((status = 200, body = LeaseSettings), (status = 422)))]
 pub async fn get_lease_settings(
@@ -727,6 +728,7 @@ pub async fn get_lease_settings(
         } else {
             BeyondLease::Warn
         },
+        set_by_manager: true,
     }))
 }
 
@@ -757,5 +759,8 @@ pub async fn put_lease_settings(
         &auth.caller.user_id.to_string(),
     )
     .await?;
-    Ok(Json(req))
+    Ok(Json(LeaseSettings {
+        set_by_manager: true,
+        ..req
+    }))
 }

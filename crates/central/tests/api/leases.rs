@@ -698,6 +698,7 @@ async fn lease_settings_are_a_managers_per_location(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(read, LeaseSettings::default_for("STORE-1"));
+    assert!(!read.set_by_manager, "the defaults are nobody's decision");
     let wanted = json!({ "location": "STORE-1", "horizon_s": 7200, "cap_percent": 40,
         "floor_units": 5, "top_sellers": 20, "beyond": "approval" });
     let put = |token: String, body: Value| {
@@ -724,6 +725,8 @@ async fn lease_settings_are_a_managers_per_location(app: TestApp) {
     bad["cap_percent"] = json!(0);
     error_body(put(admin.clone(), bad).await, 422, "invalid_lease_settings").await;
     assert_eq!(put(admin.clone(), wanted.clone()).await.status(), 200);
+    let mut wanted = wanted;
+    wanted["set_by_manager"] = json!(true);
     let read: Value = app
         .get("/v1/settings/leases?location=STORE-1", &till)
         .await
