@@ -10,7 +10,7 @@
 //! | `KASSA_SIGN_IN_USER`, `KASSA_SIGN_IN_PASSWORD` | sign a staff member in on start (demo) | unset: sign in in the UI |
 //! | `KASSA_SYNC_INTERVAL_MS`, `KASSA_SYNC_BACKOFF_MAX_MS` | the sync engine's pace | 10 000, 60 000 |
 //! | `KASSA_OFFLINE_CARD_LIMIT` | the offline card policy: card sales up to this total (the shop's currency, e.g. `50.00`) are taken with Central out of reach | unset: card needs Central |
-//! | `KASSA_LEASE_WINDOW_H` | stock leases: the till leases at Central what its sales over this many hours say it will sell offline (see docs/checkout.md) | unset or 0: no lease |
+//! | `KASSA_LEASE_WINDOW_H` | stock leases: the till leases at Central what its sales over this many hours say it will sell offline, where a manager has set the location's lease settings (see docs/checkout.md) | 168 (a week); 0: no lease at this till |
 //! | `KASSA_CARD_PAYMENT_METHOD` | what the card terminal hands over: the processor's payment-method token | `pm_card_visa` (the simulator's approved card) |
 //! | `KASSA_PRINTER` | the ESC/POS receipt printer (and the cash drawer on it): `tcp://host:9100`, `usb://VID:PID`, `serial:///dev/ttyUSB0?baud=9600`, `file:///dev/usb/lp0` | unset: the web view prints |
 //! | `KASSA_PAPER_MM` | the printer's paper width, 58 or 80 | 80 |
@@ -89,18 +89,22 @@ fn millis(name: &str) -> anyhow::Result<Option<Duration>> {
         .transpose()
 }
 
-/// A whole number of hours; 0 is the same as unset.
-fn hours(name: &str) -> anyhow::Result<Option<Duration>> {
-    var(name)
-        .map(|v| {
-            v.parse::<u64>()
-                .with_context(|| format!("{name}={v} is not a number of hours"))
-        })
-        .transpose()
-        .map(|h| {
-            h.filter(|h| *h > 0)
-                .map(|h| Duration::from_secs(h.saturating_mul(3600)))
-        })
+/// How many hours of sales a till's stock lease is sized from when `KASSA_LEASE_WINDOW_H` is
+/// unset: a week, so a weekly rhythm (a busy Saturday) counts.
+const LEASE_WINDOW_H_DEFAULT: u64 = 168;
+
+/// The stock lease window from `KASSA_LEASE_WINDOW_H`: a whole number of hours, a week when
+/// unset, 0 for no lease at this till. The till leases only at a location whose lease settings
+/// a manager has set (`PUT /v1/settings/leases`), so the default changes nothing elsewhere.
+fn lease_window(value: Option<&str>) -> anyhow::Result<Option<Duration>> {
+    let hours = match value {
+        None => LEASE_WINDOW_H_DEFAULT,
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .with_context(|| format!("KASSA_LEASE_WINDOW_H={v} is not a number of hours"))?,
+    };
+    Ok((hours > 0).then(|| Duration::from_secs(hours.saturating_mul(3600))))
 }
 
 /// The register's carts are priced in EUR (`RegisterConfig::new`), and so is this limit.
@@ -167,8 +171,22 @@ impl ShellConfig {
             sync_backoff_max: millis("KASSA_SYNC_BACKOFF_MAX_MS")?,
             offline_card_limit: money("KASSA_OFFLINE_CARD_LIMIT")?,
             card_payment_method: var("KASSA_CARD_PAYMENT_METHOD"),
-            lease_window: hours("KASSA_LEASE_WINDOW_H")?,
+            lease_window: lease_window(var("KASSA_LEASE_WINDOW_H").as_deref())?,
             printer: printer()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_window_is_a_week_unless_set_and_0_turns_it_off() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(lease_window(None).unwrap(), Some(hour * 168));
+        assert_eq!(lease_window(Some("24")).unwrap(), Some(hour * 24));
+        assert_eq!(lease_window(Some("0")).unwrap(), None);
+        assert!(lease_window(Some("a week")).is_err());
     }
 }

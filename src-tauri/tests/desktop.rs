@@ -674,6 +674,8 @@ async fn story(
     })
     .await?;
 
+    lease_at_the_till(central, app).await?;
+
     // Central goes away: the register sells on, offline.
     central.stop();
     app.until_class("#sync-indicator", "offline").await?;
@@ -1024,6 +1026,94 @@ async fn story(
     assert!(!app.exists("#nav-catalog").await?);
     app.screenshot_to(&std::env::temp_dir().join("kassa-offline-session.png"))
         .await?;
+    Ok(())
+}
+
+/// Stock leases at the till (issue 16): a manager sets STORE-1's lease settings, the till
+/// leases its best seller, and offline the cart says how many it may still sell with no
+/// shortfall ("3 left at this till") and warns one past it. Leaves the cart as it found it,
+/// Central up again.
+async fn lease_at_the_till(central: &mut Central, app: &App) -> Result<()> {
+    let token = central.token("manager", "manager-pass-1").await?;
+    let settings = json!({ "location": "STORE-1", "horizon_s": 3600, "cap_percent": 50,
+        "floor_units": 3, "top_sellers": 1, "beyond": "warn" });
+    reqwest::Client::new()
+        .put(format!("{}/v1/settings/leases", central.url()))
+        .bearer_auth(&token)
+        .json(&settings)
+        .send()
+        .await?
+        .error_for_status()
+        .context("setting STORE-1's lease settings")?;
+    // The till leases on its next sync round: the line it holds most of.
+    let deadline = Instant::now() + WAIT;
+    let (sku, held) = loop {
+        let leases = central.manager_get("/v1/stock/leases?active=true").await?;
+        let best = leases["items"]
+            .as_array()
+            .and_then(|l| l.first())
+            .and_then(|l| l["lines"].as_array())
+            .and_then(|lines| {
+                lines
+                    .iter()
+                    .filter_map(|l| Some((l["sku"].as_str()?.to_owned(), l["remaining"].as_i64()?)))
+                    .filter(|(sku, n)| *n > 0 && sku != "DEMO-0003")
+                    .max_by_key(|(_, n)| *n)
+            });
+        if let Some(best) = best {
+            break best;
+        }
+        if Instant::now() > deadline {
+            bail!("the till took no lease: {leases}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let barcode = match sku.as_str() {
+        "DEMO-0001" => COFFEE,
+        "DEMO-0002" => SECOND,
+        other => bail!("the till leased {other}, which the story does not sell"),
+    };
+    // The register keeps Central's answer in the round that got it; let a round pass.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    central.stop();
+    app.until_class("#sync-indicator", "offline").await?;
+    app.scan(barcode).await?;
+    let line = format!("#cart tr.line[data-sku='{sku}']");
+    let note = app
+        .until_text(&format!("{line} .till-note"), |t| {
+            t.contains("left at this till")
+        })
+        .await?;
+    assert_eq!(note.trim(), format!("{held} left at this till"));
+    app.screenshot("lease-left.png").await?;
+    // One at a time: a button carries the quantity of the cart it was drawn with.
+    for qty in 2..=held + 1 {
+        app.click(&format!("{line} .qty-plus")).await?;
+        app.until_text(&format!("{line} .qty-value"), |t| {
+            t.trim() == qty.to_string()
+        })
+        .await?;
+    }
+    let warning = app
+        .until_text(&format!("{line} .stock-warning"), |t| {
+            t.contains("at this till")
+        })
+        .await?;
+    assert!(
+        warning.contains(&format!("only {held} left at this till")),
+        "{warning}"
+    );
+    app.screenshot("lease-beyond.png").await?;
+    app.click(&format!("{line} .remove")).await?;
+    let deadline = Instant::now() + WAIT;
+    while app.exists(&line).await? {
+        if Instant::now() > deadline {
+            bail!("the leased line stayed in the cart");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    central.start().await?;
+    app.until_class("#sync-indicator", "online").await?;
     Ok(())
 }
 

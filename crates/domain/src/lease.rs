@@ -126,6 +126,10 @@ pub struct LeaseSettings {
     pub top_sellers: u32,
     #[serde(default)]
     pub beyond: BeyondLease,
+    /// Whether a manager has set these for the location (in answers; a `PUT` ignores it). A
+    /// till leases only where they are set: the defaults are an answer, not a shop's decision.
+    #[serde(default)]
+    pub set_by_manager: bool,
 }
 
 impl LeaseSettings {
@@ -143,6 +147,7 @@ impl LeaseSettings {
             floor_units: 2,
             top_sellers: 10,
             beyond: BeyondLease::Warn,
+            set_by_manager: false,
         }
     }
 

@@ -111,7 +111,8 @@ pub(crate) async fn take(tx: &mut Tx, sku: &str, qty: i64) -> Result<()> {
 }
 
 /// Keeps Central's answer about the lease. What is left per SKU is what Central says the lease
-/// holds less the offline sales still waiting in the outbox (Central has not counted them yet).
+/// holds less the sales still waiting in the outbox, offline or online (Central has not
+/// counted them yet; it takes both from this till's lease first).
 /// The engine calls this after pushing the outbox in the same round, so no sale reaches Central
 /// between Central's answer and this write.
 pub async fn save(db: &LocalDb, lease: &Lease) -> Result<()> {
@@ -145,7 +146,7 @@ pub async fn save(db: &LocalDb, lease: &Lease) -> Result<()> {
             "INSERT INTO lease_lines (lease_id, sku, held, left)
              VALUES (?, ?, ?, MAX(? - COALESCE((
                  SELECT SUM(ol.qty) FROM outbox_lines ol JOIN outbox_orders o ON o.order_id = ol.order_id
-                 WHERE ol.sku = ? AND o.mode = 'offline' AND o.status = 'pending'), 0), 0))",
+                 WHERE ol.sku = ? AND o.status = 'pending'), 0), 0))",
         )
         .bind(&id)
         .bind(line.sku.as_str())

@@ -146,11 +146,10 @@ pub(crate) async fn record(
         mode,
     };
     insert_outbox(tx, cart, &receipt, central, shift).await?;
-    if mode == SaleMode::Offline {
-        // What the till may still sell without a shortfall drops with the sale, at once.
-        for line in &receipt.lines {
-            crate::leases::take(tx, line.sku.as_str(), i64::from(line.qty)).await?;
-        }
+    // What the till may still sell without a shortfall drops with the sale, at once: offline
+    // or online, Central takes a sale made here from this till's lease first.
+    for line in &receipt.lines {
+        crate::leases::take(tx, line.sku.as_str(), i64::from(line.qty)).await?;
     }
     carts::set_status(tx, cart.id, "completed", None).await?;
     Ok(receipt)

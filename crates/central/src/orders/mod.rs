@@ -456,7 +456,17 @@ async fn create_in(
         .iter()
         .map(|l| (l.sku.to_string(), i64::from(l.qty)))
         .collect();
-    stock::reserve_lines(tx, location_id, &lines).await?;
+    // At a register, the lease's units move to the order first; the rest comes from available.
+    let from_available = stock::leases::draw_for_order(
+        state,
+        tx,
+        caller.register_id,
+        location_id,
+        &id.to_string(),
+        &lines,
+    )
+    .await?;
+    stock::reserve_lines(tx, location_id, &from_available).await?;
     let ttl_ms = i64::try_from(state.config.reservation_ttl.as_millis()).unwrap_or(i64::MAX);
     let reservation = store::stock::ReservationRow {
         id: Uuid::now_v7().to_string(),

@@ -8,7 +8,9 @@
 //! expired by the sweeper of any instance): the end is an update conditional on `active`, and
 //! it gives back what the lease still holds in the same transaction. A synced offline sale of
 //! the register takes its units from the lease first ([`sell_leased`], inside the sale's own
-//! exactly-once transaction).
+//! exactly-once transaction), then from available, then from the other tills' leases at the
+//! location ([`sell_shared`]: they share the shelf). An online order placed at the register
+//! draws on its lease first too ([`draw_for_order`], in the order's transaction).
 //!
 //! Lock order: the stock rows of the lease's SKUs in SKU order, then the lease. Offline sync
 //! and checkout lock stock rows first too, so no two of them wait on each other in a circle.
@@ -537,8 +539,9 @@ pub async fn sweep_expired(state: &AppState) -> anyhow::Result<usize> {
 /// Sells `qty` units of `sku` for a register's synced sale from what its active leases still
 /// hold (soonest expiry first): each taken unit leaves the lease, reserved and on_hand (a
 /// `sale` ledger row naming the lease). Returns the units taken; the rest is the caller's to
-/// take from available. The caller holds the stock row's lock and runs this in the sale's
-/// exactly-once transaction, so a replayed sale never takes twice.
+/// take from available, then from the other tills' leases ([`sell_shared`]). The caller holds
+/// the stock row's lock and runs this in the sale's exactly-once transaction, so a replayed
+/// sale never takes twice.
 pub async fn sell_leased(
     state: &AppState,
     tx: &mut Tx,
@@ -553,26 +556,73 @@ pub async fn sell_leased(
             break;
         }
         let take = left.min(remaining);
-        anyhow::ensure!(
-            store::leases::consume(tx, &lease_id, sale.sku, take).await?,
-            "a lease line shrank under its lock"
-        );
-        let note = format!("lease {lease_id}");
-        let movement = Movement {
-            sku: sale.sku,
-            location_id: sale.location_id,
-            delta: -take,
-            reason: StockReason::Sale,
-            reference: Some(sale.order_id),
-            note: Some(&note),
-            created_by: Some(sale.by),
-        };
-        store::stock::sell_reserved(tx, &movement).await?;
+        sell_from(tx, sale, &lease_id, take, &format!("lease {lease_id}")).await?;
         let payload = json!({ "sku": sale.sku, "qty": take, "order_id": sale.order_id });
         store::events::record(tx, "lease.consumed", "lease", &lease_id, &payload).await?;
         left -= take;
     }
     Ok(qty - left)
+}
+
+/// Sells up to `qty` units of `sku` that a synced sale took past its own lease and past what
+/// was available from the leases of the other registers at the same location (the fullest
+/// first): the tills share the shelf, so the units another till leased but has not sold were
+/// the goods this one sold. That lease shrinks (its register hears it at its next renew);
+/// reserved and on_hand drop with a `sale` ledger row naming it. Returns the units taken;
+/// what is still missing is a shortfall. Same locks and transaction as [`sell_leased`].
+pub async fn sell_shared(
+    state: &AppState,
+    tx: &mut Tx,
+    sale: &LeasedSale<'_>,
+    qty: i64,
+) -> anyhow::Result<i64> {
+    if qty <= 0 {
+        return Ok(0);
+    }
+    let register_id = sale.register_id.to_string();
+    let held =
+        store::leases::held_by_others(&state.db, tx, &register_id, sale.location_id, sale.sku)
+            .await?;
+    let mut left = qty;
+    for (lease_id, holder, remaining) in held {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(remaining);
+        let note = format!("lease {lease_id} of register {holder} (shared shelf)");
+        sell_from(tx, sale, &lease_id, take, &note).await?;
+        let payload = json!({
+            "sku": sale.sku, "qty": take, "order_id": sale.order_id, "by_register": register_id,
+        });
+        store::events::record(tx, "lease.consumed", "lease", &lease_id, &payload).await?;
+        left -= take;
+    }
+    Ok(qty - left)
+}
+
+/// Takes `take` units from a lease line (locked) and sells them from reserved stock.
+async fn sell_from(
+    tx: &mut Tx,
+    sale: &LeasedSale<'_>,
+    lease_id: &str,
+    take: i64,
+    note: &str,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        store::leases::consume(tx, lease_id, sale.sku, take).await?,
+        "a lease line shrank under its lock"
+    );
+    let movement = Movement {
+        sku: sale.sku,
+        location_id: sale.location_id,
+        delta: -take,
+        reason: StockReason::Sale,
+        reference: Some(sale.order_id),
+        note: Some(note),
+        created_by: Some(sale.by),
+    };
+    store::stock::sell_reserved(tx, &movement).await?;
+    Ok(())
 }
 
 /// Whose sale [`sell_leased`] sells.
@@ -583,6 +633,56 @@ pub struct LeasedSale<'a> {
     pub sku: &'a str,
     pub order_id: &'a str,
     pub by: &'a str,
+}
+
+/// An online order placed at a register (its device session or staff signed in at it) draws
+/// on the register's own lease first: per line, what its active leases at the order's
+/// location hold moves to the order, staying reserved (the lease line counts it consumed,
+/// once, in the order's own transaction, so a retry or a concurrent order cannot take it
+/// again). Returns the lines still to reserve from available (the caller's
+/// [`crate::stock::reserve_lines`]); without a lease, `lines` as they are. Locks the stock rows
+/// in SKU order, each before its lease lines (the one lock order). The order's reservation
+/// holds all its units, so a cancel or an expiry gives them back to available as for any
+/// order, and a payment sells them.
+pub async fn draw_for_order(
+    state: &AppState,
+    tx: &mut Tx,
+    register_id: Option<Uuid>,
+    location_id: &str,
+    order_id: &str,
+    lines: &[(String, i64)],
+) -> anyhow::Result<Vec<(String, i64)>> {
+    let Some(register_id) = register_id.map(|r| r.to_string()) else {
+        return Ok(lines.to_vec());
+    };
+    if !store::leases::holds_any(tx, &register_id, location_id).await? {
+        return Ok(lines.to_vec());
+    }
+    let mut sorted = lines.to_vec();
+    sorted.sort_unstable();
+    let mut rest = Vec::with_capacity(sorted.len());
+    for (sku, qty) in sorted {
+        store::stock::lock_level(&state.db, tx, &sku, location_id).await?;
+        let held = store::leases::held(&state.db, tx, &register_id, location_id, &sku).await?;
+        let mut left = qty;
+        for (lease_id, remaining) in held {
+            if left == 0 {
+                break;
+            }
+            let take = left.min(remaining);
+            anyhow::ensure!(
+                store::leases::consume(tx, &lease_id, &sku, take).await?,
+                "a lease line shrank under its lock"
+            );
+            let payload = json!({ "sku": sku, "qty": take, "order_id": order_id, "online": true });
+            store::events::record(tx, "lease.consumed", "lease", &lease_id, &payload).await?;
+            left -= take;
+        }
+        if left > 0 {
+            rest.push((sku, left));
+        }
+    }
+    Ok(rest)
 }
 
 // ---- settings ----
@@ -603,7 +703,8 @@ fn beyond_text(beyond: BeyondLease) -> &'static str {
 }
 
 /// The lease settings of a location (staff and registers; the registers pull them with their
-/// sync): the defaults until a manager sets them.
+/// sync): the defaults until a manager sets them (`set_by_manager` says which; a till leases
+/// only where a manager has).
 #[utoipa::path(get, path = "/v1/settings/leases", tag = "stock", params(SettingsQuery),
     responses((status = 200, body = LeaseSettings), (status = 422)))]
 pub async fn get_lease_settings(
@@ -627,6 +728,7 @@ pub async fn get_lease_settings(
         } else {
             BeyondLease::Warn
         },
+        set_by_manager: true,
     }))
 }
 
@@ -657,5 +759,8 @@ pub async fn put_lease_settings(
         &auth.caller.user_id.to_string(),
     )
     .await?;
-    Ok(Json(req))
+    Ok(Json(LeaseSettings {
+        set_by_manager: true,
+        ..req
+    }))
 }

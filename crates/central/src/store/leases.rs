@@ -295,6 +295,62 @@ pub async fn held(
         .collect()
 }
 
+/// What the active leases of the other registers at a location still hold of `sku`: (lease
+/// id, register id, remaining), the fullest first, the lines locked (PostgreSQL; the caller
+/// holds the stock row already). A till's sale past its own lease takes from them: the tills
+/// share the shelf.
+pub async fn held_by_others(
+    db: &Db,
+    tx: &mut Tx,
+    register_id: &str,
+    location_id: &str,
+    sku: &str,
+) -> anyhow::Result<Vec<(String, String, i64)>> {
+    let lock = if db.for_update().is_empty() {
+        ""
+    } else {
+        " FOR UPDATE OF ll"
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT ll.lease_id, s.register_id, ll.remaining FROM stock_lease_lines ll \
+         JOIN stock_leases s ON s.id = ll.lease_id \
+         WHERE s.register_id <> $1 AND s.location_id = $2 AND s.status = 'active' \
+           AND ll.sku = $3 AND ll.remaining > 0 \
+         ORDER BY ll.remaining DESC, s.id{lock}"
+    ))
+    .bind(register_id)
+    .bind(location_id)
+    .bind(sku)
+    .fetch_all(&mut **tx)
+    .await
+    .context("reading the other registers' leased stock")?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("lease_id")?,
+                r.try_get("register_id")?,
+                r.try_get("remaining")?,
+            ))
+        })
+        .collect()
+}
+
+/// Whether a register holds an active lease at a location (unlocked: a hint to skip the locks
+/// when it holds none). Read in the caller's transaction: a second pool connection per request
+/// could exhaust the pool under load.
+pub async fn holds_any(tx: &mut Tx, register_id: &str, location_id: &str) -> anyhow::Result<bool> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM stock_leases WHERE register_id = $1 AND location_id = $2 \
+         AND status = 'active' LIMIT 1",
+    )
+    .bind(register_id)
+    .bind(location_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .context("looking for a register's lease")?;
+    Ok(found.is_some())
+}
+
 /// Takes `qty` units of `sku` from a lease's line for a sale; `false` when it holds fewer.
 pub async fn consume(tx: &mut Tx, lease_id: &str, sku: &str, qty: i64) -> anyhow::Result<bool> {
     let done = sqlx::query(

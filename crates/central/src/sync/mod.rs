@@ -735,9 +735,9 @@ async fn take_stock(
 }
 
 /// Takes the units from the register's own lease first (no shortfall while within it), then
-/// decrements on_hand by at most what is available (reserved units stay with their online
-/// orders and other tills' leases), with `sale` ledger rows; returns how many units were
-/// missing.
+/// decrements on_hand by at most what is available, then takes from the other tills' leases at
+/// the location (reserved units of online orders stay with them), with `sale` ledger rows;
+/// returns how many units were missing.
 async fn sell(
     state: &AppState,
     tx: &mut Tx,
@@ -774,7 +774,9 @@ async fn sell(
             .context("available stock shrank under the row lock")?;
         stock::note_level(tx, sku, location_id, level.available(), &after).await?;
     }
-    Ok(qty - take)
+    // Past available: the other tills' leases of the same shelf, before any shortfall.
+    let rest = qty - take;
+    Ok(rest - stock::leases::sell_shared(state, tx, &sale, rest).await?)
 }
 
 async fn record_shortfall(

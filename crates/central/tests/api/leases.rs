@@ -27,6 +27,10 @@ story!(
     offline_sales_past_the_lease_record_a_shortfall_for_the_excess_only,
     a_duplicate_sync_batch_consumes_the_lease_once,
     lease_settings_are_a_managers_per_location,
+    a_registers_online_order_draws_on_its_own_lease_first_and_once,
+    concurrent_online_orders_at_a_register_take_its_lease_exactly_once,
+    a_sale_past_its_lease_takes_available_then_the_other_tills_leases_before_a_shortfall,
+    a_duplicate_batch_takes_another_tills_lease_once,
 );
 
 /// Pairs a register at `location`.
@@ -594,14 +598,18 @@ async fn offline_sales_within_the_lease_leave_no_shortfall(app: TestApp) {
         count(&app, "SELECT COUNT(*) FROM stock_discrepancies").await,
         0
     );
-    // Another till's sale cannot take this lease's units: it is short.
+    // Another till of the shelf sells 2 with nothing available: its first unit is the one this
+    // lease still held (the tills share the shelf), the second is short.
     let other = device(&app, &pair(&app, &admin, "STORE-1").await).await;
-    let (_, body) = sync(&app, &other, &[sale(1)]).await;
+    let (_, body) = sync(&app, &other, &[sale(2)]).await;
     assert_eq!(results(&body)[0]["shortfalls"][0]["shortfall"], 1);
     assert_eq!(
         line(&get_lease(&app, &till, held.id).await, "SKU-1").remaining,
-        1
+        0
     );
+    // The online order's 4 are never taken.
+    let level = stock(&app, &admin, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved, level.available), (4, 4, 0));
     assert_ledger_balanced(&app, &admin, "SKU-1").await;
 }
 
@@ -690,6 +698,7 @@ async fn lease_settings_are_a_managers_per_location(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(read, LeaseSettings::default_for("STORE-1"));
+    assert!(!read.set_by_manager, "the defaults are nobody's decision");
     let wanted = json!({ "location": "STORE-1", "horizon_s": 7200, "cap_percent": 40,
         "floor_units": 5, "top_sellers": 20, "beyond": "approval" });
     let put = |token: String, body: Value| {
@@ -716,6 +725,8 @@ async fn lease_settings_are_a_managers_per_location(app: TestApp) {
     bad["cap_percent"] = json!(0);
     error_body(put(admin.clone(), bad).await, 422, "invalid_lease_settings").await;
     assert_eq!(put(admin.clone(), wanted.clone()).await.status(), 200);
+    let mut wanted = wanted;
+    wanted["set_by_manager"] = json!(true);
     let read: Value = app
         .get("/v1/settings/leases?location=STORE-1", &till)
         .await
@@ -725,4 +736,250 @@ async fn lease_settings_are_a_managers_per_location(app: TestApp) {
     assert_eq!(read, wanted);
     let unknown = app.get("/v1/settings/leases?location=NOPE", &till).await;
     error_body(unknown, 422, "unknown_location").await;
+}
+
+/// The reservation of an order, as (status, units of SKU-1).
+async fn reservation_of(app: &TestApp, order_id: &str) -> (String, i64) {
+    let row: (String, i64) = sqlx::query_as(
+        "SELECT r.status, CAST(SUM(l.qty) AS BIGINT) FROM reservations r \
+         JOIN reservation_lines l ON l.reservation_id = r.id \
+         WHERE r.order_id = $1 GROUP BY r.status",
+    )
+    .bind(order_id)
+    .fetch_one(app.state.db.pool())
+    .await
+    .unwrap();
+    row
+}
+
+async fn a_registers_online_order_draws_on_its_own_lease_first_and_once(app: TestApp) {
+    let admin = seed(&app, 10).await;
+    let register = pair(&app, &admin, "STORE-1").await;
+    let till = device(&app, &register).await;
+    let (_, at_till) = sign_in_at(&app, &register, Role::Cashier).await;
+    let held = lease(&app, &till, &[("SKU-1", 6)]).await;
+    assert_eq!(stock(&app, &admin, "SKU-1").await.available, 4);
+    // The till sells 8 online: its 6 leased units move to the order, 2 come from available.
+    let eight = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-1", "qty": 8 }] });
+    let first = order(&app, &at_till, "eight", &eight).await;
+    assert_eq!(first.status(), 201, "{}", first.text().await.unwrap());
+    let first: Value = first.json().await.unwrap();
+    let l = line(&get_lease(&app, &till, held.id).await, "SKU-1").clone();
+    assert_eq!((l.granted, l.consumed, l.remaining), (6, 6, 0));
+    let level = stock(&app, &admin, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved, level.available), (10, 8, 2));
+    let order_id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(reservation_of(&app, &order_id).await, ("active".into(), 8));
+    // A retry with the same key replays the order and takes nothing more.
+    let again: Value = order(&app, &at_till, "eight", &eight)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(
+        line(&get_lease(&app, &till, held.id).await, "SKU-1").remaining,
+        0
+    );
+    assert_eq!(stock(&app, &admin, "SKU-1").await.reserved, 8);
+    // An order that is short is refused whole and leaves the lease as it was.
+    let second = lease(&app, &till, &[("SKU-1", 1)]).await;
+    let three = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-1", "qty": 3 }] });
+    let refused = order(&app, &at_till, "three", &three).await;
+    assert_eq!(refused.status(), 409);
+    assert_eq!(
+        line(&get_lease(&app, &till, second.id).await, "SKU-1").remaining,
+        1
+    );
+    // A cashier's order elsewhere than at the till does not touch the till's lease.
+    let cashier = app.user(Role::Cashier).await;
+    let one = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-1", "qty": 1 }] });
+    assert_eq!(
+        order(&app, cashier.token(), "one", &one).await.status(),
+        201
+    );
+    assert_eq!(
+        line(&get_lease(&app, &till, second.id).await, "SKU-1").remaining,
+        1
+    );
+    let level = stock(&app, &admin, "SKU-1").await;
+    assert_eq!(
+        (level.on_hand, level.reserved, level.available),
+        (10, 10, 0)
+    );
+    // Cancelling the till's order gives its 8 units back to available, as for any order.
+    let cancelled = app
+        .post(
+            &format!("/v1/orders/{order_id}/cancel"),
+            &at_till,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(
+        reservation_of(&app, &order_id).await,
+        ("released".into(), 8)
+    );
+    let level = stock(&app, &admin, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved, level.available), (10, 2, 8));
+    assert_eq!(leased(&app).await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM events WHERE type = 'lease.consumed'"
+        )
+        .await,
+        1
+    );
+    assert_ledger_balanced(&app, &admin, "SKU-1").await;
+}
+
+async fn concurrent_online_orders_at_a_register_take_its_lease_exactly_once(app: TestApp) {
+    let admin = seed(&app, 20).await;
+    let register = pair(&app, &admin, "STORE-1").await;
+    let till = device(&app, &register).await;
+    let (_, at_till) = sign_in_at(&app, &register, Role::Cashier).await;
+    let held = lease(&app, &till, &[("SKU-1", 10)]).await;
+    let app = std::sync::Arc::new(app);
+    // 30 orders of one unit, each sent twice at once with its key: 20 units exist.
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let (app, till) = (app.clone(), at_till.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-1", "qty": 1 }] });
+            let response = order(&app, &till, &format!("o{}", i % 30), &body).await;
+            let status = response.status().as_u16();
+            assert!(
+                matches!(status, 201 | 409),
+                "order answered {status}: {}",
+                response.text().await.unwrap()
+            );
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let reserved_orders = count(
+        &app,
+        "SELECT COUNT(*) FROM orders WHERE status = 'RESERVED'",
+    )
+    .await;
+    assert_eq!(reserved_orders, 20, "every unit went to one order");
+    let l = line(&get_lease(&app, &till, held.id).await, "SKU-1").clone();
+    assert_eq!((l.consumed, l.remaining), (10, 0));
+    let level = stock(&app, &admin, "SKU-1").await;
+    assert_eq!(
+        (level.on_hand, level.reserved, level.available),
+        (20, 20, 0)
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT CAST(COALESCE(SUM(l.qty), 0) AS BIGINT) FROM reservation_lines l \
+             JOIN reservations r ON r.id = l.reservation_id WHERE r.status = 'active'"
+        )
+        .await,
+        20
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM events WHERE type = 'lease.consumed'"
+        )
+        .await,
+        10
+    );
+    assert_ledger_balanced(&app, &admin, "SKU-1").await;
+}
+
+async fn a_sale_past_its_lease_takes_available_then_the_other_tills_leases_before_a_shortfall(
+    app: TestApp,
+) {
+    let admin = seed(&app, 11).await;
+    let a = device(&app, &pair(&app, &admin, "STORE-1").await).await;
+    let b = device(&app, &pair(&app, &admin, "STORE-1").await).await;
+    let c = device(&app, &pair(&app, &admin, "STORE-1").await).await;
+    let lease_a = lease(&app, &a, &[("SKU-1", 4)]).await;
+    let lease_b = lease(&app, &b, &[("SKU-1", 2)]).await;
+    let lease_c = lease(&app, &c, &[("SKU-1", 2)]).await;
+    // The web shop holds 1; 2 are left available.
+    let cashier = app.user(Role::Cashier).await;
+    let one = json!({ "location": "STORE-1", "lines": [{ "sku": "SKU-1", "qty": 1 }] });
+    assert_eq!(
+        order(&app, cashier.token(), "web", &one).await.status(),
+        201
+    );
+    assert_eq!(stock(&app, &admin, "SKU-1").await.available, 2);
+    // Till A sells 9 offline: 4 from its lease, 2 available, 3 from B's and C's leases.
+    let (status, body) = sync(&app, &a, &[sale(9)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(results(&body)[0]["outcome"], "accepted");
+    assert_eq!(results(&body)[0]["shortfalls"], json!([]));
+    let taken_b = line(&get_lease(&app, &b, lease_b.id).await, "SKU-1").clone();
+    let taken_c = line(&get_lease(&app, &c, lease_c.id).await, "SKU-1").clone();
+    assert_eq!(taken_b.consumed + taken_c.consumed, 3);
+    assert_eq!(taken_b.remaining + taken_c.remaining, 1);
+    let l = line(&get_lease(&app, &a, lease_a.id).await, "SKU-1").clone();
+    assert_eq!((l.consumed, l.remaining), (4, 0));
+    let level = stock(&app, &admin, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved, level.available), (2, 2, 0));
+    // A sells 3 more: the last leased unit of the shelf, then 2 short. The web order's unit
+    // is never taken.
+    let (_, body) = sync(&app, &a, &[sale(3)]).await;
+    assert_eq!(
+        results(&body)[0]["shortfalls"],
+        json!([{ "sku": "SKU-1", "location": "STORE-1", "shortfall": 2 }])
+    );
+    assert_eq!(leased(&app).await, 0);
+    let level = stock(&app, &admin, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved, level.available), (1, 1, 0));
+    assert_eq!(
+        count(
+            &app,
+            "SELECT CAST(SUM(shortfall) AS BIGINT) FROM stock_discrepancies"
+        )
+        .await,
+        2
+    );
+    // B's register learns it on its next renew: its lease holds nothing more.
+    let renewed = put(&app, &b, lease_b.id, &json!({ "ttl_s": 600 })).await;
+    assert_eq!(renewed.status(), 200);
+    let renewed: Lease = renewed.json().await.unwrap();
+    assert_eq!(line(&renewed, "SKU-1").remaining, 0);
+    assert_ledger_balanced(&app, &admin, "SKU-1").await;
+}
+
+async fn a_duplicate_batch_takes_another_tills_lease_once(app: TestApp) {
+    let admin = seed(&app, 10).await;
+    let a = device(&app, &pair(&app, &admin, "STORE-1").await).await;
+    let b = device(&app, &pair(&app, &admin, "STORE-1").await).await;
+    let lease_b = lease(&app, &b, &[("SKU-1", 8)]).await;
+    // A holds no lease; 2 are available; A sold 2 + 3 offline.
+    let batch = vec![sale(2), sale(3)];
+    let app = std::sync::Arc::new(app);
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, a, batch) = (app.clone(), a.clone(), batch.clone());
+            tokio::spawn(async move { sync(&app, &a, &batch).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200);
+        answers.push(body);
+    }
+    let (_, again) = sync(&app, &a, &batch).await;
+    assert!(
+        answers.iter().all(|b| *b == again),
+        "every copy has one answer"
+    );
+    for result in results(&again) {
+        assert_eq!(result["shortfalls"], json!([]), "{result}");
+    }
+    let l = line(&get_lease(&app, &b, lease_b.id).await, "SKU-1").clone();
+    assert_eq!((l.consumed, l.remaining), (3, 5));
+    let level = stock(&app, &admin, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved, level.available), (5, 5, 0));
+    assert_ledger_balanced(&app, &admin, "SKU-1").await;
 }

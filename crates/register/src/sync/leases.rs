@@ -29,6 +29,11 @@ impl Engine {
             )
             .await?;
         leases::save_settings(&self.db, &settings).await?;
+        if !settings.set_by_manager {
+            // Leasing is the location's decision: until a manager sets its lease settings the
+            // till sells as without leases (a lease it still holds runs out on its own).
+            return Ok(0);
+        }
         let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
         let velocities = leases::velocities(&self.db, location, now_ms() - window_ms).await?;
         let lines = kassa_domain::lease::propose(&settings, window.as_secs(), &velocities);

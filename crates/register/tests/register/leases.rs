@@ -322,3 +322,64 @@ async fn past_the_lease_a_sale_offline_waits_for_a_managers_approval_where_the_s
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_till_leases_only_where_a_manager_has_set_the_locations_lease_settings() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = leasing_register(&shop, &dir, "R1").await;
+        let p = shop.products.clone();
+        register.sync_now().await.unwrap();
+        for _ in 0..4 {
+            sell(&register, &[&p[0]], "5.00").await;
+        }
+        sync_until_drained(&register).await;
+        // Sales to lease from, but Central's settings are still the defaults: no lease.
+        let report = register.sync_now().await.unwrap();
+        assert_eq!(report.leases_refreshed, 0);
+        assert!(central_leases(&shop, &register).await.is_empty());
+        assert_eq!(register.lease().await.unwrap(), None);
+        // The manager sets them: the next round leases.
+        set_lease_settings(&shop, 50, 0).await;
+        let report = register.sync_now().await.unwrap();
+        assert_eq!(report.leases_refreshed, 1);
+        assert_eq!(central_leases(&shop, &register).await.len(), 1);
+        assert_eq!(register.lease_left(&sku("SKU-1")).await.unwrap(), Some(4));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_sale_at_the_till_takes_from_its_lease_once() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        set_lease_settings(&shop, 50, 0).await;
+        let dir = tempfile::tempdir().unwrap();
+        let register = leasing_register(&shop, &dir, "R1").await;
+        let p = shop.products.clone();
+        register.sync_now().await.unwrap();
+        for _ in 0..6 {
+            sell(&register, &[&p[0]], "5.00").await;
+        }
+        sync_until_drained(&register).await;
+        register.sync_now().await.unwrap();
+        assert_eq!(register.lease_left(&sku("SKU-1")).await.unwrap(), Some(6));
+        // Two sold online: the till counts them at once, Central takes them from the lease.
+        sell(&register, &[&p[0], &p[0]], "10.00").await;
+        assert_eq!(register.lease_left(&sku("SKU-1")).await.unwrap(), Some(4));
+        sync_until_drained(&register).await;
+        let leases = central_leases(&shop, &register).await;
+        assert_eq!(leases[0]["lines"][0]["consumed"], 2, "{leases:?}");
+        // The next round renews the lease (back up to what the velocity asks) and counts the
+        // sale once: Central's remaining, nothing subtracted again.
+        register.sync_now().await.unwrap();
+        let leases = central_leases(&shop, &register).await;
+        let remaining = leases[0]["lines"][0]["remaining"].as_i64().unwrap();
+        assert_eq!(
+            register.lease_left(&sku("SKU-1")).await.unwrap(),
+            Some(remaining)
+        );
+    })
+    .await;
+}
