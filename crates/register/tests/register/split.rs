@@ -401,3 +401,45 @@ async fn a_card_part_the_processor_confirms_after_the_till_gave_up_is_settled_by
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_printed_receipt_lists_every_part_and_the_drawer_opens_for_the_cash() {
+    crate::helpers::bounded(async move {
+        let shop = Shop::open(2).await;
+        let emulator = kassa_printer_emulator::Emulator::start().await.unwrap();
+        let config = kassa_register::printer::PrinterConfig::new(emulator.url().parse().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let register = shop
+            .register_tweaked(&dir, "R1", Arc::new(MemoryStore::default()), |c| {
+                c.card_payment_method = "pm_card_visa".into();
+                c.printer = Some(config);
+            })
+            .await;
+        register.sync_now().await.unwrap();
+        scan_two(&shop, &register).await;
+        register.pay_part_card(eur("1.30")).await.unwrap();
+        let receipt = done(register.pay_part_cash(eur("5.00")).await.unwrap());
+        let ReceiptPayment::Card { reference, .. } = &receipt.payments[0].payment else {
+            panic!("a card part first: {receipt:?}");
+        };
+
+        let printed = emulator.wait_for_cuts(1, Duration::from_secs(15)).await;
+        let text = printed.text();
+        let row = |label: &str, amount: &str| {
+            printed
+                .lines()
+                .iter()
+                .any(|l| l.starts_with(label) && l.trim_end().ends_with(amount))
+        };
+        assert!(row("Card", "1.30"), "{text}");
+        assert!(printed.has_line_with(reference), "{text}");
+        assert!(row("Cash", "5.00"), "{text}");
+        assert!(row("Change", "3.00"), "{text}");
+        assert_eq!(
+            printed.drawer_pulses(),
+            1,
+            "the drawer opens for the cash part"
+        );
+    })
+    .await;
+}
