@@ -11,7 +11,7 @@
 //! `docs/screenshots/`.
 //!
 //! Needs a display and the tools: run it with `./x test` (which installs them), or
-//! `xvfb-run -a dbus-run-session -- cargo test -p kassa-desktop --test desktop -- --ignored`
+//! `xvfb-run -a dbus-run-session -- cargo test -p kassa-e2e --test desktop -- --ignored`
 //! after building `kassa-central` and `kassa-desktop`.
 
 use std::net::TcpListener;
