@@ -21,7 +21,7 @@ pub struct Cart {
 }
 
 /// A completed sale, as printed: the domain's type, the one the register core makes.
-pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode};
+pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode, SplitStep, SplitView, Tender};
 
 /// A shift's figures, the blind count and cash movements: the domain's types.
 pub use kassa_domain::shift::{

@@ -172,6 +172,29 @@ pub fn tender(typed: &str, total: &Money) -> Tender {
     }
 }
 
+/// Parses a typed part of a split payment against what is still `due`: more than zero; by
+/// card at most the due (card money is exact, only cash gives change).
+pub fn split_part(typed: &str, due: &Money, card: bool) -> Result<Money, String> {
+    let part = match tender(typed, due) {
+        Tender::Empty => return Err("type the part's amount".into()),
+        Tender::Invalid(why) => return Err(why),
+        Tender::Short { missing } => due.checked_sub(&missing).map_err(|e| e.to_string())?,
+        Tender::Change { tendered, change } => {
+            if card && !change.is_zero() {
+                return Err(format!(
+                    "a card part is at most the {} due",
+                    format_money(due)
+                ));
+            }
+            tendered
+        }
+    };
+    if part.is_zero() {
+        return Err("a part is more than zero".into());
+    }
+    Ok(part)
+}
+
 /// Is what the scan field holds a keyboard-wedge barcode (8 to 14 digits) rather than a search?
 pub fn looks_like_barcode(typed: &str) -> bool {
     let typed = typed.trim();
@@ -857,9 +880,36 @@ pub fn refund_done(receipt_no: &str, refund: &kassa_domain::api::Refund, manager
 }
 
 #[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    fn eur(s: &str) -> Money {
+        Money::parse(s, Currency::EUR).expect("test money")
+    }
+
+    #[test]
+    fn a_split_part_is_more_than_zero_and_by_card_at_most_the_due() {
+        let due = eur("12.30");
+        assert_eq!(split_part("5", &due, true), Ok(eur("5.00")));
+        assert_eq!(split_part("12,30", &due, true), Ok(eur("12.30")));
+        assert!(split_part("12.31", &due, true)
+            .unwrap_err()
+            .contains("at most"));
+        assert_eq!(
+            split_part("20", &due, false),
+            Ok(eur("20.00")),
+            "cash gives change"
+        );
+        assert!(split_part("0", &due, false).is_err());
+        assert!(split_part("", &due, true).is_err());
+        assert!(split_part("abc", &due, true).is_err());
+    }
+}
+
+#[cfg(test)]
 mod refund_tests {
     use super::*;
-    use crate::model::{Receipt, ReceiptPayment, SaleMode};
+    use crate::model::{Receipt, ReceiptPayment, SaleMode, Tender};
     use kassa_domain::Sku;
     use std::collections::BTreeMap;
 
@@ -879,10 +929,13 @@ mod refund_tests {
             receipt_no: "STORE-1-R1-000001".into(),
             location: "STORE-1".into(),
             lines,
-            payment: ReceiptPayment::Cash {
-                tendered: totals.total,
-                change: Money::zero(Currency::EUR),
-            },
+            payments: vec![Tender {
+                amount: totals.total,
+                payment: ReceiptPayment::Cash {
+                    tendered: totals.total,
+                    change: Money::zero(Currency::EUR),
+                },
+            }],
             totals,
             completed_at: chrono::DateTime::UNIX_EPOCH,
             mode: SaleMode::Online,

@@ -182,6 +182,8 @@ fn test() -> anyhow::Result<()> {
             "wasm32-unknown-unknown",
         ],
     )?;
+    // The end-to-end suite (tests/, package kassa-e2e) runs the programs' binaries.
+    build_bins(&["kassa-central", "kassa-desktop"])?;
     sh("cargo", &["test", "--workspace"])?;
     // The API contract from outside: spec validation, a generated client, schemathesis.
     fuzz::fuzz()?;

@@ -28,7 +28,7 @@ pub use ids::{
 };
 pub use money::{round_money, try_round_money, Currency, Money, MoneyError};
 pub use order::{IllegalTransition, OrderEvent, OrderStatus, UnknownOrderStatus};
-pub use receipt::{Receipt, ReceiptPayment, SaleMode};
+pub use receipt::{Receipt, ReceiptPayment, SaleMode, SplitPart, SplitStep, SplitView, Tender};
 pub use report::{DayTotal, MethodTotal, SalesReport, TaxTotal};
 pub use shift::{
     CashCount, CashMovement, CashSummary, DenominationCount, MovementKind, ShiftCount, ShiftError,

@@ -37,6 +37,26 @@ pub enum ReceiptPayment {
     Card { reference: String, offline: bool },
 }
 
+impl ReceiptPayment {
+    /// The spelling the register's store and reports use: `cash`, `card` or `card_offline`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Cash { .. } => "cash",
+            Self::Card { offline: false, .. } => "card",
+            Self::Card { offline: true, .. } => "card_offline",
+        }
+    }
+}
+
+/// One payment of a sale: `amount` is the part of the total it pays (for cash, what stays in
+/// the drawer: tendered − change). A sale paid by one method has one tender; a split sale
+/// (cash and card, two cards) has one per part, in the order they were taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tender {
+    pub amount: Money,
+    pub payment: ReceiptPayment,
+}
+
 /// What the receipt prints.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Receipt {
@@ -45,27 +65,100 @@ pub struct Receipt {
     pub location: String,
     pub lines: Vec<CartLine>,
     pub totals: Totals,
-    pub payment: ReceiptPayment,
+    /// Every payment of the sale, at least one (a sale of 0.00 has one cash tender of 0.00).
+    pub payments: Vec<Tender>,
     pub completed_at: DateTime<Utc>,
     pub mode: SaleMode,
 }
 
 impl Receipt {
-    /// Cash handed over, for a cash sale.
-    pub fn tendered(&self) -> Option<Money> {
-        match &self.payment {
-            ReceiptPayment::Cash { tendered, .. } => Some(*tendered),
-            ReceiptPayment::Card { .. } => None,
-        }
+    /// The first payment: the only one of a sale paid by one method.
+    pub fn payment(&self) -> Option<&ReceiptPayment> {
+        self.payments.first().map(|t| &t.payment)
     }
 
-    /// Change given, for a cash sale.
-    pub fn change(&self) -> Option<Money> {
-        match &self.payment {
-            ReceiptPayment::Cash { change, .. } => Some(*change),
-            ReceiptPayment::Card { .. } => None,
-        }
+    /// Cash handed over, summed over the cash tenders; `None` without cash.
+    pub fn tendered(&self) -> Option<Money> {
+        self.cash_sum(|_, tendered, _| *tendered)
     }
+
+    /// Change given (only ever from cash); `None` without cash.
+    pub fn change(&self) -> Option<Money> {
+        self.cash_sum(|_, _, change| *change)
+    }
+
+    /// Several methods (or several cards) paid this sale.
+    pub fn is_split(&self) -> bool {
+        self.payments.len() > 1
+    }
+
+    fn cash_sum(&self, pick: impl Fn(&Money, &Money, &Money) -> Money) -> Option<Money> {
+        let mut sum: Option<Money> = None;
+        for t in &self.payments {
+            if let ReceiptPayment::Cash { tendered, change } = &t.payment {
+                let part = pick(&t.amount, tendered, change);
+                sum = Some(match sum {
+                    Some(s) => s.checked_add(&part).unwrap_or(s),
+                    None => part,
+                });
+            }
+        }
+        sum
+    }
+}
+
+/// A sale being paid in parts (split tender), as the payment screen shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitView {
+    pub order_id: Uuid,
+    pub cart_id: Uuid,
+    pub total: Money,
+    /// What the parts taken cover.
+    pub paid: Money,
+    /// What is still to pay: `total − paid`.
+    pub due: Money,
+    pub parts: Vec<SplitPart>,
+}
+
+/// One part of a split sale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitPart {
+    pub part_no: i64,
+    /// `paid`, or `pending` while a card part waits for the processor's answer.
+    pub status: String,
+    pub tender: Tender,
+}
+
+impl SplitView {
+    /// A card part went (or is going) through Central: the order is there.
+    pub fn online(&self) -> bool {
+        self.parts.iter().any(|p| {
+            matches!(
+                p.tender.payment,
+                ReceiptPayment::Card { offline: false, .. }
+            )
+        })
+    }
+
+    /// A card part was taken under the offline card policy.
+    pub fn offline_card(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p.tender.payment, ReceiptPayment::Card { offline: true, .. }))
+    }
+
+    /// A card part waits for the processor's answer.
+    pub fn pending(&self) -> bool {
+        self.parts.iter().any(|p| p.status == "pending")
+    }
+}
+
+/// Where a part left a split sale: still due, or complete with its receipt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum SplitStep {
+    Due(SplitView),
+    Done(Box<Receipt>),
 }
 
 #[cfg(test)]

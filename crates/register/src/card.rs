@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::carts;
 use crate::error::{corrupt, Context, Error, Result};
-use crate::sale::{self, Receipt, ReceiptPayment, SaleMode};
+use crate::sale::{self, Receipt, ReceiptPayment, SaleMode, Tender};
 use crate::store::{now_ms, LocalDb};
 
 /// Card sales whose outcome is unknown at once, at most (each holds a cart).
@@ -97,8 +97,17 @@ pub async fn begin(db: &LocalDb, cart_id: Uuid, payment_method: &str) -> Result<
     Ok(card)
 }
 
-/// Refuses to touch a cart held by a pending card payment.
+/// Refuses to touch a cart held by a pending card payment or by a sale being paid in parts.
 pub async fn check_not_held(conn: &mut sqlx::SqliteConnection, cart_id: Uuid) -> Result<()> {
+    check_no_card_pending(conn, cart_id).await?;
+    crate::split::check_not_split(conn, cart_id).await
+}
+
+/// Refuses to touch a cart held by a pending card payment.
+pub(crate) async fn check_no_card_pending(
+    conn: &mut sqlx::SqliteConnection,
+    cart_id: Uuid,
+) -> Result<()> {
     let held: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM card_sales WHERE cart_id = ? AND status = 'pending')",
     )
@@ -157,10 +166,13 @@ pub async fn complete(
             card.cart_id
         )));
     }
-    let payment = ReceiptPayment::Card {
-        reference: reference.to_owned(),
-        offline: false,
-    };
+    let payment = vec![Tender {
+        amount: card.total,
+        payment: ReceiptPayment::Card {
+            reference: reference.to_owned(),
+            offline: false,
+        },
+    }];
     let receipt = sale::record(
         &mut tx,
         &cart,

@@ -1,7 +1,7 @@
 //! Kassa Register's core without a GUI: everything the Tauri shell calls.
 //!
 //! [`Register`] ties together the local store ([`store`]), the catalog cache ([`catalog`]),
-//! carts ([`carts`]), checkout ([`sale`], card payments in [`card`]) and its [`outbox`],
+//! carts ([`carts`]), checkout ([`sale`], card payments in [`card`], [`split`] tender) and its [`outbox`],
 //! sign-in ([`session`], secrets in [`secrets`]), managers' [`approval`]s, the [`settings`]
 //! Central decides for every till, the [`sync`] engine and its [`client`] for Central, a
 //! manager's offline catalog [`edits`] and [`adjustments`] of stock, the stock [`shortfalls`]
@@ -34,6 +34,7 @@ pub mod session;
 pub mod settings;
 pub mod shifts;
 pub mod shortfalls;
+pub mod split;
 pub mod stock;
 pub mod store;
 pub mod sync;

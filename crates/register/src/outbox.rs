@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use kassa_domain::api::{
     CreateOrder, OfflineLine, OfflineOrder, OfflinePayment, Order, OrderLineRequest, Shortfall,
 };
-use kassa_domain::{Currency, IdempotencyKey, Money, ReceiptPayment, Sku};
+use kassa_domain::{Currency, IdempotencyKey, Money, ReceiptPayment, Sku, Tender};
 use serde::Serialize;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
@@ -30,8 +30,9 @@ pub struct Entry {
     pub order_key: IdempotencyKey,
     pub payment_key: IdempotencyKey,
     pub total: Money,
-    /// Cash (tendered, change) or, offline, card under the offline card policy.
-    pub payment: ReceiptPayment,
+    /// Every payment of the sale in the order taken: cash (tendered, change), card through
+    /// Central, or card under the offline card policy; several for a split sale.
+    pub payments: Vec<Tender>,
     pub completed_at: DateTime<Utc>,
     pub lines: Vec<OfflineLine>,
 }
@@ -60,25 +61,27 @@ impl Entry {
     /// sale of 0.00 (a free item, a 100 % discount) carries no payment: nothing was paid, and
     /// Central takes only payments of more than zero that add up to the total.
     pub fn offline_order(&self) -> OfflineOrder {
-        let payment = match &self.payment {
-            ReceiptPayment::Cash { tendered, .. } => OfflinePayment::Cash {
-                amount: self.total,
-                tendered: *tendered,
-            },
-            ReceiptPayment::Card { reference, .. } => OfflinePayment::CardOffline {
-                amount: self.total,
-                reference: reference.clone(),
-            },
-        };
+        let payments = self
+            .payments
+            .iter()
+            .filter(|t| !t.amount.is_zero())
+            .map(|t| match &t.payment {
+                // What the customer handed over for this part (change = tendered − amount).
+                ReceiptPayment::Cash { tendered, .. } => OfflinePayment::Cash {
+                    amount: t.amount,
+                    tendered: *tendered,
+                },
+                ReceiptPayment::Card { reference, .. } => OfflinePayment::CardOffline {
+                    amount: t.amount,
+                    reference: reference.clone(),
+                },
+            })
+            .collect();
         OfflineOrder {
             id: self.order_id,
             location: self.location.clone(),
             lines: self.lines.clone(),
-            payments: if self.total.is_zero() {
-                Vec::new()
-            } else {
-                vec![payment]
-            },
+            payments,
             completed_at: self.completed_at,
             receipt_no: self.receipt_no.clone(),
         }
@@ -97,9 +100,8 @@ pub struct Counts {
 pub async fn next(db: &LocalDb, limit: usize) -> Result<Vec<Entry>> {
     let rows = sqlx::query(
         "SELECT o.seq, o.order_id, o.receipt_no, o.location, o.mode, o.status, o.order_key,
-                o.payment_key, o.currency, o.total_minor, o.completed_at, p.method,
-                p.tendered_minor, p.change_minor, p.reference
-         FROM outbox_orders o JOIN outbox_payments p ON p.order_id = o.order_id
+                o.payment_key, o.currency, o.total_minor, o.completed_at
+         FROM outbox_orders o
          WHERE o.status IN ('pending', 'order_created') ORDER BY o.seq LIMIT ?",
     )
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -110,6 +112,8 @@ pub async fn next(db: &LocalDb, limit: usize) -> Result<Vec<Entry>> {
     for row in &rows {
         let mut entry = entry_from_row(row)?;
         entry.lines = lines(db, entry.order_id, entry.total.currency()).await?;
+        let mut conn = db.pool().acquire().await.context("reading the outbox")?;
+        entry.payments = tenders(&mut conn, entry.order_id, entry.total.currency()).await?;
         entries.push(entry);
     }
     Ok(entries)
@@ -132,35 +136,57 @@ fn entry_from_row(row: &SqliteRow) -> Result<Entry> {
         order_key: key("order_key")?,
         payment_key: key("payment_key")?,
         total: money(row.get("total_minor"), &currency)?,
-        payment: payment_from_row(row, &currency)?,
+        payments: Vec::new(),
         completed_at: DateTime::from_timestamp_millis(completed_at)
             .ok_or_else(|| Error::Corrupt(format!("completed_at {completed_at}")))?,
         lines: Vec::new(),
     })
 }
 
-fn payment_from_row(row: &SqliteRow, currency: &str) -> Result<ReceiptPayment> {
+/// The payments of sale `order_id`, in the order they were taken.
+pub(crate) async fn tenders(
+    conn: &mut sqlx::SqliteConnection,
+    order_id: Uuid,
+    currency: Currency,
+) -> Result<Vec<Tender>> {
+    let rows = sqlx::query(
+        "SELECT method, amount_minor, tendered_minor, change_minor, reference
+         FROM outbox_payments WHERE order_id = ? ORDER BY part_no",
+    )
+    .bind(order_id.to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .context("reading a sale's payments")?;
+    rows.iter()
+        .map(|row| tender_from_row(row, currency))
+        .collect()
+}
+
+/// A payment row (`method`, `amount_minor`, `tendered_minor`, `change_minor`, `reference`).
+pub(crate) fn tender_from_row(row: &SqliteRow, currency: Currency) -> Result<Tender> {
     let method: String = row.get("method");
     let minor = |col: &str| -> Result<Money> {
         let value: Option<i64> = row.get(col);
-        money(
-            value.ok_or_else(|| corrupt("outbox payment", format!("{col} missing")))?,
-            currency,
-        )
+        let value = value.ok_or_else(|| corrupt("a payment", format!("{col} missing")))?;
+        Ok(Money::from_minor(value, currency))
     };
-    match method.as_str() {
-        "cash" => Ok(ReceiptPayment::Cash {
+    let payment = match method.as_str() {
+        "cash" => ReceiptPayment::Cash {
             tendered: minor("tendered_minor")?,
             change: minor("change_minor")?,
-        }),
-        "card" | "card_offline" => Ok(ReceiptPayment::Card {
+        },
+        "card" | "card_offline" => ReceiptPayment::Card {
             reference: row
                 .get::<Option<String>, _>("reference")
-                .ok_or_else(|| corrupt("outbox payment", "card without its reference"))?,
+                .ok_or_else(|| corrupt("a payment", "card without its reference"))?,
             offline: method == "card_offline",
-        }),
-        other => Err(corrupt("outbox payment method", other)),
-    }
+        },
+        other => return Err(corrupt("payment method", other)),
+    };
+    Ok(Tender {
+        amount: minor("amount_minor")?,
+        payment,
+    })
 }
 
 async fn lines(db: &LocalDb, order_id: Uuid, currency: Currency) -> Result<Vec<OfflineLine>> {

@@ -22,8 +22,9 @@ use crate::carts;
 use crate::error::{corrupt, Context, Error, Result};
 use crate::sale::{Receipt, SaleMode};
 use crate::session::Sessions;
-use crate::store::{money, now_ms, LocalDb};
-use kassa_domain::ReceiptPayment;
+use crate::store::{now_ms, LocalDb};
+use kassa_domain::Currency;
+use std::str::FromStr;
 
 /// Sales listed at most by [`recent_sales`].
 pub const RECENT_SALES_MAX: u32 = 100;
@@ -44,8 +45,8 @@ pub async fn recent_sales(db: &LocalDb, limit: u32) -> Result<Vec<Receipt>> {
 
 const SELECT_SALES: &str =
     "SELECT o.order_id, o.cart_id, o.receipt_no, o.location, o.mode, o.completed_at,
-            o.currency, p.method, p.tendered_minor, p.change_minor, p.reference
-     FROM outbox_orders o JOIN outbox_payments p ON p.order_id = o.order_id";
+            o.currency
+     FROM outbox_orders o";
 
 /// One sale made here, by its order id or its receipt number (`STORE-1-R1-000042`, what the
 /// receipt's code holds); `None` when this register made no such sale.
@@ -72,22 +73,9 @@ async fn receipt(db: &LocalDb, row: &sqlx::sqlite::SqliteRow) -> Result<Receipt>
     let cart = carts::load(db, id("cart_id")?).await?;
     let currency: String = row.get("currency");
     let completed_at: i64 = row.get("completed_at");
-    let payment = match (
-        row.get::<String, _>("method").as_str(),
-        row.get::<Option<i64>, _>("tendered_minor"),
-        row.get::<Option<i64>, _>("change_minor"),
-        row.get::<Option<String>, _>("reference"),
-    ) {
-        ("cash", Some(tendered), Some(change), _) => ReceiptPayment::Cash {
-            tendered: money(tendered, &currency)?,
-            change: money(change, &currency)?,
-        },
-        (method @ ("card" | "card_offline"), _, _, Some(reference)) => ReceiptPayment::Card {
-            reference,
-            offline: method == "card_offline",
-        },
-        (method, ..) => return Err(Error::Corrupt(format!("a sale paid by {method}"))),
-    };
+    let currency = Currency::from_str(&currency).map_err(|e| corrupt("a sale's currency", e))?;
+    let mut conn = db.pool().acquire().await.context("reading a sale")?;
+    let payments = crate::outbox::tenders(&mut conn, id("order_id")?, currency).await?;
     let mode = match row.get::<String, _>("mode").as_str() {
         "online" => SaleMode::Online,
         _ => SaleMode::Offline,
@@ -98,7 +86,7 @@ async fn receipt(db: &LocalDb, row: &sqlx::sqlite::SqliteRow) -> Result<Receipt>
         location: row.get("location"),
         lines: cart.lines,
         totals: cart.totals,
-        payment,
+        payments,
         completed_at: DateTime::from_timestamp_millis(completed_at)
             .ok_or_else(|| Error::Corrupt(format!("completed_at {completed_at}")))?,
         mode,

@@ -24,7 +24,7 @@ use crate::session::{Sessions, SignedIn, OFFLINE_SIGN_IN_MAX_AGE_DEFAULT};
 use crate::shifts::{self, ShiftLimits};
 use crate::store::LocalDb;
 use crate::sync::{Engine, SyncConfig, SyncStatus};
-use crate::{adjustments, catalog, leases, no_sale, refunds, settings, shortfalls, stock};
+use crate::{adjustments, catalog, leases, no_sale, refunds, settings, shortfalls, split, stock};
 use kassa_domain::shift::{CashCount, CashMovement, MovementKind, ShiftCount, ShiftReport};
 use kassa_domain::SalesReport;
 
@@ -604,6 +604,83 @@ impl Register {
         self.engine.note_sale().await;
         self.print_receipt(&receipt, Drawer::Closed).await;
         Ok(receipt)
+    }
+
+    // ---- split tender: one sale paid by several methods ----
+
+    /// The open cart's sale being paid in parts, if it is: the parts taken and the remaining
+    /// due (also after a restart: the parts are in the store).
+    pub async fn split(&self) -> Result<Option<split::SplitView>> {
+        let cart = self.cart().await?;
+        split::view(&self.db, cart.id).await
+    }
+
+    /// Takes `tendered` in cash as a part of the open cart's sale: what is less than the due
+    /// is a part, what covers it completes the sale (the rest is change) and opens the drawer.
+    pub async fn pay_part_cash(&self, tendered: Money) -> Result<split::Step> {
+        let cart = self.cart().await?;
+        let mode = if self.sells_online().await {
+            SaleMode::Online
+        } else {
+            SaleMode::Offline
+        };
+        if mode == SaleMode::Offline {
+            self.check_beyond_lease(&cart).await?;
+        }
+        let step = split::pay_cash(&self.db, cart.id, tendered, mode, self.limits).await?;
+        self.after_part(&step, Drawer::Open).await;
+        Ok(step)
+    }
+
+    /// Takes `amount` by card as a part of the open cart's sale: through Central and the
+    /// processor when it answers, else under the offline card policy (on the sale's offline
+    /// card parts together). Card money is exact: a part is at most the due.
+    pub async fn pay_part_card(&self, amount: Money) -> Result<split::Step> {
+        let cart = self.cart().await?;
+        let current = split::view(&self.db, cart.id).await?;
+        let offline_already = current.as_ref().is_some_and(split::SplitView::offline_card);
+        if self.sells_online().await && !offline_already {
+            match self
+                .engine
+                .pay_card_part(cart.id, amount, &self.card_payment_method)
+                .await
+            {
+                Err(err @ Error::Unreachable { .. }) if err.never_sent() => {
+                    tracing::info!(%err, "Central out of reach; the offline card policy applies");
+                }
+                Ok(step) => {
+                    self.after_part(&step, Drawer::Closed).await;
+                    return Ok(step);
+                }
+                other => return other,
+            }
+        }
+        self.check_beyond_lease(&cart).await?;
+        let step = split::pay_card_offline(&self.db, cart.id, amount, self.limits).await?;
+        self.after_part(&step, Drawer::Closed).await;
+        Ok(step)
+    }
+
+    /// Abandons the open cart's split sale: every part is given back (a card part that went
+    /// through Central is refunded there first) and the cart is open again.
+    pub async fn void_split(&self) -> Result<split::SplitView> {
+        let cart = self.cart().await?;
+        self.engine.void_split(cart.id).await
+    }
+
+    /// A part was taken: print the receipt when it completed the sale (the drawer opens when
+    /// the sale took cash), and let the engine know.
+    async fn after_part(&self, step: &split::Step, drawer: Drawer) {
+        let split::Step::Done(receipt) = step else {
+            return;
+        };
+        self.engine.note_sale().await;
+        let cash = receipt
+            .payments
+            .iter()
+            .any(|t| matches!(t.payment, kassa_domain::ReceiptPayment::Cash { .. }));
+        let drawer = if cash { Drawer::Open } else { drawer };
+        self.print_receipt(receipt, drawer).await;
     }
 
     // ---- printing and the cash drawer ----

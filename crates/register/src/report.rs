@@ -27,8 +27,9 @@ pub const REPORT_DAYS_MAX: u32 = 92;
 pub struct SaleRow {
     pub completed_at: DateTime<Utc>,
     pub totals: Totals,
-    /// `cash`, `card`, …: as the outbox records the payment.
-    pub method: String,
+    /// Its payments as the outbox records them: (`cash`, `card`, `card_offline` or `unpaid`,
+    /// amount in minor units), one per part of a split sale. A cash part is net of change.
+    pub payments: Vec<(String, i64)>,
     /// Still waiting in the outbox.
     pub pending: bool,
 }
@@ -37,7 +38,8 @@ pub struct SaleRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefundRow {
     pub refunded_at: DateTime<Utc>,
-    /// How the refunded sale was paid (`cash`, `card`, `card_offline`).
+    /// How the refunded sale was paid (`cash`, `card`, `card_offline`): for a split sale, its
+    /// card method if it has one (the card share of a refund goes back to the card).
     pub sale_method: String,
     /// What went back to the card and in cash, as Central split it.
     pub card: Money,
@@ -108,8 +110,10 @@ pub async fn sales(db: &LocalDb, currency: Currency, days: u32) -> Result<SalesR
     let from = to - Duration::days(i64::from(days) - 1);
     let since = day_start_ms(from, &tz);
     let rows = sqlx::query(
-        "SELECT o.completed_at, o.totals, o.status, COALESCE(p.method, 'unpaid') AS method
-         FROM outbox_orders o LEFT JOIN outbox_payments p ON p.order_id = o.order_id
+        "SELECT o.completed_at, o.totals, o.status, (SELECT json_group_array(json_array(p.method, p.amount_minor))
+                 FROM (SELECT method, amount_minor FROM outbox_payments
+                       WHERE order_id = o.order_id ORDER BY part_no) p) AS payments
+         FROM outbox_orders o
          WHERE o.completed_at >= ? ORDER BY o.seq",
     )
     .bind(since)
@@ -125,8 +129,10 @@ pub async fn sales(db: &LocalDb, currency: Currency, days: u32) -> Result<SalesR
 async fn refunds_since(db: &LocalDb, since: i64) -> Result<Vec<RefundRow>> {
     let rows = sqlx::query(
         "SELECT r.refunded_at, r.currency, r.card_minor, r.cash_minor,
-                COALESCE(p.method, 'unpaid') AS method
-         FROM refunds r LEFT JOIN outbox_payments p ON p.order_id = r.order_id
+                COALESCE((SELECT p.method FROM outbox_payments p WHERE p.order_id = r.order_id
+                          ORDER BY p.method LIKE 'card%' DESC, p.part_no LIMIT 1), 'unpaid')
+                AS method
+         FROM refunds r
          WHERE r.refunded_at >= ? ORDER BY r.refunded_at, r.id",
     )
     .bind(since)
@@ -155,8 +161,10 @@ pub(crate) async fn shift_rows(
     shift_id: &str,
 ) -> Result<(Vec<SaleRow>, Vec<RefundRow>)> {
     let sales = sqlx::query(
-        "SELECT o.completed_at, o.totals, o.status, COALESCE(p.method, 'unpaid') AS method
-         FROM outbox_orders o LEFT JOIN outbox_payments p ON p.order_id = o.order_id
+        "SELECT o.completed_at, o.totals, o.status, (SELECT json_group_array(json_array(p.method, p.amount_minor))
+                 FROM (SELECT method, amount_minor FROM outbox_payments
+                       WHERE order_id = o.order_id ORDER BY part_no) p) AS payments
+         FROM outbox_orders o
          WHERE o.shift_id = ? ORDER BY o.seq",
     )
     .bind(shift_id)
@@ -165,8 +173,10 @@ pub(crate) async fn shift_rows(
     .context("reading a shift's sales")?;
     let refunds = sqlx::query(
         "SELECT r.refunded_at, r.currency, r.card_minor, r.cash_minor,
-                COALESCE(p.method, 'unpaid') AS method
-         FROM refunds r LEFT JOIN outbox_payments p ON p.order_id = r.order_id
+                COALESCE((SELECT p.method FROM outbox_payments p WHERE p.order_id = r.order_id
+                          ORDER BY p.method LIKE 'card%' DESC, p.part_no LIMIT 1), 'unpaid')
+                AS method
+         FROM refunds r
          WHERE r.shift_id = ? ORDER BY r.refunded_at, r.id",
     )
     .bind(shift_id)
@@ -183,11 +193,19 @@ fn sale_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SaleRow> {
     let at: i64 = row.get("completed_at");
     let totals: String = row.get("totals");
     let status: String = row.get("status");
+    let payments: String = row.get("payments");
+    let mut payments: Vec<(String, i64)> =
+        serde_json::from_str(&payments).map_err(|e| corrupt("a sale's payments", e))?;
+    if payments.is_empty() {
+        let totals: Totals =
+            serde_json::from_str(&totals).map_err(|e| corrupt("sale totals", e))?;
+        payments.push(("unpaid".into(), totals.total.to_minor()));
+    }
     Ok(SaleRow {
         completed_at: DateTime::from_timestamp_millis(at)
             .ok_or_else(|| Error::Corrupt(format!("sale time {at}")))?,
         totals: serde_json::from_str(&totals).map_err(|e| corrupt("sale totals", e))?,
-        method: row.get("method"),
+        payments,
         pending: matches!(status.as_str(), "pending" | "order_created"),
     })
 }
@@ -234,12 +252,18 @@ pub fn summarise(
         let (total, tax) = (t.total.to_minor(), t.tax_total.to_minor());
         for sums in [
             &mut all,
-            methods.entry(sale.method.as_str()).or_default(),
             days.entry(store_day(sale.completed_at, tz)).or_default(),
         ] {
             sums.sales += 1;
             sums.gross += total;
             sums.tax += tax;
+        }
+        // Each part counts under its own method (a split sale under each of its methods),
+        // for what it paid: the methods add up to the gross.
+        for (method, minor) in &sale.payments {
+            let sums = methods.entry(method.as_str()).or_default();
+            sums.sales += 1;
+            sums.gross += minor;
         }
         discounts += t.discount_total.to_minor();
         pending_sync += i64::from(sale.pending);
@@ -347,8 +371,8 @@ mod tests {
         .unwrap();
         SaleRow {
             completed_at: Utc.with_ymd_and_hms(2026, 12, day, hour, 0, 0).unwrap(),
+            payments: vec![(method.into(), totals.total.to_minor())],
             totals,
-            method: method.into(),
             pending: false,
         }
     }
@@ -364,6 +388,43 @@ mod tests {
 
     fn day(d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+    }
+
+    #[test]
+    fn a_split_sale_counts_each_part_under_its_method_and_once_in_the_totals() {
+        let mut split = sale(1, 9, "cash", &[("10.00", TaxClass::Standard, 1)]);
+        split.payments = vec![
+            ("card".into(), 600),
+            ("card_offline".into(), 100),
+            ("cash".into(), 300),
+        ];
+        let sales = [
+            split,
+            sale(1, 10, "cash", &[("2.00", TaxClass::Standard, 1)]),
+        ];
+        let report = summarise(
+            &sales,
+            &[],
+            Currency::EUR,
+            day(1),
+            day(1),
+            &jiff::tz::TimeZone::UTC,
+        )
+        .unwrap();
+        assert_eq!((report.sales, report.gross), (2, eur("12.00")));
+        let methods: Vec<_> = report
+            .by_method
+            .iter()
+            .map(|m| (m.method.as_str(), m.sales, m.gross))
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                ("card", 1, eur("6.00")),
+                ("card_offline", 1, eur("1.00")),
+                ("cash", 2, eur("5.00"))
+            ]
+        );
     }
 
     #[test]

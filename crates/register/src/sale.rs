@@ -6,7 +6,7 @@
 use chrono::Utc;
 use kassa_domain::api::Order;
 use kassa_domain::{CartLine, Money};
-pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode};
+pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode, Tender};
 use uuid::Uuid;
 
 use crate::carts::{self, CartView, DiscountApproval};
@@ -53,7 +53,10 @@ pub async fn complete_cash(
     let cart = sellable(&mut tx, cart_id).await?;
     let change = change_due(&cart.totals.total, &tendered)?;
     check_outbox_room(&mut tx, limits).await?;
-    let payment = ReceiptPayment::Cash { tendered, change };
+    let payment = vec![Tender {
+        amount: cart.totals.total,
+        payment: ReceiptPayment::Cash { tendered, change },
+    }];
     let order_id = Uuid::now_v7();
     let receipt = record(&mut tx, &cart, order_id, payment, mode, None, Some(shift)).await?;
     tx.commit().await.context("committing a sale")?;
@@ -75,10 +78,13 @@ pub async fn complete_card_offline(
     check_offline_card(&cart.totals.total, limits.offline_card_limit)?;
     check_outbox_room(&mut tx, limits).await?;
     let order_id = Uuid::now_v7();
-    let payment = ReceiptPayment::Card {
-        reference: format!("offline-card-{}", order_id.simple()),
-        offline: true,
-    };
+    let payment = vec![Tender {
+        amount: cart.totals.total,
+        payment: ReceiptPayment::Card {
+            reference: format!("offline-card-{}", order_id.simple()),
+            offline: true,
+        },
+    }];
     let mode = SaleMode::Offline;
     let receipt = record(&mut tx, &cart, order_id, payment, mode, None, Some(shift)).await?;
     tx.commit()
@@ -118,14 +124,14 @@ pub(crate) async fn sellable(tx: &mut Tx, cart_id: Uuid) -> Result<CartView> {
     Ok(cart)
 }
 
-/// Writes the sale of `cart`: its receipt number, its outbox entry (waiting for Central, or
-/// already `done` when `central` holds Central's paid order), the shift it belongs to and the
-/// cart's completion.
+/// Writes the sale of `cart` paid by `payments` (one per part, in the order taken): its receipt
+/// number, its outbox entry (waiting for Central, or already `done` when `central` holds
+/// Central's paid order), the shift it belongs to and the cart's completion.
 pub(crate) async fn record(
     tx: &mut Tx,
     cart: &CartView,
     order_id: Uuid,
-    payment: ReceiptPayment,
+    payments: Vec<Tender>,
     mode: SaleMode,
     central: Option<&Order>,
     shift: Option<Uuid>,
@@ -141,7 +147,7 @@ pub(crate) async fn record(
         location,
         lines: cart.lines.clone(),
         totals: cart.totals.clone(),
-        payment,
+        payments,
         completed_at: Utc::now(),
         mode,
     };
@@ -198,7 +204,17 @@ async fn insert_outbox(
         .map(serde_json::to_string)
         .transpose()
         .map_err(|e| corrupt("order", e))?;
-    let status = if central.is_some() { "done" } else { "pending" };
+    // A split sale whose card part went through Central has its order there already (RESERVED,
+    // part paid): the outbox finishes it from there, never creating it again.
+    let at_central = r
+        .payments
+        .iter()
+        .any(|t| matches!(t.payment, ReceiptPayment::Card { offline: false, .. }));
+    let status = match (&central, at_central) {
+        (Some(_), _) => "done",
+        (None, true) => "order_created",
+        (None, false) => "pending",
+    };
     let synced_at = central.as_ref().map(|_| now_ms());
     sqlx::query(
         "INSERT INTO outbox_orders (order_id, cart_id, receipt_no, location, mode, status,
@@ -231,32 +247,56 @@ async fn insert_outbox(
 }
 
 async fn insert_payment(tx: &mut Tx, id: &str, r: &Receipt) -> Result<()> {
-    let (method, tendered, change, reference) = match &r.payment {
-        ReceiptPayment::Cash { tendered, change } => (
-            "cash",
-            Some(tendered.to_minor()),
-            Some(change.to_minor()),
-            None,
-        ),
-        ReceiptPayment::Card { reference, offline } => {
-            let method = if *offline { "card_offline" } else { "card" };
-            (method, None, None, Some(reference.as_str()))
+    check_tenders(&r.totals.total, &r.payments)?;
+    for (no, t) in r.payments.iter().enumerate() {
+        let (tendered, change, reference) = match &t.payment {
+            ReceiptPayment::Cash { tendered, change } => {
+                (Some(tendered.to_minor()), Some(change.to_minor()), None)
+            }
+            ReceiptPayment::Card { reference, .. } => (None, None, Some(reference.as_str())),
+        };
+        sqlx::query(
+            "INSERT INTO outbox_payments (order_id, part_no, method, amount_minor, tendered_minor,
+                change_minor, reference)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(i64::try_from(no).unwrap_or(i64::MAX) + 1)
+        .bind(t.payment.method())
+        .bind(t.amount.to_minor())
+        .bind(tendered)
+        .bind(change)
+        .bind(reference)
+        .execute(&mut **tx)
+        .await
+        .context("writing a payment to the outbox")?;
+    }
+    Ok(())
+}
+
+/// The invariant every written sale keeps: at least one payment, the payments add up to the
+/// total, and change comes only from cash (tendered − change = the cash part).
+pub fn check_tenders(total: &Money, payments: &[Tender]) -> Result<()> {
+    if payments.is_empty() {
+        return Err(Error::Corrupt("a sale without a payment".into()));
+    }
+    let mut paid = Money::zero(total.currency());
+    for t in payments {
+        if let ReceiptPayment::Cash { tendered, change } = &t.payment {
+            if tendered.checked_sub(change)? != t.amount {
+                return Err(Error::Corrupt(format!(
+                    "a cash part of {} with {tendered} tendered and {change} change",
+                    t.amount
+                )));
+            }
         }
-    };
-    sqlx::query(
-        "INSERT INTO outbox_payments (order_id, method, amount_minor, tendered_minor, change_minor,
-            reference)
-         VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(method)
-    .bind(r.totals.total.to_minor())
-    .bind(tendered)
-    .bind(change)
-    .bind(reference)
-    .execute(&mut **tx)
-    .await
-    .context("writing the payment to the outbox")?;
+        paid = paid.checked_add(&t.amount)?;
+    }
+    if paid != *total {
+        return Err(Error::Corrupt(format!(
+            "the payments add up to {paid}, the sale's total is {total}"
+        )));
+    }
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The open cart and checkout.
 
-use kassa_domain::Receipt;
 use kassa_domain::{Money, Sku};
+use kassa_domain::{Receipt, SplitStep, SplitView};
 use kassa_register::carts::CartView;
 use kassa_register::Register;
 use serde::Serialize;
@@ -127,4 +127,35 @@ pub async fn approve_beyond_lease(
 #[tauri::command]
 pub async fn pay_card(register: State<'_, Register>) -> CommandResult<Receipt> {
     Ok(register.pay_card().await?)
+}
+
+/// The open cart's sale being paid in parts (split tender), if it is: its parts and the due.
+#[tauri::command]
+pub async fn split(register: State<'_, Register>) -> CommandResult<Option<SplitView>> {
+    Ok(register.split().await?)
+}
+
+/// A cash part of the open cart's sale: less than the due stays a part; covering it completes
+/// the sale (the rest is change).
+#[tauri::command]
+pub async fn pay_part_cash(
+    register: State<'_, Register>,
+    tendered: Money,
+) -> CommandResult<SplitStep> {
+    Ok(register.pay_part_cash(tendered).await?)
+}
+
+/// A card part of the open cart's sale, at most the due (card gives no change).
+#[tauri::command]
+pub async fn pay_part_card(
+    register: State<'_, Register>,
+    amount: Money,
+) -> CommandResult<SplitStep> {
+    Ok(register.pay_part_card(amount).await?)
+}
+
+/// Abandons the split sale: every part given back (a card part refunded at Central first).
+#[tauri::command]
+pub async fn void_split(register: State<'_, Register>) -> CommandResult<SplitView> {
+    Ok(register.void_split().await?)
 }

@@ -191,9 +191,13 @@ pub fn refund_page() -> Html {
                             <th class="num">{ "Total" }</th><th></th></tr></thead>
                         <tbody>
                         { for sales.iter().map(|r| {
-                            let paid = match &r.payment {
-                                ReceiptPayment::Cash { .. } => "cash",
-                                ReceiptPayment::Card { .. } => "card",
+                            let paid = if r.is_split() {
+                                "split"
+                            } else {
+                                match r.payment() {
+                                    Some(ReceiptPayment::Card { .. }) => "card",
+                                    _ => "cash",
+                                }
                             };
                             html! {
                                 <tr class="sale" data-receipt={r.receipt_no.clone()}>

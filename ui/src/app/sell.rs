@@ -18,7 +18,9 @@ use crate::components::receipt::ReceiptView;
 use crate::components::suggestions::{BoughtTogether, SearchResults};
 use crate::components::tender::TenderPanel;
 use crate::error::Error;
-use crate::model::{Approval, Available, Cart, Receipt, Recommended, SyncStatus};
+use crate::model::{
+    Approval, Available, Cart, Receipt, Recommended, SplitStep, SplitView, SyncStatus,
+};
 use crate::services;
 use crate::view::{
     card_note, changed_sku, looks_like_barcode, open_cart_vm, stock_warnings, till_notes,
@@ -63,6 +65,8 @@ struct Sell {
     needs_approval: UseStateHandle<Option<PendingDiscount>>,
     /// A payment waiting for a manager's approval (offline, past the till's stock lease).
     payment_needs_approval: UseStateHandle<Option<PendingPayment>>,
+    /// The sale being paid in parts (split tender), if it is.
+    split: UseStateHandle<Option<SplitView>>,
 }
 
 /// A payment the register refused without a manager's approval, to retry once approved.
@@ -229,6 +233,53 @@ impl Sell {
         });
     }
 
+    /// A part of a split sale: cash (what was handed over) or card (its amount). The answer is
+    /// the remaining due, or the receipt when the part covered it.
+    fn part(&self, cash: bool, amount: Money) {
+        let this = self.clone();
+        self.busy.set(true);
+        spawn_local(async move {
+            let answer = if cash {
+                services::sale::pay_part_cash(amount).await
+            } else {
+                services::sale::pay_part_card(amount).await
+            };
+            match answer {
+                Ok(SplitStep::Due(split)) => {
+                    this.split.set(Some(split));
+                    this.error.set(None);
+                    this.busy.set(false);
+                }
+                Ok(SplitStep::Done(receipt)) => {
+                    this.split.set(None);
+                    this.paid(Ok(*receipt));
+                }
+                Err(e) => {
+                    this.error.set(Some(e.to_string()));
+                    this.busy.set(false);
+                    this.reload();
+                }
+            }
+        });
+    }
+
+    /// Abandons the split sale: every part given back, the cart open again.
+    fn void_split(&self) {
+        let this = self.clone();
+        self.busy.set(true);
+        spawn_local(async move {
+            match services::sale::void_split().await {
+                Ok(voided) => this.error.set(Some(format!(
+                    "Split voided: give back {} (card parts are refunded to the card).",
+                    crate::view::format_money(&voided.paid)
+                ))),
+                Err(e) => this.error.set(Some(e.to_string())),
+            }
+            this.busy.set(false);
+            this.reload();
+        });
+    }
+
     fn new_sale(&self) {
         self.receipt.set(None);
         self.error.set(None);
@@ -240,6 +291,11 @@ impl Sell {
         spawn_local(async move {
             match services::sale::cart().await {
                 Ok(cart) => this.cart.set(Some(cart)),
+                Err(e) => this.error.set(Some(e.to_string())),
+            }
+            // A split sale survives a restart: its parts come back with the cart.
+            match services::sale::split().await {
+                Ok(split) => this.split.set(split),
                 Err(e) => this.error.set(Some(e.to_string())),
             }
             this.reload_parked().await;
@@ -356,6 +412,7 @@ pub fn sell_page(props: &Props) -> Html {
         discount_for: use_state(|| None),
         needs_approval: use_state(|| None),
         payment_needs_approval: use_state(|| None),
+        split: use_state(|| None),
     };
     let scan = use_node_ref();
     // Selling needs an open shift: say so at once rather than at the tender.
@@ -427,6 +484,18 @@ pub fn sell_page(props: &Props) -> Html {
         let sell = sell.clone();
         Callback::from(move |()| sell.pay_card())
     };
+    let on_cash_part = {
+        let sell = sell.clone();
+        Callback::from(move |tendered: Money| sell.part(true, tendered))
+    };
+    let on_card_part = {
+        let sell = sell.clone();
+        Callback::from(move |amount: Money| sell.part(false, amount))
+    };
+    let on_void = {
+        let sell = sell.clone();
+        Callback::from(move |()| sell.void_split())
+    };
     let on_park = {
         let sell = sell.clone();
         Callback::from(move |label: String| sell.park(label))
@@ -452,7 +521,8 @@ pub fn sell_page(props: &Props) -> Html {
                 <TotalsPanel vm={vm.clone()} />
                 if !vm.rows.is_empty() {
                     <TenderPanel total={vm.total_money} enabled={!*sell.busy}
-                        card_note={card_note(&props.status)} {on_cash} {on_card} />
+                        card_note={card_note(&props.status)} {on_cash} {on_card}
+                        split={(*sell.split).clone()} {on_cash_part} {on_card_part} {on_void} />
                 }
             </>
         },

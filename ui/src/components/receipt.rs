@@ -18,6 +18,17 @@ pub fn receipt_view(props: &Props) -> Html {
     let r = &props.receipt;
     let vm = cart_vm(&r.lines, &r.totals);
     let on_new_sale = props.on_new_sale.clone();
+    let first_card = r
+        .payments
+        .iter()
+        .position(|t| matches!(t.payment, ReceiptPayment::Card { .. }))
+        .unwrap_or(usize::MAX);
+    // Only the last cash part can give change (the one that covered the due).
+    let last_cash = r
+        .payments
+        .iter()
+        .rposition(|t| matches!(t.payment, ReceiptPayment::Cash { .. }))
+        .unwrap_or(usize::MAX);
     html! {
         <section id="receipt" class="receipt">
             <h2>{ "Receipt" }</h2>
@@ -33,15 +44,19 @@ pub fn receipt_view(props: &Props) -> Html {
                 <tr class="tax"><td>{ format!("incl. {}", t.label) }</td><td class="num">{ &t.tax }</td></tr>
             }) }
             <tr class="total"><td>{ "Total" }</td><td class="num">{ &vm.total }</td></tr>
-            { match &r.payment {
+            // Every payment in the order taken (several for a split sale); change only from cash.
+            { for r.payments.iter().enumerate().map(|(i, t)| match &t.payment {
                 ReceiptPayment::Cash { tendered, change } => html! { <>
-                    <tr><td>{ "Cash" }</td><td class="num">{ format_money(tendered) }</td></tr>
-                    <tr class="change"><td>{ "Change" }</td><td id="receipt-change" class="num">{ format_money(change) }</td></tr>
+                    <tr class="cash"><td>{ "Cash" }</td><td class="num">{ format_money(tendered) }</td></tr>
+                    <tr class="change"><td>{ "Change" }</td><td id={ (i == last_cash).then_some("receipt-change") } class="num">{ format_money(change) }</td></tr>
                 </> },
-                ReceiptPayment::Card { reference, offline } => html! {
-                    <tr class="card"><td>{ if *offline { "Card (offline)" } else { "Card" } }</td><td id="receipt-card-ref" class="num">{ reference }</td></tr>
-                },
-            } }
+                ReceiptPayment::Card { reference, offline } => html! { <>
+                    <tr class="card"><td>{ if *offline { "Card (offline)" } else { "Card" } }</td>
+                        <td class="num">{ format_money(&t.amount) }</td></tr>
+                    <tr class="card-ref"><td>{ "ref" }</td>
+                        <td id={ (i == first_card).then_some("receipt-card-ref") } class="num">{ reference }</td></tr>
+                </> },
+            }) }
             </table>
             <div class="actions">
                 <ReceiptPrinting receipt_no={r.receipt_no.clone()} />

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{call, NoArgs};
 use crate::error::Error;
-use crate::model::{Available, Cart, Receipt};
+use crate::model::{Available, Cart, Receipt, SplitStep, SplitView};
 use uuid::Uuid;
 
 #[derive(Serialize)]
@@ -76,6 +76,31 @@ pub async fn pay_cash(tendered: Money) -> Result<Receipt, Error> {
 
 pub async fn pay_card() -> Result<Receipt, Error> {
     call("pay_card", &NoArgs {}).await
+}
+
+#[derive(Serialize)]
+struct Amount {
+    amount: Money,
+}
+
+/// The open cart's sale being paid in parts, if it is.
+pub async fn split() -> Result<Option<SplitView>, Error> {
+    call("split", &NoArgs {}).await
+}
+
+/// A cash part: less than the due stays a part, covering it completes the sale.
+pub async fn pay_part_cash(tendered: Money) -> Result<SplitStep, Error> {
+    call("pay_part_cash", &Tendered { tendered }).await
+}
+
+/// A card part of at most the due.
+pub async fn pay_part_card(amount: Money) -> Result<SplitStep, Error> {
+    call("pay_part_card", &Amount { amount }).await
+}
+
+/// Abandons the split sale: every part given back.
+pub async fn void_split() -> Result<SplitView, Error> {
+    call("void_split", &NoArgs {}).await
 }
 
 #[derive(Serialize)]

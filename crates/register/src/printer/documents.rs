@@ -87,15 +87,18 @@ pub fn receipt(receipt: &Receipt, style: &ReceiptStyle, copy: Option<u32>) -> Do
         );
     }
     doc.rule();
-    match &receipt.payment {
-        ReceiptPayment::Cash { tendered, change } => {
-            doc.columns("Cash", amount(tendered));
-            doc.columns("Change", amount(change));
-        }
-        ReceiptPayment::Card { reference, offline } => {
-            doc.columns("Card", amount(&receipt.totals.total));
-            let how = if *offline { "offline ref" } else { "ref" };
-            doc.text(format!("{how} {reference}"));
+    // Every payment, in the order taken (several for a split sale); change only from cash.
+    for tender in &receipt.payments {
+        match &tender.payment {
+            ReceiptPayment::Cash { tendered, change } => {
+                doc.columns("Cash", amount(tendered));
+                doc.columns("Change", amount(change));
+            }
+            ReceiptPayment::Card { reference, offline } => {
+                doc.columns("Card", amount(&tender.amount));
+                let how = if *offline { "offline ref" } else { "ref" };
+                doc.text(format!("{how} {reference}"));
+            }
         }
     }
     // The code holds the order id too: any till of the store finds the sale for a return.

@@ -174,10 +174,23 @@ impl Engine {
 
     /// `POST /v1/orders` for the held cart (its key); an order Central already has is read.
     async fn card_order(&self, card: &CardSale) -> Result<Order> {
-        let cart = carts::load(&self.db, card.cart_id).await?;
+        self.order_for_cart(card.order_id, card.cart_id, &card.location, &card.order_key)
+            .await
+    }
+
+    /// `POST /v1/orders` of cart `cart_id` as order `order_id` with `key`; an order Central
+    /// already has is read.
+    pub(super) async fn order_for_cart(
+        &self,
+        order_id: Uuid,
+        cart_id: Uuid,
+        location: &str,
+        key: &kassa_domain::IdempotencyKey,
+    ) -> Result<Order> {
+        let cart = carts::load(&self.db, cart_id).await?;
         let body = CreateOrder {
-            id: Some(card.order_id),
-            location: card.location.clone(),
+            id: Some(order_id),
+            location: location.to_owned(),
             lines: cart
                 .lines
                 .iter()
@@ -197,15 +210,11 @@ impl Engine {
             .sessions
             .authed(|t| {
                 let body = &body;
-                async move {
-                    self.client()
-                        .create_order(t.expose(), &card.order_key, body)
-                        .await
-                }
+                async move { self.client().create_order(t.expose(), key, body).await }
             })
             .await;
         match created {
-            Err(err) if err.api_code() == Some("order_exists") => self.fetch(card.order_id).await,
+            Err(err) if err.api_code() == Some("order_exists") => self.fetch(order_id).await,
             other => other,
         }
     }
@@ -325,13 +334,13 @@ impl Engine {
         card::forget(&self.db, card.order_id).await
     }
 
-    async fn fetch(&self, order_id: Uuid) -> Result<Order> {
+    pub(super) async fn fetch(&self, order_id: Uuid) -> Result<Order> {
         self.sessions
             .authed(|t| async move { self.client().order(t.expose(), order_id).await })
             .await
     }
 
-    async fn payments(&self, order_id: Uuid) -> Result<Vec<Payment>> {
+    pub(super) async fn payments(&self, order_id: Uuid) -> Result<Vec<Payment>> {
         self.sessions
             .authed(|t| async move { self.client().payments(t.expose(), order_id).await })
             .await

@@ -13,6 +13,7 @@ mod orders;
 mod pull;
 mod refunds;
 mod shifts;
+mod split;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,7 +178,8 @@ impl Engine {
         let identity = identity::load(&self.db).await?.ok_or(Error::NotPaired)?;
         self.report_to_central().await;
         let mut failed = Failed::default();
-        let card_sales_settled = failed.keep("card payments", self.settle_cards().await)?;
+        let card_sales_settled = failed.keep("card payments", self.settle_cards().await)?
+            + failed.keep("split card parts", self.settle_split_parts().await)?;
         let sales_settled = failed.keep("sales", self.push_outbox().await)?;
         let refunds_settled = failed.keep("refunds", self.settle_refunds().await)?;
         let z_reports_pushed = failed.keep("Z reports", self.push_z_reports().await)?;

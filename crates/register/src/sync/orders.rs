@@ -116,15 +116,19 @@ impl Engine {
             tracing::warn!(order = %entry.order_id, central = %order.totals.total, register = %entry.total,
                 "Central priced the sale differently from the register's catalog");
         }
-        let Some(tendered) = (match &entry.payment {
+        // What is outstanding at Central is the cash part (a split sale's card parts went
+        // through Central already); every cash part's tendered money together pays it.
+        let mut cash = entry.payments.iter().filter_map(|t| match &t.payment {
             ReceiptPayment::Cash { tendered, .. } => Some(*tendered),
             ReceiptPayment::Card { .. } => None,
-        }) else {
+        });
+        let Some(first) = cash.next() else {
             return Err(Error::Corrupt(format!(
                 "sale {} waits for a cash payment but was paid by card",
                 entry.order_id
             )));
         };
+        let tendered = cash.try_fold(first, |sum, t| sum.checked_add(&t))?;
         let tendered = max_money(tendered, outstanding)?;
         let payment = CreatePayment {
             method: PaymentMethod::Cash,

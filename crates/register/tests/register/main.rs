@@ -24,6 +24,7 @@ mod rounds;
 mod sale;
 mod shifts;
 mod shortfalls;
+mod split;
 mod staff;
 mod unpaid;
 mod zero_total;

@@ -11,7 +11,7 @@
 //! `docs/screenshots/`.
 //!
 //! Needs a display and the tools: run it with `./x test` (which installs them), or
-//! `xvfb-run -a dbus-run-session -- cargo test -p kassa-desktop --test desktop -- --ignored`
+//! `xvfb-run -a dbus-run-session -- cargo test -p kassa-e2e --test desktop -- --ignored`
 //! after building `kassa-central` and `kassa-desktop`.
 
 use std::net::TcpListener;
@@ -528,6 +528,33 @@ fn unknown_barcode() -> String {
     format!("{body}{}", (10 - sum % 10) % 10)
 }
 
+/// Split tender: a card part through Central and the processor simulator, the remaining due
+/// on the payment screen, then cash for the rest with change; the receipt lists both.
+async fn split_tender(app: &App) -> Result<()> {
+    app.scan(COFFEE).await?;
+    app.scan(SECOND).await?;
+    app.until_text("#cart", |t| t.contains("DEMO-0002")).await?;
+    app.fill("#part-amount", "2").await?;
+    app.click("#part-card").await?;
+    let due = app.until_text("#split-due", |t| t.contains('€')).await?;
+    let parts = app.text("#split-parts").await?;
+    assert!(
+        parts.contains("1. Card") && parts.contains("2.00"),
+        "{parts}"
+    );
+    app.screenshot("split-tender.png").await?;
+    app.click("#cash-1").await?;
+    let receipt = app.until_text("#receipt", |t| t.contains("Change")).await?;
+    assert!(
+        receipt.contains("Card") && receipt.contains("Cash"),
+        "{receipt}"
+    );
+    assert!(!due.is_empty());
+    app.click("#new-sale").await?;
+    app.until_synced().await?;
+    Ok(())
+}
+
 async fn story(
     central: &mut Central,
     app: &App,
@@ -632,6 +659,8 @@ async fn story(
     let card_receipt = app.text("#receipt-no").await?;
     app.click("#new-sale").await?;
     app.until_synced().await?;
+
+    split_tender(app).await?;
 
     // A customer steps away: park the cart, serve the next one, resume.
     app.scan(THIRD).await?;

@@ -7,8 +7,19 @@ use std::time::Duration;
 
 use kassa_printer_emulator::Emulator;
 
+/// `target/debug/kassa-register`, from this test binary's path (`target/debug/deps/print_test-…`):
+/// the shell's binary, built by `cargo build -p kassa-desktop` (`./x test` builds it first).
+fn kassa_register_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("this test's own path");
+    let debug = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/debug above target/debug/deps");
+    debug.join("kassa-register")
+}
+
 fn kassa_register(printer: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kassa-register"));
+    let mut command = Command::new(kassa_register_bin());
     command
         .arg("--print-test")
         .env("KASSA_PRINTER", printer)
