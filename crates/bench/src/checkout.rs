@@ -33,49 +33,101 @@ struct Figures {
 
 pub async fn run() -> anyhow::Result<()> {
     println!("checkout: {ORDERS} orders of 1 unit of one SKU, {CLIENTS} concurrent clients (after {WARMUP} warm-up)");
-    let dir = std::env::temp_dir().join(format!("kassa-bench-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir)?;
-    let sqlite = |name: &str| format!("sqlite://{}", dir.join(name).display());
-    let result = report(
-        "sqlite",
-        [sqlite("http.db"), sqlite("traced.db"), sqlite("raw.db")],
-    )
-    .await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result?;
-    match PgCluster::start(Durability::Durable) {
-        Some(cluster) => {
-            let http = cluster.create_database().await?;
-            let traced = cluster.create_database().await?;
-            let raw = cluster.create_database().await?;
-            report("postgres", [http, traced, raw]).await?;
+    each_backend(&["sqlite", "postgres"], 1).await
+}
+
+/// `kassa-bench checkout-tracing [sqlite|postgres|both] [rounds]`: only what the cost of tracing
+/// needs (issue 14): the raw baseline once, then `rounds` (default 3) pairs of untraced and
+/// traced HTTP runs, alternating, each on a fresh database, one line per run and the ratio of
+/// the totals (the machine's load moves single runs).
+pub async fn tracing(args: &[String]) -> anyhow::Result<()> {
+    let backends: &[&str] = match args.first().map(String::as_str) {
+        None | Some("sqlite") => &["sqlite"],
+        Some("postgres") => &["postgres"],
+        Some("both") => &["sqlite", "postgres"],
+        Some(other) => anyhow::bail!("unknown backend {other:?}: sqlite, postgres or both"),
+    };
+    let rounds = match args.get(1) {
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("rounds must be a positive number, not {n:?}"))?,
+        None => 3,
+    };
+    println!("checkout tracing: {rounds} rounds of {ORDERS} orders, {CLIENTS} concurrent clients (after {WARMUP} warm-up), untraced then traced");
+    each_backend(backends, rounds).await
+}
+
+async fn each_backend(backends: &[&str], rounds: usize) -> anyhow::Result<()> {
+    if backends.contains(&"sqlite") {
+        let dir = std::env::temp_dir().join(format!("kassa-bench-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir)?;
+        let mut n = 0;
+        let result = report("sqlite", rounds, || {
+            n += 1;
+            let url = format!("sqlite://{}", dir.join(format!("{n}.db")).display());
+            async move { Ok(url) }
+        })
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        result?;
+    }
+    if backends.contains(&"postgres") {
+        match PgCluster::start(Durability::Durable) {
+            Some(cluster) => report("postgres", rounds, || cluster.create_database()).await?,
+            None => println!("postgres: skipped (no PostgreSQL binaries)"),
         }
-        None => println!("postgres: skipped (no PostgreSQL binaries)"),
     }
     Ok(())
 }
 
-async fn report(backend: &str, urls: [String; 3]) -> anyhow::Result<()> {
-    let [http_url, traced_url, raw_url] = urls;
-    let raw = raw_baseline(&raw_url).await?;
-    let http = http_checkout(&http_url).await?;
-    println!(
-        "{backend:<8} http: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | raw: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | ratio {:.2}",
-        http.orders_per_s, http.p50_ms, http.p99_ms, raw.orders_per_s, raw.p50_ms, raw.p99_ms,
-        http.orders_per_s / raw.orders_per_s
-    );
-    let (traced, spans) = traced_checkout(&traced_url).await?;
-    println!(
-        "{backend:<8} traced (100 % sampled, OTLP/HTTP to a local receiver): {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | untraced {:>7.0} orders/s | ratio {:.2} | {spans} spans received",
-        traced.orders_per_s, traced.p50_ms, traced.p99_ms, http.orders_per_s,
-        traced.orders_per_s / http.orders_per_s
-    );
+/// The raw baseline, then `rounds` of untraced and traced HTTP runs, each on a database from
+/// `database`.
+async fn report<F, Fut>(backend: &str, rounds: usize, mut database: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let raw = raw_baseline(&database().await?).await?;
+    let (mut untraced_total, mut traced_total) = (0.0, 0.0);
+    for _ in 0..rounds {
+        let http = http_checkout(&database().await?).await?;
+        println!(
+            "{backend:<8} http: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | raw: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | ratio {:.2} | load average {}",
+            http.orders_per_s, http.p50_ms, http.p99_ms, raw.orders_per_s, raw.p50_ms, raw.p99_ms,
+            http.orders_per_s / raw.orders_per_s, load_average()
+        );
+        let (traced, spans) = traced_checkout(&database().await?).await?;
+        println!(
+            "{backend:<8} traced (100 % sampled, OTLP/HTTP to a local receiver): {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | untraced {:>7.0} orders/s | ratio {:.2} | {spans} | load average {}",
+            traced.orders_per_s, traced.p50_ms, traced.p99_ms, http.orders_per_s,
+            traced.orders_per_s / http.orders_per_s, load_average()
+        );
+        untraced_total += 1.0 / http.orders_per_s;
+        traced_total += 1.0 / traced.orders_per_s;
+    }
+    if rounds > 1 {
+        // Same orders per run: the ratio of total times is the ratio of overall throughputs.
+        println!(
+            "{backend:<8} over {rounds} rounds: traced / untraced {:.2}",
+            untraced_total / traced_total
+        );
+    }
     Ok(())
+}
+
+/// The 1-minute load average (other work on the machine), or "?".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// The HTTP run in a child process that exports every span over OTLP/HTTP to a receiver here;
 /// returns its figures and how many spans arrived.
-async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, usize)> {
+async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, Spans)> {
     let receiver = kassa_telemetry::receiver::Receiver::start().await?;
     let endpoint = receiver
         .traces_url
@@ -107,10 +159,35 @@ async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, usize)> {
     let [orders_per_s, p50_ms, p99_ms] = parsed[..] else {
         anyhow::bail!("unreadable figures {figures:?}");
     };
-    let spans = receiver.spans().len();
+    let received = receiver.spans();
+    if std::env::var_os("KASSA_BENCH_SPAN_NAMES").is_some() {
+        let by_id: std::collections::HashMap<&str, &str> = received
+            .iter()
+            .map(|s| (s.span_id.as_str(), s.name.as_str()))
+            .collect();
+        let mut names = std::collections::BTreeMap::<(String, String), usize>::new();
+        for s in &received {
+            let parent = by_id.get(s.parent_span_id.as_str()).copied().unwrap_or("-");
+            *names
+                .entry((parent.to_owned(), s.name.clone()))
+                .or_default() += 1;
+        }
+        for ((parent, name), n) in names {
+            println!("  {n:>7}  {parent} > {name}");
+        }
+    }
+    let spans = Spans {
+        all: received.len(),
+        database: received
+            .iter()
+            .filter(|s| s.attributes.contains_key("db.system"))
+            .count(),
+        exports: receiver.requests(),
+    };
     anyhow::ensure!(
-        spans > ORDERS,
-        "only {spans} spans arrived: was anything traced?"
+        spans.all > ORDERS,
+        "only {} spans arrived: was anything traced?",
+        spans.all
     );
     Ok((
         Figures {
@@ -120,6 +197,30 @@ async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, usize)> {
         },
         spans,
     ))
+}
+
+/// What the receiver got from one traced run.
+struct Spans {
+    all: usize,
+    /// Spans with `db.system`.
+    database: usize,
+    /// Export requests (batches).
+    exports: usize,
+}
+
+impl std::fmt::Display for Spans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        #[expect(clippy::cast_precision_loss, reason = "statistics")]
+        let per_order = |n: usize| n as f64 / (ORDERS + WARMUP) as f64;
+        write!(
+            f,
+            "{} spans in {} exports ({:.1} per order, {:.1} of them database spans)",
+            self.all,
+            self.exports,
+            per_order(self.all),
+            per_order(self.database)
+        )
+    }
 }
 
 /// The child's scenario name (`kassa-bench checkout-traced-child <database url>`).

@@ -13,7 +13,8 @@ mod sync;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|catalog|search|relay|register|sync|leases|scale|all";
+const SCENARIOS: &str =
+    "checkout|checkout-tracing|catalog|search|relay|register|sync|leases|scale|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -36,6 +37,10 @@ async fn main() -> anyhow::Result<()> {
     })?;
     match scenario.as_str() {
         "checkout" => checkout::run().await,
+        "checkout-tracing" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            checkout::tracing(&args).await
+        }
         "catalog" => catalog::run().await,
         "search" => search::run().await,
         "relay" => relay::run().await,
