@@ -3,10 +3,10 @@
 //! the order insert in a loop at the same concurrency. SQLite with `synchronous=FULL`, PostgreSQL
 //! with `fsync=on`, `synchronous_commit=on`.
 //!
-//! The HTTP run is made twice: untraced (in this process, with logs only, as Central runs without
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`) and traced at 100 % sampling, in a child process of this
-//! binary started with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at an OTLP/HTTP receiver in this
-//! process (the tracing subscriber is process-wide, so each setting gets a process of its own).
+//! The HTTP run is made twice, each in a fresh child process of this binary (the tracing
+//! subscriber is process-wide): untraced (logs only, as Central runs without
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`) and traced at 100 % sampling, with `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! pointing at an OTLP/HTTP receiver in this process.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -92,7 +92,7 @@ where
     let raw = raw_baseline(&database().await?).await?;
     let (mut untraced_total, mut traced_total) = (0.0, 0.0);
     for _ in 0..rounds {
-        let http = http_checkout(&database().await?).await?;
+        let http = child_checkout(&database().await?, None).await?;
         println!(
             "{backend:<8} http: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | raw: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | ratio {:.2} | load average {}",
             http.orders_per_s, http.p50_ms, http.p99_ms, raw.orders_per_s, raw.p50_ms, raw.p99_ms,
@@ -129,36 +129,7 @@ fn load_average() -> String {
 /// returns its figures and how many spans arrived.
 async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, Spans)> {
     let receiver = kassa_telemetry::receiver::Receiver::start().await?;
-    let endpoint = receiver
-        .traces_url
-        .strip_suffix("/v1/traces")
-        .context("the receiver's URL")?
-        .to_owned();
-    let output = tokio::process::Command::new(std::env::current_exe()?)
-        .args([TRACED_CHILD, url])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .env("OTEL_TRACES_SAMPLER", "always_on")
-        .env("OTEL_SERVICE_NAME", "kassa-bench-central")
-        .output()
-        .await
-        .context("running the traced checkout")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    anyhow::ensure!(
-        output.status.success(),
-        "the traced checkout failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figures = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("FIGURES "))
-        .context("the traced checkout printed no figures")?;
-    let parsed: Vec<f64> = figures
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()?;
-    let [orders_per_s, p50_ms, p99_ms] = parsed[..] else {
-        anyhow::bail!("unreadable figures {figures:?}");
-    };
+    let figures = child_checkout(url, Some(&receiver)).await?;
     let received = receiver.spans();
     if std::env::var_os("KASSA_BENCH_SPAN_NAMES").is_some() {
         let by_id: std::collections::HashMap<&str, &str> = received
@@ -189,14 +160,56 @@ async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, Spans)> {
         "only {} spans arrived: was anything traced?",
         spans.all
     );
-    Ok((
-        Figures {
-            orders_per_s,
-            p50_ms,
-            p99_ms,
-        },
-        spans,
-    ))
+    Ok((figures, spans))
+}
+
+/// The HTTP run in a fresh child process of this binary: exporting to `receiver`, or not
+/// traced at all (no `OTEL_*` variables). Both sides of the comparison run the same way, so
+/// neither pays for what an earlier run left in this process.
+async fn child_checkout(
+    url: &str,
+    receiver: Option<&kassa_telemetry::receiver::Receiver>,
+) -> anyhow::Result<Figures> {
+    let mut child = tokio::process::Command::new(std::env::current_exe()?);
+    child.args([CHILD, url]);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            child.env_remove(name);
+        }
+    }
+    if let Some(receiver) = receiver {
+        let endpoint = receiver
+            .traces_url
+            .strip_suffix("/v1/traces")
+            .context("the receiver's URL")?;
+        child
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_TRACES_SAMPLER", "always_on")
+            .env("OTEL_SERVICE_NAME", "kassa-bench-central");
+    }
+    let output = child.output().await.context("running the checkout child")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    anyhow::ensure!(
+        output.status.success(),
+        "the checkout child failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("FIGURES "))
+        .context("the checkout child printed no figures")?;
+    let parsed: Vec<f64> = figures
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let [orders_per_s, p50_ms, p99_ms] = parsed[..] else {
+        anyhow::bail!("unreadable figures {figures:?}");
+    };
+    Ok(Figures {
+        orders_per_s,
+        p50_ms,
+        p99_ms,
+    })
 }
 
 /// What the receiver got from one traced run.
@@ -223,16 +236,17 @@ impl std::fmt::Display for Spans {
     }
 }
 
-/// The child's scenario name (`kassa-bench checkout-traced-child <database url>`).
-pub const TRACED_CHILD: &str = "checkout-traced-child";
+/// The child's scenario name (`kassa-bench checkout-child <database url>`).
+pub const CHILD: &str = "checkout-child";
 
-/// In the child: the HTTP checkout with the exporter the environment configures, its figures on
-/// one line; the spans still queued are flushed before it returns.
-pub async fn traced_child(url: &str) -> anyhow::Result<()> {
+/// In the child: the HTTP checkout with the exporter the environment configures (none without
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`), its figures on one line; the spans still queued are flushed
+/// before it returns.
+pub async fn child(url: &str) -> anyhow::Result<()> {
     let telemetry = kassa_telemetry::init(&crate::log_options())?;
     anyhow::ensure!(
-        telemetry.exporting(),
-        "OTEL_EXPORTER_OTLP_ENDPOINT is not set"
+        telemetry.exporting() == kassa_telemetry::otlp_endpoint().is_some(),
+        "exporting without an endpoint, or not exporting with one"
     );
     let figures = http_checkout(url).await?;
     drop(telemetry);

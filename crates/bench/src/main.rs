@@ -21,9 +21,9 @@ async fn main() -> anyhow::Result<()> {
     let scenario = std::env::args()
         .nth(1)
         .with_context(|| format!("usage: kassa-bench <{SCENARIOS}>"))?;
-    if scenario == checkout::TRACED_CHILD {
+    if scenario == checkout::CHILD {
         let url = std::env::args().nth(2).context("the database url")?;
-        return checkout::traced_child(&url).await;
+        return checkout::child(&url).await;
     }
     anyhow::ensure!(
         kassa_telemetry::otlp_endpoint().is_none(),
