@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 mod fuzz;
 mod pg;
 
-const USAGE: &str = "usage: ./x run | ./x cluster | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|catalog|search|relay|register|sync|leases|flash-sale|scale|all>";
+const USAGE: &str = "usage: ./x run | ./x cluster | ./x test [--model-seed N] | ./x fuzz | ./x bench <checkout|checkout-tracing [sqlite|postgres|both] [rounds]|catalog|search|relay|register|sync|leases|flash-sale|scale|all>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -494,15 +494,15 @@ fn bench(args: &[String]) -> anyhow::Result<()> {
             &["build", "--release", "--package", "kassa-central", "--bins"],
         )?;
     }
-    sh(
-        "cargo",
-        &[
-            "run",
-            "--release",
-            "--package",
-            "kassa-bench",
-            "--",
-            scenario,
-        ],
-    )
+    let mut run = vec![
+        "run",
+        "--release",
+        "--package",
+        "kassa-bench",
+        "--",
+        scenario,
+    ];
+    // `checkout-tracing [sqlite|postgres|both] [rounds]` takes its own arguments.
+    run.extend(args.iter().skip(1).map(String::as_str));
+    sh("cargo", &run)
 }

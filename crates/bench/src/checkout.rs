@@ -3,10 +3,10 @@
 //! the order insert in a loop at the same concurrency. SQLite with `synchronous=FULL`, PostgreSQL
 //! with `fsync=on`, `synchronous_commit=on`.
 //!
-//! The HTTP run is made twice: untraced (in this process, with logs only, as Central runs without
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`) and traced at 100 % sampling, in a child process of this
-//! binary started with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at an OTLP/HTTP receiver in this
-//! process (the tracing subscriber is process-wide, so each setting gets a process of its own).
+//! The HTTP run is made twice, each in a fresh child process of this binary (the tracing
+//! subscriber is process-wide): untraced (logs only, as Central runs without
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`) and traced at 100 % sampling, with `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! pointing at an OTLP/HTTP receiver in this process.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,73 +33,171 @@ struct Figures {
 
 pub async fn run() -> anyhow::Result<()> {
     println!("checkout: {ORDERS} orders of 1 unit of one SKU, {CLIENTS} concurrent clients (after {WARMUP} warm-up)");
-    let dir = std::env::temp_dir().join(format!("kassa-bench-{}", uuid::Uuid::now_v7()));
-    std::fs::create_dir_all(&dir)?;
-    let sqlite = |name: &str| format!("sqlite://{}", dir.join(name).display());
-    let result = report(
-        "sqlite",
-        [sqlite("http.db"), sqlite("traced.db"), sqlite("raw.db")],
-    )
-    .await;
-    let _ = std::fs::remove_dir_all(&dir);
-    result?;
-    match PgCluster::start(Durability::Durable) {
-        Some(cluster) => {
-            let http = cluster.create_database().await?;
-            let traced = cluster.create_database().await?;
-            let raw = cluster.create_database().await?;
-            report("postgres", [http, traced, raw]).await?;
+    each_backend(&["sqlite", "postgres"], 1).await
+}
+
+/// `kassa-bench checkout-tracing [sqlite|postgres|both] [rounds]`: only what the cost of tracing
+/// needs (issue 14): the raw baseline once, then `rounds` (default 3) pairs of untraced and
+/// traced HTTP runs, alternating, each on a fresh database, one line per run and the ratio of
+/// the totals (the machine's load moves single runs).
+pub async fn tracing(args: &[String]) -> anyhow::Result<()> {
+    let backends: &[&str] = match args.first().map(String::as_str) {
+        None | Some("sqlite") => &["sqlite"],
+        Some("postgres") => &["postgres"],
+        Some("both") => &["sqlite", "postgres"],
+        Some(other) => anyhow::bail!("unknown backend {other:?}: sqlite, postgres or both"),
+    };
+    let rounds = match args.get(1) {
+        Some(n) => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("rounds must be a positive number, not {n:?}"))?,
+        None => 3,
+    };
+    println!("checkout tracing: {rounds} rounds of {ORDERS} orders, {CLIENTS} concurrent clients (after {WARMUP} warm-up), untraced then traced");
+    each_backend(backends, rounds).await
+}
+
+async fn each_backend(backends: &[&str], rounds: usize) -> anyhow::Result<()> {
+    if backends.contains(&"sqlite") {
+        let dir = std::env::temp_dir().join(format!("kassa-bench-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir)?;
+        let mut n = 0;
+        let result = report("sqlite", rounds, || {
+            n += 1;
+            let url = format!("sqlite://{}", dir.join(format!("{n}.db")).display());
+            async move { Ok(url) }
+        })
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        result?;
+    }
+    if backends.contains(&"postgres") {
+        match PgCluster::start(Durability::Durable) {
+            Some(cluster) => report("postgres", rounds, || cluster.create_database()).await?,
+            None => println!("postgres: skipped (no PostgreSQL binaries)"),
         }
-        None => println!("postgres: skipped (no PostgreSQL binaries)"),
     }
     Ok(())
 }
 
-async fn report(backend: &str, urls: [String; 3]) -> anyhow::Result<()> {
-    let [http_url, traced_url, raw_url] = urls;
-    let raw = raw_baseline(&raw_url).await?;
-    let http = http_checkout(&http_url).await?;
-    println!(
-        "{backend:<8} http: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | raw: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | ratio {:.2}",
-        http.orders_per_s, http.p50_ms, http.p99_ms, raw.orders_per_s, raw.p50_ms, raw.p99_ms,
-        http.orders_per_s / raw.orders_per_s
-    );
-    let (traced, spans) = traced_checkout(&traced_url).await?;
-    println!(
-        "{backend:<8} traced (100 % sampled, OTLP/HTTP to a local receiver): {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | untraced {:>7.0} orders/s | ratio {:.2} | {spans} spans received",
-        traced.orders_per_s, traced.p50_ms, traced.p99_ms, http.orders_per_s,
-        traced.orders_per_s / http.orders_per_s
-    );
+/// The raw baseline, then `rounds` of untraced and traced HTTP runs, each on a database from
+/// `database`.
+async fn report<F, Fut>(backend: &str, rounds: usize, mut database: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<String>>,
+{
+    let raw = raw_baseline(&database().await?).await?;
+    let (mut untraced_total, mut traced_total) = (0.0, 0.0);
+    for _ in 0..rounds {
+        let http = child_checkout(&database().await?, None).await?;
+        println!(
+            "{backend:<8} http: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | raw: {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | ratio {:.2} | load average {}",
+            http.orders_per_s, http.p50_ms, http.p99_ms, raw.orders_per_s, raw.p50_ms, raw.p99_ms,
+            http.orders_per_s / raw.orders_per_s, load_average()
+        );
+        let (traced, spans) = traced_checkout(&database().await?).await?;
+        println!(
+            "{backend:<8} traced (100 % sampled, OTLP/HTTP to a local receiver): {:>7.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms | untraced {:>7.0} orders/s | ratio {:.2} | {spans} | load average {}",
+            traced.orders_per_s, traced.p50_ms, traced.p99_ms, http.orders_per_s,
+            traced.orders_per_s / http.orders_per_s, load_average()
+        );
+        untraced_total += 1.0 / http.orders_per_s;
+        traced_total += 1.0 / traced.orders_per_s;
+    }
+    if rounds > 1 {
+        // Same orders per run: the ratio of total times is the ratio of overall throughputs.
+        println!(
+            "{backend:<8} over {rounds} rounds: traced / untraced {:.2}",
+            untraced_total / traced_total
+        );
+    }
     Ok(())
+}
+
+/// The 1-minute load average (other work on the machine), or "?".
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// The HTTP run in a child process that exports every span over OTLP/HTTP to a receiver here;
 /// returns its figures and how many spans arrived.
-async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, usize)> {
+async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, Spans)> {
     let receiver = kassa_telemetry::receiver::Receiver::start().await?;
-    let endpoint = receiver
-        .traces_url
-        .strip_suffix("/v1/traces")
-        .context("the receiver's URL")?
-        .to_owned();
-    let output = tokio::process::Command::new(std::env::current_exe()?)
-        .args([TRACED_CHILD, url])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .env("OTEL_TRACES_SAMPLER", "always_on")
-        .env("OTEL_SERVICE_NAME", "kassa-bench-central")
-        .output()
-        .await
-        .context("running the traced checkout")?;
+    let figures = child_checkout(url, Some(&receiver)).await?;
+    let received = receiver.spans();
+    if std::env::var_os("KASSA_BENCH_SPAN_NAMES").is_some() {
+        let by_id: std::collections::HashMap<&str, &str> = received
+            .iter()
+            .map(|s| (s.span_id.as_str(), s.name.as_str()))
+            .collect();
+        let mut names = std::collections::BTreeMap::<(String, String), usize>::new();
+        for s in &received {
+            let parent = by_id.get(s.parent_span_id.as_str()).copied().unwrap_or("-");
+            *names
+                .entry((parent.to_owned(), s.name.clone()))
+                .or_default() += 1;
+        }
+        for ((parent, name), n) in names {
+            println!("  {n:>7}  {parent} > {name}");
+        }
+    }
+    let spans = Spans {
+        all: received.len(),
+        database: received
+            .iter()
+            .filter(|s| s.attributes.contains_key("db.system"))
+            .count(),
+        exports: receiver.requests(),
+    };
+    anyhow::ensure!(
+        spans.all > ORDERS,
+        "only {} spans arrived: was anything traced?",
+        spans.all
+    );
+    Ok((figures, spans))
+}
+
+/// The HTTP run in a fresh child process of this binary: exporting to `receiver`, or not
+/// traced at all (no `OTEL_*` variables). Both sides of the comparison run the same way, so
+/// neither pays for what an earlier run left in this process.
+async fn child_checkout(
+    url: &str,
+    receiver: Option<&kassa_telemetry::receiver::Receiver>,
+) -> anyhow::Result<Figures> {
+    let mut child = tokio::process::Command::new(std::env::current_exe()?);
+    child.args([CHILD, url]);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            child.env_remove(name);
+        }
+    }
+    if let Some(receiver) = receiver {
+        let endpoint = receiver
+            .traces_url
+            .strip_suffix("/v1/traces")
+            .context("the receiver's URL")?;
+        child
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_TRACES_SAMPLER", "always_on")
+            .env("OTEL_SERVICE_NAME", "kassa-bench-central");
+    }
+    let output = child.output().await.context("running the checkout child")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     anyhow::ensure!(
         output.status.success(),
-        "the traced checkout failed: {stdout}{}",
+        "the checkout child failed: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let figures = stdout
         .lines()
         .find_map(|l| l.strip_prefix("FIGURES "))
-        .context("the traced checkout printed no figures")?;
+        .context("the checkout child printed no figures")?;
     let parsed: Vec<f64> = figures
         .split_whitespace()
         .map(str::parse)
@@ -107,31 +205,48 @@ async fn traced_checkout(url: &str) -> anyhow::Result<(Figures, usize)> {
     let [orders_per_s, p50_ms, p99_ms] = parsed[..] else {
         anyhow::bail!("unreadable figures {figures:?}");
     };
-    let spans = receiver.spans().len();
-    anyhow::ensure!(
-        spans > ORDERS,
-        "only {spans} spans arrived: was anything traced?"
-    );
-    Ok((
-        Figures {
-            orders_per_s,
-            p50_ms,
-            p99_ms,
-        },
-        spans,
-    ))
+    Ok(Figures {
+        orders_per_s,
+        p50_ms,
+        p99_ms,
+    })
 }
 
-/// The child's scenario name (`kassa-bench checkout-traced-child <database url>`).
-pub const TRACED_CHILD: &str = "checkout-traced-child";
+/// What the receiver got from one traced run.
+struct Spans {
+    all: usize,
+    /// Spans with `db.system`.
+    database: usize,
+    /// Export requests (batches).
+    exports: usize,
+}
 
-/// In the child: the HTTP checkout with the exporter the environment configures, its figures on
-/// one line; the spans still queued are flushed before it returns.
-pub async fn traced_child(url: &str) -> anyhow::Result<()> {
+impl std::fmt::Display for Spans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        #[expect(clippy::cast_precision_loss, reason = "statistics")]
+        let per_order = |n: usize| n as f64 / (ORDERS + WARMUP) as f64;
+        write!(
+            f,
+            "{} spans in {} exports ({:.1} per order, {:.1} of them database spans)",
+            self.all,
+            self.exports,
+            per_order(self.all),
+            per_order(self.database)
+        )
+    }
+}
+
+/// The child's scenario name (`kassa-bench checkout-child <database url>`).
+pub const CHILD: &str = "checkout-child";
+
+/// In the child: the HTTP checkout with the exporter the environment configures (none without
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`), its figures on one line; the spans still queued are flushed
+/// before it returns.
+pub async fn child(url: &str) -> anyhow::Result<()> {
     let telemetry = kassa_telemetry::init(&crate::log_options())?;
     anyhow::ensure!(
-        telemetry.exporting(),
-        "OTEL_EXPORTER_OTLP_ENDPOINT is not set"
+        telemetry.exporting() == kassa_telemetry::otlp_endpoint().is_some(),
+        "exporting without an endpoint, or not exporting with one"
     );
     let figures = http_checkout(url).await?;
     drop(telemetry);

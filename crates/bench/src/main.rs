@@ -14,16 +14,17 @@ mod sync;
 
 use anyhow::Context;
 
-const SCENARIOS: &str = "checkout|catalog|search|relay|register|sync|leases|flash-sale|scale|all";
+const SCENARIOS: &str =
+    "checkout|checkout-tracing|catalog|search|relay|register|sync|leases|flash-sale|scale|all";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let scenario = std::env::args()
         .nth(1)
         .with_context(|| format!("usage: kassa-bench <{SCENARIOS}>"))?;
-    if scenario == checkout::TRACED_CHILD {
+    if scenario == checkout::CHILD {
         let url = std::env::args().nth(2).context("the database url")?;
-        return checkout::traced_child(&url).await;
+        return checkout::child(&url).await;
     }
     anyhow::ensure!(
         kassa_telemetry::otlp_endpoint().is_none(),
@@ -37,6 +38,10 @@ async fn main() -> anyhow::Result<()> {
     })?;
     match scenario.as_str() {
         "checkout" => checkout::run().await,
+        "checkout-tracing" => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            checkout::tracing(&args).await
+        }
         "catalog" => catalog::run().await,
         "search" => search::run().await,
         "relay" => relay::run().await,

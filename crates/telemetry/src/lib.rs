@@ -142,8 +142,10 @@ where
         .with_threads(false)
         .with_tracked_inactivity(false)
         .with_filter(filter_fn(exported));
-    let db = db::DbSpans::new(tracer).with_filter(db::filter());
-    let subscriber = registry.with(otel).with(db);
+    let db = db::DbSpans::new(tracer).with_filter(filter_fn(|meta| db::wanted(meta, exported)));
+    // The database layer inside the OpenTelemetry one: when a span closes, its database spans
+    // are sent before it ends, so whoever sees the span also sees them.
+    let subscriber = registry.with(db).with(otel);
     Ok((
         Telemetry {
             provider: Some(provider),

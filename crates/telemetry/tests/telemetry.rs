@@ -124,3 +124,102 @@ async fn without_an_endpoint_nothing_exports_and_logs_carry_no_trace() {
     assert_eq!(log["fields"]["message"], "order created");
     assert!(log.get("trace_id").is_none());
 }
+
+/// A statement as sqlx reports it when it ends (on SQLite, on the connection's worker thread).
+fn statement(summary: &str) {
+    tracing::debug!(target: "sqlx::query", summary, elapsed_secs = 0.001);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_spans_are_made_when_their_span_closes_one_per_run_of_an_operation() {
+    let receiver = Receiver::start().await.unwrap();
+    let (telemetry, subscriber) =
+        kassa_telemetry::build(&options(Some(receiver.traces_url.clone())), std::io::sink).unwrap();
+    let database = |spans: &[kassa_telemetry::receiver::ReceivedSpan]| {
+        spans
+            .iter()
+            .filter(|s| s.attributes.contains_key("db.system"))
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.attributes
+                        .get("db.operation.batch.size")
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        let order = tracing::info_span!("create order");
+        order.in_scope(|| {
+            statement("select id from orders where id = $1");
+            for _ in 0..3 {
+                statement("INSERT INTO order_lines (order_id, sku) VALUES …");
+            }
+            statement("UPDATE stock SET reserved = reserved + $1 …");
+            statement("insert into events (id, type) VALUES …");
+        });
+        telemetry.flush();
+        assert_eq!(
+            database(&receiver.spans()),
+            Vec::<(String, String)>::new(),
+            "nothing is made while the work (and its write lock) is still going"
+        );
+        drop(order);
+        telemetry.flush();
+        let spans = receiver.spans();
+        let order = spans.iter().find(|s| s.name == "create order").unwrap();
+        assert!(spans
+            .iter()
+            .filter(|s| s.attributes.contains_key("db.system"))
+            .all(|s| s.parent_span_id == order.span_id && s.trace_id == order.trace_id));
+        let mut made = database(&spans);
+        made.sort();
+        let mut expected: Vec<(String, String)> = [
+            ("SELECT", ""),
+            ("INSERT", "3"),
+            ("UPDATE", ""),
+            ("INSERT", ""),
+        ]
+        .iter()
+        .map(|(n, b)| ((*n).to_owned(), (*b).to_owned()))
+        .collect();
+        expected.sort();
+        assert_eq!(made, expected);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_span_that_stays_open_still_sends_its_database_spans() {
+    let receiver = Receiver::start().await.unwrap();
+    let (telemetry, subscriber) =
+        kassa_telemetry::build(&options(Some(receiver.traces_url.clone())), std::io::sink).unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let sweep = tracing::info_span!("sweep loop");
+        sweep.in_scope(|| {
+            for _ in 0..100 {
+                statement("SELECT 1");
+                statement("DELETE FROM sessions WHERE …");
+            }
+        });
+        telemetry.flush();
+        let sent = receiver
+            .spans()
+            .iter()
+            .filter(|s| s.attributes.contains_key("db.system"))
+            .count();
+        assert!(
+            (32..200).contains(&sent),
+            "{sent} database spans sent while the span is open"
+        );
+        drop(sweep);
+        telemetry.flush();
+        let all = receiver
+            .spans()
+            .iter()
+            .filter(|s| s.attributes.contains_key("db.system"))
+            .count();
+        assert_eq!(all, 200, "one span per statement when operations alternate");
+    });
+}
