@@ -60,7 +60,7 @@ async fn a_receipt_scanned_at_another_till_opens_its_sale_there_for_a_refund() {
 
         // The refund counts in the report of the till that gave it.
         till2.sign_in("manager", PASSWORD).await.unwrap();
-        let report = till2.sales_report(1).await.unwrap();
+        let report = till2.sales_report(2).await.unwrap();
         assert_eq!(report.refunds, eur("1.10"));
         assert_eq!(report.refund_count, 1);
 
