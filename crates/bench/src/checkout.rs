@@ -205,6 +205,9 @@ async fn child_checkout(
     let [orders_per_s, p50_ms, p99_ms] = parsed[..] else {
         anyhow::bail!("unreadable figures {figures:?}");
     };
+    if let Some(cpu) = stdout.lines().find_map(|l| l.strip_prefix("CPU ")) {
+        println!("         {cpu}");
+    }
     Ok(Figures {
         orders_per_s,
         p50_ms,
@@ -249,12 +252,71 @@ pub async fn child(url: &str) -> anyhow::Result<()> {
         "exporting without an endpoint, or not exporting with one"
     );
     let figures = http_checkout(url).await?;
+    let threads = cpu_by_thread();
     drop(telemetry);
     println!(
         "FIGURES {} {} {}",
         figures.orders_per_s, figures.p50_ms, figures.p99_ms
     );
+    println!("CPU {}", cpu_line(&threads, process_cpu_ticks()));
     Ok(())
+}
+
+/// CPU time (clock ticks, user + system) of this process's live threads, summed by thread name
+/// with its digits dropped (`tokio-runtime-w`, `sqlx-sqlite-worker-`, the exporter's thread):
+/// where a run's CPU went. Empty where `/proc` is not there.
+fn cpu_by_thread() -> std::collections::BTreeMap<String, u64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        if let Some((name, ticks)) = stat_name_and_ticks(&stat) {
+            let name: String = name.chars().filter(|c| !c.is_ascii_digit()).collect();
+            *by_name.entry(name).or_default() += ticks;
+        }
+    }
+    by_name
+}
+
+/// The whole process's CPU ticks, threads that ended included.
+fn process_cpu_ticks() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| stat_name_and_ticks(&stat).map(|(_, ticks)| ticks))
+        .unwrap_or(0)
+}
+
+/// `comm` and utime + stime from a `/proc/…/stat` line (`pid (comm) state …`, fields 14 and 15).
+fn stat_name_and_ticks(stat: &str) -> Option<(&str, u64)> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+/// "process 812 ms/1000 orders: tokio-runtime-w 540, sqlx-sqlite-worker- 180, …" (ticks are
+/// 10 ms on Linux).
+fn cpu_line(threads: &std::collections::BTreeMap<String, u64>, process: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "statistics")]
+    let per_1000 = |ticks: u64| ticks as f64 * 10.0 * 1000.0 / (ORDERS + WARMUP) as f64;
+    let mut parts: Vec<(&String, &u64)> = threads.iter().filter(|(_, t)| **t > 0).collect();
+    parts.sort_by(|a, b| b.1.cmp(a.1));
+    let parts: Vec<String> = parts
+        .into_iter()
+        .map(|(name, ticks)| format!("{name} {:.0}", per_1000(*ticks)))
+        .collect();
+    format!(
+        "CPU ms per 1000 orders: process {:.0} ({})",
+        per_1000(process),
+        parts.join(", ")
+    )
 }
 
 /// Runs `op(i)` for i in 0..n on `CLIENTS` tasks; returns throughput and latencies.
