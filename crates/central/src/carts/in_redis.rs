@@ -38,6 +38,22 @@ pub fn holds(id: Uuid) -> bool {
     id.get_version_num() == 8
 }
 
+/// Writers to one cart on this instance take turns (one of these locks, by cart id), so that
+/// the version check in [`WRITE_SCRIPT`] only turns away writers on other instances.
+const WRITER_STRIPES: usize = 64;
+
+/// The turn of this instance's writers to cart `id`.
+pub async fn writer_turn(id: Uuid) -> tokio::sync::MutexGuard<'static, ()> {
+    static STRIPES: OnceLock<Vec<tokio::sync::Mutex<()>>> = OnceLock::new();
+    let stripes = STRIPES.get_or_init(|| {
+        (0..WRITER_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect()
+    });
+    let stripe = usize::try_from(id.as_u128() % WRITER_STRIPES as u128).unwrap_or_default();
+    stripes[stripe].lock().await
+}
+
 /// KEYS: the cart; ARGV: the version the writer read (0: the cart must not exist yet), the new
 /// version, the cart's JSON, the key's time to live in ms. `1` written, `0` the version moved.
 const WRITE_SCRIPT: &str = r"

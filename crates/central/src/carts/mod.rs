@@ -53,7 +53,8 @@
 //!   Redis's expiry is the purge: nothing sweeps Redis.
 //! - **Concurrent writes.** A `PUT` reads the cart, prices the lines, and writes them with a
 //!   script that checks the version it read; when another write came first it reads again
-//!   (with `If-Match`: 412), so two `PUT`s never mix: the last one wins, whole.
+//!   (with `If-Match`: 412), so two `PUT`s never mix: the last one wins, whole. Writers on
+//!   one instance take turns per cart, so the check only turns away other instances' writers.
 //! - **Merge.** The user's new lines and a record of the merge (`merged_guest_carts`) commit in
 //!   one database transaction; the cart's key in Redis is deleted after. A merge that finds the
 //!   record is a 404 (and deletes the key if it is still there), so a crash or a Redis failure
@@ -598,7 +599,13 @@ async fn update_in_redis(
     expected: Option<i64>,
     input: &CartLinesInput,
 ) -> ApiResult<Response> {
-    for _ in 0..WRITE_TRIES {
+    let _turn = in_redis::writer_turn(id).await;
+    for attempt in 0..WRITE_TRIES {
+        if attempt > 0 {
+            // Another instance wrote in between: let it finish.
+            let jitter = u64::from(rand::random::<u8>() % 8);
+            tokio::time::sleep(std::time::Duration::from_millis(jitter + 1)).await;
+        }
         let cart = check_open(load_from_redis(state, id).await?, creds)?;
         let now = now_ms();
         let mut tx = state.db.begin_read().await?;
