@@ -61,7 +61,9 @@ macro_rules! cart_story_with_redis {
 
 macro_rules! replay {
     ($name:ident) => {
-        |app: crate::helpers::TestApp, _redis| async move {
+        |app: crate::helpers::TestApp, redis| async move {
+            // Kept for the story: dropping it stops redis-server.
+            let _redis = redis;
             crate::carts::$name(&app).await;
             let shared = &app.state.shared;
             if shared.recoveries() > 0 || !shared.is_up() {
