@@ -472,6 +472,32 @@ async fn a_merge_moves_the_lines_once_even_when_the_key_outlives_it(
         vec![("A".into(), 3, 250), ("B".into(), 4, 120)],
         "B added once"
     );
+
+    // The merge records go when their carts' keys are surely gone, at the purge.
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM merged_guest_carts").await,
+        2
+    );
+    kassa_central::carts::purge_expired(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM merged_guest_carts").await,
+        2,
+        "not yet"
+    );
+    sqlx::query("UPDATE merged_guest_carts SET forget_at = $1")
+        .bind(kassa_central::store::now_ms() - 1)
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+    kassa_central::carts::purge_expired(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM merged_guest_carts").await,
+        0
+    );
 }
 
 async fn redis_killed_new_guest_carts_go_to_the_database_and_redis_carts_answer_503(
