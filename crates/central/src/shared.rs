@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::FromRedisValue;
+use redis::{FromRedisValue, ToRedisArgs};
 
 use crate::config::Secret;
 use crate::telemetry::metrics::REDIS_UP;
@@ -102,12 +102,13 @@ impl SharedState {
         redis.settle(answer)
     }
 
-    /// Runs a Lua script with `keys` and `args`; `None` as for [`SharedState::query`].
+    /// Runs a Lua script with `keys` and `args` (numbers, or byte strings such as a JSON body);
+    /// `None` as for [`SharedState::query`].
     pub async fn script<T: FromRedisValue + Send>(
         &self,
         script: &redis::Script,
         keys: &[&str],
-        args: &[i64],
+        args: &[impl ToRedisArgs],
     ) -> Option<T> {
         let redis = self.redis.as_ref()?;
         let mut conn = redis.connection().await?;
@@ -116,28 +117,7 @@ impl SharedState {
             invocation.key(*key);
         }
         for arg in args {
-            invocation.arg(*arg);
-        }
-        let answer =
-            tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await;
-        redis.settle(answer)
-    }
-
-    /// [`SharedState::script`] with byte-string arguments (a JSON body, say).
-    pub async fn script_bytes<T: FromRedisValue + Send>(
-        &self,
-        script: &redis::Script,
-        keys: &[&str],
-        args: &[&[u8]],
-    ) -> Option<T> {
-        let redis = self.redis.as_ref()?;
-        let mut conn = redis.connection().await?;
-        let mut invocation = script.prepare_invoke();
-        for key in keys {
-            invocation.key(*key);
-        }
-        for arg in args {
-            invocation.arg(*arg);
+            invocation.arg(arg);
         }
         let answer =
             tokio::time::timeout(CALL_TIMEOUT, invocation.invoke_async::<T>(&mut conn)).await;

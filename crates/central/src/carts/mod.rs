@@ -35,6 +35,36 @@
 //!    that gets 0 (or would exceed [`CART_LINES_MAX`]) is not taken over.
 //! 3. Every line that got less than the sum is listed in `shortfalls`.
 //! 4. The guest cart is deleted in the same transaction, so a second merge of it is a 404.
+//!    (A guest cart kept in Redis: see below.)
+//!
+//! # Guest carts in Redis
+//!
+//! Where guest carts live is chosen at start ([`GuestCarts`]): with `KASSA_REDIS_URL`, a new
+//! guest cart is kept in Redis ([`in_redis`]), not in the database; user carts always stay in
+//! the database, keyed by their owner. A cart kept in Redis has a version-8 UUID (a UUIDv7 with
+//! its version nibble set to 8), so every request knows from the id alone where to look; a
+//! cart made in the database (without Redis, or while Redis was down) stays there for life.
+//! Everything above holds for both: the token check (only the token's SHA-256 is kept), prices
+//! from when a line was added, the line limits, the version and `If-Match`, the merge rule.
+//!
+//! - **Expiry.** Every write moves `expires_at` to now + `KASSA_GUEST_CART_TTL_S` and the key's
+//!   expiry in Redis to `expires_at` + [`in_redis::EXPIRED_KEPT`] (ten minutes): until then
+//!   the cart answers 410 `cart_expired` as a database cart does until the purge, then 404.
+//!   Redis's expiry is the purge: nothing sweeps Redis.
+//! - **Concurrent writes.** A `PUT` reads the cart, prices the lines, and writes them with a
+//!   script that checks the version it read; when another write came first it reads again
+//!   (with `If-Match`: 412), so two `PUT`s never mix: the last one wins, whole. Writers on
+//!   one instance take turns per cart, so the check only turns away other instances' writers.
+//! - **Merge.** The user's new lines and a record of the merge (`merged_guest_carts`) commit in
+//!   one database transaction; the cart's key in Redis is deleted after. A merge that finds the
+//!   record is a 404 (and deletes the key if it is still there), so a crash or a Redis failure
+//!   between the commit and the delete never merges the same cart twice. Two merges at once:
+//!   the record's primary key lets one through. The record is forgotten when the key is surely
+//!   gone ([`purge_expired`]).
+//! - **Redis down** (the shared circuit is open): a new guest cart is made in the database, so a
+//!   guest can always shop; a cart kept in Redis answers 503 `cart_unavailable` with
+//!   `Retry-After` (never 500, never a made-up 404) and is back, unchanged, when Redis is. A
+//!   Redis restarted without persistence has lost its carts: they answer 404.
 
 use std::collections::{HashMap, HashSet};
 
@@ -51,6 +81,8 @@ use kassa_domain::{
 };
 use uuid::Uuid;
 
+pub mod in_redis;
+
 use crate::auth::{random_token, token_hash};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{CartCredentials, Json, Path};
@@ -63,14 +95,67 @@ pub const CART_LINES_MAX: usize = 100;
 /// Expired carts deleted per transaction by [`purge_expired`].
 const PURGE_BATCH_MAX: i64 = 500;
 
-/// Deletes every expired cart; returns how many. Meant for a periodic housekeeping task.
+/// How long a client waits before asking again for a guest cart while Redis is down: about
+/// when the shared circuit tries Redis again.
+const RETRY_AFTER_S: u64 = 1;
+/// Writes to one guest cart in Redis tried before giving up (each lost to a concurrent write).
+const WRITE_TRIES: usize = 16;
+
+/// Where guest carts are made, chosen at start: [`GuestCarts::Redis`] with `KASSA_REDIS_URL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestCarts {
+    Db,
+    Redis,
+}
+
+impl GuestCarts {
+    pub fn of(state: &AppState) -> Self {
+        if state.shared.is_configured() {
+            Self::Redis
+        } else {
+            Self::Db
+        }
+    }
+
+    /// Where cart `id` lives: in Redis when Redis is configured and the id is one of its own.
+    fn holding(state: &AppState, id: Uuid) -> Self {
+        match Self::of(state) {
+            Self::Redis if in_redis::holds(id) => Self::Redis,
+            _ => Self::Db,
+        }
+    }
+}
+
+/// Deletes every expired cart in the database; returns how many. Also forgets merge records of
+/// guest carts Redis has dropped. Meant for a periodic housekeeping task. (Redis expires its own
+/// guest carts.)
 #[tracing::instrument(skip_all)]
 pub async fn purge_expired(db: &Db) -> anyhow::Result<u64> {
-    let purged = store::carts::purge_expired(db, now_ms(), PURGE_BATCH_MAX).await?;
+    let now = now_ms();
+    let purged = store::carts::purge_expired(db, now, PURGE_BATCH_MAX).await?;
     if purged > 0 {
         tracing::info!(purged, "expired carts purged");
     }
+    let forgotten = store::carts::forget_merges(db, now).await?;
+    if forgotten > 0 {
+        tracing::info!(forgotten, "old guest cart merge records forgotten");
+    }
     Ok(purged)
+}
+
+fn cart_unavailable() -> ApiError {
+    ApiError::TryLater {
+        code: "cart_unavailable",
+        message: "this cart is kept where Central cannot reach right now; try again shortly".into(),
+        retry_after_s: RETRY_AFTER_S,
+    }
+}
+
+/// Guest cart `id` from Redis: 503 while Redis is down.
+async fn load_from_redis(state: &AppState, id: Uuid) -> ApiResult<Option<StoredCart>> {
+    Ok(in_redis::load(state, &id.to_string())
+        .await
+        .ok_or_else(cart_unavailable)??)
 }
 
 fn invalid_cart(message: String, details: serde_json::Value) -> ApiError {
@@ -128,8 +213,13 @@ fn opens(cart: &StoredCart, creds: &CartCredentials) -> bool {
 
 /// Loads cart `id` if `creds` open it (404 otherwise) and it is live (410 otherwise).
 async fn open(tx: &mut Tx, id: Uuid, creds: &CartCredentials, lock: &str) -> ApiResult<StoredCart> {
-    let cart = store::carts::load(tx, &id.to_string(), lock)
-        .await?
+    let cart = store::carts::load(tx, &id.to_string(), lock).await?;
+    check_open(cart, creds)
+}
+
+/// `cart` if it exists and `creds` open it (404 otherwise) and it is live (410 otherwise).
+fn check_open(cart: Option<StoredCart>, creds: &CartCredentials) -> ApiResult<StoredCart> {
+    let cart = cart
         .filter(|cart| opens(cart, creds))
         .ok_or(ApiError::NotFound("cart"))?;
     if cart.expires_at <= now_ms() {
@@ -220,8 +310,8 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
         })
 }
 
-/// The location id for a new cart: `code`, else the first location by code.
-async fn location_id(db: &Db, code: Option<&str>) -> ApiResult<String> {
+/// The location (id, code) for a new cart: `code`, else the first location by code.
+async fn location(db: &Db, code: Option<&str>) -> ApiResult<(String, String)> {
     let location = match code {
         Some(code) => store::locations::find_by_code(db, code).await?,
         None => store::locations::list(db).await?.into_iter().next(),
@@ -233,7 +323,7 @@ async fn location_id(db: &Db, code: Option<&str>) -> ApiResult<String> {
         }),
         details: serde_json::json!({ "location": code }),
     })?;
-    Ok(location.id.to_string())
+    Ok((location.id.to_string(), location.code))
 }
 
 /// The user's live cart, or a new empty one at `location_id` (an expired one is replaced).
@@ -291,62 +381,104 @@ pub async fn create_cart(
     creds: CartCredentials,
     Json(req): Json<CreateCart>,
 ) -> ApiResult<(StatusCode, Json<CartCreated>)> {
-    let location_id = location_id(&state.db, req.location.as_deref().map(str::trim)).await?;
+    let (location_id, location_code) =
+        location(&state.db, req.location.as_deref().map(str::trim)).await?;
     let now = now_ms();
-    let mut tx = state.db.begin_write().await?;
     let (created, cart, cart_token) = match &creds.caller {
         Some(caller) => {
+            let mut tx = state.db.begin_write().await?;
             let (created, cart) =
                 user_cart(&state, &mut tx, caller.user_id, &location_id, now).await?;
-            (created, cart, None)
+            let body = to_api(&cart)?;
+            tx.commit().await.context("committing cart")?;
+            (created, body, None)
         }
         None => {
             let token = random_token();
-            let hash = token_hash(&token);
-            let id = Uuid::now_v7().to_string();
-            let ttl = i64::try_from(state.config.guest_cart_ttl.as_millis()).unwrap_or(i64::MAX);
-            let new = NewCart {
-                id: &id,
-                owner_id: None,
-                token_hash: Some(&hash),
-                location_id: &location_id,
-                currency: state.config.shop_currency,
-                expires_at: now.saturating_add(ttl),
-                now,
-            };
-            if !store::carts::insert(&mut tx, &new).await? {
-                return Err(
-                    anyhow::anyhow!("a new guest cart collided with an existing one").into(),
-                );
-            }
-            let cart = store::carts::load(&mut tx, &id, "")
-                .await?
-                .context("reading back the cart")?;
+            let cart = new_guest_cart(&state, &token, location_id, location_code, now).await?;
             (true, cart, Some(token))
         }
     };
-    let body = CartCreated {
-        cart: to_api(&cart)?,
-        cart_token,
-    };
-    tx.commit().await.context("committing cart")?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(body)))
+    Ok((status, Json(CartCreated { cart, cart_token })))
+}
+
+/// A new, empty guest cart opened by `token`: in Redis when it is configured and answers, else
+/// in the database.
+async fn new_guest_cart(
+    state: &AppState,
+    token: &str,
+    location_id: String,
+    location_code: String,
+    now: i64,
+) -> ApiResult<Cart> {
+    let hash = token_hash(token);
+    let ttl = i64::try_from(state.config.guest_cart_ttl.as_millis()).unwrap_or(i64::MAX);
+    let expires_at = now.saturating_add(ttl);
+    if GuestCarts::of(state) == GuestCarts::Redis {
+        let cart = StoredCart {
+            id: in_redis::new_id().to_string(),
+            owner_id: None,
+            token_hash: Some(hash.clone()),
+            location_id: location_id.clone(),
+            location_code,
+            currency: state.config.shop_currency,
+            expires_at,
+            version: 1,
+            lines: Vec::new(),
+        };
+        match in_redis::write(state, &cart, 0, now).await {
+            Some(written) => {
+                if !written? {
+                    return Err(
+                        anyhow::anyhow!("a new guest cart collided with an existing one").into(),
+                    );
+                }
+                return to_api(&cart);
+            }
+            None => tracing::debug!("Redis is down: a new guest cart is made in the database"),
+        }
+    }
+    let id = Uuid::now_v7().to_string();
+    let new = NewCart {
+        id: &id,
+        owner_id: None,
+        token_hash: Some(&hash),
+        location_id: &location_id,
+        currency: state.config.shop_currency,
+        expires_at,
+        now,
+    };
+    let mut tx = state.db.begin_write().await?;
+    if !store::carts::insert(&mut tx, &new).await? {
+        return Err(anyhow::anyhow!("a new guest cart collided with an existing one").into());
+    }
+    let cart = store::carts::load(&mut tx, &id, "")
+        .await?
+        .context("reading back the cart")?;
+    let body = to_api(&cart)?;
+    tx.commit().await.context("committing cart")?;
+    Ok(body)
 }
 
 /// A cart, for its owner or the holder of its `X-Cart-Token`; its `ETag` is its version.
 #[utoipa::path(get, path = "/v1/carts/{id}", tag = "carts",
     params(("X-Cart-Token" = Option<String>, Header, description = "a guest cart's token")),
-    responses((status = 200, body = Cart), (status = 404), (status = 410)))]
+    responses((status = 200, body = Cart), (status = 404), (status = 410),
+        (status = 503, description = "`cart_unavailable` with `Retry-After`: a guest cart kept in Redis while Redis is down")))]
 pub async fn get_cart(
     State(state): State<AppState>,
     creds: CartCredentials,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
+    if GuestCarts::holding(&state, id) == GuestCarts::Redis {
+        let cart = check_open(load_from_redis(&state, id).await?, &creds)?;
+        return Ok(with_etag(to_api(&cart)?, cart.version));
+    }
     let mut tx = state.db.begin_read().await?;
     let cart = open(&mut tx, id, &creds, "").await?;
     tx.commit().await.context("ending a read")?;
@@ -405,7 +537,8 @@ async fn priced_lines(
 /// cart.
 #[utoipa::path(put, path = "/v1/carts/{id}", tag = "carts", request_body = CartLinesInput,
     params(("X-Cart-Token" = Option<String>, Header, description = "a guest cart's token")),
-    responses((status = 200, body = Cart), (status = 404), (status = 410), (status = 412), (status = 422)))]
+    responses((status = 200, body = Cart), (status = 404), (status = 410), (status = 412), (status = 422),
+        (status = 503, description = "`cart_unavailable` with `Retry-After`: a guest cart kept in Redis while Redis is down")))]
 pub async fn update_cart(
     State(state): State<AppState>,
     creds: CartCredentials,
@@ -415,16 +548,13 @@ pub async fn update_cart(
 ) -> ApiResult<Response> {
     validate(&input)?;
     let expected = if_match(&headers)?;
+    if GuestCarts::holding(&state, id) == GuestCarts::Redis {
+        return update_in_redis(&state, id, &creds, expected, &input).await;
+    }
     let mut tx = state.db.begin_write().await?;
     let cart = open(&mut tx, id, &creds, state.db.for_update()).await?;
-    if expected.is_some_and(|v| v != cart.version) {
-        return Err(ApiError::PreconditionFailed {
-            current: serde_json::to_value(to_api(&cart)?).unwrap_or_default(),
-        });
-    }
     let now = now_ms();
-    let lines = priced_lines(&mut tx, &cart, &input, now).await?;
-    check_totals(&lines, cart.currency)?;
+    let lines = new_lines(&mut tx, &cart, expected, &input, now).await?;
     store::carts::replace_lines(
         &mut tx,
         &cart.id,
@@ -439,6 +569,64 @@ pub async fn update_cart(
     let body = to_api(&cart)?;
     tx.commit().await.context("committing cart")?;
     Ok(with_etag(body, cart.version))
+}
+
+/// The lines `input` asks of `cart` (412 when `If-Match` names another version), priced and
+/// checked.
+async fn new_lines(
+    tx: &mut Tx,
+    cart: &StoredCart,
+    expected: Option<i64>,
+    input: &CartLinesInput,
+    now: i64,
+) -> ApiResult<Vec<StoredLine>> {
+    if expected.is_some_and(|v| v != cart.version) {
+        return Err(ApiError::PreconditionFailed {
+            current: serde_json::to_value(to_api(cart)?).unwrap_or_default(),
+        });
+    }
+    let lines = priced_lines(tx, cart, input, now).await?;
+    check_totals(&lines, cart.currency)?;
+    Ok(lines)
+}
+
+/// [`update_cart`] of a guest cart kept in Redis: read, price, write if nobody wrote since;
+/// else again.
+async fn update_in_redis(
+    state: &AppState,
+    id: Uuid,
+    creds: &CartCredentials,
+    expected: Option<i64>,
+    input: &CartLinesInput,
+) -> ApiResult<Response> {
+    let _turn = in_redis::writer_turn(id).await;
+    for attempt in 0..WRITE_TRIES {
+        if attempt > 0 {
+            // Another instance wrote in between: let it finish.
+            let jitter = u64::from(rand::random::<u8>() % 8);
+            tokio::time::sleep(std::time::Duration::from_millis(jitter + 1)).await;
+        }
+        let cart = check_open(load_from_redis(state, id).await?, creds)?;
+        let now = now_ms();
+        let mut tx = state.db.begin_read().await?;
+        let lines = new_lines(&mut tx, &cart, expected, input, now).await?;
+        tx.commit().await.context("ending a read")?;
+        let read = cart.version;
+        let cart = StoredCart {
+            lines,
+            version: read.saturating_add(1),
+            expires_at: now.saturating_add(ttl_ms(state, &cart)),
+            ..cart
+        };
+        if in_redis::write(state, &cart, read, now)
+            .await
+            .ok_or_else(cart_unavailable)??
+        {
+            return Ok(with_etag(to_api(&cart)?, cart.version));
+        }
+    }
+    tracing::warn!(cart_id = %id, "a guest cart kept changing under its writes");
+    Err(cart_unavailable())
 }
 
 /// The user's lines after merging in the guest's, and what fell short; see the module docs.
@@ -505,7 +693,8 @@ fn merge_lines(user: &[StoredLine], guest: &[StoredLine], available: &HashMap<Sk
 /// the guest cart. See the module docs for the rule.
 #[utoipa::path(post, path = "/v1/carts/{id}/merge", tag = "carts",
     params(("X-Cart-Token" = String, Header, description = "the guest cart's token")),
-    responses((status = 200, body = CartMerged), (status = 401), (status = 404), (status = 410)))]
+    responses((status = 200, body = CartMerged), (status = 401), (status = 404), (status = 409), (status = 410),
+        (status = 503, description = "`cart_unavailable` with `Retry-After`: a guest cart kept in Redis while Redis is down")))]
 pub async fn merge_cart(
     State(state): State<AppState>,
     creds: CartCredentials,
@@ -515,15 +704,33 @@ pub async fn merge_cart(
         .caller
         .as_ref()
         .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-    let lock = state.db.for_update();
-    let mut tx = state.db.begin_write().await?;
     // Only the guest token opens the cart to merge: a user's own cart is never merged away.
     let guest_only = CartCredentials {
         caller: None,
         cart_token: creds.cart_token.clone(),
     };
-    let guest = open(&mut tx, id, &guest_only, lock).await?;
+    let in_redis = GuestCarts::holding(&state, id) == GuestCarts::Redis;
+    let (guest, mut tx) = if in_redis {
+        let guest = check_open(load_from_redis(&state, id).await?, &guest_only)?;
+        (guest, state.db.begin_write().await?)
+    } else {
+        let mut tx = state.db.begin_write().await?;
+        let guest = open(&mut tx, id, &guest_only, state.db.for_update()).await?;
+        (guest, tx)
+    };
     let now = now_ms();
+    if in_redis {
+        let kept = i64::try_from(in_redis::EXPIRED_KEPT.as_millis()).unwrap_or(i64::MAX);
+        let forget_at = guest.expires_at.saturating_add(kept);
+        if !store::carts::claim_merge(&mut tx, &guest.id, forget_at, now).await? {
+            drop(tx);
+            // Merged before, and its key outlived the merge: finish the job.
+            let _ = in_redis::delete(&state, &guest.id).await;
+            return Err(ApiError::NotFound("cart"));
+        }
+    } else {
+        store::carts::delete(&mut tx, &guest.id).await?;
+    }
     let (_, user) = user_cart(&state, &mut tx, caller.user_id, &guest.location_id, now).await?;
     if user.currency != guest.currency {
         return Err(ApiError::conflict(
@@ -552,7 +759,6 @@ pub async fn merge_cart(
         now,
     )
     .await?;
-    store::carts::delete(&mut tx, &guest.id).await?;
     let cart = store::carts::load(&mut tx, &user.id, "")
         .await?
         .context("reading back the cart")?;
@@ -561,6 +767,10 @@ pub async fn merge_cart(
         shortfalls: merged.shortfalls,
     };
     tx.commit().await.context("committing cart merge")?;
+    if in_redis && in_redis::delete(&state, &guest.id).await.is_none() {
+        // The merge record already makes a second merge a 404; the key expires on its own.
+        tracing::warn!(guest_cart = %guest.id, "Redis is down: a merged guest cart stays until it expires");
+    }
     tracing::info!(guest_cart = %guest.id, user_cart = %cart.id, "guest cart merged");
     Ok(with_etag(body, cart.version))
 }

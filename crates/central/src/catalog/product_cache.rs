@@ -120,7 +120,7 @@ impl ProductCache {
         let ttl_ms = self.ttl.as_millis().to_string();
         let version = product.version.to_string();
         let _: Option<i64> = shared
-            .script_bytes(
+            .script(
                 &self.keep_newer,
                 &[&shared_key(product.id)],
                 &[version.as_bytes(), &json, ttl_ms.as_bytes()],

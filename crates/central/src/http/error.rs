@@ -89,6 +89,15 @@ pub enum ApiError {
     /// 503: a dependency (database) is unreachable.
     #[error("service unavailable")]
     Unavailable,
+    /// 503 with its own code and `Retry-After`: what this request needs lives in a dependency
+    /// that does not answer for now (`cart_unavailable`: a guest cart kept in Redis while
+    /// Redis is down); nothing was done, retry after the wait.
+    #[error("{message}")]
+    TryLater {
+        code: &'static str,
+        message: String,
+        retry_after_s: u64,
+    },
     /// 503 with its own code: the operator has not configured this feature
     /// (`webhooks_not_configured`, `card_payments_unavailable`) or has switched it off
     /// (`feature_disabled`); a setting, not a failure.
@@ -179,6 +188,15 @@ impl ApiError {
             ),
             Self::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, code, Value::Null),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", Value::Null),
+            Self::TryLater {
+                code,
+                retry_after_s,
+                ..
+            } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                code,
+                serde_json::json!({ "retry_after_s": retry_after_s }),
+            ),
             Self::Overloaded { retry_after_s } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded",
@@ -255,7 +273,8 @@ impl IntoResponse for ApiError {
         if let Self::TooManyRequests { retry_after_s }
         | Self::Locked { retry_after_s, .. }
         | Self::ReadOnly { retry_after_s, .. }
-        | Self::Overloaded { retry_after_s } = this
+        | Self::Overloaded { retry_after_s }
+        | Self::TryLater { retry_after_s, .. } = this
         {
             response
                 .headers_mut()

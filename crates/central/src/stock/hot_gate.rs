@@ -312,7 +312,7 @@ impl Took {
         keys.extend(self.counters.iter().map(String::as_str));
         if let Some(given) = self
             .shared
-            .script::<u64>(give_back_script(), &keys, &[])
+            .script::<u64>(give_back_script(), &keys, &[] as &[i64])
             .await
         {
             self.gate.note(Outcome::GivenBack, given);

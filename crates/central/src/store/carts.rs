@@ -11,7 +11,8 @@ use sqlx::Row;
 use super::{Db, Tx};
 
 /// A cart as stored. Exactly one of `owner_id` (a user's cart) and `token_hash` (a guest's) is set.
-#[derive(Debug, Clone)]
+/// A guest cart kept in Redis is this, as JSON (`carts::in_redis`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StoredCart {
     pub id: String,
     pub owner_id: Option<String>,
@@ -25,7 +26,7 @@ pub struct StoredCart {
 }
 
 /// A line with what the product was when it was added.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredLine {
     pub sku: Sku,
     pub qty: u32,
@@ -221,6 +222,39 @@ pub async fn delete(tx: &mut Tx, id: &str) -> anyhow::Result<()> {
         .await
         .context("deleting cart")?;
     Ok(())
+}
+
+/// Records that guest cart `id` (kept in Redis) was merged; `false` when it was already. The
+/// record is the merge's proof against a second merge of the same cart, whatever Redis still
+/// holds (the cart's key is deleted only after this commits); it is forgotten at `forget_at`,
+/// when Redis has dropped the key anyway. On PostgreSQL a concurrent merge of the same cart
+/// waits here for the first to end.
+#[tracing::instrument(skip_all, fields(cart_id = id))]
+pub async fn claim_merge(tx: &mut Tx, id: &str, forget_at: i64, now: i64) -> anyhow::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO merged_guest_carts (cart_id, merged_at, forget_at) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(forget_at)
+    .execute(&mut **tx)
+    .await
+    .context("recording a guest cart merge")?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Forgets merge records whose `forget_at` is at or before `now`; returns how many.
+#[tracing::instrument(skip_all)]
+pub async fn forget_merges(db: &Db, now: i64) -> anyhow::Result<u64> {
+    let mut tx = db.begin_write().await?;
+    let done = sqlx::query("DELETE FROM merged_guest_carts WHERE forget_at <= $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .context("forgetting old guest cart merges")?;
+    tx.commit().await.context("committing merge records")?;
+    Ok(done.rows_affected())
 }
 
 /// The product's current name, price and tax class, by SKU.

@@ -6,6 +6,7 @@
     reason = "a test fails loudly where its setup does"
 )]
 
+use std::borrow::Borrow;
 use std::time::Duration;
 
 use kassa_domain::api::{Cart, CartCreated, CartMerged};
@@ -30,31 +31,31 @@ story!(
 
 /// How a request proves it may open a cart.
 #[derive(Clone, Copy)]
-struct Key<'a> {
-    bearer: Option<&'a str>,
-    cart_token: Option<&'a str>,
+pub(crate) struct Key<'a> {
+    pub(crate) bearer: Option<&'a str>,
+    pub(crate) cart_token: Option<&'a str>,
 }
 
-const NOBODY: Key<'static> = Key {
+pub(crate) const NOBODY: Key<'static> = Key {
     bearer: None,
     cart_token: None,
 };
 
-fn guest(token: &str) -> Key<'_> {
+pub(crate) fn guest(token: &str) -> Key<'_> {
     Key {
         bearer: None,
         cart_token: Some(token),
     }
 }
 
-fn user(token: &str) -> Key<'_> {
+pub(crate) fn user(token: &str) -> Key<'_> {
     Key {
         bearer: Some(token),
         cart_token: None,
     }
 }
 
-async fn send(
+pub(crate) async fn send(
     app: &TestApp,
     method: &str,
     path: &str,
@@ -75,7 +76,7 @@ async fn send(
 }
 
 /// Location STORE-1 and products A (2.50), B (1.20), C (0.99), all EUR; returns a manager's token.
-async fn shop(app: &TestApp) -> String {
+pub(crate) async fn shop(app: &TestApp) -> String {
     let admin = app.user(Role::Admin).await;
     for code in ["STORE-1", "STORE-2"] {
         let created = app
@@ -102,7 +103,7 @@ async fn shop(app: &TestApp) -> String {
     manager.tokens.access_token
 }
 
-async fn new_cart(app: &TestApp, key: Key<'_>, body: &Value) -> (u16, CartCreated) {
+pub(crate) async fn new_cart(app: &TestApp, key: Key<'_>, body: &Value) -> (u16, CartCreated) {
     let response = send(app, "POST", "/v1/carts", key, Some(body)).await;
     let status = response.status().as_u16();
     assert!(
@@ -113,7 +114,7 @@ async fn new_cart(app: &TestApp, key: Key<'_>, body: &Value) -> (u16, CartCreate
     (status, response.json().await.unwrap())
 }
 
-async fn new_guest_cart(app: &TestApp) -> (Cart, String) {
+pub(crate) async fn new_guest_cart(app: &TestApp) -> (Cart, String) {
     let (status, created) = new_cart(app, NOBODY, &json!({})).await;
     assert_eq!(status, 201);
     (
@@ -124,11 +125,16 @@ async fn new_guest_cart(app: &TestApp) -> (Cart, String) {
     )
 }
 
-fn lines(pairs: &[(&str, u32)]) -> Value {
+pub(crate) fn lines(pairs: &[(&str, u32)]) -> Value {
     json!({ "lines": pairs.iter().map(|(sku, qty)| json!({ "sku": sku, "qty": qty })).collect::<Vec<_>>() })
 }
 
-async fn put_lines(app: &TestApp, id: uuid::Uuid, key: Key<'_>, pairs: &[(&str, u32)]) -> Cart {
+pub(crate) async fn put_lines(
+    app: &TestApp,
+    id: uuid::Uuid,
+    key: Key<'_>,
+    pairs: &[(&str, u32)],
+) -> Cart {
     let response = send(
         app,
         "PUT",
@@ -141,13 +147,13 @@ async fn put_lines(app: &TestApp, id: uuid::Uuid, key: Key<'_>, pairs: &[(&str, 
     response.json().await.unwrap()
 }
 
-async fn get_cart(app: &TestApp, id: uuid::Uuid, key: Key<'_>) -> Cart {
+pub(crate) async fn get_cart(app: &TestApp, id: uuid::Uuid, key: Key<'_>) -> Cart {
     let response = send(app, "GET", &format!("/v1/carts/{id}"), key, None).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     response.json().await.unwrap()
 }
 
-fn qtys(cart: &Cart) -> Vec<(String, u32, i64)> {
+pub(crate) fn qtys(cart: &Cart) -> Vec<(String, u32, i64)> {
     cart.lines
         .iter()
         .map(|l| (l.sku.to_string(), l.qty, l.unit_price.to_minor()))
@@ -171,7 +177,7 @@ fn assert_totals_add_up(cart: &Cart) {
     assert_eq!(cart.totals.tax_total.to_minor(), tax);
 }
 
-async fn set_stock(app: &TestApp, sku: &str, on_hand: i64, reserved: i64) {
+pub(crate) async fn set_stock(app: &TestApp, sku: &str, on_hand: i64, reserved: i64) {
     let location = kassa_central::store::locations::find_by_code(&app.state.db, "STORE-1")
         .await
         .unwrap()
@@ -203,9 +209,13 @@ async fn expire(app: &TestApp, id: uuid::Uuid) {
         .unwrap();
 }
 
-async fn a_guest_creates_reads_and_updates_a_cart_with_its_token(app: TestApp) {
-    shop(&app).await;
-    let (cart, token) = new_guest_cart(&app).await;
+/// Also run with Redis, by `guest_carts.rs` (hence the borrow).
+pub(crate) async fn a_guest_creates_reads_and_updates_a_cart_with_its_token(
+    app: impl Borrow<TestApp>,
+) {
+    let app: &TestApp = app.borrow();
+    shop(app).await;
+    let (cart, token) = new_guest_cart(app).await;
     assert_eq!(token.len(), 43, "256 random bits, base64url");
     assert_eq!(
         (cart.location.as_str(), cart.lines.len(), cart.version),
@@ -214,7 +224,7 @@ async fn a_guest_creates_reads_and_updates_a_cart_with_its_token(app: TestApp) {
     assert_eq!(cart.totals.total, Money::zero(Currency::EUR));
 
     let response = send(
-        &app,
+        app,
         "GET",
         &format!("/v1/carts/{}", cart.id),
         guest(&token),
@@ -224,7 +234,7 @@ async fn a_guest_creates_reads_and_updates_a_cart_with_its_token(app: TestApp) {
     assert_eq!(response.headers()["etag"], "\"1\"");
     assert_eq!(response.json::<Cart>().await.unwrap(), cart);
 
-    let updated = put_lines(&app, cart.id, guest(&token), &[("A", 2), ("C", 3)]).await;
+    let updated = put_lines(app, cart.id, guest(&token), &[("A", 2), ("C", 3)]).await;
     assert_eq!(
         qtys(&updated),
         vec![("A".into(), 2, 250), ("C".into(), 3, 99)]
@@ -238,21 +248,23 @@ async fn a_guest_creates_reads_and_updates_a_cart_with_its_token(app: TestApp) {
     assert_totals_add_up(&updated);
     assert_eq!(updated.lines[0].name, "Product A");
 
-    let emptied = put_lines(&app, cart.id, guest(&token), &[]).await;
+    let emptied = put_lines(app, cart.id, guest(&token), &[]).await;
     assert!(emptied.lines.is_empty() && emptied.totals.total.is_zero());
-    assert_eq!(get_cart(&app, cart.id, guest(&token)).await, emptied);
+    assert_eq!(get_cart(app, cart.id, guest(&token)).await, emptied);
 
-    let at_two: CartCreated = new_cart(&app, NOBODY, &json!({ "location": "STORE-2" }))
+    let at_two: CartCreated = new_cart(app, NOBODY, &json!({ "location": "STORE-2" }))
         .await
         .1;
     assert_eq!(at_two.cart.location, "STORE-2");
     assert_ne!(at_two.cart_token.unwrap(), token);
 }
 
-async fn a_cart_opens_only_for_its_token_or_its_owner(app: TestApp) {
-    shop(&app).await;
-    let (cart, token) = new_guest_cart(&app).await;
-    let (_, other_token) = new_guest_cart(&app).await;
+/// Also run with Redis, by `guest_carts.rs` (hence the borrow).
+pub(crate) async fn a_cart_opens_only_for_its_token_or_its_owner(app: impl Borrow<TestApp>) {
+    let app: &TestApp = app.borrow();
+    shop(app).await;
+    let (cart, token) = new_guest_cart(app).await;
+    let (_, other_token) = new_guest_cart(app).await;
     let customer = app.user(Role::Customer).await;
     let path = format!("/v1/carts/{}", cart.id);
     let body = lines(&[("A", 1)]);
@@ -262,9 +274,9 @@ async fn a_cart_opens_only_for_its_token_or_its_owner(app: TestApp) {
         guest("not-a-real-token"),
         user(customer.token()),
     ] {
-        error_body(send(&app, "GET", &path, key, None).await, 404, "not_found").await;
+        error_body(send(app, "GET", &path, key, None).await, 404, "not_found").await;
         error_body(
-            send(&app, "PUT", &path, key, Some(&body)).await,
+            send(app, "PUT", &path, key, Some(&body)).await,
             404,
             "not_found",
         )
@@ -272,33 +284,31 @@ async fn a_cart_opens_only_for_its_token_or_its_owner(app: TestApp) {
     }
     let nowhere = format!("/v1/carts/{}", uuid::Uuid::now_v7());
     error_body(
-        send(&app, "GET", &nowhere, guest(&token), None).await,
+        send(app, "GET", &nowhere, guest(&token), None).await,
         404,
         "not_found",
     )
     .await;
 
     // A user's cart opens for its owner only, and never for a guest token.
-    let (_, mine) = new_cart(&app, user(customer.token()), &json!({})).await;
+    let (_, mine) = new_cart(app, user(customer.token()), &json!({})).await;
     assert!(mine.cart_token.is_none());
     let mine_path = format!("/v1/carts/{}", mine.cart.id);
     let someone = app.user(Role::Customer).await;
     error_body(
-        send(&app, "GET", &mine_path, user(someone.token()), None).await,
+        send(app, "GET", &mine_path, user(someone.token()), None).await,
         404,
         "not_found",
     )
     .await;
     error_body(
-        send(&app, "GET", &mine_path, guest(&token), None).await,
+        send(app, "GET", &mine_path, guest(&token), None).await,
         404,
         "not_found",
     )
     .await;
     assert_eq!(
-        get_cart(&app, mine.cart.id, user(customer.token()))
-            .await
-            .id,
+        get_cart(app, mine.cart.id, user(customer.token())).await.id,
         mine.cart.id
     );
 
@@ -308,7 +318,7 @@ async fn a_cart_opens_only_for_its_token_or_its_owner(app: TestApp) {
         cart_token: Some(&token),
     };
     error_body(
-        send(&app, "GET", &path, bad, None).await,
+        send(app, "GET", &path, bad, None).await,
         401,
         "unauthorized",
     )
@@ -318,7 +328,7 @@ async fn a_cart_opens_only_for_its_token_or_its_owner(app: TestApp) {
         bearer: Some(customer.token()),
         cart_token: Some(&token),
     };
-    assert_eq!(get_cart(&app, cart.id, both).await.id, cart.id);
+    assert_eq!(get_cart(app, cart.id, both).await.id, cart.id);
 }
 
 async fn a_user_has_one_cart_and_gets_it_back(app: TestApp) {
@@ -352,12 +362,14 @@ async fn a_user_has_one_cart_and_gets_it_back(app: TestApp) {
     assert_eq!(ids.len(), 1, "one cart per user");
 }
 
-async fn a_line_keeps_the_price_it_was_added_at(app: TestApp) {
-    let manager = shop(&app).await;
-    let (cart, token) = new_guest_cart(&app).await;
-    put_lines(&app, cart.id, guest(&token), &[("A", 1)]).await;
+/// Also run with Redis, by `guest_carts.rs` (hence the borrow).
+pub(crate) async fn a_line_keeps_the_price_it_was_added_at(app: impl Borrow<TestApp>) {
+    let app: &TestApp = app.borrow();
+    let manager = shop(app).await;
+    let (cart, token) = new_guest_cart(app).await;
+    put_lines(app, cart.id, guest(&token), &[("A", 1)]).await;
 
-    let product = product_id(&app, "A").await;
+    let product = product_id(app, "A").await;
     let response = app
         .client
         .put(app.url(&format!("/v1/products/{}", product)))
@@ -369,7 +381,7 @@ async fn a_line_keeps_the_price_it_was_added_at(app: TestApp) {
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    let kept = put_lines(&app, cart.id, guest(&token), &[("A", 2), ("B", 1)]).await;
+    let kept = put_lines(app, cart.id, guest(&token), &[("A", 2), ("B", 1)]).await;
     assert_eq!(
         qtys(&kept),
         vec![("A".into(), 2, 250), ("B".into(), 1, 120)],
@@ -377,26 +389,28 @@ async fn a_line_keeps_the_price_it_was_added_at(app: TestApp) {
     );
     assert_totals_add_up(&kept);
     assert_eq!(
-        qtys(&get_cart(&app, cart.id, guest(&token)).await),
+        qtys(&get_cart(app, cart.id, guest(&token)).await),
         qtys(&kept)
     );
 
     // Taken out and put back, A is added anew, at today's price.
-    put_lines(&app, cart.id, guest(&token), &[("B", 1)]).await;
-    let readded = put_lines(&app, cart.id, guest(&token), &[("B", 1), ("A", 1)]).await;
+    put_lines(app, cart.id, guest(&token), &[("B", 1)]).await;
+    let readded = put_lines(app, cart.id, guest(&token), &[("B", 1), ("A", 1)]).await;
     assert_eq!(
         qtys(&readded),
         vec![("B".into(), 1, 120), ("A".into(), 1, 300)]
     );
 }
 
-async fn bad_cart_input_gets_a_clear_4xx_and_writes_nothing(app: TestApp) {
-    let manager = shop(&app).await;
+/// Also run with Redis, by `guest_carts.rs` (hence the borrow).
+pub(crate) async fn bad_cart_input_gets_a_clear_4xx_and_writes_nothing(app: impl Borrow<TestApp>) {
+    let app: &TestApp = app.borrow();
+    let manager = shop(app).await;
     let mut archived = product_body("OLD", &ean(9), "1.00");
     archived["archived"] = json!(true);
-    create(&app, &manager, &archived).await;
-    let (cart, token) = new_guest_cart(&app).await;
-    let before = put_lines(&app, cart.id, guest(&token), &[("A", 1)]).await;
+    create(app, &manager, &archived).await;
+    let (cart, token) = new_guest_cart(app).await;
+    let before = put_lines(app, cart.id, guest(&token), &[("A", 1)]).await;
     let path = format!("/v1/carts/{}", cart.id);
     let put = |body: Value| {
         let (app, path, token) = (&app, path.clone(), token.clone());
@@ -459,13 +473,13 @@ async fn bad_cart_input_gets_a_clear_4xx_and_writes_nothing(app: TestApp) {
     );
 
     assert_eq!(
-        get_cart(&app, cart.id, guest(&token)).await,
+        get_cart(app, cart.id, guest(&token)).await,
         before,
         "nothing was written"
     );
     let body = error_body(
         send(
-            &app,
+            app,
             "POST",
             "/v1/carts",
             NOBODY,
@@ -479,7 +493,7 @@ async fn bad_cart_input_gets_a_clear_4xx_and_writes_nothing(app: TestApp) {
     assert_eq!(body["error"]["details"]["location"], "MOON");
     error_body(
         send(
-            &app,
+            app,
             "POST",
             "/v1/carts",
             NOBODY,
@@ -567,14 +581,18 @@ async fn an_expired_cart_is_gone_until_purged_and_a_user_gets_a_fresh_one(app: T
     );
 }
 
-async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(app: TestApp) {
-    let manager = shop(&app).await;
-    set_stock(&app, "A", 10, 2).await; // 8 available
-    set_stock(&app, "B", 3, 0).await; // C has no stock row: 0 available
+/// Also run with Redis, by `guest_carts.rs` (hence the borrow).
+pub(crate) async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(
+    app: impl Borrow<TestApp>,
+) {
+    let app: &TestApp = app.borrow();
+    let manager = shop(app).await;
+    set_stock(app, "A", 10, 2).await; // 8 available
+    set_stock(app, "B", 3, 0).await; // C has no stock row: 0 available
     let customer = app.user(Role::Customer).await;
-    let (_, mine) = new_cart(&app, user(customer.token()), &json!({})).await;
+    let (_, mine) = new_cart(app, user(customer.token()), &json!({})).await;
     put_lines(
-        &app,
+        app,
         mine.cart.id,
         user(customer.token()),
         &[("A", 5), ("C", 2)],
@@ -582,7 +600,7 @@ async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(app:
     .await;
 
     // The guest adds A after its price went up; the user's older price wins for A.
-    let product = product_id(&app, "A").await;
+    let product = product_id(app, "A").await;
     let response = app
         .client
         .put(app.url(&format!("/v1/products/{product}")))
@@ -593,9 +611,9 @@ async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(app:
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let (guest_cart, token) = new_guest_cart(&app).await;
+    let (guest_cart, token) = new_guest_cart(app).await;
     put_lines(
-        &app,
+        app,
         guest_cart.id,
         guest(&token),
         &[("A", 4), ("B", 5), ("C", 1)],
@@ -604,13 +622,13 @@ async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(app:
 
     let merge = format!("/v1/carts/{}/merge", guest_cart.id);
     error_body(
-        send(&app, "POST", &merge, guest(&token), None).await,
+        send(app, "POST", &merge, guest(&token), None).await,
         401,
         "unauthorized",
     )
     .await;
     error_body(
-        send(&app, "POST", &merge, user(customer.token()), None).await,
+        send(app, "POST", &merge, user(customer.token()), None).await,
         404,
         "not_found",
     )
@@ -620,7 +638,7 @@ async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(app:
         cart_token: Some("wrong"),
     };
     error_body(
-        send(&app, "POST", &merge, wrong, None).await,
+        send(app, "POST", &merge, wrong, None).await,
         404,
         "not_found",
     )
@@ -628,7 +646,7 @@ async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(app:
     // The user's own cart cannot be merged away.
     let own = format!("/v1/carts/{}/merge", mine.cart.id);
     error_body(
-        send(&app, "POST", &own, user(customer.token()), None).await,
+        send(app, "POST", &own, user(customer.token()), None).await,
         404,
         "not_found",
     )
@@ -638,7 +656,7 @@ async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(app:
         bearer: Some(customer.token()),
         cart_token: Some(&token),
     };
-    let response = send(&app, "POST", &merge, both, None).await;
+    let response = send(app, "POST", &merge, both, None).await;
     assert_eq!(response.status(), 200);
     let merged: CartMerged = response.json().await.unwrap();
     assert_eq!(merged.cart.id, mine.cart.id);
@@ -663,13 +681,13 @@ async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(app:
     );
     assert_totals_add_up(&merged.cart);
     assert_eq!(
-        get_cart(&app, mine.cart.id, user(customer.token())).await,
+        get_cart(app, mine.cart.id, user(customer.token())).await,
         merged.cart
     );
 
     error_body(
         send(
-            &app,
+            app,
             "GET",
             &format!("/v1/carts/{}", guest_cart.id),
             guest(&token),
@@ -681,25 +699,27 @@ async fn merging_adds_quantities_capped_by_stock_and_deletes_the_guest_cart(app:
     )
     .await;
     error_body(
-        send(&app, "POST", &merge, both, None).await,
+        send(app, "POST", &merge, both, None).await,
         404,
         "not_found",
     )
     .await;
 }
 
-async fn merging_into_a_user_without_a_cart_makes_one(app: TestApp) {
-    shop(&app).await;
-    set_stock(&app, "B", 100, 0).await;
-    let (guest_cart, token) = new_guest_cart(&app).await;
-    put_lines(&app, guest_cart.id, guest(&token), &[("B", 2), ("A", 1)]).await;
+/// Also run with Redis, by `guest_carts.rs` (hence the borrow).
+pub(crate) async fn merging_into_a_user_without_a_cart_makes_one(app: impl Borrow<TestApp>) {
+    let app: &TestApp = app.borrow();
+    shop(app).await;
+    set_stock(app, "B", 100, 0).await;
+    let (guest_cart, token) = new_guest_cart(app).await;
+    put_lines(app, guest_cart.id, guest(&token), &[("B", 2), ("A", 1)]).await;
     let customer = app.user(Role::Customer).await;
     let both = Key {
         bearer: Some(customer.token()),
         cart_token: Some(&token),
     };
     let response = send(
-        &app,
+        app,
         "POST",
         &format!("/v1/carts/{}/merge", guest_cart.id),
         both,
@@ -715,7 +735,7 @@ async fn merging_into_a_user_without_a_cart_makes_one(app: TestApp) {
         "A has no stock at STORE-1"
     );
     assert_eq!(merged.cart.location, "STORE-1");
-    let (status, again) = new_cart(&app, user(customer.token()), &json!({})).await;
+    let (status, again) = new_cart(app, user(customer.token()), &json!({})).await;
     assert_eq!((status, again.cart.id), (200, merged.cart.id));
 }
 

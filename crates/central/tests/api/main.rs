@@ -15,6 +15,7 @@ mod catalog;
 mod checkout;
 mod crash;
 mod events;
+mod guest_carts;
 mod hot_gate;
 mod leases;
 mod maintenance;

@@ -11,6 +11,7 @@ mod harness;
 
 mod clients;
 mod failover;
+mod guest_carts;
 mod replica;
 mod shared_state;
 mod startup;
