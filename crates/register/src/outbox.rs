@@ -82,6 +82,7 @@ impl Entry {
             location: self.location.clone(),
             lines: self.lines.clone(),
             payments,
+            cash_rounding: None,
             completed_at: self.completed_at,
             receipt_no: self.receipt_no.clone(),
         }

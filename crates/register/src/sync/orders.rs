@@ -134,6 +134,7 @@ impl Engine {
             method: PaymentMethod::Cash,
             amount: outstanding,
             tendered: Some(tendered),
+            cash_rounding: None,
             payment_method: None,
         };
         self.sessions
