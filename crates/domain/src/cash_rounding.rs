@@ -8,6 +8,10 @@
 //! krona up). The difference (`rounded − exact`, negative when the customer pays less) is what
 //! the sale records: cash taken = exact cash due + difference, so
 //! `paid = total + difference` for the sale as a whole.
+//!
+//! The cash of a sale is rounded as one: a split sale's card parts are exact, its cash parts
+//! together pay the rest rounded (card 10.00 + cash rest 3.02 → cash 3.00, rounding −0.02), and
+//! only the final cash part absorbs the rounding ([`final_cash_part`]). Change comes from it.
 
 use std::fmt;
 
@@ -134,37 +138,32 @@ impl CashRounding {
     }
 }
 
-/// What a sale paid in parts comes to: `paid` is every part (card parts exact, the final cash
-/// part rounded), `rounding` the cash difference; `paid = total + rounding`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SettledSale {
-    pub paid: Money,
-    pub rounding: Money,
-}
-
-/// Settles a sale of `total` paid by `exact_parts` (card parts and cash parts taken before the
-/// last one, each exact) and a final cash part: the cash part is the rest, rounded by `rule`.
-/// Returns the cash due with its difference, and the change for `tendered` (`None` when the
-/// tender does not cover the rounded due).
-pub fn settle_cash(
+/// The final cash part of a sale of `total` of which `card_paid` went by card (exact) and
+/// `cash_paid` in earlier cash parts (exact): the cash of a sale is rounded as one, so the
+/// customer pays `round(total − card_paid)` in cash altogether and this part is that less
+/// `cash_paid`. Where rounding would leave nothing (or less) for a due of more than zero, the
+/// part is exact and unrounded: a sale is never settled by its rounding alone. `due` is the part
+/// and `difference` the sale's rounding: `card_paid + cash_paid + due = total + difference`.
+pub fn final_cash_part(
     rule: CashRounding,
     total: Money,
-    exact_parts: &[Money],
-    tendered: Money,
-) -> Result<(RoundedCash, Option<Money>, SettledSale), MoneyError> {
-    let paid_other = Money::checked_sum(exact_parts, total.currency())?;
-    let cash = rule.final_cash_due(total, paid_other)?;
-    let change = tendered.checked_sub(&cash.due)?;
-    let change = (!change.is_negative()).then_some(change);
-    let paid = paid_other.checked_add(&cash.due)?;
-    Ok((
-        cash,
-        change,
-        SettledSale {
-            paid,
-            rounding: cash.difference,
-        },
-    ))
+    card_paid: Money,
+    cash_paid: Money,
+) -> Result<RoundedCash, MoneyError> {
+    let cash = total.checked_sub(&card_paid)?;
+    let exact_rest = cash.checked_sub(&cash_paid)?;
+    let rounded = rule.round(cash)?;
+    let part = rounded.due.checked_sub(&cash_paid)?;
+    if exact_rest.is_zero() || part.is_negative() || part.is_zero() {
+        return Ok(RoundedCash {
+            due: exact_rest,
+            difference: Money::zero(total.currency()),
+        });
+    }
+    Ok(RoundedCash {
+        due: part,
+        difference: rounded.difference,
+    })
 }
 
 #[cfg(test)]
@@ -224,14 +223,17 @@ mod tests {
     #[test]
     fn a_split_sale_rounds_only_its_final_cash_part() {
         // Card 10.00 + cash rest 3.02 → cash 3.00, rounding −0.02.
-        let (cash, change, settled) =
-            settle_cash(rule(5), eur("13.02"), &[eur("10.00")], eur("5.00")).unwrap();
-        assert_eq!((cash.due, cash.difference), (eur("3.00"), eur("-0.02")));
-        assert_eq!(change, Some(eur("2.00")));
-        assert_eq!(settled.paid, eur("13.00"));
-        let (_, change, _) =
-            settle_cash(rule(5), eur("13.02"), &[eur("10.00")], eur("2.99")).unwrap();
-        assert_eq!(change, None, "2.99 does not cover the rounded 3.00");
+        let zero = eur("0.00");
+        let part = final_cash_part(rule(5), eur("13.02"), eur("10.00"), zero).unwrap();
+        assert_eq!((part.due, part.difference), (eur("3.00"), eur("-0.02")));
+        // 1.00 of the cash taken before: the last part is 2.00, the rounding the same.
+        let part = final_cash_part(rule(5), eur("13.02"), eur("10.00"), eur("1.00")).unwrap();
+        assert_eq!((part.due, part.difference), (eur("2.00"), eur("-0.02")));
+        // Nothing left once rounded: the rest is taken exact.
+        let part = final_cash_part(rule(100), eur("1.40"), zero, eur("1.00")).unwrap();
+        assert_eq!((part.due, part.difference), (eur("0.40"), zero));
+        let part = final_cash_part(rule(5), eur("0.02"), zero, zero).unwrap();
+        assert_eq!((part.due, part.difference), (eur("0.02"), zero));
     }
 
     #[test]
@@ -268,22 +270,27 @@ mod tests {
         fn card_parts_stay_exact_and_the_sale_reconciles(
             inc in increment(),
             cards in proptest::collection::vec(1_i64..100_000, 0..4),
-            cash_rest in 0_i64..100_000,
-            over in 0_i64..20_000,
+            cash_before in 0_i64..50_000,
+            cash_rest in 1_i64..100_000,
         ) {
-            let total_minor = cards.iter().sum::<i64>() + cash_rest;
-            let total = Money::from_minor(total_minor, Currency::EUR);
-            let parts: Vec<Money> = cards.iter().map(|m| Money::from_minor(*m, Currency::EUR)).collect();
-            let exact_due = Money::from_minor(cash_rest, Currency::EUR);
-            let rounded = rule(inc).round(exact_due)?;
-            let tendered = rounded.due.checked_add(&Money::from_minor(over, Currency::EUR))?;
-            let (cash, change, settled) = settle_cash(rule(inc), total, &parts, tendered)?;
-            // The card parts are untouched: only the cash rest moved, by the rule.
-            prop_assert_eq!(cash, rounded);
-            prop_assert_eq!(settled.paid.to_minor(), cards.iter().sum::<i64>() + cash.due.to_minor());
-            // paid = total + rounding, and the change comes from the rounded due.
-            prop_assert_eq!(settled.paid.checked_sub(&settled.rounding)?, total);
-            prop_assert_eq!(change, Some(Money::from_minor(over, Currency::EUR)));
+            let m = |minor: i64| Money::from_minor(minor, Currency::EUR);
+            let card_paid: i64 = cards.iter().sum();
+            let total = m(card_paid + cash_before + cash_rest);
+            let part = final_cash_part(rule(inc), total, m(card_paid), m(cash_before))?;
+            // paid = total + rounding, the card parts as they were.
+            prop_assert_eq!(
+                m(card_paid + cash_before).checked_add(&part.due)?,
+                total.checked_add(&part.difference)?
+            );
+            prop_assert!(part.due.to_minor() > 0);
+            prop_assert!(part.difference.to_minor().abs() * 2 <= inc);
+            if !part.difference.is_zero() {
+                // The cash of the sale, taken together, lands on the increment.
+                prop_assert_eq!((cash_before + part.due.to_minor()) % inc, 0);
+                prop_assert!(rule(inc).allows(m(cash_before + cash_rest), part.difference));
+            } else {
+                prop_assert_eq!(part.due, m(cash_rest));
+            }
         }
     }
 }

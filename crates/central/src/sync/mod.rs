@@ -661,27 +661,33 @@ fn check_payments(payments: &[OfflinePayment], total: &Money, rounding: &Money) 
 }
 
 /// 422 `invalid_cash_rounding` unless `rounding` is what the location's rule makes of the
-/// sale's final cash due (the last payment, which `check_payments` made sure is cash).
+/// sale's cash due (the cash of a sale is rounded as one: its cash payments together are the
+/// rounded due; `check_payments` made sure the last payment is cash).
 async fn check_rounding(
     tx: &mut Tx,
     location_id: &str,
     order: &OfflineOrder,
     rounding: &Money,
 ) -> ApiResult<()> {
-    let Some(OfflinePayment::Cash { amount, .. }) = order.payments.last() else {
-        return Ok(());
-    };
     if rounding.is_zero() {
         return Ok(());
     }
+    let cash: Vec<Money> = order
+        .payments
+        .iter()
+        .filter(|p| matches!(p, OfflinePayment::Cash { .. }))
+        .map(OfflinePayment::amount)
+        .collect();
+    let paid_in_cash = Money::checked_sum(&cash, rounding.currency())
+        .map_err(|e| invalid_payment(e.to_string()))?;
     let rule = store::locations::cash_rounding_in(tx, location_id).await?;
-    let exact = amount
+    let exact = paid_in_cash
         .checked_sub(rounding)
         .map_err(|e| invalid_payment(e.to_string()))?;
     let rounded = rule
         .round(exact)
         .map_err(|e| invalid_payment(e.to_string()))?;
-    if rule.allows(exact, *rounding) && rounded.due == *amount {
+    if rule.allows(exact, *rounding) && rounded.due == paid_in_cash {
         return Ok(());
     }
     Err(ApiError::Invalid {
