@@ -74,7 +74,8 @@ impl CashRounding {
     pub fn new(minor: i64) -> Result<CashRounding, InvalidCashRounding> {
         match u32::try_from(minor) {
             Ok(m)
-                if m <= CASH_ROUNDING_MINOR_MAX && (m == 0 || CASH_ROUNDING_MINOR_MAX % m == 0) =>
+                if m <= CASH_ROUNDING_MINOR_MAX
+                    && (m == 0 || CASH_ROUNDING_MINOR_MAX.is_multiple_of(m)) =>
             {
                 Ok(CashRounding(m))
             }

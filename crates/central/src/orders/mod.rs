@@ -119,7 +119,7 @@ pub async fn record_payment_rounded(
         covers.currency() == outstanding.currency()
             && !amount.is_negative()
             && !covers.is_negative()
-            && !(covers.is_zero() && !outstanding.is_zero())
+            && (!covers.is_zero() || outstanding.is_zero())
             && covers <= outstanding
             && (rounding.is_zero() || covers == outstanding)
     });

@@ -152,7 +152,7 @@ fn check_outstanding_rounded(order: &Order, amount: Money, rounding: Money) -> A
     let fits = covers.is_some_and(|covers| {
         covers.currency() == outstanding.currency()
             && covers <= outstanding
-            && !(covers.is_zero() && !outstanding.is_zero())
+            && (!covers.is_zero() || outstanding.is_zero())
             && (rounding.is_zero() || covers == outstanding)
     });
     if !fits {
