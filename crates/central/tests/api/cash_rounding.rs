@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::catalog::{create, ean, product_body};
 use crate::checkout::{order, receive, seed};
 use crate::helpers::{error_body, TestApp};
-use crate::payments::{card, get_order, money, pay};
+use crate::payments::{card, get_order, money, pay, refund};
 use crate::story;
 use crate::sync::{offline_order, register_session, sync};
 
@@ -208,6 +208,23 @@ async fn a_cash_payment_online_is_rounded_by_the_locations_rule_and_kept_on_the_
     .unwrap();
     let paid_event: Value = serde_json::from_str(&paid_event).unwrap();
     assert_eq!(paid_event["cash_rounding"], money("-0.02"), "{paid_event}");
+    // Returning the goods gives back what was paid (3.00), not the exact total (3.02).
+    let back = json!({ "lines": [{ "sku": "SKU-R", "qty": 1 }], "reason": "changed mind" });
+    let refunded = refund(&app, &admin, o.id, "back-1", &back).await;
+    assert_eq!(refunded.status(), 201, "{}", refunded.text().await.unwrap());
+    let o = get_order(&app, &admin, o.id).await;
+    assert_eq!((o.status, o.refunded), (OrderStatus::Refunded, eur("3.00")));
+    // Rounded up (6.04 paid 6.05): two returns of one each, the last gives back the rest.
+    let back = json!({ "lines": [{ "sku": "SKU-R", "qty": 1 }], "reason": "changed mind" });
+    let first = refund(&app, &admin, two.id, "back-2", &back).await;
+    assert_eq!(first.status(), 201, "{}", first.text().await.unwrap());
+    let second = refund(&app, &admin, two.id, "back-3", &back).await;
+    assert_eq!(second.status(), 201, "{}", second.text().await.unwrap());
+    let two = get_order(&app, &admin, two.id).await;
+    assert_eq!(
+        (two.status, two.refunded),
+        (OrderStatus::Refunded, eur("6.05"))
+    );
 }
 
 async fn a_wrong_rounding_or_a_rounded_card_payment_is_refused(app: TestApp) {
