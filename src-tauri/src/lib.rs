@@ -51,6 +51,7 @@ pub fn run() -> anyhow::Result<()> {
             commands::sale::pay_cash,
             commands::sale::pay_card,
             commands::sale::split,
+            commands::sale::cash_rounding,
             commands::sale::pay_part_cash,
             commands::sale::pay_part_card,
             commands::sale::void_split,

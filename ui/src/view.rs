@@ -136,6 +136,28 @@ pub fn quick_amounts(total: &Money) -> Vec<Money> {
     amounts
 }
 
+/// The cash due for an exact `due` where the store rounds cash to `increment_minor` (0: none):
+/// the rounded due and, when it differs, the rounding (rounded − exact). An increment the
+/// domain does not take is no rounding.
+pub fn cash_due(due: &Money, increment_minor: i64) -> (Money, Option<Money>) {
+    let rule = kassa_domain::CashRounding::new(increment_minor).unwrap_or_default();
+    let zero = Money::zero(due.currency());
+    match kassa_domain::final_cash_part(rule, *due, zero, zero) {
+        Ok(part) if !part.difference.is_zero() => (part.due, Some(part.difference)),
+        _ => (*due, None),
+    }
+}
+
+/// The cash screen's line for a rounded due: "Due in cash 3.00 € (rounded −0.02)".
+pub fn cash_due_line(due_in_cash: &Money, rounding: &Money) -> String {
+    let sign = if rounding.is_negative() { "−" } else { "+" };
+    format!(
+        "Due in cash {} (rounded {sign}{})",
+        format_money(due_in_cash),
+        rounding.amount().abs()
+    )
+}
+
 /// What the tender panel says about a typed amount.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tender {
@@ -365,6 +387,31 @@ mod tests {
             .map(format_money)
             .collect();
         assert_eq!(round, ["10.00 €", "20.00 €", "50.00 €", "100.00 €"]);
+    }
+
+    #[test]
+    fn the_cash_due_is_rounded_by_the_stores_increment_and_says_by_how_much() {
+        assert_eq!(cash_due(&eur("3.02"), 5), (eur("3.00"), Some(eur("-0.02"))));
+        assert_eq!(cash_due(&eur("3.03"), 5), (eur("3.05"), Some(eur("0.02"))));
+        assert_eq!(cash_due(&eur("3.05"), 5), (eur("3.05"), None));
+        assert_eq!(cash_due(&eur("3.02"), 0), (eur("3.02"), None));
+        assert_eq!(cash_due(&eur("3.02"), 7), (eur("3.02"), None), "not a rule");
+        assert_eq!(
+            cash_due_line(&eur("3.00"), &eur("-0.02")),
+            "Due in cash 3.00 € (rounded −0.02)"
+        );
+        assert_eq!(
+            cash_due_line(&eur("3.05"), &eur("0.02")),
+            "Due in cash 3.05 € (rounded +0.02)"
+        );
+        // The change comes from the rounded due.
+        assert_eq!(
+            tender("5", &cash_due(&eur("3.02"), 5).0),
+            Tender::Change {
+                tendered: eur("5.00"),
+                change: eur("2.00")
+            }
+        );
     }
 
     #[test]
@@ -937,6 +984,7 @@ mod refund_tests {
                 },
             }],
             totals,
+            cash_rounding: None,
             completed_at: chrono::DateTime::UNIX_EPOCH,
             mode: SaleMode::Online,
         }

@@ -194,6 +194,7 @@ pub fn cash_sale(lines: Vec<CartLine>, receipt_no: String) -> anyhow::Result<Off
             amount: total,
             tendered: total,
         }],
+        cash_rounding: None,
         completed_at: chrono::Utc::now(),
         receipt_no,
     })

@@ -171,7 +171,14 @@ pub async fn load(db: &Db) -> anyhow::Result<()> {
         }
     }
     for (code, name) in DEMO_LOCATIONS {
-        store::locations::insert_in_zone(db, code, name, DEMO_TIME_ZONE).await?;
+        store::locations::insert_in_zone(
+            db,
+            code,
+            name,
+            DEMO_TIME_ZONE,
+            kassa_domain::CashRounding::NONE,
+        )
+        .await?;
     }
     let mut created = 0;
     for product in demo_products()? {

@@ -133,6 +133,11 @@ pub struct CreateLocation {
         schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_+/-]+$")
     )]
     pub time_zone: Option<String>,
+    /// Cash rounding: the increment cash amounts are rounded to, in the currency's minor units
+    /// (5 = 0.05); 0 or absent is none. It must divide 10000 (422 `invalid_cash_rounding`).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10000, example = 5))]
+    pub cash_rounding: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +149,31 @@ pub struct Location {
     /// The store's time zone, an IANA name.
     #[serde(default = "utc")]
     pub time_zone: String,
+    /// Cash rounding: the increment the final cash due of a sale is rounded to, in the
+    /// currency's minor units (5 = 0.05); 0 is none. Card payments are never rounded.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = i64, minimum = 0, maximum = 10000, example = 5)
+    )]
+    pub cash_rounding: crate::CashRounding,
+}
+
+/// `PUT /v1/settings/cash-rounding` (manager): a location's cash rounding increment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CashRoundingSetting {
+    /// Location code.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$")
+    )]
+    pub location: String,
+    /// The increment in minor units (5 = 0.05, 100 = 1.00); 0 turns rounding off. It must
+    /// divide 10000 (422 `invalid_cash_rounding`).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 10000, example = 5))]
+    pub cash_rounding: i64,
 }
 
 fn utc() -> String {
@@ -437,7 +467,12 @@ pub struct Order {
     pub register_id: Option<Uuid>,
     pub lines: Vec<OrderLine>,
     pub totals: Totals,
+    /// What the customer paid: `total + cash_rounding`.
     pub paid: Money,
+    /// The rounding of the sale's final cash part (rounded − exact; negative when rounded
+    /// down), by its location's rule; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_rounding: Option<Money>,
     pub refunded: Money,
     pub reservation_id: Option<Uuid>,
     pub reservation_expires_at: Option<DateTime<Utc>>,
@@ -653,6 +688,11 @@ pub struct CreatePayment {
     /// Cash: what the customer handed over (at least `amount`); change is the difference.
     #[serde(default)]
     pub tendered: Option<Money>,
+    /// Cash only, on the final payment: the rounding of the cash due by the location's rule
+    /// (rounded − exact), so `amount` = outstanding + `cash_rounding`. A rounding the rule does
+    /// not make is 422 `invalid_cash_rounding`; on a card payment 422 `rounding_not_cash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_rounding: Option<Money>,
     /// Card: the processor's payment-method token (`pm_…`), never a card number.
     #[serde(default)]
     pub payment_method: Option<String>,
@@ -825,8 +865,13 @@ pub struct OfflineOrder {
     pub location: String,
     #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub lines: Vec<OfflineLine>,
-    /// What the customer paid with; the amounts add up to the order's total.
+    /// What the customer paid with; the amounts add up to the order's total plus
+    /// `cash_rounding`.
     pub payments: Vec<OfflinePayment>,
+    /// The rounding of the final cash due by the location's rule (rounded − exact); needs a
+    /// cash payment. Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_rounding: Option<Money>,
     pub completed_at: DateTime<Utc>,
     /// The number printed on the receipt, e.g. `STORE-1-R1-000042`.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod approval;
 pub mod cart;
+pub mod cash_rounding;
 pub mod ids;
 pub mod lease;
 pub mod maintenance;
@@ -22,6 +23,7 @@ pub use cart::{
     check_line_qty, compute_totals, CartError, CartLine, LineTotal, QtyOutOfRange, TaxLine, Totals,
     CART_LINES_MAX, LINE_QTY_MAX,
 };
+pub use cash_rounding::{final_cash_part, CashRounding, InvalidCashRounding, RoundedCash};
 pub use ids::{
     ean13_check_digit, is_valid_pin, Barcode, BarcodeKind, IdError, IdempotencyKey, Role, Sku,
     Username, PIN_RULE,

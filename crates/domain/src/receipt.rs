@@ -66,7 +66,12 @@ pub struct Receipt {
     pub lines: Vec<CartLine>,
     pub totals: Totals,
     /// Every payment of the sale, at least one (a sale of 0.00 has one cash tender of 0.00).
+    /// They add up to `totals.total + cash_rounding`.
     pub payments: Vec<Tender>,
+    /// The rounding of the final cash due by the store's rule (rounded − exact, negative when
+    /// the customer paid less); absent when none (see [`crate::cash_rounding`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_rounding: Option<Money>,
     pub completed_at: DateTime<Utc>,
     pub mode: SaleMode,
 }
@@ -85,6 +90,13 @@ impl Receipt {
     /// Change given (only ever from cash); `None` without cash.
     pub fn change(&self) -> Option<Money> {
         self.cash_sum(|_, _, change| *change)
+    }
+
+    /// What the customer paid: the total with the cash rounding.
+    pub fn amount_paid(&self) -> Money {
+        self.cash_rounding
+            .and_then(|r| self.totals.total.checked_add(&r).ok())
+            .unwrap_or(self.totals.total)
     }
 
     /// Several methods (or several cards) paid this sale.
@@ -117,6 +129,12 @@ pub struct SplitView {
     pub paid: Money,
     /// What is still to pay: `total − paid`.
     pub due: Money,
+    /// What is still to pay in cash: `due` rounded by the store's rule (equal to `due` where
+    /// there is none), and its rounding (rounded − exact).
+    #[serde(default)]
+    pub due_in_cash: Option<Money>,
+    #[serde(default)]
+    pub cash_rounding: Option<Money>,
     pub parts: Vec<SplitPart>,
 }
 

@@ -67,6 +67,10 @@ pub struct SalesReport {
     pub discounts: Money,
     /// Tax on the sales.
     pub tax: Money,
+    /// The sum of the cash roundings of the sales (rounded − exact): what customers paid is
+    /// `gross + cash_rounding`, and the cash method's total includes it. Absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cash_rounding: Option<Money>,
     /// Sales still waiting to reach Central.
     pub pending_sync: i64,
     /// Payment methods in name order.

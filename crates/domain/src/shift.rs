@@ -385,6 +385,9 @@ impl ShiftReport {
             "Discounts {:>24}",
             self.sales.discounts.to_string()
         ));
+        if let Some(rounding) = self.sales.cash_rounding {
+            out.push(format!("Cash rounding {:>20}", rounding.to_string()));
+        }
         for m in &self.sales.by_method {
             out.push(format!(
                 "  {:<10} {:>4} sales {:>15}",

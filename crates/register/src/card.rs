@@ -177,7 +177,7 @@ pub async fn complete(
         &mut tx,
         &cart,
         card.order_id,
-        payment,
+        (payment, None),
         SaleMode::Online,
         Some(order),
         shift,

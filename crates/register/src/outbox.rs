@@ -33,6 +33,8 @@ pub struct Entry {
     /// Every payment of the sale in the order taken: cash (tendered, change), card through
     /// Central, or card under the offline card policy; several for a split sale.
     pub payments: Vec<Tender>,
+    /// The rounding of the sale's final cash part (rounded − exact), when it had one.
+    pub cash_rounding: Option<Money>,
     pub completed_at: DateTime<Utc>,
     pub lines: Vec<OfflineLine>,
 }
@@ -82,6 +84,7 @@ impl Entry {
             location: self.location.clone(),
             lines: self.lines.clone(),
             payments,
+            cash_rounding: self.cash_rounding,
             completed_at: self.completed_at,
             receipt_no: self.receipt_no.clone(),
         }
@@ -100,7 +103,7 @@ pub struct Counts {
 pub async fn next(db: &LocalDb, limit: usize) -> Result<Vec<Entry>> {
     let rows = sqlx::query(
         "SELECT o.seq, o.order_id, o.receipt_no, o.location, o.mode, o.status, o.order_key,
-                o.payment_key, o.currency, o.total_minor, o.completed_at
+                o.payment_key, o.currency, o.total_minor, o.completed_at, o.cash_rounding_minor
          FROM outbox_orders o
          WHERE o.status IN ('pending', 'order_created') ORDER BY o.seq LIMIT ?",
     )
@@ -137,6 +140,8 @@ fn entry_from_row(row: &SqliteRow) -> Result<Entry> {
         payment_key: key("payment_key")?,
         total: money(row.get("total_minor"), &currency)?,
         payments: Vec::new(),
+        cash_rounding: Some(money(row.get("cash_rounding_minor"), &currency)?)
+            .filter(|r| !r.is_zero()),
         completed_at: DateTime::from_timestamp_millis(completed_at)
             .ok_or_else(|| Error::Corrupt(format!("completed_at {completed_at}")))?,
         lines: Vec::new(),

@@ -12,7 +12,7 @@
 
 use chrono::DateTime;
 use kassa_domain::api::{CreateRefund, LineRequest, Refund};
-use kassa_domain::{IdempotencyKey, Sku};
+use kassa_domain::{IdempotencyKey, Money, Sku};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
@@ -45,7 +45,7 @@ pub async fn recent_sales(db: &LocalDb, limit: u32) -> Result<Vec<Receipt>> {
 
 const SELECT_SALES: &str =
     "SELECT o.order_id, o.cart_id, o.receipt_no, o.location, o.mode, o.completed_at,
-            o.currency
+            o.currency, o.cash_rounding_minor
      FROM outbox_orders o";
 
 /// One sale made here, by its order id or its receipt number (`STORE-1-R1-000042`, what the
@@ -87,6 +87,8 @@ async fn receipt(db: &LocalDb, row: &sqlx::sqlite::SqliteRow) -> Result<Receipt>
         lines: cart.lines,
         totals: cart.totals,
         payments,
+        cash_rounding: Some(Money::from_minor(row.get("cash_rounding_minor"), currency))
+            .filter(|r| !r.is_zero()),
         completed_at: DateTime::from_timestamp_millis(completed_at)
             .ok_or_else(|| Error::Corrupt(format!("completed_at {completed_at}")))?,
         mode,

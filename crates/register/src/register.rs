@@ -606,6 +606,12 @@ impl Register {
         Ok(receipt)
     }
 
+    /// The store's cash rounding rule, as last pulled from Central (none until then): the
+    /// cash screen shows the rounded due with it.
+    pub async fn cash_rounding(&self) -> Result<kassa_domain::CashRounding> {
+        crate::settings::cash_rounding(&self.db).await
+    }
+
     // ---- split tender: one sale paid by several methods ----
 
     /// The open cart's sale being paid in parts, if it is: the parts taken and the remaining

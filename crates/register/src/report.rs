@@ -30,6 +30,8 @@ pub struct SaleRow {
     /// Its payments as the outbox records them: (`cash`, `card`, `card_offline` or `unpaid`,
     /// amount in minor units), one per part of a split sale. A cash part is net of change.
     pub payments: Vec<(String, i64)>,
+    /// The rounding of its final cash part (rounded − exact, minor units; 0: none).
+    pub cash_rounding: Option<i64>,
     /// Still waiting in the outbox.
     pub pending: bool,
 }
@@ -110,7 +112,7 @@ pub async fn sales(db: &LocalDb, currency: Currency, days: u32) -> Result<SalesR
     let from = to - Duration::days(i64::from(days) - 1);
     let since = day_start_ms(from, &tz);
     let rows = sqlx::query(
-        "SELECT o.completed_at, o.totals, o.status, (SELECT json_group_array(json_array(p.method, p.amount_minor))
+        "SELECT o.completed_at, o.totals, o.status, o.cash_rounding_minor, (SELECT json_group_array(json_array(p.method, p.amount_minor))
                  FROM (SELECT method, amount_minor FROM outbox_payments
                        WHERE order_id = o.order_id ORDER BY part_no) p) AS payments
          FROM outbox_orders o
@@ -161,7 +163,7 @@ pub(crate) async fn shift_rows(
     shift_id: &str,
 ) -> Result<(Vec<SaleRow>, Vec<RefundRow>)> {
     let sales = sqlx::query(
-        "SELECT o.completed_at, o.totals, o.status, (SELECT json_group_array(json_array(p.method, p.amount_minor))
+        "SELECT o.completed_at, o.totals, o.status, o.cash_rounding_minor, (SELECT json_group_array(json_array(p.method, p.amount_minor))
                  FROM (SELECT method, amount_minor FROM outbox_payments
                        WHERE order_id = o.order_id ORDER BY part_no) p) AS payments
          FROM outbox_orders o
@@ -206,6 +208,7 @@ fn sale_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SaleRow> {
             .ok_or_else(|| Error::Corrupt(format!("sale time {at}")))?,
         totals: serde_json::from_str(&totals).map_err(|e| corrupt("sale totals", e))?,
         payments,
+        cash_rounding: Some(row.get::<i64, _>("cash_rounding_minor")).filter(|r| *r != 0),
         pending: matches!(status.as_str(), "pending" | "order_created"),
     })
 }
@@ -242,6 +245,8 @@ pub fn summarise(
 ) -> Result<SalesReport> {
     let mut all = Sums::default();
     let mut discounts = 0_i64;
+    // The sales' cash roundings: `None` until one sale had one.
+    let mut cash_rounding: Option<i64> = None;
     let mut pending_sync = 0_i64;
     let mut methods: BTreeMap<&str, Sums> = BTreeMap::new();
     let mut days: BTreeMap<NaiveDate, Sums> = BTreeMap::new();
@@ -259,13 +264,16 @@ pub fn summarise(
             sums.tax += tax;
         }
         // Each part counts under its own method (a split sale under each of its methods),
-        // for what it paid: the methods add up to the gross.
+        // for what it paid: the methods add up to the gross plus the cash rounding.
         for (method, minor) in &sale.payments {
             let sums = methods.entry(method.as_str()).or_default();
             sums.sales += 1;
             sums.gross += minor;
         }
         discounts += t.discount_total.to_minor();
+        if let Some(r) = sale.cash_rounding {
+            cash_rounding = Some(cash_rounding.unwrap_or(0) + r);
+        }
         pending_sync += i64::from(sale.pending);
         for line in &t.taxes {
             let order = TaxClass::ALL
@@ -304,6 +312,7 @@ pub fn summarise(
         net: money(all.gross - all.refunds),
         discounts: money(discounts),
         tax: money(all.tax),
+        cash_rounding: cash_rounding.map(money),
         pending_sync,
         by_method: methods
             .into_iter()
@@ -373,6 +382,7 @@ mod tests {
             completed_at: Utc.with_ymd_and_hms(2026, 12, day, hour, 0, 0).unwrap(),
             payments: vec![(method.into(), totals.total.to_minor())],
             totals,
+            cash_rounding: None,
             pending: false,
         }
     }

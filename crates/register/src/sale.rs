@@ -5,7 +5,7 @@
 
 use chrono::Utc;
 use kassa_domain::api::Order;
-use kassa_domain::{CartLine, Money};
+use kassa_domain::{CartLine, CashRounding, Money, RoundedCash};
 pub use kassa_domain::{Receipt, ReceiptPayment, SaleMode, Tender};
 use uuid::Uuid;
 
@@ -40,6 +40,8 @@ impl Default for SaleLimits {
 }
 
 /// Completes the open cart `cart_id` as a cash sale of its total with `tendered` handed over.
+/// Where the store rounds cash, the customer pays the total rounded by its rule and the change
+/// comes from that; the rounding is kept on the sale.
 #[tracing::instrument(skip_all, fields(cart = %cart_id, mode = mode.as_str()))]
 pub async fn complete_cash(
     db: &LocalDb,
@@ -51,14 +53,26 @@ pub async fn complete_cash(
     let mut tx = db.begin_write().await?;
     let shift = shifts::selling_on(&mut tx).await?;
     let cart = sellable(&mut tx, cart_id).await?;
-    let change = change_due(&cart.totals.total, &tendered)?;
+    let rule = crate::settings::cash_rounding_on(&mut tx).await?;
+    let cash = cash_due(rule, cart.totals.total)?;
+    let change = change_due(&cash.due, &tendered)?;
     check_outbox_room(&mut tx, limits).await?;
     let payment = vec![Tender {
-        amount: cart.totals.total,
+        amount: cash.due,
         payment: ReceiptPayment::Cash { tendered, change },
     }];
     let order_id = Uuid::now_v7();
-    let receipt = record(&mut tx, &cart, order_id, payment, mode, None, Some(shift)).await?;
+    let rounding = Some(cash.difference).filter(|r| !r.is_zero());
+    let receipt = record(
+        &mut tx,
+        &cart,
+        order_id,
+        (payment, rounding),
+        mode,
+        None,
+        Some(shift),
+    )
+    .await?;
     tx.commit().await.context("committing a sale")?;
     Ok(receipt)
 }
@@ -86,11 +100,28 @@ pub async fn complete_card_offline(
         },
     }];
     let mode = SaleMode::Offline;
-    let receipt = record(&mut tx, &cart, order_id, payment, mode, None, Some(shift)).await?;
+    let receipt = record(
+        &mut tx,
+        &cart,
+        order_id,
+        (payment, None),
+        mode,
+        None,
+        Some(shift),
+    )
+    .await?;
     tx.commit()
         .await
         .context("committing an offline card sale")?;
     Ok(receipt)
+}
+
+/// The cash the customer owes for an exact due of `exact` under the store's `rule`: rounded,
+/// except when that would round a due of more than zero to nothing (the cash is then taken
+/// exact: a sale is never completed by its rounding alone).
+pub fn cash_due(rule: CashRounding, exact: Money) -> Result<RoundedCash> {
+    let zero = Money::zero(exact.currency());
+    Ok(kassa_domain::final_cash_part(rule, exact, zero, zero)?)
 }
 
 /// The offline card policy's decision for a sale of `total`.
@@ -124,14 +155,15 @@ pub(crate) async fn sellable(tx: &mut Tx, cart_id: Uuid) -> Result<CartView> {
     Ok(cart)
 }
 
-/// Writes the sale of `cart` paid by `payments` (one per part, in the order taken): its receipt
-/// number, its outbox entry (waiting for Central, or already `done` when `central` holds
-/// Central's paid order), the shift it belongs to and the cart's completion.
+/// Writes the sale of `cart` paid by `payments` (one per part, in the order taken) with the
+/// rounding of its final cash part: its receipt number, its outbox entry (waiting for Central,
+/// or already `done` when `central` holds Central's paid order), the shift it belongs to and
+/// the cart's completion.
 pub(crate) async fn record(
     tx: &mut Tx,
     cart: &CartView,
     order_id: Uuid,
-    payments: Vec<Tender>,
+    (payments, cash_rounding): (Vec<Tender>, Option<Money>),
     mode: SaleMode,
     central: Option<&Order>,
     shift: Option<Uuid>,
@@ -148,6 +180,7 @@ pub(crate) async fn record(
         lines: cart.lines.clone(),
         totals: cart.totals.clone(),
         payments,
+        cash_rounding,
         completed_at: Utc::now(),
         mode,
     };
@@ -219,9 +252,9 @@ async fn insert_outbox(
     sqlx::query(
         "INSERT INTO outbox_orders (order_id, cart_id, receipt_no, location, mode, status,
             order_key, payment_key, currency, total_minor, totals, completed_at, central_order,
-            shortfalls, synced_at, shift_id)
+            shortfalls, synced_at, shift_id, cash_rounding_minor)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE '[]' END, ?,
-            ?)",
+            ?, ?)",
     )
     .bind(&id)
     .bind(cart.id.to_string())
@@ -239,6 +272,7 @@ async fn insert_outbox(
     .bind(&central)
     .bind(synced_at)
     .bind(shift.map(|s| s.to_string()))
+    .bind(r.cash_rounding.map_or(0, |m| m.to_minor()))
     .execute(&mut **tx)
     .await
     .context("writing the sale to the outbox")?;
@@ -247,7 +281,7 @@ async fn insert_outbox(
 }
 
 async fn insert_payment(tx: &mut Tx, id: &str, r: &Receipt) -> Result<()> {
-    check_tenders(&r.totals.total, &r.payments)?;
+    check_tenders(&r.totals.total, r.cash_rounding, &r.payments)?;
     for (no, t) in r.payments.iter().enumerate() {
         let (tendered, change, reference) = match &t.payment {
             ReceiptPayment::Cash { tendered, change } => {
@@ -275,11 +309,27 @@ async fn insert_payment(tx: &mut Tx, id: &str, r: &Receipt) -> Result<()> {
 }
 
 /// The invariant every written sale keeps: at least one payment, the payments add up to the
-/// total, and change comes only from cash (tendered − change = the cash part).
-pub fn check_tenders(total: &Money, payments: &[Tender]) -> Result<()> {
+/// total plus the cash rounding (which only a final cash part carries), and change comes only
+/// from cash (tendered − change = the cash part).
+pub fn check_tenders(
+    total: &Money,
+    cash_rounding: Option<Money>,
+    payments: &[Tender],
+) -> Result<()> {
     if payments.is_empty() {
         return Err(Error::Corrupt("a sale without a payment".into()));
     }
+    let rounding = cash_rounding.unwrap_or_else(|| Money::zero(total.currency()));
+    let last_is_cash = matches!(
+        payments.last().map(|t| &t.payment),
+        Some(ReceiptPayment::Cash { .. })
+    );
+    if !rounding.is_zero() && !last_is_cash {
+        return Err(Error::Corrupt(
+            "a cash rounding on a sale whose last part is not cash".into(),
+        ));
+    }
+    let total = &total.checked_add(&rounding)?;
     let mut paid = Money::zero(total.currency());
     for t in payments {
         if let ReceiptPayment::Cash { tendered, change } = &t.payment {
@@ -366,6 +416,42 @@ mod tests {
         assert!(matches!(off, Error::CardUnavailable(_)), "{off}");
         let usd = Money::parse("1.00", Currency::USD).unwrap();
         assert!(check_offline_card(&usd, Some(eur("50.00"))).is_err());
+    }
+
+    #[test]
+    fn the_cash_due_is_rounded_but_never_to_nothing() {
+        let nickel = CashRounding::new(5).unwrap();
+        let due = cash_due(nickel, eur("3.02")).unwrap();
+        assert_eq!((due.due, due.difference), (eur("3.00"), eur("-0.02")));
+        let due = cash_due(nickel, eur("0.02")).unwrap();
+        assert_eq!((due.due, due.difference), (eur("0.02"), eur("0.00")));
+        let due = cash_due(CashRounding::NONE, eur("3.02")).unwrap();
+        assert_eq!((due.due, due.difference), (eur("3.02"), eur("0.00")));
+    }
+
+    #[test]
+    fn tenders_add_up_to_the_total_with_the_rounding_of_a_final_cash_part() {
+        let cash = |amount: &str, tendered: &str, change: &str| Tender {
+            amount: eur(amount),
+            payment: ReceiptPayment::Cash {
+                tendered: eur(tendered),
+                change: eur(change),
+            },
+        };
+        let card = |amount: &str| Tender {
+            amount: eur(amount),
+            payment: ReceiptPayment::Card {
+                reference: "pi_1".into(),
+                offline: false,
+            },
+        };
+        let rounding = Some(eur("-0.02"));
+        assert!(check_tenders(&eur("3.02"), rounding, &[cash("3.00", "5.00", "2.00")]).is_ok());
+        assert!(check_tenders(&eur("3.02"), None, &[cash("3.00", "5.00", "2.00")]).is_err());
+        let split = [card("10.00"), cash("3.00", "3.00", "0.00")];
+        assert!(check_tenders(&eur("13.02"), rounding, &split).is_ok());
+        let card_last = [cash("3.00", "3.00", "0.00"), card("10.00")];
+        assert!(check_tenders(&eur("13.02"), rounding, &card_last).is_err());
     }
 
     #[test]

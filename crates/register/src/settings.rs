@@ -2,6 +2,7 @@
 //! (`GET /v1/settings/sale`): the cashier's discount limit. Until the first pull the
 //! register's configuration ([`crate::sale::SaleLimits`]) applies. And the store's time zone
 //! (from `GET /v1/locations`), by which reports and Z reports group days: UTC until pulled.
+//! And the store's cash rounding rule (from the same list): none until pulled.
 
 use kassa_domain::approval::SaleSettings;
 
@@ -89,4 +90,51 @@ pub async fn time_zone(db: &LocalDb) -> Result<jiff::tz::TimeZone> {
         .await
         .context("reading the store's time zone")?;
     time_zone_on(&mut conn).await
+}
+
+const CASH_ROUNDING: &str = "cash_rounding";
+
+/// Keeps the store's cash rounding rule as Central has it.
+pub async fn save_cash_rounding(db: &LocalDb, rule: kassa_domain::CashRounding) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO central_settings (name, value, pulled_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, pulled_at = excluded.pulled_at",
+    )
+    .bind(CASH_ROUNDING)
+    .bind(rule.to_string())
+    .bind(now_ms())
+    .execute(db.pool())
+    .await
+    .context("keeping the store's cash rounding")?;
+    Ok(())
+}
+
+/// The store's cash rounding rule: as last pulled, none before the first pull.
+pub async fn cash_rounding_on(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<kassa_domain::CashRounding> {
+    let value: Option<String> =
+        sqlx::query_scalar("SELECT value FROM central_settings WHERE name = ?")
+            .bind(CASH_ROUNDING)
+            .fetch_optional(&mut *conn)
+            .await
+            .context("reading the store's cash rounding")?;
+    let Some(value) = value else {
+        return Ok(kassa_domain::CashRounding::NONE);
+    };
+    value
+        .parse::<i64>()
+        .ok()
+        .and_then(|minor| kassa_domain::CashRounding::new(minor).ok())
+        .ok_or_else(|| crate::error::corrupt("the cash rounding setting", value))
+}
+
+/// [`cash_rounding_on`] from the pool.
+pub async fn cash_rounding(db: &LocalDb) -> Result<kassa_domain::CashRounding> {
+    let mut conn = db
+        .reader()
+        .acquire()
+        .await
+        .context("reading the store's cash rounding")?;
+    cash_rounding_on(&mut conn).await
 }

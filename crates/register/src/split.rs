@@ -15,7 +15,9 @@
 use std::str::FromStr;
 
 use kassa_domain::api::Order;
-use kassa_domain::{Currency, IdempotencyKey, Money, ReceiptPayment, Tender};
+use kassa_domain::{
+    CashRounding, Currency, IdempotencyKey, Money, ReceiptPayment, RoundedCash, Tender,
+};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -68,7 +70,7 @@ pub async fn with_pending_parts(db: &LocalDb) -> Result<Vec<Uuid>> {
 
 async fn view_on(conn: &mut sqlx::SqliteConnection, cart_id: Uuid) -> Result<Option<SplitView>> {
     let head =
-        sqlx::query("SELECT order_id, currency, total_minor FROM split_sales WHERE cart_id = ?")
+        sqlx::query("SELECT order_id, currency, total_minor, cash_rounding_minor FROM split_sales WHERE cart_id = ?")
             .bind(cart_id.to_string())
             .fetch_optional(&mut *conn)
             .await
@@ -98,14 +100,37 @@ async fn view_on(conn: &mut sqlx::SqliteConnection, cart_id: Uuid) -> Result<Opt
         });
     }
     let total = Money::from_minor(head.get("total_minor"), currency);
+    // Once the final cash part is taken, the sale owes its total with that part's rounding.
+    let taken_rounding = Money::from_minor(head.get("cash_rounding_minor"), currency);
+    let due = total.checked_add(&taken_rounding)?.checked_sub(&paid)?;
+    let rule = crate::settings::cash_rounding_on(conn).await?;
+    let in_cash = cash_rest(rule, total, &parts)?;
     Ok(Some(SplitView {
         order_id: Uuid::parse_str(&order_id).map_err(|e| corrupt("a split's order id", e))?,
         cart_id,
         total,
         paid,
-        due: total.checked_sub(&paid)?,
+        due,
+        due_in_cash: Some(in_cash.due),
+        cash_rounding: Some(in_cash.difference).filter(|r| !r.is_zero()),
         parts,
     }))
+}
+
+/// The final cash part of a split sale of `total` with `parts` taken (card parts exact, cash
+/// parts exact) under the store's `rule`: the sale's cash is rounded as one, so this part pays
+/// the rounded cash rest less the cash taken already (see [`kassa_domain::final_cash_part`]).
+fn cash_rest(rule: CashRounding, total: Money, parts: &[SplitPart]) -> Result<RoundedCash> {
+    let currency = total.currency();
+    let (mut card, mut cash) = (Money::zero(currency), Money::zero(currency));
+    for part in parts {
+        let sum = match part.tender.payment {
+            ReceiptPayment::Cash { .. } => &mut cash,
+            ReceiptPayment::Card { .. } => &mut card,
+        };
+        *sum = sum.checked_add(&part.tender.amount)?;
+    }
+    Ok(kassa_domain::final_cash_part(rule, total, card, cash)?)
 }
 
 /// Refuses to touch a cart a split sale holds (called wherever a cart is edited or tendered).
@@ -257,7 +282,8 @@ fn next_part_no(split: &SplitView) -> i64 {
 }
 
 /// Takes `tendered` in cash towards the sale of cart `cart_id`: all of it when it is less than
-/// the due, else the due with the rest as change, and the sale completes. `mode` is how the
+/// the due in cash, else the due in cash (the due rounded by the store's rule: only this final
+/// cash part is rounded) with the rest as change, and the sale completes. `mode` is how the
 /// sale reaches Central when no card part decided it already.
 #[tracing::instrument(skip_all, fields(cart = %cart_id))]
 pub async fn pay_cash(
@@ -270,8 +296,18 @@ pub async fn pay_cash(
     let mut tx = db.begin_write().await?;
     let (split, cart) = open_on(&mut tx, cart_id).await?;
     check_part(&split, &tendered)?;
-    let (amount, change) = if tendered.checked_cmp(&split.due)?.is_ge() {
-        (split.due, tendered.checked_sub(&split.due)?)
+    let rule = crate::settings::cash_rounding_on(&mut tx).await?;
+    let cash = cash_rest(rule, split.total, &split.parts)?;
+    let (amount, change) = if tendered.checked_cmp(&cash.due)?.is_ge() {
+        if !cash.difference.is_zero() {
+            sqlx::query("UPDATE split_sales SET cash_rounding_minor = ? WHERE order_id = ?")
+                .bind(cash.difference.to_minor())
+                .bind(split.order_id.to_string())
+                .execute(&mut *tx)
+                .await
+                .context("recording a split sale's cash rounding")?;
+        }
+        (cash.due, tendered.checked_sub(&cash.due)?)
     } else {
         (tendered, Money::zero(tendered.currency()))
     };
@@ -610,8 +646,17 @@ async fn finish_on(
         check_outbox_room(tx, limits).await?;
     }
     let payments = split.parts.iter().map(|p| p.tender.clone()).collect();
+    let rounding: i64 =
+        sqlx::query_scalar("SELECT cash_rounding_minor FROM split_sales WHERE order_id = ?")
+            .bind(split.order_id.to_string())
+            .fetch_one(&mut **tx)
+            .await
+            .context("reading a split sale's cash rounding")?;
+    let rounding =
+        Some(Money::from_minor(rounding, split.total.currency())).filter(|r| !r.is_zero());
     forget_on(tx, split.order_id).await?;
-    let receipt = sale::record(tx, cart, split.order_id, payments, mode, central, shift).await?;
+    let paid = (payments, rounding);
+    let receipt = sale::record(tx, cart, split.order_id, paid, mode, central, shift).await?;
     Ok(Step::Done(Box::new(receipt)))
 }
 
@@ -662,6 +707,8 @@ mod tests {
             total: eur(total),
             paid,
             due: eur(total).checked_sub(&paid).unwrap(),
+            due_in_cash: None,
+            cash_rounding: None,
             parts,
         }
     }

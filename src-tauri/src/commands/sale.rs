@@ -129,6 +129,13 @@ pub async fn pay_card(register: State<'_, Register>) -> CommandResult<Receipt> {
     Ok(register.pay_card().await?)
 }
 
+/// The store's cash rounding increment in minor units (0: none): the cash screen rounds the
+/// due with it.
+#[tauri::command]
+pub async fn cash_rounding(register: State<'_, Register>) -> CommandResult<i64> {
+    Ok(register.cash_rounding().await?.into())
+}
+
 /// The open cart's sale being paid in parts (split tender), if it is: its parts and the due.
 #[tauri::command]
 pub async fn split(register: State<'_, Register>) -> CommandResult<Option<SplitView>> {

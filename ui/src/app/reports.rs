@@ -56,6 +56,9 @@ pub fn reports_page() -> Html {
                 <div class="figure"><span>{ "Net" }</span><strong id="report-net">{ format_money(&r.net) }</strong></div>
                 <div class="figure"><span>{ "Tax on sales" }</span><strong>{ format_money(&r.tax) }</strong></div>
                 <div class="figure"><span>{ "Discounts given" }</span><strong>{ format_money(&r.discounts) }</strong></div>
+                if let Some(rounding) = &r.cash_rounding {
+                    <div class="figure"><span>{ "Cash rounding" }</span><strong id="report-rounding">{ format_money(rounding) }</strong></div>
+                }
                 <div class="figure"><span>{ "Not yet at Central" }</span><strong>{ r.pending_sync }</strong></div>
             </section>
             <div class="report-tables">

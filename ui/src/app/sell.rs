@@ -67,6 +67,8 @@ struct Sell {
     payment_needs_approval: UseStateHandle<Option<PendingPayment>>,
     /// The sale being paid in parts (split tender), if it is.
     split: UseStateHandle<Option<SplitView>>,
+    /// The store's cash rounding increment in minor units (0: none).
+    cash_rounding: UseStateHandle<i64>,
 }
 
 /// A payment the register refused without a manager's approval, to retry once approved.
@@ -298,6 +300,9 @@ impl Sell {
                 Ok(split) => this.split.set(split),
                 Err(e) => this.error.set(Some(e.to_string())),
             }
+            if let Ok(increment) = services::sale::cash_rounding().await {
+                this.cash_rounding.set(increment);
+            }
             this.reload_parked().await;
         });
     }
@@ -413,6 +418,7 @@ pub fn sell_page(props: &Props) -> Html {
         needs_approval: use_state(|| None),
         payment_needs_approval: use_state(|| None),
         split: use_state(|| None),
+        cash_rounding: use_state(|| 0),
     };
     let scan = use_node_ref();
     // Selling needs an open shift: say so at once rather than at the tender.
@@ -520,7 +526,7 @@ pub fn sell_page(props: &Props) -> Html {
             <>
                 <TotalsPanel vm={vm.clone()} />
                 if !vm.rows.is_empty() {
-                    <TenderPanel total={vm.total_money} enabled={!*sell.busy}
+                    <TenderPanel total={vm.total_money} cash_rounding={*sell.cash_rounding} enabled={!*sell.busy}
                         card_note={card_note(&props.status)} {on_cash} {on_card}
                         split={(*sell.split).clone()} {on_cash_part} {on_card_part} {on_void} />
                 }

@@ -44,6 +44,12 @@ pub fn receipt_view(props: &Props) -> Html {
                 <tr class="tax"><td>{ format!("incl. {}", t.label) }</td><td class="num">{ &t.tax }</td></tr>
             }) }
             <tr class="total"><td>{ "Total" }</td><td class="num">{ &vm.total }</td></tr>
+            if let Some(rounding) = &r.cash_rounding {
+                <tr class="rounding"><td>{ "Cash rounding" }</td>
+                    <td id="receipt-rounding" class="num">{ format_money(rounding) }</td></tr>
+                <tr class="paid"><td>{ "Paid" }</td>
+                    <td class="num">{ format_money(&r.amount_paid()) }</td></tr>
+            }
             // Every payment in the order taken (several for a split sale); change only from cash.
             { for r.payments.iter().enumerate().map(|(i, t)| match &t.payment {
                 ReceiptPayment::Cash { tendered, change } => html! { <>

@@ -8,11 +8,17 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::model::{ReceiptPayment, SplitView};
-use crate::view::{format_money, quick_amounts, split_part, tender, Tender};
+use crate::view::{
+    cash_due as view_cash_due, cash_due_line, format_money, quick_amounts, split_part, tender,
+    Tender,
+};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
     pub total: Money,
+    /// The store's cash rounding increment in minor units (0: none).
+    #[prop_or_default]
+    pub cash_rounding: i64,
     pub enabled: bool,
     /// What to know about card now (offline: only under the offline card policy).
     pub card_note: Option<&'static str>,
@@ -33,7 +39,13 @@ pub fn tender_panel(props: &Props) -> Html {
     let typed = use_state(String::new);
     let splitting = props.split.is_some();
     let due = props.split.as_ref().map_or(props.total, |s| s.due);
-    let state = tender(&typed, &due);
+    // Cash pays the due rounded by the store's rule (a split sale's cash rounded as one); card
+    // pays it exact.
+    let (cash_due, rounding) = match &props.split {
+        Some(s) => (s.due_in_cash.unwrap_or(s.due), s.cash_rounding),
+        None => view_cash_due(&props.total, props.cash_rounding),
+    };
+    let state = tender(&typed, &cash_due);
     let oninput = {
         let typed = typed.clone();
         Callback::from(move |e: InputEvent| {
@@ -91,8 +103,11 @@ pub fn tender_panel(props: &Props) -> Html {
                 <SplitParts split={split.clone()} enabled={props.enabled} on_void={props.on_void.clone()} />
             }
             <h2>{ if splitting { "Cash: the rest" } else { "Cash" } }</h2>
+            if let Some(rounding) = rounding {
+                <p id="cash-due" class="cash-due">{ cash_due_line(&cash_due, &rounding) }</p>
+            }
             <div class="quick">
-                { for quick_amounts(&due).into_iter().enumerate().map(|(i, amount)| {
+                { for quick_amounts(&cash_due).into_iter().enumerate().map(|(i, amount)| {
                     let on_cash = on_cash.clone();
                     html! { <button id={format!("cash-{i}")} class="quick-amount" disabled={!props.enabled}
                         onclick={move |_| on_cash.emit(amount)}>{ format_money(&amount) }</button> }

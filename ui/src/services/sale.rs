@@ -84,6 +84,11 @@ struct Amount {
 }
 
 /// The open cart's sale being paid in parts, if it is.
+/// The store's cash rounding increment in minor units (0: none).
+pub async fn cash_rounding() -> Result<i64, Error> {
+    call("cash_rounding", &NoArgs {}).await
+}
+
 pub async fn split() -> Result<Option<SplitView>, Error> {
     call("split", &NoArgs {}).await
 }

@@ -5,7 +5,10 @@ pub mod product_cache;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kassa_domain::api::{CreateLocation, Location, Product, ProductInput, ProductPage};
+use kassa_domain::api::{
+    CashRoundingSetting, CreateLocation, Location, Product, ProductInput, ProductPage,
+};
+use kassa_domain::CashRounding;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -282,7 +285,8 @@ fn clipped(s: &str) -> String {
 }
 
 /// Adds a location (admin); `code` is short and unique, e.g. `STORE-1`; `time_zone` the
-/// store's IANA time zone (UTC when absent; 422 `invalid_time_zone`).
+/// store's IANA time zone (UTC when absent; 422 `invalid_time_zone`); `cash_rounding` its cash
+/// rounding increment in minor units (none when absent; 422 `invalid_cash_rounding`).
 #[utoipa::path(post, path = "/v1/locations", tag = "catalog", request_body = CreateLocation,
     responses((status = 201, body = Location), (status = 409), (status = 422)))]
 pub async fn create_location(
@@ -305,7 +309,16 @@ pub async fn create_location(
     check_len("name", req.name.trim(), 1, 100)?;
     let time_zone = req.time_zone.as_deref().map_or("UTC", str::trim);
     check_time_zone(time_zone)?;
-    match store::locations::insert_in_zone(&state.db, code, req.name.trim(), time_zone).await? {
+    let cash_rounding = check_cash_rounding(req.cash_rounding.unwrap_or(0))?;
+    let inserted = store::locations::insert_in_zone(
+        &state.db,
+        code,
+        req.name.trim(),
+        time_zone,
+        cash_rounding,
+    )
+    .await?;
+    match inserted {
         Some(location) => Ok((StatusCode::CREATED, Json(location))),
         None => Err(ApiError::conflict(
             "location_exists",
@@ -313,4 +326,37 @@ pub async fn create_location(
             serde_json::Value::Null,
         )),
     }
+}
+
+/// A cash rounding increment from the wire (422 `invalid_cash_rounding`).
+fn check_cash_rounding(minor: i64) -> ApiResult<CashRounding> {
+    CashRounding::new(minor).map_err(|err| ApiError::Invalid {
+        code: "invalid_cash_rounding",
+        message: err.to_string(),
+        details: serde_json::json!({ "cash_rounding": minor }),
+    })
+}
+
+/// Sets a location's cash rounding (manager): the final cash due of every sale there is
+/// rounded to `cash_rounding` minor units (5 = 0.05, 100 = 1.00; 0 turns it off); card
+/// payments stay exact. The registers pull it with the locations (`GET /v1/locations`).
+/// 422 `invalid_cash_rounding` for an increment that does not divide 10000, 422
+/// `unknown_location` for a code no location has.
+#[utoipa::path(put, path = "/v1/settings/cash-rounding", tag = "catalog",
+    request_body = CashRoundingSetting,
+    responses((status = 200, body = Location), (status = 422)))]
+pub async fn put_cash_rounding(
+    State(state): State<AppState>,
+    _auth: Auth<Manager>,
+    Json(req): Json<CashRoundingSetting>,
+) -> ApiResult<Json<Location>> {
+    let rule = check_cash_rounding(req.cash_rounding)?;
+    store::locations::set_cash_rounding(&state.db, req.location.trim(), rule)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::Invalid {
+            code: "unknown_location",
+            message: "no location has this code".into(),
+            details: serde_json::json!({ "location": clipped(&req.location) }),
+        })
 }

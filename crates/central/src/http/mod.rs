@@ -57,6 +57,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(catalog::list_products, catalog::create_product))
         .routes(routes!(catalog::get_product, catalog::update_product))
         .routes(routes!(catalog::list_locations, catalog::create_location))
+        .routes(routes!(catalog::put_cash_rounding))
         .routes(routes!(stock::get_stock))
         .routes(routes!(stock::list_stock))
         .routes(routes!(stock::list_discrepancies))

@@ -89,6 +89,21 @@ pub async fn record_payment(
     id: Uuid,
     amount: Money,
 ) -> ApiResult<Order> {
+    let rounding = Money::zero(amount.currency());
+    record_payment_rounded(state, tx, id, amount, rounding).await
+}
+
+/// [`record_payment`] of a final cash payment whose due was rounded by `rounding` (rounded −
+/// exact, checked against the location's rule by the caller): `amount − rounding` must be
+/// exactly what is outstanding, and the order records the rounding, so paid = total + rounding.
+/// A zero `rounding` is a plain payment.
+pub async fn record_payment_rounded(
+    state: &AppState,
+    tx: &mut Tx,
+    id: Uuid,
+    amount: Money,
+    rounding: Money,
+) -> ApiResult<Order> {
     let order = load_locked(state, tx, id).await?;
     if order.status != OrderStatus::Reserved {
         return Err(illegal(&order, OrderEvent::Pay));
@@ -98,11 +113,17 @@ pub async fn record_payment(
         .total
         .checked_sub(&order.paid)
         .map_err(anyhow::Error::from)?;
-    if amount.currency() != outstanding.currency()
-        || amount.is_negative()
-        || (amount.is_zero() && !outstanding.is_zero())
-        || amount > outstanding
-    {
+    // What of the total this payment settles: the rounding is money no one owes.
+    let covers = amount.checked_sub(&rounding).ok();
+    let fits = covers.is_some_and(|covers| {
+        covers.currency() == outstanding.currency()
+            && !amount.is_negative()
+            && !covers.is_negative()
+            && (!covers.is_zero() || outstanding.is_zero())
+            && covers <= outstanding
+            && (rounding.is_zero() || covers == outstanding)
+    });
+    let Some(covers) = covers.filter(|_| fits) else {
         return Err(ApiError::Invalid {
             code: "invalid_amount",
             message: format!(
@@ -110,11 +131,14 @@ pub async fn record_payment(
             ),
             details: serde_json::json!({ "outstanding": outstanding }),
         });
-    }
+    };
     if !amount.is_zero() {
         store::orders::add_paid(tx, id, amount.to_minor()).await?;
     }
-    if amount == outstanding {
+    if !rounding.is_zero() {
+        store::orders::set_cash_rounding(tx, id, rounding.to_minor()).await?;
+    }
+    if covers == outstanding {
         if let Some(reservation_id) = order.reservation_id {
             let reservation_id = reservation_id.to_string();
             if !store::stock::end_reservation(tx, &reservation_id, "converted").await? {
@@ -133,11 +157,20 @@ pub async fn record_payment(
             tx,
             &order,
             OrderEvent::Pay,
-            serde_json::json!({ "paid": order.totals.total }),
+            paid_payload(&order.totals.total, &rounding)?,
         )
         .await?;
     }
     load_locked(state, tx, id).await
+}
+
+/// The `order.paid` event's payload: what was paid, and the cash rounding when there was one.
+fn paid_payload(total: &Money, rounding: &Money) -> ApiResult<serde_json::Value> {
+    if rounding.is_zero() {
+        return Ok(serde_json::json!({ "paid": total }));
+    }
+    let paid = total.checked_add(rounding).map_err(anyhow::Error::from)?;
+    Ok(serde_json::json!({ "paid": paid, "cash_rounding": rounding }))
 }
 
 /// Cancels a CREATED or RESERVED order in `tx` (locked by the caller): refuses while a card

@@ -97,6 +97,15 @@ fn validate(req: &CreatePayment, caller: &Caller) -> ApiResult<()> {
             if req.payment_method.is_some() {
                 return Err(invalid("unexpected_field", "cash takes no payment_method"));
             }
+            if req
+                .cash_rounding
+                .is_some_and(|r| r.currency() != req.amount.currency())
+            {
+                return Err(invalid(
+                    "invalid_cash_rounding",
+                    "cash_rounding must be in the order's currency",
+                ));
+            }
         }
         PaymentMethod::Card => {
             let pm = req.payment_method.as_deref().unwrap_or("");
@@ -112,6 +121,12 @@ fn validate(req: &CreatePayment, caller: &Caller) -> ApiResult<()> {
                     "card payments take no tendered",
                 ));
             }
+            if req.cash_rounding.is_some_and(|r| !r.is_zero()) {
+                return Err(invalid(
+                    "rounding_not_cash",
+                    "card payments are never rounded: only the final cash due is",
+                ));
+            }
         }
     }
     Ok(())
@@ -119,6 +134,12 @@ fn validate(req: &CreatePayment, caller: &Caller) -> ApiResult<()> {
 
 /// 422 unless `amount` fits what is outstanding on a RESERVED order.
 fn check_outstanding(order: &Order, amount: Money) -> ApiResult<()> {
+    check_outstanding_rounded(order, amount, Money::zero(amount.currency()))
+}
+
+/// [`check_outstanding`] for a payment whose cash due was rounded by `rounding`: it settles
+/// `amount − rounding`, which must then be all that is outstanding.
+fn check_outstanding_rounded(order: &Order, amount: Money, rounding: Money) -> ApiResult<()> {
     if order.status != OrderStatus::Reserved {
         return Err(orders::illegal(order, OrderEvent::Pay));
     }
@@ -127,10 +148,14 @@ fn check_outstanding(order: &Order, amount: Money) -> ApiResult<()> {
         .total
         .checked_sub(&order.paid)
         .map_err(anyhow::Error::from)?;
-    if amount.currency() != outstanding.currency()
-        || amount > outstanding
-        || (amount.is_zero() && !outstanding.is_zero())
-    {
+    let covers = amount.checked_sub(&rounding).ok();
+    let fits = covers.is_some_and(|covers| {
+        covers.currency() == outstanding.currency()
+            && covers <= outstanding
+            && (!covers.is_zero() || outstanding.is_zero())
+            && (rounding.is_zero() || covers == outstanding)
+    });
+    if !fits {
         return Err(ApiError::Invalid {
             code: "invalid_amount",
             message: format!(
@@ -140,6 +165,45 @@ fn check_outstanding(order: &Order, amount: Money) -> ApiResult<()> {
         });
     }
     Ok(())
+}
+
+/// 422 `invalid_cash_rounding` unless `rounding` is what the order's location rounds its
+/// outstanding cash due by, and `amount` is that rounded due. Zero passes: exact cash is
+/// always accepted.
+async fn check_rounding(
+    tx: &mut Tx,
+    order: &Order,
+    amount: Money,
+    rounding: Money,
+) -> ApiResult<()> {
+    if rounding.is_zero() {
+        return Ok(());
+    }
+    let rule = store::locations::find_by_code_in(tx, &order.location)
+        .await?
+        .map(|l| l.cash_rounding)
+        .unwrap_or_default();
+    let outstanding = order
+        .totals
+        .total
+        .checked_sub(&order.paid)
+        .map_err(anyhow::Error::from)?;
+    let rounded = rule.round(outstanding).map_err(anyhow::Error::from)?;
+    if rule.allows(outstanding, rounding) && amount == rounded.due {
+        return Ok(());
+    }
+    Err(ApiError::Invalid {
+        code: "invalid_cash_rounding",
+        message: format!(
+            "{} rounds cash to {} minor units: the {outstanding} due is paid as {} (rounding {})",
+            order.location, rule, rounded.due, rounded.difference
+        ),
+        details: serde_json::json!({
+            "outstanding": outstanding, "cash_rounding": rounding,
+            "rounded_due": rounded.due, "expected_rounding": rounded.difference,
+            "increment_minor": rule.increment_minor(),
+        }),
+    })
 }
 
 pub fn to_api(p: &PaymentRow, order_status: OrderStatus) -> Payment {
@@ -197,6 +261,13 @@ pub async fn create_payment(
     }
 }
 
+/// The cash rounding a payment claims (zero when none; a card's was refused by `validate`).
+fn rounding_of(req: &CreatePayment) -> Money {
+    req.cash_rounding
+        .filter(|_| req.method == PaymentMethod::Cash)
+        .unwrap_or_else(|| Money::zero(req.amount.currency()))
+}
+
 /// Commits `tx` with the response saved under the claim, and answers with it.
 async fn finish(
     mut tx: Tx,
@@ -220,8 +291,10 @@ async fn pay_nothing(
 ) -> ApiResult<Response> {
     let mut tx = state.db.begin_write().await?;
     let order = orders::load_locked(state, &mut tx, id).await?;
-    check_outstanding(&order, req.amount)?;
-    let order = orders::record_payment(state, &mut tx, id, req.amount).await?;
+    let rounding = rounding_of(req);
+    check_outstanding_rounded(&order, req.amount, rounding)?;
+    check_rounding(&mut tx, &order, req.amount, rounding).await?;
+    let order = orders::record_payment_rounded(state, &mut tx, id, req.amount, rounding).await?;
     let cash = req.method == PaymentMethod::Cash;
     let payment = Payment {
         id: Uuid::now_v7(),
@@ -254,8 +327,10 @@ async fn pay_cash(
         .map_err(anyhow::Error::from)?;
     let mut tx = state.db.begin_write().await?;
     let order = orders::load_locked(state, &mut tx, id).await?;
-    check_outstanding(&order, req.amount)?;
-    let order = orders::record_payment(state, &mut tx, id, req.amount).await?;
+    let rounding = rounding_of(req);
+    check_outstanding_rounded(&order, req.amount, rounding)?;
+    check_rounding(&mut tx, &order, req.amount, rounding).await?;
+    let order = orders::record_payment_rounded(state, &mut tx, id, req.amount, rounding).await?;
     let row = store::payments::insert(
         &mut tx,
         &PaymentRow {

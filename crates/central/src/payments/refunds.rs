@@ -196,7 +196,10 @@ async fn prepare(
     }
     let amount = match req.amount {
         Some(amount) => amount,
-        None => mark_returned(&mut tx, &order, &req.lines).await?,
+        None => {
+            let shares = mark_returned(&mut tx, &order, &req.lines).await?;
+            after_cash_rounding(&order, &req.lines, shares).map_err(anyhow::Error::from)?
+        }
     };
     if amount.currency() != order.paid.currency() {
         return Err(ApiError::invalid(
@@ -224,6 +227,27 @@ async fn prepare(
     };
     tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(row)
+}
+
+/// What returned lines give back on an order whose cash was rounded (paid = total +
+/// rounding): their shares of the total, but never more than is left of what was paid, and the
+/// return that brings back the last of the goods gives back all that is left.
+fn after_cash_rounding(
+    order: &Order,
+    lines: &[LineRequest],
+    shares: Money,
+) -> Result<Money, kassa_domain::MoneyError> {
+    if order.cash_rounding.is_none() {
+        return Ok(shares);
+    }
+    let left = order.paid.checked_sub(&order.refunded)?;
+    let returned: u32 = lines.iter().map(|l| l.qty).sum();
+    let before: u32 = order.lines.iter().map(|l| l.returned_qty).sum();
+    let sold: u32 = order.lines.iter().map(|l| l.qty).sum();
+    if before.saturating_add(returned) >= sold || shares > left {
+        return Ok(left);
+    }
+    Ok(shares)
 }
 
 /// A refund about to be written.

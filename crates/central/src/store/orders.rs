@@ -173,6 +173,17 @@ pub async fn add_paid(tx: &mut Tx, id: Uuid, amount_minor: i64) -> anyhow::Resul
     Ok(())
 }
 
+/// Records the rounding of the order's final cash part (rounded − exact, minor units).
+pub async fn set_cash_rounding(tx: &mut Tx, id: Uuid, rounding_minor: i64) -> anyhow::Result<()> {
+    sqlx::query("UPDATE orders SET cash_rounding_minor = $1 WHERE id = $2")
+        .bind(rounding_minor)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await
+        .context("recording the cash rounding of an order")?;
+    Ok(())
+}
+
 pub async fn add_refunded(tx: &mut Tx, id: Uuid, amount_minor: i64) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE orders SET refunded_minor = refunded_minor + $1, updated_at = $2 WHERE id = $3",
@@ -249,6 +260,11 @@ fn decode(row: &sqlx::any::AnyRow, lines: Vec<OrderLine>) -> anyhow::Result<Orde
         lines,
         totals: serde_json::from_str(&totals).context("stored totals")?,
         paid: Money::from_minor(row.try_get("paid_minor")?, currency),
+        cash_rounding: Some(Money::from_minor(
+            row.try_get("cash_rounding_minor")?,
+            currency,
+        ))
+        .filter(|r| !r.is_zero()),
         refunded: Money::from_minor(row.try_get("refunded_minor")?, currency),
         reservation_id: reservation_id.map(|r| r.parse()).transpose()?,
         reservation_expires_at: reservation_expires_at.map(from_ms),

@@ -387,7 +387,11 @@ async fn apply_in(
 ) -> ApiResult<String> {
     let existing = store::orders::get(tx, order.id, state.db.for_update()).await?;
     let (totals, names) = price(tx, order).await?;
-    check_payments(&order.payments, &totals.total)?;
+    let rounding = order
+        .cash_rounding
+        .unwrap_or_else(|| Money::zero(totals.total.currency()));
+    check_payments(&order.payments, &totals.total, &rounding)?;
+    check_rounding(tx, location_id, order, &rounding).await?;
     match existing {
         None => {
             insert_created(tx, till, order, location_id, &totals, &names).await?;
@@ -431,9 +435,17 @@ async fn apply_in(
     )
     .await?;
     record_payments(tx, order).await?;
-    store::orders::add_paid(tx, order.id, totals.total.to_minor()).await?;
+    let paid = totals
+        .total
+        .checked_add(&rounding)
+        .map_err(|e| invalid_payment(e.to_string()))?;
+    store::orders::add_paid(tx, order.id, paid.to_minor()).await?;
     let methods: Vec<&str> = order.payments.iter().map(OfflinePayment::method).collect();
-    let paid = json!({ "paid": totals.total, "methods": methods, "source": "offline" });
+    let mut paid = json!({ "paid": paid, "methods": methods, "source": "offline" });
+    if !rounding.is_zero() {
+        store::orders::set_cash_rounding(tx, order.id, rounding.to_minor()).await?;
+        paid["cash_rounding"] = json!(rounding);
+    }
     step(state, tx, order.id, OrderEvent::Pay, paid).await?;
     let shortfalls = take_stock(state, tx, till, order, location_id).await?;
     let applied = orders::load_locked(state, tx, order.id).await?;
@@ -591,8 +603,24 @@ fn invalid_payment(message: String) -> ApiError {
 }
 
 /// Every payment is positive (or 0.00 paying a zero total: a free item, a 100 % discount), in
-/// the order's currency, cash covers its amount, and together they pay exactly the total.
-fn check_payments(payments: &[OfflinePayment], total: &Money) -> ApiResult<()> {
+/// the order's currency, cash covers its amount, and together they pay exactly the total plus
+/// the cash rounding, which only a final cash payment may carry.
+fn check_payments(payments: &[OfflinePayment], total: &Money, rounding: &Money) -> ApiResult<()> {
+    if rounding.currency() != total.currency() {
+        return Err(ApiError::invalid(
+            "invalid_cash_rounding",
+            format!("cash_rounding must be in {}", total.currency()),
+        ));
+    }
+    if !rounding.is_zero() && !matches!(payments.last(), Some(OfflinePayment::Cash { .. })) {
+        return Err(ApiError::invalid(
+            "rounding_not_cash",
+            "only the final cash due is rounded: the last payment must be cash",
+        ));
+    }
+    let total = &total
+        .checked_add(rounding)
+        .map_err(|e| invalid_payment(e.to_string()))?;
     let mut paid = Money::zero(total.currency());
     for payment in payments {
         let amount = payment.amount();
@@ -630,6 +658,49 @@ fn check_payments(payments: &[OfflinePayment], total: &Money) -> ApiResult<()> {
         });
     }
     Ok(())
+}
+
+/// 422 `invalid_cash_rounding` unless `rounding` is what the location's rule makes of the
+/// sale's cash due (the cash of a sale is rounded as one: its cash payments together are the
+/// rounded due; `check_payments` made sure the last payment is cash).
+async fn check_rounding(
+    tx: &mut Tx,
+    location_id: &str,
+    order: &OfflineOrder,
+    rounding: &Money,
+) -> ApiResult<()> {
+    if rounding.is_zero() {
+        return Ok(());
+    }
+    let cash: Vec<Money> = order
+        .payments
+        .iter()
+        .filter(|p| matches!(p, OfflinePayment::Cash { .. }))
+        .map(OfflinePayment::amount)
+        .collect();
+    let paid_in_cash = Money::checked_sum(&cash, rounding.currency())
+        .map_err(|e| invalid_payment(e.to_string()))?;
+    let rule = store::locations::cash_rounding_in(tx, location_id).await?;
+    let exact = paid_in_cash
+        .checked_sub(rounding)
+        .map_err(|e| invalid_payment(e.to_string()))?;
+    let rounded = rule
+        .round(exact)
+        .map_err(|e| invalid_payment(e.to_string()))?;
+    if rule.allows(exact, *rounding) && rounded.due == paid_in_cash {
+        return Ok(());
+    }
+    Err(ApiError::Invalid {
+        code: "invalid_cash_rounding",
+        message: format!(
+            "{} rounds cash to {} minor units: a cash due of {exact} is paid as {} (rounding {})",
+            order.location, rule, rounded.due, rounded.difference
+        ),
+        details: json!({
+            "cash_due": exact, "cash_rounding": rounding, "rounded_due": rounded.due,
+            "expected_rounding": rounded.difference, "increment_minor": rule.increment_minor(),
+        }),
+    })
 }
 
 async fn insert_created(

@@ -11,6 +11,7 @@ mod approvals;
 mod auth;
 mod browse;
 mod carts;
+mod cash_rounding;
 mod catalog;
 mod checkout;
 mod crash;

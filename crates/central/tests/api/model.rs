@@ -389,6 +389,7 @@ async fn make_skus(world: &World, s: &mut Seed, seed: u64) {
 #[derive(Debug, Clone)]
 struct OrderRow {
     status: String,
+    /// What the order owes: its total with its cash rounding (paid = total + cash_rounding).
     total: i64,
     paid: i64,
     refunded: i64,
@@ -396,7 +397,7 @@ struct OrderRow {
 
 async fn order_row(world: &World, id: Uuid) -> OrderRow {
     let row = sqlx::query(&format!(
-        "SELECT status, total_minor, paid_minor, refunded_minor FROM orders WHERE id = '{id}'"
+        "SELECT status, total_minor + cash_rounding_minor AS total_minor, paid_minor, refunded_minor FROM orders WHERE id = '{id}'"
     ))
     .fetch_one(world.central().state.db.pool())
     .await
@@ -887,7 +888,7 @@ impl Books {
         for row in rows(
             &mut tx,
             &format!(
-                "SELECT id, status, total_minor, paid_minor, refunded_minor FROM orders \
+                "SELECT id, status, total_minor + cash_rounding_minor AS total_minor, paid_minor, refunded_minor FROM orders \
              WHERE id IN ({ids})"
             ),
         )

@@ -80,6 +80,7 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("DELETE", "/v1/stock/leases/{id}", Access::Roles(LEASERS)),
     ("GET", "/v1/settings/leases", Access::Roles(STAFF_AND_TILLS)),
     ("PUT", "/v1/settings/leases", Access::Roles(MANAGERS)),
+    ("PUT", "/v1/settings/cash-rounding", Access::Roles(MANAGERS)),
     ("DELETE", "/v1/reservations/{id}", Access::Roles(ALL)),
     ("POST", "/v1/orders", Access::Roles(ALL)),
     ("GET", "/v1/orders", Access::Roles(ALL)),
@@ -376,6 +377,9 @@ async fn request(
             path.into(),
             Some(json!({ "location": "STORE-1", "horizon_s": 3600, "cap_percent": 25, "floor_units": 1, "top_sellers": 5 })),
         ),
+        ("PUT", "/v1/settings/cash-rounding") => {
+            plain(path.into(), Some(json!({ "location": "STORE-1", "cash_rounding": 0 })))
+        }
         ("PUT", "/v1/settings/sale") => plain(path.into(), Some(json!({ "discount_limit_percent": 10 }))),
         // Switched off, so the probes after it still write.
         ("PUT", "/v1/admin/read-only") => plain(path.into(), Some(json!({ "enabled": false }))),

@@ -79,6 +79,7 @@ pub fn z_report(
             net: gross,
             discounts: eur("0.00"),
             tax: eur("0.00"),
+            cash_rounding: None,
             pending_sync: 0,
             by_method: Vec::new(),
             taxes: Vec::new(),

@@ -74,6 +74,15 @@ pub fn receipt(receipt: &Receipt, style: &ReceiptStyle, copy: Option<u32>) -> Do
         receipt.totals.currency,
         amount(&receipt.totals.total)
     ));
+    // Where the store rounds cash: what the rounding made of the total, and what was paid.
+    if let Some(rounding) = &receipt.cash_rounding {
+        doc.columns("Cash rounding", amount(rounding));
+        doc.bold(format!(
+            "PAID {} {}",
+            receipt.totals.currency,
+            amount(&receipt.amount_paid())
+        ));
+    }
     doc.columns("VAT rate      net      tax", "gross");
     for tax in &receipt.totals.taxes {
         doc.columns(
@@ -133,8 +142,11 @@ pub fn sales_report(report: &SalesReport, register: &str) -> Document {
             amount(&report.refunds),
         )
         .columns(format!("Net {currency}"), amount(&report.net))
-        .columns("Discounts", amount(&report.discounts))
-        .columns("Tax", amount(&report.tax))
+        .columns("Discounts", amount(&report.discounts));
+    if let Some(rounding) = &report.cash_rounding {
+        doc.columns("Cash rounding", amount(rounding));
+    }
+    doc.columns("Tax", amount(&report.tax))
         .columns("Not yet at Central", report.pending_sync.to_string())
         .rule()
         .bold("By payment method");

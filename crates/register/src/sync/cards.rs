@@ -225,6 +225,7 @@ impl Engine {
             method: PaymentMethod::Card,
             amount: card.total,
             tendered: None,
+            cash_rounding: None,
             payment_method: Some(card.payment_method.clone()),
         };
         let mut last = None;

@@ -128,12 +128,19 @@ impl Engine {
                 entry.order_id
             )));
         };
+        // The final cash part was rounded by the store's rule: it pays the outstanding with
+        // that rounding, which Central checks against the same rule.
+        let rounding = entry
+            .cash_rounding
+            .unwrap_or_else(|| Money::zero(outstanding.currency()));
+        let amount = outstanding.checked_add(&rounding)?;
         let tendered = cash.try_fold(first, |sum, t| sum.checked_add(&t))?;
-        let tendered = max_money(tendered, outstanding)?;
+        let tendered = max_money(tendered, amount)?;
         let payment = CreatePayment {
             method: PaymentMethod::Cash,
-            amount: outstanding,
+            amount,
             tendered: Some(tendered),
+            cash_rounding: entry.cash_rounding,
             payment_method: None,
         };
         self.sessions

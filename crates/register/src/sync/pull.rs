@@ -206,6 +206,7 @@ impl Engine {
             .await?;
         if let Some(here) = locations.iter().find(|l| l.code == identity.location) {
             settings::save_time_zone(&self.db, &here.time_zone).await?;
+            settings::save_cash_rounding(&self.db, here.cash_rounding).await?;
         }
         Ok(1)
     }

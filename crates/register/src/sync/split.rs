@@ -217,6 +217,7 @@ impl Engine {
             method: PaymentMethod::Card,
             amount: part.amount,
             tendered: None,
+            cash_rounding: None,
             payment_method: Some(part.payment_method.clone()),
         };
         let mut last = None;

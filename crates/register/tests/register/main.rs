@@ -20,6 +20,7 @@ mod manager;
 mod offline;
 mod printing;
 mod returns;
+mod rounding;
 mod rounds;
 mod sale;
 mod shifts;
