@@ -704,6 +704,7 @@ async fn story(
     .await?;
 
     lease_at_the_till(central, app).await?;
+    cash_rounding_at_the_till(central, app).await?;
 
     // Central goes away: the register sells on, offline.
     central.stop();
@@ -1144,6 +1145,63 @@ async fn lease_at_the_till(central: &mut Central, app: &App) -> Result<()> {
     }
     central.start().await?;
     app.until_class("#sync-indicator", "online").await?;
+    Ok(())
+}
+
+/// STORE-1's cash rounding (issue 15), set to whole euros by a manager: once the till has the
+/// rule, a cart's cash due is rounded and says by how much. No sale is made (the story's counts
+/// stay as they are): the cart is emptied and the rule taken off again.
+async fn cash_rounding_at_the_till(central: &Central, app: &App) -> Result<()> {
+    let set = |increment: i64| async move {
+        let token = central.token("manager", "manager-pass-1").await?;
+        reqwest::Client::new()
+            .put(format!("{}/v1/settings/cash-rounding", central.url()))
+            .bearer_auth(&token)
+            .json(&json!({ "location": "STORE-1", "cash_rounding": increment }))
+            .send()
+            .await?
+            .error_for_status()
+            .context("setting STORE-1's cash rounding")?;
+        anyhow::Ok(())
+    };
+    // The till pulls the rule with the locations on a sync round.
+    let till_has = |increment: i64| async move {
+        let deadline = Instant::now() + WAIT;
+        while app.invoke("cash_rounding", json!({})).await? != json!(increment) {
+            if Instant::now() > deadline {
+                bail!("the till never took the cash rounding {increment}");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        anyhow::Ok(())
+    };
+    set(100).await?;
+    till_has(100).await?;
+    // The sell screen reads the rule when it opens.
+    app.click("#nav-shift").await?;
+    app.click("#nav-sell").await?;
+    app.scan(COFFEE).await?;
+    let line = "#cart tr.line[data-sku='DEMO-0001']";
+    app.find(line).await?;
+    let due = app.until_text("#cash-due", |t| t.contains("rounded")).await?;
+    assert!(
+        due.contains("Due in cash") && due.contains(".00") && due.contains("rounded"),
+        "{due}"
+    );
+    app.screenshot("cash-rounding.png").await?;
+    app.click(&format!("{line} .remove")).await?;
+    let deadline = Instant::now() + WAIT;
+    while app.exists(line).await? {
+        if Instant::now() > deadline {
+            bail!("the coffee stayed in the cart");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Off again before the story sells on (offline, with Central stopped).
+    set(0).await?;
+    till_has(0).await?;
+    app.click("#nav-shift").await?;
+    app.click("#nav-sell").await?;
     Ok(())
 }
 
