@@ -1183,7 +1183,9 @@ async fn cash_rounding_at_the_till(central: &Central, app: &App) -> Result<()> {
     app.scan(COFFEE).await?;
     let line = "#cart tr.line[data-sku='DEMO-0001']";
     app.find(line).await?;
-    let due = app.until_text("#cash-due", |t| t.contains("rounded")).await?;
+    let due = app
+        .until_text("#cash-due", |t| t.contains("rounded"))
+        .await?;
     assert!(
         due.contains("Due in cash") && due.contains(".00") && due.contains("rounded"),
         "{due}"
