@@ -34,17 +34,22 @@ pub async fn exists(tx: &mut Tx, id: Uuid) -> anyhow::Result<bool> {
 }
 
 pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
-    write(tx, o, "").await.map(|_| ())
+    write(tx, o, "", now_ms()).await.map(|_| ())
 }
 
 /// Inserts an order unless one with its id exists (on PostgreSQL a concurrent insert of the
 /// same id waits for the other to commit); `false` when it existed, nothing written.
 pub async fn try_insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<bool> {
-    write(tx, o, " ON CONFLICT (id) DO NOTHING").await
+    try_insert_at(tx, o, now_ms()).await
 }
 
-async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str) -> anyhow::Result<bool> {
-    let now = now_ms();
+/// [`try_insert`] with `created_at` and `updated_at` set to `now_ms` (the caller answers with
+/// the order it wrote, without reading it back).
+pub async fn try_insert_at(tx: &mut Tx, o: &NewOrder<'_>, now_ms: i64) -> anyhow::Result<bool> {
+    write(tx, o, " ON CONFLICT (id) DO NOTHING", now_ms).await
+}
+
+async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str, now: i64) -> anyhow::Result<bool> {
     let t = o.totals;
     let sql = format!(
         "INSERT INTO orders (id, owner_id, register_id, location_id, source, status, currency, subtotal_minor, \
@@ -106,30 +111,72 @@ pub async fn reprice(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
     insert_lines(tx, o).await
 }
 
+/// Every line in one multi-row insert.
 async fn insert_lines(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
+    const COLUMNS: usize = 10;
     let t = o.totals;
+    if t.lines.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..t.lines.len())
+        .map(|row| {
+            let first = row * COLUMNS + 1;
+            let params: Vec<String> = (first..first + COLUMNS).map(|p| format!("${p}")).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO order_lines (order_id, line_no, sku, name, qty, unit_price_minor, discount_minor, \
+         total_minor, tax_class, discount_approved_by) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
     for (i, (line, name)) in t.lines.iter().zip(o.names).enumerate() {
-        let unit_minor = line.gross_before_discount.to_minor() / i64::from(line.qty.max(1));
         let approver = o.approvers.get(i).cloned().flatten();
-        sqlx::query(
-            "INSERT INTO order_lines (order_id, line_no, sku, name, qty, unit_price_minor, discount_minor, \
-             total_minor, tax_class, discount_approved_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(o.id.to_string())
-        .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
-        .bind(line.sku.as_ref())
-        .bind(name)
-        .bind(i64::from(line.qty))
-        .bind(unit_minor)
-        .bind(line.discount.to_minor())
-        .bind(line.total.to_minor())
-        .bind(line.tax_class.to_string())
-        .bind(approver)
+        query = query
+            .bind(o.id.to_string())
+            .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+            .bind(line.sku.as_ref().to_owned())
+            .bind(name.clone())
+            .bind(i64::from(line.qty))
+            .bind(unit_price_minor(line))
+            .bind(line.discount.to_minor())
+            .bind(line.total.to_minor())
+            .bind(line.tax_class.to_string())
+            .bind(approver);
+    }
+    query
         .execute(&mut **tx)
         .await
-        .context("inserting order line")?;
-    }
+        .context("inserting order lines")?;
     Ok(())
+}
+
+/// A line's stored unit price: its gross before discount over its quantity.
+pub fn unit_price_minor(line: &kassa_domain::LineTotal) -> i64 {
+    line.gross_before_discount.to_minor() / i64::from(line.qty.max(1))
+}
+
+/// A CREATED order just written becomes RESERVED under `reservation_id` in one update;
+/// `Some(version)` when it was still CREATED.
+pub async fn reserve_created(
+    tx: &mut Tx,
+    id: Uuid,
+    reservation_id: &str,
+    now_ms: i64,
+) -> anyhow::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "UPDATE orders SET status = $1, reservation_id = $2, version = version + 1, updated_at = $3 \
+         WHERE id = $4 AND status = $5 RETURNING version",
+    )
+    .bind(OrderStatus::Reserved.as_str())
+    .bind(reservation_id)
+    .bind(now_ms)
+    .bind(id.to_string())
+    .bind(OrderStatus::Created.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .context("reserving the new order")
 }
 
 /// Moves the order from `from` to `to`, only if it is still in `from`.

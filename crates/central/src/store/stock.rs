@@ -499,15 +499,25 @@ pub async fn insert_reservation(tx: &mut Tx, r: &ReservationRow) -> anyhow::Resu
     .execute(&mut **tx)
     .await
     .context("inserting reservation")?;
-    for (sku, qty) in &r.lines {
-        sqlx::query("INSERT INTO reservation_lines (reservation_id, sku, qty) VALUES ($1, $2, $3)")
-            .bind(&r.id)
-            .bind(sku)
-            .bind(qty)
-            .execute(&mut **tx)
-            .await
-            .context("inserting reservation line")?;
+    if r.lines.is_empty() {
+        return Ok(());
     }
+    // Every line in one statement.
+    let rows: Vec<String> = (0..r.lines.len())
+        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
+    let sql = format!(
+        "INSERT INTO reservation_lines (reservation_id, sku, qty) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (sku, qty) in &r.lines {
+        query = query.bind(&r.id).bind(sku).bind(qty);
+    }
+    query
+        .execute(&mut **tx)
+        .await
+        .context("inserting reservation lines")?;
     Ok(())
 }
 
