@@ -23,6 +23,7 @@
 //! the request's trace; the batch's own statements (`BEGIN`, savepoints, `COMMIT`) run in an
 //! `orders.group_commit` span of its own that links to every order's span.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -76,6 +77,8 @@ pub struct GroupCommit {
     queue: mpsc::Sender<Job>,
     waiting: Arc<Mutex<mpsc::Receiver<Job>>>,
     writer: std::sync::Once,
+    /// Orders a writer has taken into a batch since start.
+    taken: Arc<AtomicU64>,
 }
 
 impl Default for GroupCommit {
@@ -85,15 +88,26 @@ impl Default for GroupCommit {
             queue,
             waiting: Arc::new(Mutex::new(waiting)),
             writer: std::sync::Once::new(),
+            taken: Arc::default(),
         }
     }
 }
 
 impl GroupCommit {
+    /// Orders queued and not yet taken by a writer.
+    pub fn waiting(&self) -> usize {
+        QUEUE_ORDERS_MAX - self.queue.capacity()
+    }
+
+    /// Orders a writer has taken into a batch since start.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+    }
+
     /// Creates the order with the next group commit; answers once that commit is over.
     pub async fn create(&self, state: &AppState, asked: Asked) -> Answer {
         self.writer.call_once(|| {
-            tokio::spawn(write(self.waiting.clone()));
+            tokio::spawn(write(self.waiting.clone(), self.taken.clone()));
         });
         let (answer, answered) = oneshot::channel();
         let job = Job {
@@ -114,14 +128,14 @@ impl GroupCommit {
 }
 
 /// The writer: a batch at a time, until Central's state is dropped.
-async fn write(waiting: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn write(waiting: Arc<Mutex<mpsc::Receiver<Job>>>, taken: Arc<AtomicU64>) {
     loop {
         let mut queue = waiting.lock().await;
         let Some(first) = queue.recv().await else {
             return;
         };
         let span = tracing::info_span!(parent: None, "orders.group_commit", orders = tracing::field::Empty);
-        let filled = fill(first, &mut queue, &span)
+        let filled = fill(first, &mut queue, &taken, &span)
             .instrument(span.clone())
             .await;
         drop(queue);
@@ -137,8 +151,10 @@ async fn write(waiting: Arc<Mutex<mpsc::Receiver<Job>>>) {
 async fn fill(
     first: Job,
     queue: &mut mpsc::Receiver<Job>,
+    taken: &AtomicU64,
     span: &tracing::Span,
 ) -> Option<(Tx, Vec<(Job, Answer)>)> {
+    taken.fetch_add(1, Ordering::Relaxed);
     let state = first.state.clone();
     let began = async {
         let tx = state.db.begin_write().await?;
@@ -158,25 +174,35 @@ async fn fill(
     let mut prices = super::Prices::default();
     let mut done: Vec<(Job, Answer)> = Vec::new();
     let mut next = Some(first);
+    let mut seen = 1;
     while let Some(job) = next.take() {
-        span.follows_from(job.span.id());
-        let outcome = item(&mut tx, &job, discount_limit, &mut prices)
-            .instrument(job.span.clone())
-            .await;
-        match outcome {
-            Ok(answer) => done.push((job, answer)),
-            Err(e) => {
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::warn!(error = %rollback, "rolling back a broken batch");
+        // A request gone before its turn (cut by the timeout, or its client left) is told
+        // nothing, so nothing is done, as when a request's own transaction was dropped; a
+        // retry with its key does the order.
+        if !job.answer.is_closed() {
+            span.follows_from(job.span.id());
+            let outcome = item(&mut tx, &job, discount_limit, &mut prices)
+                .instrument(job.span.clone())
+                .await;
+            match outcome {
+                Ok(answer) => done.push((job, answer)),
+                Err(e) => {
+                    if let Err(rollback) = tx.rollback().await {
+                        tracing::warn!(error = %rollback, "rolling back a broken batch");
+                    }
+                    let mut jobs: Vec<Job> = done.into_iter().map(|(job, _)| job).collect();
+                    jobs.push(job);
+                    fail(jobs, &e);
+                    return None;
                 }
-                let mut jobs: Vec<Job> = done.into_iter().map(|(job, _)| job).collect();
-                jobs.push(job);
-                fail(jobs, &e);
-                return None;
             }
         }
-        if done.len() < BATCH_ORDERS_MAX {
+        if seen < BATCH_ORDERS_MAX {
             next = queue.try_recv().ok();
+            if next.is_some() {
+                seen += 1;
+                taken.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
     Some((tx, done))
@@ -187,8 +213,7 @@ async fn commit(tx: Tx, done: Vec<(Job, Answer)>) {
     match tx.commit().await {
         Ok(()) => {
             metrics::counter!(ORDER_BATCHES, "outcome" => "committed").increment(1);
-            #[expect(clippy::cast_precision_loss, reason = "a batch is at most 32 orders")]
-            metrics::histogram!(ORDER_BATCH_ORDERS).record(done.len() as f64);
+            metrics::counter!(ORDER_BATCH_ORDERS).increment(done.len() as u64);
             for (job, answer) in done {
                 // The client may have gone; its order stands (a retry replays it).
                 let _ = job.answer.send(answer);

@@ -85,8 +85,9 @@ pub const STOCK_LOW_ALERTS: &str = "kassa_stock_low_alerts_total";
 
 /// Order group commits (`outcome`: committed, failed; a failed one created none of its orders).
 pub const ORDER_BATCHES: &str = "kassa_order_batches_total";
-/// Orders per committed group commit (histogram).
-pub const ORDER_BATCH_ORDERS: &str = "kassa_order_batch_orders";
+/// Orders created by committed group commits (over `kassa_order_batches_total{outcome="committed"}`:
+/// orders per batch).
+pub const ORDER_BATCH_ORDERS: &str = "kassa_order_batched_orders_total";
 
 /// Every metric Central exports (histograms by their base name): the dashboard and the alert
 /// rules may name these and nothing else (checked by the tests).

@@ -15,6 +15,7 @@ mod catalog;
 mod checkout;
 mod crash;
 mod events;
+mod group_commit;
 mod hot_gate;
 mod leases;
 mod maintenance;
