@@ -56,7 +56,40 @@ pub struct Asked {
     /// [`idempotency::fingerprint`] of the request.
     pub request_hash: String,
     pub req: CreateOrder,
-    pub location_id: String,
+    /// The location's id when the hot-SKU gate looked it up; else the batch does.
+    pub location_id: Option<String>,
+}
+
+/// What the orders of one batch read once: prices by SKU, location ids by code.
+#[derive(Debug, Default)]
+struct Reads {
+    prices: super::Prices,
+    locations: std::collections::HashMap<String, Option<String>>,
+}
+
+impl Reads {
+    /// The id of the location the order is for, or 422 `unknown_location`.
+    async fn location_id(&mut self, tx: &mut Tx, asked: &Asked) -> ApiResult<String> {
+        if let Some(id) = &asked.location_id {
+            return Ok(id.clone());
+        }
+        let code = asked.req.location.as_str();
+        let known = match self.locations.get(code) {
+            Some(known) => known.clone(),
+            None => {
+                let read = store::locations::find_by_code_in(tx, code)
+                    .await?
+                    .map(|l| l.id.to_string());
+                self.locations.insert(code.to_owned(), read.clone());
+                read
+            }
+        };
+        known.ok_or_else(|| ApiError::Invalid {
+            code: "unknown_location",
+            message: format!("no location with code {code}"),
+            details: serde_json::json!({ "location": code }),
+        })
+    }
 }
 
 /// The answer to one order: its response and whether it is a replay.
@@ -171,7 +204,7 @@ async fn fill(
             return None;
         }
     };
-    let mut prices = super::Prices::default();
+    let mut reads = Reads::default();
     let mut done: Vec<(Job, Answer)> = Vec::new();
     let mut next = Some(first);
     let mut seen = 1;
@@ -181,7 +214,7 @@ async fn fill(
         // retry with its key does the order.
         if !job.answer.is_closed() {
             span.follows_from(job.span.id());
-            let outcome = item(&mut tx, &job, discount_limit, &mut prices)
+            let outcome = item(&mut tx, &job, discount_limit, &mut reads)
                 .instrument(job.span.clone())
                 .await;
             match outcome {
@@ -241,15 +274,30 @@ async fn item(
     tx: &mut Tx,
     job: &Job,
     discount_limit: u32,
-    prices: &mut super::Prices,
+    reads: &mut Reads,
 ) -> anyhow::Result<Answer> {
     let asked = &job.asked;
     let mark = tx.begin_item().await?;
     let work = async {
-        let order = super::create_in(&job.state, tx, asked, discount_limit, prices).await?;
+        let location_id = reads.location_id(tx, asked).await?;
+        let order = super::create_in(
+            &job.state,
+            tx,
+            asked,
+            &location_id,
+            discount_limit,
+            &mut reads.prices,
+        )
+        .await?;
         serde_json::to_string(&order).map_err(|e| ApiError::Internal(e.into()))
     }
     .await;
+    if job.answer.is_closed() {
+        // Its request was cut while the order waited (for a lock): it was answered 503, so
+        // the order goes, as when a request's own transaction was dropped.
+        tx.rollback_item(mark).await?;
+        return Ok(Err(ApiError::Unavailable));
+    }
     let expired_before = now_ms() - idempotency::RETENTION_MS;
     let err = match work {
         Ok(body) => {

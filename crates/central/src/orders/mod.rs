@@ -340,12 +340,18 @@ pub async fn create_order(
 ) -> ApiResult<Response> {
     let key = idempotency::key_from(&headers)?;
     validate_order(&req, &auth.caller)?;
-    let location_id = stock::hot_gate::location_id(&state, &req.location).await?;
     // The hot-SKU gate (with Redis): a sold-out answer from Redis, before any database work.
+    // Without Redis the location is looked up in the order's batch.
+    let location_id = if state.shared.is_configured() {
+        Some(stock::hot_gate::location_id(&state, &req.location).await?)
+    } else {
+        None
+    };
     let scope = stock::scope(&auth.caller);
     let lines = order_lines(&req);
+    let gate_location = location_id.as_deref().unwrap_or_default();
     let hold =
-        stock::hot_gate::enter(&state, &auth.caller, &scope, &key, &location_id, &lines).await?;
+        stock::hot_gate::enter(&state, &auth.caller, &scope, &key, gate_location, &lines).await?;
     let answer = create_after_gate(&state, &auth.caller, &key, req, location_id).await;
     let settled = match &answer {
         Ok((_, false)) => stock::hot_gate::Settled::Created,
@@ -371,7 +377,7 @@ async fn create_after_gate(
     caller: &Caller,
     key: &kassa_domain::IdempotencyKey,
     req: CreateOrder,
-    location_id: String,
+    location_id: Option<String>,
 ) -> ApiResult<(Response, bool)> {
     let request_hash = idempotency::fingerprint(
         "POST /v1/orders",
@@ -394,10 +400,11 @@ async fn create_in(
     state: &AppState,
     tx: &mut Tx,
     asked: &group_commit::Asked,
+    location_id: &str,
     discount_limit: u32,
     prices: &mut Prices,
 ) -> ApiResult<Order> {
-    let (caller, req, location_id) = (&asked.caller, &asked.req, asked.location_id.as_str());
+    let (caller, req) = (&asked.caller, &asked.req);
     let id = req.id.unwrap_or_else(Uuid::now_v7);
     let (totals, names) = price(tx, req, prices).await?;
     let discounted: Vec<crate::approvals::DiscountLine<'_>> = totals
@@ -446,16 +453,9 @@ async fn create_in(
         paid_minor: 0,
     };
     let now = now_ms();
-    // Two requests with the same client-chosen id: the second waits for the first and is told.
-    if !store::orders::try_insert_at(tx, &new, now).await? {
-        return Err(ApiError::conflict(
-            "order_exists",
-            format!("order {id} exists"),
-            serde_json::json!({ "id": id }),
-        ));
-    }
     let lines = order_lines(req);
-    // At a register, the lease's units move to the order first; the rest comes from available.
+    // The stock first: a sold-out order stops at its first statement. At a register, the
+    // lease's units move to the order first; the rest comes from available.
     let from_available = stock::leases::draw_for_order(
         state,
         tx,
@@ -477,16 +477,19 @@ async fn create_in(
         lines,
     };
     store::stock::insert_reservation(tx, &reservation).await?;
-    // CREATED → RESERVED in one update, both events in one insert (in that order).
-    let version = store::orders::reserve_created(tx, id, &reservation.id, now)
-        .await?
-        .ok_or_else(|| {
-            ApiError::conflict(
-                "concurrent_update",
-                "the order changed while this request ran; read it again",
-                serde_json::json!({ "status": OrderStatus::Created }),
-            )
-        })?;
+    // The order written as CREATED-then-RESERVED leaves it, in one insert. Two requests with
+    // the same client-chosen id: the second waits for the first and is told.
+    let reserved = store::orders::ReservedAs {
+        reservation_id: &reservation.id,
+    };
+    if !store::orders::try_insert_reserved(tx, &new, reserved, now).await? {
+        return Err(ApiError::conflict(
+            "order_exists",
+            format!("order {id} exists"),
+            serde_json::json!({ "id": id }),
+        ));
+    }
+    let version = store::orders::RESERVED_VERSION;
     let id_text = id.to_string();
     let created = serde_json::json!({
         "location_id": location_id, "total": totals.total, "source": source,

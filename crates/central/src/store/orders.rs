@@ -34,27 +34,62 @@ pub async fn exists(tx: &mut Tx, id: Uuid) -> anyhow::Result<bool> {
 }
 
 pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
-    write(tx, o, "", now_ms()).await.map(|_| ())
+    write(tx, o, "", now_ms(), None).await.map(|_| ())
 }
 
 /// Inserts an order unless one with its id exists (on PostgreSQL a concurrent insert of the
 /// same id waits for the other to commit); `false` when it existed, nothing written.
 pub async fn try_insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<bool> {
-    try_insert_at(tx, o, now_ms()).await
+    write(tx, o, " ON CONFLICT (id) DO NOTHING", now_ms(), None).await
 }
 
-/// [`try_insert`] with `created_at` and `updated_at` set to `now_ms` (the caller answers with
-/// the order it wrote, without reading it back).
-pub async fn try_insert_at(tx: &mut Tx, o: &NewOrder<'_>, now_ms: i64) -> anyhow::Result<bool> {
-    write(tx, o, " ON CONFLICT (id) DO NOTHING", now_ms).await
+/// The state an order is written in, when not `o.status` with version 1: reserved as it is
+/// created, in the same transaction (RESERVED under its reservation, version 2, as CREATED then
+/// the move to RESERVED would leave it).
+#[derive(Debug, Clone, Copy)]
+pub struct ReservedAs<'a> {
+    pub reservation_id: &'a str,
 }
 
-async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str, now: i64) -> anyhow::Result<bool> {
+/// Inserts an order already RESERVED under `reserved.reservation_id` (its reservation written
+/// first), `created_at` and `updated_at` at `now_ms`, unless one with its id exists (`false`,
+/// nothing written). The caller answers with the order it wrote, without reading it back.
+pub async fn try_insert_reserved(
+    tx: &mut Tx,
+    o: &NewOrder<'_>,
+    reserved: ReservedAs<'_>,
+    now_ms: i64,
+) -> anyhow::Result<bool> {
+    write(
+        tx,
+        o,
+        " ON CONFLICT (id) DO NOTHING",
+        now_ms,
+        Some(reserved),
+    )
+    .await
+}
+
+/// The version of an order written by [`try_insert_reserved`].
+pub const RESERVED_VERSION: i64 = 2;
+
+async fn write(
+    tx: &mut Tx,
+    o: &NewOrder<'_>,
+    on_conflict: &str,
+    now: i64,
+    reserved: Option<ReservedAs<'_>>,
+) -> anyhow::Result<bool> {
     let t = o.totals;
+    let (status, version) = match reserved {
+        Some(_) => (OrderStatus::Reserved, RESERVED_VERSION),
+        None => (o.status, 1),
+    };
     let sql = format!(
         "INSERT INTO orders (id, owner_id, register_id, location_id, source, status, currency, subtotal_minor, \
-         discount_minor, tax_minor, total_minor, paid_minor, totals, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14){on_conflict}",
+         discount_minor, tax_minor, total_minor, paid_minor, totals, created_at, updated_at, \
+         reservation_id, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16){on_conflict}",
     );
     let inserted = sqlx::query(&sql)
         .bind(o.id.to_string())
@@ -62,7 +97,7 @@ async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str, now: i64) -> an
         .bind(o.register_id.map(|r| r.to_string()))
         .bind(o.location_id)
         .bind(o.source)
-        .bind(o.status.as_str())
+        .bind(status.as_str())
         .bind(t.currency.code())
         .bind(t.subtotal.to_minor())
         .bind(t.discount_total.to_minor())
@@ -71,6 +106,8 @@ async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str, now: i64) -> an
         .bind(o.paid_minor)
         .bind(serde_json::to_string(t).context("encoding totals")?)
         .bind(now)
+        .bind(reserved.map(|r| r.reservation_id.to_owned()))
+        .bind(version)
         .execute(&mut **tx)
         .await
         .context("inserting order")?
@@ -155,28 +192,6 @@ async fn insert_lines(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
 /// A line's stored unit price: its gross before discount over its quantity.
 pub fn unit_price_minor(line: &kassa_domain::LineTotal) -> i64 {
     line.gross_before_discount.to_minor() / i64::from(line.qty.max(1))
-}
-
-/// A CREATED order just written becomes RESERVED under `reservation_id` in one update;
-/// `Some(version)` when it was still CREATED.
-pub async fn reserve_created(
-    tx: &mut Tx,
-    id: Uuid,
-    reservation_id: &str,
-    now_ms: i64,
-) -> anyhow::Result<Option<i64>> {
-    sqlx::query_scalar(
-        "UPDATE orders SET status = $1, reservation_id = $2, version = version + 1, updated_at = $3 \
-         WHERE id = $4 AND status = $5 RETURNING version",
-    )
-    .bind(OrderStatus::Reserved.as_str())
-    .bind(reservation_id)
-    .bind(now_ms)
-    .bind(id.to_string())
-    .bind(OrderStatus::Created.as_str())
-    .fetch_optional(&mut **tx)
-    .await
-    .context("reserving the new order")
 }
 
 /// Moves the order from `from` to `to`, only if it is still in `from`.
