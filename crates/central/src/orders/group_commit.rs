@@ -303,7 +303,7 @@ async fn item(
         Ok(body) => {
             let response = (StatusCode::CREATED.as_u16(), body.as_str());
             if save(tx, asked, response, expired_before).await? {
-                tx.release_item(mark).await?;
+                tx.release_item(mark);
                 return Ok(Ok((
                     idempotency::json_response(StatusCode::CREATED, body),
                     false,

@@ -187,10 +187,17 @@ impl Tx {
         })
     }
 
-    /// Keeps what the item wrote (it commits with the batch).
-    pub async fn release_item(&mut self, _item: Item) -> anyhow::Result<()> {
-        self.run("RELEASE SAVEPOINT kassa_item", "releasing a batch item")
-            .await
+    /// Keeps what the item wrote (it commits with the batch). The savepoint is left open, not
+    /// released (a round trip saved per item): the next item's nests in it, a rollback goes to
+    /// the newest one of the name, and the commit ends them all. A batch of at most 32 items
+    /// stays within PostgreSQL's 64 cached subtransactions per backend.
+    pub fn release_item(&mut self, item: Item) {
+        drop(item);
+    }
+
+    /// True on PostgreSQL (a statement is a round trip there, worth folding into another).
+    pub fn is_postgres(&self) -> bool {
+        self.inner.backend_name() == "PostgreSQL"
     }
 
     /// Undoes what the item wrote, and its counters, and ends it.
@@ -202,7 +209,8 @@ impl Tx {
         .await?;
         self.counts.truncate(item.counts);
         self.savepoint_counts = self.savepoint_counts.filter(|mark| *mark <= item.counts);
-        self.release_item(item).await
+        self.run("RELEASE SAVEPOINT kassa_item", "releasing a batch item")
+            .await
     }
 
     async fn run(&mut self, statement: &'static str, doing: &'static str) -> anyhow::Result<()> {

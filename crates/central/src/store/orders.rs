@@ -85,13 +85,36 @@ async fn write(
         Some(_) => (OrderStatus::Reserved, RESERVED_VERSION),
         None => (o.status, 1),
     };
-    let sql = format!(
+    let with_lines = tx.is_postgres() && !t.lines.is_empty();
+    let order = format!(
         "INSERT INTO orders (id, owner_id, register_id, location_id, source, status, currency, subtotal_minor, \
          discount_minor, tax_minor, total_minor, paid_minor, totals, created_at, updated_at, \
          reservation_id, version) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16){on_conflict}",
     );
-    let inserted = sqlx::query(&sql)
+    // PostgreSQL: the order and its lines in one statement (one round trip); no line is
+    // written when the order was not.
+    let sql = if with_lines {
+        const LINE_COLUMNS: usize = 9;
+        let values: Vec<String> = (0..t.lines.len())
+            .map(|row| {
+                let first = 17 + row * LINE_COLUMNS;
+                let params: Vec<String> = (first..first + LINE_COLUMNS)
+                    .map(|p| format!("${p}"))
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        format!(
+            "WITH o AS ({order} RETURNING id) INSERT INTO order_lines (order_id, line_no, sku, name, \
+             qty, unit_price_minor, discount_minor, total_minor, tax_class, discount_approved_by) \
+             SELECT o.id, v.* FROM o, (VALUES {}) AS v",
+            values.join(", ")
+        )
+    } else {
+        order
+    };
+    let mut query = sqlx::query(&sql)
         .bind(o.id.to_string())
         .bind(o.owner_id.to_string())
         .bind(o.register_id.map(|r| r.to_string()))
@@ -107,13 +130,30 @@ async fn write(
         .bind(serde_json::to_string(t).context("encoding totals")?)
         .bind(now)
         .bind(reserved.map(|r| r.reservation_id.to_owned()))
-        .bind(version)
+        .bind(version);
+    if with_lines {
+        for (i, (line, name)) in t.lines.iter().zip(o.names).enumerate() {
+            query = query
+                .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+                .bind(line.sku.as_ref().to_owned())
+                .bind(name.clone())
+                .bind(i64::from(line.qty))
+                .bind(unit_price_minor(line))
+                .bind(line.discount.to_minor())
+                .bind(line.total.to_minor())
+                .bind(line.tax_class.to_string())
+                .bind(o.approvers.get(i).cloned().flatten());
+        }
+    }
+    let written = query
         .execute(&mut **tx)
         .await
         .context("inserting order")?
-        .rows_affected()
-        == 1;
-    if !inserted {
+        .rows_affected();
+    if with_lines {
+        return Ok(written > 0);
+    }
+    if written != 1 {
         return Ok(false);
     }
     insert_lines(tx, o).await?;
