@@ -36,6 +36,7 @@ use crate::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::idempotency;
 use crate::state::AppState;
+use crate::store::events::NewEvent;
 use crate::store::{self, now_ms, Tx};
 use crate::telemetry::metrics::{ORDER_BATCHES, ORDER_BATCH_ORDERS};
 
@@ -205,6 +206,8 @@ async fn fill(
         }
     };
     let mut reads = Reads::default();
+    // The created orders' events, written in one insert before the commit.
+    let mut events: Vec<NewEvent> = Vec::new();
     let mut done: Vec<(Job, Answer)> = Vec::new();
     let mut next = Some(first);
     let mut seen = 1;
@@ -214,7 +217,7 @@ async fn fill(
         // retry with its key does the order.
         if !job.answer.is_closed() {
             span.follows_from(job.span.id());
-            let outcome = item(&mut tx, &job, discount_limit, &mut reads)
+            let outcome = item(&mut tx, &job, discount_limit, &mut reads, &mut events)
                 .instrument(job.span.clone())
                 .await;
             match outcome {
@@ -237,6 +240,13 @@ async fn fill(
                 taken.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+    if let Err(e) = store::events::record_all(&mut tx, &events).await {
+        if let Err(rollback) = tx.rollback().await {
+            tracing::warn!(error = %rollback, "rolling back a broken batch");
+        }
+        fail(done.into_iter().map(|(job, _)| job).collect(), &e);
+        return None;
     }
     Some((tx, done))
 }
@@ -275,12 +285,13 @@ async fn item(
     job: &Job,
     discount_limit: u32,
     reads: &mut Reads,
+    events: &mut Vec<NewEvent>,
 ) -> anyhow::Result<Answer> {
     let asked = &job.asked;
     let mark = tx.begin_item().await?;
     let work = async {
         let location_id = reads.location_id(tx, asked).await?;
-        let order = super::create_in(
+        let (order, events) = super::create_in(
             &job.state,
             tx,
             asked,
@@ -289,7 +300,8 @@ async fn item(
             &mut reads.prices,
         )
         .await?;
-        serde_json::to_string(&order).map_err(|e| ApiError::Internal(e.into()))
+        let body = serde_json::to_string(&order).map_err(|e| ApiError::Internal(e.into()))?;
+        Ok::<_, ApiError>((body, events))
     }
     .await;
     if job.answer.is_closed() {
@@ -300,10 +312,11 @@ async fn item(
     }
     let expired_before = now_ms() - idempotency::RETENTION_MS;
     let err = match work {
-        Ok(body) => {
+        Ok((body, order_events)) => {
             let response = (StatusCode::CREATED.as_u16(), body.as_str());
             if save(tx, asked, response, expired_before).await? {
                 tx.release_item(mark);
+                events.extend(order_events);
                 return Ok(Ok((
                     idempotency::json_response(StatusCode::CREATED, body),
                     false,

@@ -21,6 +21,7 @@ use crate::http::extract::{Auth, Customer, Json, Path, Query, ReadAfter, Staff};
 use crate::idempotency;
 use crate::state::AppState;
 use crate::stock;
+use crate::store::events::NewEvent;
 use crate::store::{self, now_ms, Tx};
 use crate::telemetry::metrics::ORDER_TRANSITIONS;
 
@@ -395,7 +396,8 @@ async fn create_after_gate(
 }
 
 /// Creates an order and reserves its stock in `tx` (one group commit's transaction, inside the
-/// order's own savepoint), and returns it as written, unread. `prices` are the batch's.
+/// order's own savepoint), and returns it as written, unread, with its two events for the
+/// batch to write (`order.created`, `order.reserved`). `prices` are the batch's.
 async fn create_in(
     state: &AppState,
     tx: &mut Tx,
@@ -403,7 +405,7 @@ async fn create_in(
     location_id: &str,
     discount_limit: u32,
     prices: &mut Prices,
-) -> ApiResult<Order> {
+) -> ApiResult<(Order, Vec<NewEvent>)> {
     let (caller, req) = (&asked.caller, &asked.req);
     let id = req.id.unwrap_or_else(Uuid::now_v7);
     let (totals, names) = price(tx, req, prices).await?;
@@ -490,7 +492,6 @@ async fn create_in(
         ));
     }
     let version = store::orders::RESERVED_VERSION;
-    let id_text = id.to_string();
     let created = serde_json::json!({
         "location_id": location_id, "total": totals.total, "source": source,
     });
@@ -499,14 +500,11 @@ async fn create_in(
         .apply(OrderEvent::Reserve)
         .map_err(|_| illegal_from(OrderStatus::Created, OrderEvent::Reserve))?
         .event_type();
-    store::events::record_many(
-        tx,
-        &[
-            ("order.created", "order", &id_text, &created),
-            (reserve_event, "order", &id_text, &reserved),
-        ],
-    )
-    .await?;
+    // Written by the batch, all its orders' in one insert, once the order stands.
+    let events = vec![
+        NewEvent::now("order.created", "order", id.to_string(), created),
+        NewEvent::now(reserve_event, "order", id.to_string(), reserved),
+    ];
     for to in [OrderStatus::Created, OrderStatus::Reserved] {
         tx.count_on_commit(ORDER_TRANSITIONS, &[("to", to.as_str())], 1);
     }
@@ -518,7 +516,10 @@ async fn create_in(
         now_ms: now,
         version,
     };
-    as_written(asked, &totals, names, &approvers, &written)
+    Ok((
+        as_written(asked, &totals, names, &approvers, &written)?,
+        events,
+    ))
 }
 
 /// What [`create_in`] wrote besides the request and its totals.

@@ -32,14 +32,43 @@ pub async fn record(
     Ok(id)
 }
 
-/// One event of [`record_many`]: type, aggregate type, aggregate id, payload.
-pub type NewEvent<'a> = (&'a str, &'a str, &'a str, &'a Value);
+/// An event to append later ([`record_all`]), with the trace context it was made in.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub event_type: &'static str,
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    pub payload: Value,
+    pub created_at: i64,
+    pub traceparent: Option<String>,
+}
 
-/// Appends several events in one multi-row insert inside `tx`, their ids in the given order.
-pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result<Vec<Uuid>> {
+impl NewEvent {
+    /// An event made now, in the current span's trace.
+    pub fn now(
+        event_type: &'static str,
+        aggregate_type: &'static str,
+        aggregate_id: String,
+        payload: Value,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            event_type,
+            aggregate_type,
+            aggregate_id,
+            payload,
+            created_at: now_ms(),
+            traceparent: kassa_telemetry::propagation::traceparent(),
+        }
+    }
+}
+
+/// Appends `events` in one multi-row insert inside `tx`, in the given order.
+pub async fn record_all(tx: &mut Tx, events: &[NewEvent]) -> anyhow::Result<()> {
     const COLUMNS: usize = 7;
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let rows: Vec<String> = (0..events.len())
         .map(|row| {
@@ -53,19 +82,17 @@ pub async fn record_many(tx: &mut Tx, events: &[NewEvent<'_>]) -> anyhow::Result
          traceparent) VALUES {}",
         rows.join(", ")
     );
-    let (now, traceparent) = (now_ms(), kassa_telemetry::propagation::traceparent());
-    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
     let mut query = sqlx::query(&sql);
-    for (id, (event_type, aggregate_type, aggregate_id, payload)) in ids.iter().zip(events) {
+    for e in events {
         query = query
-            .bind(id.to_string())
-            .bind(*event_type)
-            .bind(*aggregate_type)
-            .bind(*aggregate_id)
-            .bind(payload.to_string())
-            .bind(now)
-            .bind(traceparent.clone());
+            .bind(e.id.to_string())
+            .bind(e.event_type)
+            .bind(e.aggregate_type)
+            .bind(e.aggregate_id.as_str())
+            .bind(e.payload.to_string())
+            .bind(e.created_at)
+            .bind(e.traceparent.clone());
     }
     query.execute(&mut **tx).await.context("recording events")?;
-    Ok(ids)
+    Ok(())
 }
