@@ -315,7 +315,7 @@ async fn item(
         Ok((body, order_events)) => {
             let response = (StatusCode::CREATED.as_u16(), body.as_str());
             if save(tx, asked, response, expired_before).await? {
-                tx.release_item(mark);
+                tx.release_item(mark).await?;
                 events.extend(order_events);
                 return Ok(Ok((
                     idempotency::json_response(StatusCode::CREATED, body),
@@ -339,7 +339,12 @@ async fn item(
         }
     };
     let recorded =
-        idempotency::recorded_in(tx, &asked.scope, &asked.key, &asked.request_hash).await;
+        match idempotency::recorded_in(tx, &asked.scope, &asked.key, &asked.request_hash).await {
+            // A failed statement outside the order's savepoint: on PostgreSQL the transaction
+            // is aborted now, and its COMMIT would roll back without an error: the batch fails.
+            Err(ApiError::Internal(e)) => return Err(e),
+            recorded => recorded,
+        };
     Ok(match (recorded, err) {
         (Ok(Some(replay)), _) => Ok((replay, true)),
         (Ok(None), Some(err)) | (Err(err), _) => Err(err),
