@@ -195,6 +195,45 @@ pub async fn begin_in(
     }
 }
 
+/// How to answer a request whose key turned out to be recorded already, seen from inside `tx`
+/// (work that claims its key as it saves its answer, [`store::idempotency::save_in`], and found
+/// it taken): the recorded response replayed, 422 for another body, 409 while the first is in
+/// flight (a claim without a response); `None` when nothing is recorded.
+pub async fn recorded_in(
+    tx: &mut Tx,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+) -> ApiResult<Option<Response>> {
+    let Some(stored) = store::idempotency::load_in(tx, scope, key).await? else {
+        return Ok(None);
+    };
+    if stored.request_hash != request_hash {
+        metrics::counter!(IDEMPOTENCY_CONFLICTS, "reason" => "body_mismatch").increment(1);
+        return Err(ApiError::invalid(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request; use a new key",
+        ));
+    }
+    match stored.response {
+        Some((status, body)) => {
+            metrics::counter!(IDEMPOTENCY_REPLAYS).increment(1);
+            Ok(Some(replay(status, body)))
+        }
+        None => Err(in_flight()),
+    }
+}
+
+/// Errors from executing a request (a conflict, insufficient stock, a card decline) are
+/// recorded under its key and replayed, as Stripe does; validation errors and internal failures
+/// record nothing, so a corrected or later retry can run.
+pub fn is_recorded(err: &ApiError) -> bool {
+    matches!(
+        err,
+        ApiError::Conflict { .. } | ApiError::PaymentRequired { .. }
+    )
+}
+
 fn in_flight() -> ApiError {
     metrics::counter!(IDEMPOTENCY_CONFLICTS, "reason" => "in_flight").increment(1);
     ApiError::conflict(
@@ -264,10 +303,7 @@ impl Claim {
     /// internal failures store nothing, so a corrected or later retry can run. The work's
     /// transaction must be over (rolled back or dropped) first: on SQLite it holds the writer.
     pub async fn settle_error(self, db: &Db, err: ApiError) -> ApiError {
-        let keep = matches!(
-            err,
-            ApiError::Conflict { .. } | ApiError::PaymentRequired { .. }
-        );
+        let keep = is_recorded(&err);
         let result = match (keep, self.committed) {
             (true, committed) => {
                 let (status, body) = err.render();

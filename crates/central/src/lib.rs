@@ -77,6 +77,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         searches: search::answer_cache::SearchCache::new(cache_ttl),
         shutting_down: Arc::default(),
         hot_gate: Arc::default(),
+        orders: Arc::default(),
         shared,
     })
 }

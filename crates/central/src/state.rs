@@ -33,4 +33,6 @@ pub struct AppState {
     pub inflight: Arc<crate::maintenance::shedding::Inflight>,
     /// This instance's side of the hot-SKU gate (with Redis).
     pub hot_gate: Arc<crate::stock::hot_gate::HotGate>,
+    /// Orders waiting for their group commit, and its writer.
+    pub orders: Arc<crate::orders::group_commit::GroupCommit>,
 }

@@ -170,6 +170,16 @@ async fn a_card_sale_is_one_trace_from_the_till_through_central_and_the_processo
             under(&spans, order, sale),
             "Central's span continues the till's"
         );
+        // Orders are created in group commits: the order's own statements still run in its
+        // request's span.
+        let created = one(&spans, "order database work", |s| {
+            s.attributes.get("db.system").is_some_and(|d| d == "sqlite")
+                && s.attributes
+                    .get("db.operation.name")
+                    .is_some_and(|o| o == "INSERT")
+                && under(&spans, s, order)
+        });
+        assert_eq!(created.kind, CLIENT);
         let pay = one(&spans, "Central payment", |s| {
             s.name == "POST /v1/orders/{id}/payments"
         });

@@ -1,9 +1,12 @@
 //! Orders: idempotent creation that reserves stock, the state machine
 //! (CREATED → RESERVED → PAID → FULFILLED; CANCELLED; REFUNDED), and reads.
-//! Every transition writes its event row in the transaction that makes it.
+//! Every transition writes its event row in the transaction that makes it. Orders are created
+//! in group commits ([`group_commit`]).
+
+pub mod group_commit;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use kassa_domain::api::{CreateOrder, LineRequest, Order, OrderPage};
 use kassa_domain::{
@@ -15,9 +18,10 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Auth, Customer, Json, Path, Query, ReadAfter, Staff};
-use crate::idempotency::{self, BeginIn};
+use crate::idempotency;
 use crate::state::AppState;
 use crate::stock;
+use crate::store::events::NewEvent;
 use crate::store::{self, now_ms, Tx};
 use crate::telemetry::metrics::ORDER_TRANSITIONS;
 
@@ -279,10 +283,32 @@ pub async fn price_lines(
     lines: &[PriceLine<'_>],
     archived_ok: bool,
 ) -> ApiResult<(kassa_domain::Totals, Vec<String>)> {
+    price_lines_with(tx, lines, archived_ok, &mut Prices::default()).await
+}
+
+/// Products' prices read in one transaction, by SKU (`None`: no such product): orders priced
+/// in one batch read each SKU once.
+pub type Prices = std::collections::HashMap<String, Option<store::catalog::PriceRow>>;
+
+/// [`price_lines`], reading each SKU at most once per `prices`.
+pub async fn price_lines_with(
+    tx: &mut Tx,
+    lines: &[PriceLine<'_>],
+    archived_ok: bool,
+    prices: &mut Prices,
+) -> ApiResult<(kassa_domain::Totals, Vec<String>)> {
     let mut cart = Vec::with_capacity(lines.len());
     for line in lines {
-        let product = store::catalog::by_sku(tx, line.sku.as_ref())
-            .await?
+        let sku = line.sku.as_ref();
+        let known = match prices.get(sku) {
+            Some(known) => known.clone(),
+            None => {
+                let read = store::catalog::price_by_sku(tx, sku).await?;
+                prices.insert(sku.to_owned(), read.clone());
+                read
+            }
+        };
+        let product = known
             .filter(|p| archived_ok || !p.archived)
             .ok_or_else(|| ApiError::Invalid {
                 code: "unknown_sku",
@@ -316,7 +342,11 @@ pub async fn price_lines(
 }
 
 /// Prices an order's lines at the catalog's prices.
-async fn price(tx: &mut Tx, req: &CreateOrder) -> ApiResult<(kassa_domain::Totals, Vec<String>)> {
+async fn price(
+    tx: &mut Tx,
+    req: &CreateOrder,
+    prices: &mut Prices,
+) -> ApiResult<(kassa_domain::Totals, Vec<String>)> {
     let lines: Vec<PriceLine<'_>> = req
         .lines
         .iter()
@@ -327,7 +357,7 @@ async fn price(tx: &mut Tx, req: &CreateOrder) -> ApiResult<(kassa_domain::Total
             unit_price: None,
         })
         .collect();
-    price_lines(tx, &lines, false).await
+    price_lines_with(tx, &lines, false, prices).await
 }
 
 /// Creates an order and reserves its stock in one transaction (Idempotency-Key required):
@@ -344,13 +374,19 @@ pub async fn create_order(
 ) -> ApiResult<Response> {
     let key = idempotency::key_from(&headers)?;
     validate_order(&req, &auth.caller)?;
-    let location_id = stock::hot_gate::location_id(&state, &req.location).await?;
     // The hot-SKU gate (with Redis): a sold-out answer from Redis, before any database work.
+    // Without Redis the location is looked up in the order's batch.
+    let location_id = if state.shared.is_configured() {
+        Some(stock::hot_gate::location_id(&state, &req.location).await?)
+    } else {
+        None
+    };
     let scope = stock::scope(&auth.caller);
     let lines = order_lines(&req);
+    let gate_location = location_id.as_deref().unwrap_or_default();
     let hold =
-        stock::hot_gate::enter(&state, &auth.caller, &scope, &key, &location_id, &lines).await?;
-    let answer = create_after_gate(&state, &auth.caller, &key, &req, &location_id).await;
+        stock::hot_gate::enter(&state, &auth.caller, &scope, &key, gate_location, &lines).await?;
+    let answer = create_after_gate(&state, &auth.caller, &key, req, location_id).await;
     let settled = match &answer {
         Ok((_, false)) => stock::hot_gate::Settled::Created,
         Ok((_, true)) => stock::hot_gate::Settled::Replayed,
@@ -367,56 +403,45 @@ fn order_lines(req: &CreateOrder) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// Order creation past the hot-SKU gate: the response, and whether it is a replay.
+/// Order creation past the hot-SKU gate: the response, and whether it is a replay. The order
+/// waits for the next group commit ([`group_commit`]), which creates it in its own savepoint and
+/// answers once the batch's commit is durable.
 async fn create_after_gate(
     state: &AppState,
     caller: &Caller,
     key: &kassa_domain::IdempotencyKey,
-    req: &CreateOrder,
-    location_id: &str,
+    req: CreateOrder,
+    location_id: Option<String>,
 ) -> ApiResult<(Response, bool)> {
-    let discount_limit = crate::approvals::discount_limit_percent(state).await?;
-    let hash = idempotency::fingerprint(
+    let request_hash = idempotency::fingerprint(
         "POST /v1/orders",
-        &serde_json::to_value(req).map_err(anyhow::Error::from)?,
+        &serde_json::to_value(&req).map_err(anyhow::Error::from)?,
     );
-    // Nothing outside the database happens before the commit: the key is claimed in the
-    // order's own transaction.
-    let scope = stock::scope(caller);
-    let (mut tx, claim) = match idempotency::begin_in(state, &scope, key, &hash).await? {
-        BeginIn::Replay(response) => return Ok((response, true)),
-        BeginIn::Proceed(tx, claim) => (tx, claim),
+    let asked = group_commit::Asked {
+        caller: caller.clone(),
+        scope: stock::scope(caller),
+        key: key.as_ref().to_owned(),
+        request_hash,
+        req,
+        location_id,
     };
-    let work = async {
-        let order = create_in(state, &mut tx, caller, req, location_id, discount_limit).await?;
-        let body = serde_json::to_string(&order).map_err(anyhow::Error::from)?;
-        claim.finish_in(&mut tx, StatusCode::CREATED, &body).await?;
-        Ok::<_, ApiError>(body)
-    }
-    .await;
-    claim
-        .conclude_in(&state.db, tx, work, StatusCode::CREATED)
-        .await
-        .map(|response| (response, false))
+    state.orders.create(state, asked).await
 }
 
+/// Creates an order and reserves its stock in `tx` (one group commit's transaction, inside the
+/// order's own savepoint), and returns it as written, unread, with its two events for the
+/// batch to write (`order.created`, `order.reserved`). `prices` are the batch's.
 async fn create_in(
     state: &AppState,
     tx: &mut Tx,
-    caller: &Caller,
-    req: &CreateOrder,
+    asked: &group_commit::Asked,
     location_id: &str,
     discount_limit: u32,
-) -> ApiResult<Order> {
+    prices: &mut Prices,
+) -> ApiResult<(Order, Vec<NewEvent>)> {
+    let (caller, req) = (&asked.caller, &asked.req);
     let id = req.id.unwrap_or_else(Uuid::now_v7);
-    if store::orders::exists(tx, id).await? {
-        return Err(ApiError::conflict(
-            "order_exists",
-            format!("order {id} exists"),
-            serde_json::json!({ "id": id }),
-        ));
-    }
-    let (totals, names) = price(tx, req).await?;
+    let (totals, names) = price(tx, req, prices).await?;
     let discounted: Vec<crate::approvals::DiscountLine<'_>> = totals
         .lines
         .iter()
@@ -445,6 +470,11 @@ async fn create_in(
     } else {
         "online"
     };
+    let approvers: Vec<Option<String>> = req
+        .lines
+        .iter()
+        .map(|l| l.discount_approved_by.clone())
+        .collect();
     let new = store::orders::NewOrder {
         id,
         owner_id: caller.user_id,
@@ -454,42 +484,13 @@ async fn create_in(
         status: OrderStatus::Created,
         totals: &totals,
         names: &names,
-        approvers: &req
-            .lines
-            .iter()
-            .map(|l| l.discount_approved_by.clone())
-            .collect::<Vec<_>>(),
+        approvers: &approvers,
         paid_minor: 0,
     };
-    // Two requests with the same client-chosen id: the second waits for the first and is told.
-    if !store::orders::try_insert(tx, &new).await? {
-        return Err(ApiError::conflict(
-            "order_exists",
-            format!("order {id} exists"),
-            serde_json::json!({ "id": id }),
-        ));
-    }
-    store::events::record(
-        tx,
-        "order.created",
-        "order",
-        &id.to_string(),
-        &serde_json::json!({
-            "location_id": location_id, "total": totals.total, "source": source,
-        }),
-    )
-    .await?;
-    tx.count_on_commit(
-        ORDER_TRANSITIONS,
-        &[("to", OrderStatus::Created.as_str())],
-        1,
-    );
-    let lines: Vec<(String, i64)> = req
-        .lines
-        .iter()
-        .map(|l| (l.sku.to_string(), i64::from(l.qty)))
-        .collect();
-    // At a register, the lease's units move to the order first; the rest comes from available.
+    let now = now_ms();
+    let lines = order_lines(req);
+    // The stock first: a sold-out order stops at its first statement. At a register, the
+    // lease's units move to the order first; the rest comes from available.
     let from_available = stock::leases::draw_for_order(
         state,
         tx,
@@ -506,21 +507,115 @@ async fn create_in(
         location_id: location_id.to_owned(),
         order_id: Some(id.to_string()),
         status: "active".into(),
-        expires_at: now_ms() + ttl_ms,
+        expires_at: now + ttl_ms,
         created_by: caller.user_id.to_string(),
         lines,
     };
     store::stock::insert_reservation(tx, &reservation).await?;
-    store::orders::set_reservation(tx, id, &reservation.id).await?;
-    transition_from(
-        tx,
+    // The order written as CREATED-then-RESERVED leaves it, in one insert. Two requests with
+    // the same client-chosen id: the second waits for the first and is told.
+    let reserved = store::orders::ReservedAs {
+        reservation_id: &reservation.id,
+    };
+    if !store::orders::try_insert_reserved(tx, &new, reserved, now).await? {
+        return Err(ApiError::conflict(
+            "order_exists",
+            format!("order {id} exists"),
+            serde_json::json!({ "id": id }),
+        ));
+    }
+    let version = store::orders::RESERVED_VERSION;
+    let created = serde_json::json!({
+        "location_id": location_id, "total": totals.total, "source": source,
+    });
+    let reserved = serde_json::json!({ "reservation_id": reservation.id });
+    let reserve_event = OrderStatus::Created
+        .apply(OrderEvent::Reserve)
+        .map_err(|_| illegal_from(OrderStatus::Created, OrderEvent::Reserve))?
+        .event_type();
+    // Written by the batch, all its orders' in one insert, once the order stands.
+    let events = vec![
+        NewEvent::now("order.created", "order", id.to_string(), created),
+        NewEvent::now(reserve_event, "order", id.to_string(), reserved),
+    ];
+    for to in [OrderStatus::Created, OrderStatus::Reserved] {
+        tx.count_on_commit(ORDER_TRANSITIONS, &[("to", to.as_str())], 1);
+    }
+    let written = Written {
         id,
-        OrderStatus::Created,
-        OrderEvent::Reserve,
-        serde_json::json!({ "reservation_id": reservation.id }),
-    )
-    .await?;
-    load_locked(state, tx, id).await
+        source,
+        reservation_id: &reservation.id,
+        expires_at_ms: reservation.expires_at,
+        now_ms: now,
+        version,
+    };
+    Ok((
+        as_written(asked, &totals, names, &approvers, &written)?,
+        events,
+    ))
+}
+
+/// What [`create_in`] wrote besides the request and its totals.
+struct Written<'a> {
+    id: Uuid,
+    source: &'a str,
+    reservation_id: &'a str,
+    expires_at_ms: i64,
+    now_ms: i64,
+    version: i64,
+}
+
+/// The order [`create_in`] wrote, as `store::orders::get` would read it back.
+fn as_written(
+    asked: &group_commit::Asked,
+    totals: &kassa_domain::Totals,
+    names: Vec<String>,
+    approvers: &[Option<String>],
+    w: &Written<'_>,
+) -> ApiResult<Order> {
+    let currency = totals.currency;
+    let minor = |m: &Money| Money::from_minor(m.to_minor(), currency);
+    let lines = totals
+        .lines
+        .iter()
+        .zip(names)
+        .zip(approvers)
+        .enumerate()
+        .map(|(i, ((line, name), approver))| {
+            Ok(kassa_domain::api::OrderLine {
+                line_no: u32::try_from(i + 1).map_err(anyhow::Error::from)?,
+                sku: line.sku.clone(),
+                name,
+                qty: line.qty,
+                unit_price: Money::from_minor(store::orders::unit_price_minor(line), currency),
+                discount: minor(&line.discount),
+                total: minor(&line.total),
+                tax_class: line.tax_class,
+                returned_qty: 0,
+                discount_approved_by: approver.clone(),
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    // Stored as JSON and read back from it: the same bytes a later read answers with.
+    let totals = serde_json::to_string(totals)
+        .and_then(|t| serde_json::from_str(&t))
+        .map_err(anyhow::Error::from)?;
+    Ok(Order {
+        id: w.id,
+        status: OrderStatus::Reserved,
+        source: w.source.to_owned(),
+        location: asked.req.location.clone(),
+        register_id: asked.caller.register_id,
+        lines,
+        totals,
+        paid: Money::from_minor(0, currency),
+        refunded: Money::from_minor(0, currency),
+        reservation_id: Some(w.reservation_id.parse().map_err(anyhow::Error::from)?),
+        reservation_expires_at: Some(store::from_ms(w.expires_at_ms)),
+        created_at: store::from_ms(w.now_ms),
+        updated_at: store::from_ms(w.now_ms),
+        version: w.version,
+    })
 }
 
 /// One order (its owner, or staff).

@@ -338,6 +338,44 @@ pub async fn by_sku(conn: &mut sqlx::AnyConnection, sku: &str) -> anyhow::Result
     }
 }
 
+/// What pricing a line needs of a product.
+#[derive(Debug, Clone)]
+pub struct PriceRow {
+    pub name: String,
+    pub price: Money,
+    pub tax_class: kassa_domain::TaxClass,
+    pub archived: bool,
+}
+
+/// A product's name, price, tax class and archived flag by SKU, in one statement (no barcodes).
+pub async fn price_by_sku(
+    conn: &mut sqlx::AnyConnection,
+    sku: &str,
+) -> anyhow::Result<Option<PriceRow>> {
+    let row = sqlx::query(
+        "SELECT name, price_minor, currency, tax_class, archived FROM products WHERE sku = $1",
+    )
+    .bind(sku)
+    .fetch_optional(&mut *conn)
+    .await
+    .context("loading a price by sku")?;
+    let Some(row) = row else { return Ok(None) };
+    let currency: String = row.try_get("currency")?;
+    let currency: Currency = currency
+        .parse()
+        .map_err(|e| anyhow::anyhow!("stored currency: {e}"))?;
+    let tax_class: String = row.try_get("tax_class")?;
+    let archived: i64 = row.try_get("archived")?;
+    Ok(Some(PriceRow {
+        name: row.try_get("name")?,
+        price: Money::from_minor(row.try_get("price_minor")?, currency),
+        tax_class: tax_class
+            .parse()
+            .map_err(|e| anyhow::anyhow!("stored tax class: {e}"))?,
+        archived: archived != 0,
+    }))
+}
+
 /// Products whose stock changed at or after `since_ms` (any location), at most `limit`, in SKU
 /// order after `after_sku` (the search index pages through them).
 pub async fn stock_changed_since(

@@ -55,7 +55,9 @@ pub async fn claim_in(
 }
 
 /// Stores a finished response under a key nobody holds (a claim made in a transaction that
-/// was rolled back); a record someone else made meanwhile stands.
+/// was rolled back, or work that claims its key as it saves its answer); a record someone else
+/// made meanwhile stands, and then `false`. On PostgreSQL a concurrent record of the same key
+/// waits for the other transaction to end first.
 pub async fn record_in(
     tx: &mut Tx,
     scope: &str,
@@ -63,8 +65,8 @@ pub async fn record_in(
     request_hash: &str,
     status: u16,
     body: &str,
-) -> anyhow::Result<()> {
-    sqlx::query(
+) -> anyhow::Result<bool> {
+    let done = sqlx::query(
         "INSERT INTO idempotency_keys (scope, key, request_hash, locked_at, created_at, \
          response_status, response_body) VALUES ($1, $2, $3, $4, $4, $5, $6) \
          ON CONFLICT (scope, key) DO NOTHING",
@@ -78,19 +80,34 @@ pub async fn record_in(
     .execute(&mut **tx)
     .await
     .context("recording idempotent response")?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn load(db: &Db, scope: &str, key: &str) -> anyhow::Result<Option<Stored>> {
-    let row = sqlx::query(
-        "SELECT request_hash, response_status, response_body, locked_at, created_at \
-         FROM idempotency_keys WHERE scope = $1 AND key = $2",
-    )
-    .bind(scope)
-    .bind(key)
-    .fetch_optional(db.pool())
-    .await
-    .context("loading idempotency key")?;
+    let row = sqlx::query(LOAD)
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(db.pool())
+        .await
+        .context("loading idempotency key")?;
+    decode(row)
+}
+
+/// [`load`] inside `tx` (it sees what `tx` wrote).
+pub async fn load_in(tx: &mut Tx, scope: &str, key: &str) -> anyhow::Result<Option<Stored>> {
+    let row = sqlx::query(LOAD)
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await
+        .context("loading idempotency key")?;
+    decode(row)
+}
+
+const LOAD: &str = "SELECT request_hash, response_status, response_body, locked_at, created_at \
+     FROM idempotency_keys WHERE scope = $1 AND key = $2";
+
+fn decode(row: Option<sqlx::any::AnyRow>) -> anyhow::Result<Option<Stored>> {
     let Some(row) = row else { return Ok(None) };
     let status: Option<i64> = row.try_get("response_status")?;
     let body: Option<String> = row.try_get("response_body")?;
@@ -203,4 +220,38 @@ pub async fn release(db: &Db, scope: &str, key: &str, lock: i64) -> anyhow::Resu
     .await
     .context("releasing idempotency key")?;
     Ok(())
+}
+
+/// Claims `(scope, key)` and saves its response in one statement, inside the work's own
+/// transaction (work that calls nothing outside the database, answered only once `tx` commits).
+/// A record older than `expired_before` is replaced; any other record stands, and then `false`:
+/// the caller undoes its work and answers as that record says. On PostgreSQL a concurrent save
+/// of the same key waits for the other transaction to end first.
+pub async fn save_in(
+    tx: &mut Tx,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+    response: (u16, &str),
+    expired_before: i64,
+) -> anyhow::Result<bool> {
+    let saved = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, locked_at, created_at, \
+         response_status, response_body) VALUES ($1, $2, $3, $4, $4, $5, $6) \
+         ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
+         locked_at = excluded.locked_at, created_at = excluded.created_at, \
+         response_status = excluded.response_status, response_body = excluded.response_body \
+         WHERE idempotency_keys.created_at < $7",
+    )
+    .bind(scope)
+    .bind(key)
+    .bind(request_hash)
+    .bind(now_ms())
+    .bind(i64::from(response.0))
+    .bind(response.1)
+    .bind(expired_before)
+    .execute(&mut **tx)
+    .await
+    .context("saving idempotent response")?;
+    Ok(saved.rows_affected() == 1)
 }

@@ -34,30 +34,93 @@ pub async fn exists(tx: &mut Tx, id: Uuid) -> anyhow::Result<bool> {
 }
 
 pub async fn insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
-    write(tx, o, "").await.map(|_| ())
+    write(tx, o, "", now_ms(), None).await.map(|_| ())
 }
 
 /// Inserts an order unless one with its id exists (on PostgreSQL a concurrent insert of the
 /// same id waits for the other to commit); `false` when it existed, nothing written.
 pub async fn try_insert(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<bool> {
-    write(tx, o, " ON CONFLICT (id) DO NOTHING").await
+    write(tx, o, " ON CONFLICT (id) DO NOTHING", now_ms(), None).await
 }
 
-async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str) -> anyhow::Result<bool> {
-    let now = now_ms();
+/// The state an order is written in, when not `o.status` with version 1: reserved as it is
+/// created, in the same transaction (RESERVED under its reservation, version 2, as CREATED then
+/// the move to RESERVED would leave it).
+#[derive(Debug, Clone, Copy)]
+pub struct ReservedAs<'a> {
+    pub reservation_id: &'a str,
+}
+
+/// Inserts an order already RESERVED under `reserved.reservation_id` (its reservation written
+/// first), `created_at` and `updated_at` at `now_ms`, unless one with its id exists (`false`,
+/// nothing written). The caller answers with the order it wrote, without reading it back.
+pub async fn try_insert_reserved(
+    tx: &mut Tx,
+    o: &NewOrder<'_>,
+    reserved: ReservedAs<'_>,
+    now_ms: i64,
+) -> anyhow::Result<bool> {
+    write(
+        tx,
+        o,
+        " ON CONFLICT (id) DO NOTHING",
+        now_ms,
+        Some(reserved),
+    )
+    .await
+}
+
+/// The version of an order written by [`try_insert_reserved`].
+pub const RESERVED_VERSION: i64 = 2;
+
+async fn write(
+    tx: &mut Tx,
+    o: &NewOrder<'_>,
+    on_conflict: &str,
+    now: i64,
+    reserved: Option<ReservedAs<'_>>,
+) -> anyhow::Result<bool> {
     let t = o.totals;
-    let sql = format!(
+    let (status, version) = match reserved {
+        Some(_) => (OrderStatus::Reserved, RESERVED_VERSION),
+        None => (o.status, 1),
+    };
+    let with_lines = tx.is_postgres() && !t.lines.is_empty();
+    let order = format!(
         "INSERT INTO orders (id, owner_id, register_id, location_id, source, status, currency, subtotal_minor, \
-         discount_minor, tax_minor, total_minor, paid_minor, totals, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14){on_conflict}",
+         discount_minor, tax_minor, total_minor, paid_minor, totals, created_at, updated_at, \
+         reservation_id, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15, $16){on_conflict}",
     );
-    let inserted = sqlx::query(&sql)
+    // PostgreSQL: the order and its lines in one statement (one round trip); no line is
+    // written when the order was not.
+    let sql = if with_lines {
+        const LINE_COLUMNS: usize = 9;
+        let values: Vec<String> = (0..t.lines.len())
+            .map(|row| {
+                let first = 17 + row * LINE_COLUMNS;
+                let params: Vec<String> = (first..first + LINE_COLUMNS)
+                    .map(|p| format!("${p}"))
+                    .collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        format!(
+            "WITH o AS ({order} RETURNING id) INSERT INTO order_lines (order_id, line_no, sku, name, \
+             qty, unit_price_minor, discount_minor, total_minor, tax_class, discount_approved_by) \
+             SELECT o.id, v.* FROM o, (VALUES {}) AS v",
+            values.join(", ")
+        )
+    } else {
+        order
+    };
+    let mut query = sqlx::query(&sql)
         .bind(o.id.to_string())
         .bind(o.owner_id.to_string())
         .bind(o.register_id.map(|r| r.to_string()))
         .bind(o.location_id)
         .bind(o.source)
-        .bind(o.status.as_str())
+        .bind(status.as_str())
         .bind(t.currency.code())
         .bind(t.subtotal.to_minor())
         .bind(t.discount_total.to_minor())
@@ -66,12 +129,31 @@ async fn write(tx: &mut Tx, o: &NewOrder<'_>, on_conflict: &str) -> anyhow::Resu
         .bind(o.paid_minor)
         .bind(serde_json::to_string(t).context("encoding totals")?)
         .bind(now)
+        .bind(reserved.map(|r| r.reservation_id.to_owned()))
+        .bind(version);
+    if with_lines {
+        for (i, (line, name)) in t.lines.iter().zip(o.names).enumerate() {
+            query = query
+                .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+                .bind(line.sku.as_ref().to_owned())
+                .bind(name.clone())
+                .bind(i64::from(line.qty))
+                .bind(unit_price_minor(line))
+                .bind(line.discount.to_minor())
+                .bind(line.total.to_minor())
+                .bind(line.tax_class.to_string())
+                .bind(o.approvers.get(i).cloned().flatten());
+        }
+    }
+    let written = query
         .execute(&mut **tx)
         .await
         .context("inserting order")?
-        .rows_affected()
-        == 1;
-    if !inserted {
+        .rows_affected();
+    if with_lines {
+        return Ok(written > 0);
+    }
+    if written != 1 {
         return Ok(false);
     }
     insert_lines(tx, o).await?;
@@ -106,30 +188,50 @@ pub async fn reprice(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
     insert_lines(tx, o).await
 }
 
+/// Every line in one multi-row insert.
 async fn insert_lines(tx: &mut Tx, o: &NewOrder<'_>) -> anyhow::Result<()> {
+    const COLUMNS: usize = 10;
     let t = o.totals;
+    if t.lines.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..t.lines.len())
+        .map(|row| {
+            let first = row * COLUMNS + 1;
+            let params: Vec<String> = (first..first + COLUMNS).map(|p| format!("${p}")).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO order_lines (order_id, line_no, sku, name, qty, unit_price_minor, discount_minor, \
+         total_minor, tax_class, discount_approved_by) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
     for (i, (line, name)) in t.lines.iter().zip(o.names).enumerate() {
-        let unit_minor = line.gross_before_discount.to_minor() / i64::from(line.qty.max(1));
         let approver = o.approvers.get(i).cloned().flatten();
-        sqlx::query(
-            "INSERT INTO order_lines (order_id, line_no, sku, name, qty, unit_price_minor, discount_minor, \
-             total_minor, tax_class, discount_approved_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(o.id.to_string())
-        .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
-        .bind(line.sku.as_ref())
-        .bind(name)
-        .bind(i64::from(line.qty))
-        .bind(unit_minor)
-        .bind(line.discount.to_minor())
-        .bind(line.total.to_minor())
-        .bind(line.tax_class.to_string())
-        .bind(approver)
+        query = query
+            .bind(o.id.to_string())
+            .bind(i64::try_from(i + 1).unwrap_or(i64::MAX))
+            .bind(line.sku.as_ref().to_owned())
+            .bind(name.clone())
+            .bind(i64::from(line.qty))
+            .bind(unit_price_minor(line))
+            .bind(line.discount.to_minor())
+            .bind(line.total.to_minor())
+            .bind(line.tax_class.to_string())
+            .bind(approver);
+    }
+    query
         .execute(&mut **tx)
         .await
-        .context("inserting order line")?;
-    }
+        .context("inserting order lines")?;
     Ok(())
+}
+
+/// A line's stored unit price: its gross before discount over its quantity.
+pub fn unit_price_minor(line: &kassa_domain::LineTotal) -> i64 {
+    line.gross_before_discount.to_minor() / i64::from(line.qty.max(1))
 }
 
 /// Moves the order from `from` to `to`, only if it is still in `from`.

@@ -486,6 +486,9 @@ pub struct ReservationRow {
 }
 
 pub async fn insert_reservation(tx: &mut Tx, r: &ReservationRow) -> anyhow::Result<()> {
+    if tx.is_postgres() && !r.lines.is_empty() {
+        return insert_reservation_with_lines(tx, r).await;
+    }
     sqlx::query(
         "INSERT INTO reservations (id, location_id, order_id, status, expires_at, created_by, created_at) \
          VALUES ($1, $2, $3, 'active', $4, $5, $6)",
@@ -499,15 +502,58 @@ pub async fn insert_reservation(tx: &mut Tx, r: &ReservationRow) -> anyhow::Resu
     .execute(&mut **tx)
     .await
     .context("inserting reservation")?;
-    for (sku, qty) in &r.lines {
-        sqlx::query("INSERT INTO reservation_lines (reservation_id, sku, qty) VALUES ($1, $2, $3)")
-            .bind(&r.id)
-            .bind(sku)
-            .bind(qty)
-            .execute(&mut **tx)
-            .await
-            .context("inserting reservation line")?;
+    if r.lines.is_empty() {
+        return Ok(());
     }
+    // Every line in one statement.
+    let rows: Vec<String> = (0..r.lines.len())
+        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
+    let sql = format!(
+        "INSERT INTO reservation_lines (reservation_id, sku, qty) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (sku, qty) in &r.lines {
+        query = query.bind(&r.id).bind(sku).bind(qty);
+    }
+    query
+        .execute(&mut **tx)
+        .await
+        .context("inserting reservation lines")?;
+    Ok(())
+}
+
+/// PostgreSQL: the reservation and its lines in one statement (one round trip).
+async fn insert_reservation_with_lines(tx: &mut Tx, r: &ReservationRow) -> anyhow::Result<()> {
+    let values: Vec<String> = (0..r.lines.len())
+        .map(|i| format!("(${}, ${})", 2 * i + 7, 2 * i + 8))
+        .collect();
+    let sql = format!(
+        "WITH r AS (INSERT INTO reservations (id, location_id, order_id, status, expires_at, \
+         created_by, created_at) VALUES ($1, $2, $3, 'active', $4, $5, $6) RETURNING id) \
+         INSERT INTO reservation_lines (reservation_id, sku, qty) \
+         SELECT r.id, v.sku, v.qty FROM r, (VALUES {}) AS v (sku, qty)",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(&r.id)
+        .bind(&r.location_id)
+        .bind(r.order_id.as_deref())
+        .bind(r.expires_at)
+        .bind(&r.created_by)
+        .bind(now_ms());
+    for (sku, qty) in &r.lines {
+        query = query.bind(sku).bind(qty);
+    }
+    let done = query
+        .execute(&mut **tx)
+        .await
+        .context("inserting reservation and lines")?;
+    anyhow::ensure!(
+        done.rows_affected() == r.lines.len() as u64,
+        "reservation lines not all written"
+    );
     Ok(())
 }
 

@@ -83,6 +83,12 @@ pub const HOT_GATE: &str = "kassa_hot_gate_total";
 /// Low-stock alerts raised.
 pub const STOCK_LOW_ALERTS: &str = "kassa_stock_low_alerts_total";
 
+/// Order group commits (`outcome`: committed, failed; a failed one created none of its orders).
+pub const ORDER_BATCHES: &str = "kassa_order_batches_total";
+/// Orders created by committed group commits (over `kassa_order_batches_total{outcome="committed"}`:
+/// orders per batch).
+pub const ORDER_BATCH_ORDERS: &str = "kassa_order_batched_orders_total";
+
 /// Every metric Central exports (histograms by their base name): the dashboard and the alert
 /// rules may name these and nothing else (checked by the tests).
 pub const EXPORTED: &[&str] = &[
@@ -121,6 +127,8 @@ pub const EXPORTED: &[&str] = &[
     REDIS_UP,
     REPLICA_UP,
     REPLICA_BEHIND,
+    ORDER_BATCHES,
+    ORDER_BATCH_ORDERS,
 ];
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();

@@ -16,6 +16,7 @@ mod catalog;
 mod checkout;
 mod crash;
 mod events;
+mod group_commit;
 mod guest_carts;
 mod hot_gate;
 mod leases;
