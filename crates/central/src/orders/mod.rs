@@ -609,6 +609,7 @@ fn as_written(
         lines,
         totals,
         paid: Money::from_minor(0, currency),
+        cash_rounding: None,
         refunded: Money::from_minor(0, currency),
         reservation_id: Some(w.reservation_id.parse().map_err(anyhow::Error::from)?),
         reservation_expires_at: Some(store::from_ms(w.expires_at_ms)),
