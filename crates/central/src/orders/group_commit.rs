@@ -29,7 +29,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::Response;
 use kassa_domain::api::CreateOrder;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, RwLock};
 use tracing::Instrument as _;
 
 use crate::auth::Caller;
@@ -113,6 +113,14 @@ pub struct GroupCommit {
     writer: std::sync::Once,
     /// Orders a writer has taken into a batch since start.
     taken: Arc<AtomicU64>,
+    /// Read by the writer between taking a batch's first order and the rest: [`GroupCommit::hold`].
+    held: Arc<RwLock<()>>,
+}
+
+/// While it lives, the writer waits after taking a batch's first order; see [`GroupCommit::hold`].
+#[derive(Debug)]
+pub struct Held {
+    _write: tokio::sync::OwnedRwLockWriteGuard<()>,
 }
 
 impl Default for GroupCommit {
@@ -123,6 +131,7 @@ impl Default for GroupCommit {
             waiting: Arc::new(Mutex::new(waiting)),
             writer: std::sync::Once::new(),
             taken: Arc::default(),
+            held: Arc::default(),
         }
     }
 }
@@ -138,10 +147,23 @@ impl GroupCommit {
         self.taken.load(Ordering::Relaxed)
     }
 
+    /// Holds the writer until the guard is dropped: it takes the next order as a batch's first
+    /// and waits; the orders sent meanwhile queue, and make that batch with it when it goes.
+    /// For tests that need a batch of known orders.
+    pub async fn hold(&self) -> Held {
+        Held {
+            _write: self.held.clone().write_owned().await,
+        }
+    }
+
     /// Creates the order with the next group commit; answers once that commit is over.
     pub async fn create(&self, state: &AppState, asked: Asked) -> Answer {
         self.writer.call_once(|| {
-            tokio::spawn(write(self.waiting.clone(), self.taken.clone()));
+            tokio::spawn(write(
+                self.waiting.clone(),
+                self.taken.clone(),
+                self.held.clone(),
+            ));
         });
         let (answer, answered) = oneshot::channel();
         let job = Job {
@@ -162,12 +184,18 @@ impl GroupCommit {
 }
 
 /// The writer: a batch at a time, until Central's state is dropped.
-async fn write(waiting: Arc<Mutex<mpsc::Receiver<Job>>>, taken: Arc<AtomicU64>) {
+async fn write(
+    waiting: Arc<Mutex<mpsc::Receiver<Job>>>,
+    taken: Arc<AtomicU64>,
+    held: Arc<RwLock<()>>,
+) {
     loop {
         let mut queue = waiting.lock().await;
         let Some(first) = queue.recv().await else {
             return;
         };
+        taken.fetch_add(1, Ordering::Relaxed);
+        drop(held.read().await);
         let span = tracing::info_span!(parent: None, "orders.group_commit", orders = tracing::field::Empty);
         let filled = fill(first, &mut queue, &taken, &span)
             .instrument(span.clone())
@@ -188,7 +216,6 @@ async fn fill(
     taken: &AtomicU64,
     span: &tracing::Span,
 ) -> Option<(Tx, Vec<(Job, Answer)>)> {
-    taken.fetch_add(1, Ordering::Relaxed);
     let state = first.state.clone();
     let began = async {
         let tx = state.db.begin_write().await?;
@@ -206,12 +233,27 @@ async fn fill(
         }
     };
     let mut reads = Reads::default();
+    // The batch is what waits now; what arrives while it runs is the next batch's.
+    let mut jobs = vec![first];
+    while jobs.len() < BATCH_ORDERS_MAX {
+        let Ok(job) = queue.try_recv() else {
+            break;
+        };
+        taken.fetch_add(1, Ordering::Relaxed);
+        jobs.push(job);
+    }
+    if let Err(e) = lock_stock(&state, &mut tx, &jobs, &mut reads).await {
+        if let Err(rollback) = tx.rollback().await {
+            tracing::warn!(error = %rollback, "rolling back a broken batch");
+        }
+        fail(jobs, &e);
+        return None;
+    }
     // The created orders' events, written in one insert before the commit.
     let mut events: Vec<NewEvent> = Vec::new();
     let mut done: Vec<(Job, Answer)> = Vec::new();
-    let mut next = Some(first);
-    let mut seen = 1;
-    while let Some(job) = next.take() {
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
         // A request gone before its turn (cut by the timeout, or its client left) is told
         // nothing, so nothing is done, as when a request's own transaction was dropped; a
         // retry with its key does the order.
@@ -226,18 +268,12 @@ async fn fill(
                     if let Err(rollback) = tx.rollback().await {
                         tracing::warn!(error = %rollback, "rolling back a broken batch");
                     }
-                    let mut jobs: Vec<Job> = done.into_iter().map(|(job, _)| job).collect();
-                    jobs.push(job);
-                    fail(jobs, &e);
+                    let mut failed: Vec<Job> = done.into_iter().map(|(job, _)| job).collect();
+                    failed.push(job);
+                    failed.extend(jobs);
+                    fail(failed, &e);
                     return None;
                 }
-            }
-        }
-        if seen < BATCH_ORDERS_MAX {
-            next = queue.try_recv().ok();
-            if next.is_some() {
-                seen += 1;
-                taken.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -249,6 +285,36 @@ async fn fill(
         return None;
     }
     Some((tx, done))
+}
+
+/// Locks the stock rows every order of the batch may update, before any of them runs, in the
+/// one order every writer keeps (by location id, then SKU, as an offline batch does; PostgreSQL
+/// `FOR UPDATE`, nothing on SQLite, whose writer is alone): two instances' batches that sell the
+/// same SKUs in different orders would otherwise deadlock. A location that is not known is the
+/// order's own error, answered when it runs.
+async fn lock_stock(
+    state: &AppState,
+    tx: &mut Tx,
+    jobs: &[Job],
+    reads: &mut Reads,
+) -> anyhow::Result<()> {
+    use std::collections::{BTreeMap, BTreeSet};
+    if state.db.for_update().is_empty() {
+        return Ok(());
+    }
+    let mut wanted: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for job in jobs {
+        let Ok(location_id) = reads.location_id(tx, &job.asked).await else {
+            continue;
+        };
+        let skus = wanted.entry(location_id).or_default();
+        skus.extend(job.asked.req.lines.iter().map(|l| l.sku.as_str()));
+    }
+    for (location_id, skus) in wanted {
+        let skus: Vec<&str> = skus.into_iter().collect();
+        store::stock::lock_rows(&state.db, tx, &location_id, &skus).await?;
+    }
+    Ok(())
 }
 
 /// Commits the batch, then answers each order; a failed commit answers every one 503.

@@ -2,13 +2,14 @@
 //! key in or after a batch replays its one order, and a batch whose commit fails answers every
 //! order with an error and creates none of them.
 //!
-//! To make a batch of known orders, a test holds the writer (on SQLite the write lock, on
-//! PostgreSQL a lock on `orders` that the batch's first order waits for at its insert), sends
-//! the orders one by one until each is taken or queued behind the first, then lets go.
+//! To make a batch of known orders, a test holds the writer (`GroupCommit::hold`: it takes the
+//! next order as a batch's first and waits), sends the orders one by one until each is taken or
+//! queued behind the first, then lets go.
 
 use std::time::Duration;
 
-use kassa_central::store::{Backend, Tx};
+use kassa_central::orders::group_commit::Held;
+use kassa_central::store::Backend;
 use serde_json::{json, Value};
 
 use crate::catalog::{create, ean, product_body};
@@ -22,16 +23,9 @@ story!(
     a_failed_commit_answers_every_order_of_its_batch_and_creates_none,
 );
 
-/// Holds order creation's writer until the returned transaction ends.
-async fn hold_writer(app: &TestApp) -> Tx {
-    let mut tx = app.state.db.begin_write().await.unwrap();
-    if app.state.db.backend() == Backend::Postgres {
-        sqlx::query("LOCK TABLE orders IN EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-    }
-    tx
+/// Holds order creation's writer until the returned guard is dropped.
+async fn hold_writer(app: &TestApp) -> Held {
+    app.state.orders.hold().await
 }
 
 /// Waits (at most 10 s) until `done` holds.
@@ -105,7 +99,7 @@ async fn an_order_short_of_stock_in_the_middle_of_a_batch_fails_alone(app: TestA
         ],
     )
     .await;
-    hold.rollback().await.unwrap();
+    drop(hold);
     let mut answers = answers(sent).await.into_iter();
     let (a, b, c) = (
         answers.next().unwrap(),
@@ -161,7 +155,7 @@ async fn a_key_retried_in_a_batch_and_after_it_gives_one_order(app: TestApp) {
         ],
     )
     .await;
-    hold.rollback().await.unwrap();
+    drop(hold);
     let mut answers = answers(sent).await.into_iter();
     let first = answers.next().unwrap();
     let retry = answers.next().unwrap();
@@ -238,7 +232,7 @@ async fn a_failed_commit_answers_every_order_of_its_batch_and_creates_none(app: 
         ],
     )
     .await;
-    hold.rollback().await.unwrap();
+    drop(hold);
     for answer in answers(sent).await {
         error_body(answer, 503, "unavailable").await;
     }
@@ -271,8 +265,8 @@ async fn a_failed_commit_answers_every_order_of_its_batch_and_creates_none(app: 
     assert_ledger_balanced(&app, &token, "SKU-1").await;
 }
 
-/// PostgreSQL: the writer's connection terminated (`pg_terminate_backend`) while the batch's
-/// second order waits for a row lock; the first order, already done in the batch, is not
+/// PostgreSQL: the writer's connection terminated (`pg_terminate_backend`) while the batch
+/// waits for a row lock its second order needs; the first order, already done in the batch, is not
 /// created either, and the writer goes on with a new connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_writer_killed_mid_batch_answers_its_orders_503_and_creates_none() {
@@ -295,7 +289,7 @@ async fn a_writer_killed_mid_batch_answers_its_orders_503_and_creates_none() {
         .await
         .unwrap();
     let taken = app.state.orders.taken();
-    first_lock.rollback().await.unwrap();
+    drop(first_lock);
     until("the second order to join the batch", || {
         app.state.orders.taken() == taken + 1
     })
