@@ -27,6 +27,16 @@ const PENDING_POLL_PAUSE: Duration = Duration::from_millis(300);
 
 /// What became of a card payment.
 #[derive(Debug)]
+/// What sending a card payment came to.
+pub(super) enum Sent {
+    /// Central answered with the payment (succeeded, failed or still pending).
+    Answered(Payment),
+    /// Central refused the request: no money moved.
+    Refused(Error),
+    /// No answer after every try: the payment may or may not exist.
+    Unknown(Error),
+}
+
 enum Charged {
     /// Central has the order PAID by this card; `reference` is the processor's.
     Paid {
@@ -221,12 +231,37 @@ impl Engine {
 
     /// Sends the payment (same key, same body every time), retrying a lost or unknown answer.
     async fn pay_by_card(&self, card: &CardSale) -> Charged {
+        let sent = self
+            .send_card_payment(
+                card.order_id,
+                &card.payment_key,
+                card.total,
+                &card.payment_method,
+            )
+            .await;
+        match sent {
+            Sent::Answered(payment) => self.after_payment(card.order_id, &payment).await,
+            Sent::Refused(err) => Charged::Refused(err),
+            Sent::Unknown(err) => Charged::Unknown(err),
+        }
+    }
+
+    /// Sends a card payment for `order_id` under `key` (the same body every time), retrying an
+    /// answer that was lost or transient at most [`PAY_TRIES_MAX`] times: a whole card sale's and
+    /// a split sale's card part alike.
+    pub(super) async fn send_card_payment(
+        &self,
+        order_id: Uuid,
+        key: &kassa_domain::IdempotencyKey,
+        amount: kassa_domain::Money,
+        payment_method: &str,
+    ) -> Sent {
         let body = CreatePayment {
             method: PaymentMethod::Card,
-            amount: card.total,
+            amount,
             tendered: None,
             cash_rounding: None,
-            payment_method: Some(card.payment_method.clone()),
+            payment_method: Some(payment_method.to_owned()),
         };
         let mut last = None;
         for try_no in 0..PAY_TRIES_MAX {
@@ -234,24 +269,20 @@ impl Engine {
                 .sessions
                 .authed(|t| {
                     let body = &body;
-                    async move {
-                        self.client()
-                            .pay(t.expose(), &card.payment_key, card.order_id, body)
-                            .await
-                    }
+                    async move { self.client().pay(t.expose(), key, order_id, body).await }
                 })
                 .await;
             match sent {
-                Ok(payment) => return self.after_payment(card.order_id, &payment).await,
+                Ok(payment) => return Sent::Answered(payment),
                 Err(err) if err.is_transient() => {
-                    tracing::info!(order = %card.order_id, %err, try_no, "card payment answer unknown; retrying with the same key");
+                    tracing::info!(order = %order_id, %err, try_no, "card payment answer unknown; retrying with the same key");
                     last = Some(err);
                     tokio::time::sleep(PAY_RETRY_PAUSE * (try_no + 1)).await;
                 }
-                Err(err) => return Charged::Refused(err),
+                Err(err) => return Sent::Refused(err),
             }
         }
-        Charged::Unknown(last.unwrap_or_else(|| Error::CardPending("no answer".into())))
+        Sent::Unknown(last.unwrap_or_else(|| Error::CardPending("no answer".into())))
     }
 
     async fn after_payment(&self, order_id: Uuid, payment: &Payment) -> Charged {

@@ -6,17 +6,15 @@
 
 use std::time::Duration;
 
-use kassa_domain::api::{CreatePayment, Payment, PaymentMethod, PaymentStatus};
+use kassa_domain::api::{Payment, PaymentMethod, PaymentStatus};
 use kassa_domain::OrderStatus;
 use uuid::Uuid;
 
+use super::cards::Sent;
 use super::Engine;
 use crate::error::{Error, Result};
 use crate::split::{self, CardPart, SplitView, Step};
 
-/// Tries of one part's payment request whose answer was lost.
-const PAY_TRIES_MAX: u32 = 3;
-const PAY_RETRY_PAUSE: Duration = Duration::from_millis(300);
 /// Looks at a part's payment Central accepted as pending (202) before the cashier is told so.
 const PENDING_POLLS_MAX: u32 = 10;
 const PENDING_POLL_PAUSE: Duration = Duration::from_millis(300);
@@ -213,36 +211,19 @@ impl Engine {
 
     /// Sends the part's payment (same key, same body every time), retrying a lost answer.
     async fn send_part(&self, part: &CardPart) -> Outcome {
-        let body = CreatePayment {
-            method: PaymentMethod::Card,
-            amount: part.amount,
-            tendered: None,
-            cash_rounding: None,
-            payment_method: Some(part.payment_method.clone()),
-        };
-        let mut last = None;
-        for try_no in 0..PAY_TRIES_MAX {
-            let sent = self
-                .sessions
-                .authed(|t| {
-                    let body = &body;
-                    async move {
-                        self.client()
-                            .pay(t.expose(), &part.payment_key, part.order_id, body)
-                            .await
-                    }
-                })
-                .await;
-            match sent {
-                Ok(payment) => return self.part_outcome(part.order_id, payment).await,
-                Err(err) if err.is_transient() => {
-                    last = Some(err);
-                    tokio::time::sleep(PAY_RETRY_PAUSE * (try_no + 1)).await;
-                }
-                Err(err) => return Outcome::Refused(err),
-            }
+        let sent = self
+            .send_card_payment(
+                part.order_id,
+                &part.payment_key,
+                part.amount,
+                &part.payment_method,
+            )
+            .await;
+        match sent {
+            Sent::Answered(payment) => self.part_outcome(part.order_id, payment).await,
+            Sent::Refused(err) => Outcome::Refused(err),
+            Sent::Unknown(err) => Outcome::Unknown(err),
         }
-        Outcome::Unknown(last.unwrap_or_else(|| Error::CardPending("no answer".into())))
     }
 
     async fn part_outcome(&self, order_id: Uuid, payment: Payment) -> Outcome {
