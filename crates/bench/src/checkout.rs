@@ -246,7 +246,9 @@ pub const CHILD: &str = "checkout-child";
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`), its figures on one line; the spans still queued are flushed
 /// before it returns.
 pub async fn child(url: &str) -> anyhow::Result<()> {
-    let telemetry = kassa_telemetry::init(&crate::log_options())?;
+    // Central's own logs and traces, as `kassa-central` sets them up: "off" is Central without
+    // `OTEL_EXPORTER_OTLP_ENDPOINT`, whose log filter (`info`) still makes its INFO spans.
+    let telemetry = kassa_central::telemetry::init(false)?;
     anyhow::ensure!(
         telemetry.exporting() == kassa_telemetry::otlp_endpoint().is_some(),
         "exporting without an endpoint, or not exporting with one"

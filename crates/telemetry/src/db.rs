@@ -11,7 +11,8 @@
 //! work (and its commit) is done. Consecutive statements with the same operation under the same
 //! span make one span (`db.operation.batch.size` says how many when more than one), from the
 //! first one's start to the last one's end: an order's dozen inserts and updates are a few spans,
-//! not a dozen, and each still says what the database did and for how long.
+//! not a dozen, and each still says what the database did and for how long. Savepoints make no
+//! span ([`BOOKKEEPING`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -113,6 +114,10 @@ const OPERATIONS: [&str; 12] = [
     "SET",
 ];
 
+/// Savepoints around each order of a group commit: bookkeeping that does no work of its own
+/// (nothing is written until the commit), so it makes no span; the statements between them do.
+const BOOKKEEPING: [&str; 2] = ["SAVEPOINT", "RELEASE"];
+
 /// `SELECT`, `INSERT`, `BEGIN`… : the statement's first word when it is a known operation;
 /// nothing else of the statement (and no allocation: the name is a static string).
 fn operation(summary: &str) -> &'static str {
@@ -190,6 +195,9 @@ where
         let elapsed = Duration::try_from_secs_f64(query.elapsed_secs).unwrap_or_default();
         let start = end.checked_sub(elapsed).unwrap_or(end);
         let operation = operation(&query.summary);
+        if BOOKKEEPING.contains(&operation) {
+            return;
+        }
         let mut extensions = span.extensions_mut();
         if let Some(pending) = extensions.get_mut::<Pending>() {
             pending.note(operation, start, end);
@@ -206,9 +214,14 @@ where
             }
             return;
         }
-        // The entered span's OpenTelemetry context (tracing-opentelemetry activates it on
-        // enter). An unsampled trace (OTEL_TRACES_SAMPLER_ARG below 1) gets no database spans.
-        let parent = opentelemetry::Context::current();
+        // The span's OpenTelemetry context, started now if it was not yet (contexts are not
+        // activated on enter: that would cost on every poll of every future). An unsampled
+        // trace (OTEL_TRACES_SAMPLER_ARG below 1) gets no database spans.
+        let Some(parent) = tracing::dispatcher::get_default(|dispatch| {
+            tracing_opentelemetry::get_otel_context(&mut extensions, dispatch)
+        }) else {
+            return;
+        };
         if !parent.has_active_span() || !parent.span().span_context().is_sampled() {
             return;
         }

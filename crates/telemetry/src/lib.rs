@@ -141,8 +141,13 @@ where
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
-        .with_filter(filter_fn(exported));
-    let db = db::DbSpans::new(tracer).with_filter(filter_fn(|meta| db::wanted(meta, exported)));
+        .with_context_activation(false)
+        .with_filter(filter_fn(exported).with_max_level_hint(tracing::Level::INFO));
+    // The hints keep the process's most verbose level at DEBUG (sqlx's statement events), so
+    // TRACE call sites and the `log` crate's records below it stay off without being asked.
+    let db = db::DbSpans::new(tracer).with_filter(
+        filter_fn(|meta| db::wanted(meta, exported)).with_max_level_hint(tracing::Level::DEBUG),
+    );
     // The database layer inside the OpenTelemetry one: when a span closes, its database spans
     // are sent before it ends, so whoever sees the span also sees them.
     let subscriber = registry.with(db).with(otel);

@@ -8,7 +8,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 /// The JSON event format with the OpenTelemetry ids of the innermost traced span.
 #[derive(Debug, Clone, Copy)]
@@ -65,12 +65,10 @@ where
         let mut ids = None;
         if let Some(scope) = ctx.event_scope() {
             for span in scope {
-                let ext = span.extensions();
                 if ids.is_none() {
-                    ids = ext
-                        .get::<tracing_opentelemetry::OtelData>()
-                        .and_then(|d| Some((d.trace_id()?, d.span_id()?)));
+                    ids = trace_ids(&span);
                 }
+                let ext = span.extensions();
                 let mut entry = match ext
                     .get::<FormattedFields<N>>()
                     .and_then(|f| serde_json::from_str::<Value>(f).ok())
@@ -93,4 +91,22 @@ where
         }
         writeln!(writer, "{}", Value::Object(line))
     }
+}
+
+/// The trace and span id of a span the OpenTelemetry layer follows, its OpenTelemetry span
+/// started now if it was not yet (contexts are started when first needed, not on enter).
+fn trace_ids<'a, R: LookupSpan<'a>>(
+    span: &SpanRef<'a, R>,
+) -> Option<(opentelemetry::TraceId, opentelemetry::SpanId)> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let mut extensions = span.extensions_mut();
+    extensions.get_mut::<tracing_opentelemetry::OtelData>()?;
+    let cx = tracing::dispatcher::get_default(|dispatch| {
+        tracing_opentelemetry::get_otel_context(&mut extensions, dispatch)
+    })?;
+    let span = cx.span();
+    let context = span.span_context();
+    context
+        .is_valid()
+        .then(|| (context.trace_id(), context.span_id()))
 }

@@ -402,7 +402,6 @@ impl Hold {
 /// `location_id` from the counters, or answers 409 `insufficient_stock` from Redis. Without
 /// Redis configured, or for a register's sale, a no-op. Redis down: waits for the lines' turns
 /// at the database (503 `overloaded` after [`DB_WAIT_MAX`]).
-#[tracing::instrument(skip_all, fields(lines = lines.len()))]
 pub async fn enter(
     state: &AppState,
     caller: &Caller,
@@ -414,6 +413,19 @@ pub async fn enter(
     if !state.shared.is_configured() || caller.register_id.is_some() {
         return Ok(Hold::none());
     }
+    take(state, scope, key, location_id, lines).await
+}
+
+/// [`enter`] with Redis configured: a span of its own (the gate's Redis calls), none for the
+/// no-op.
+#[tracing::instrument(name = "hot_gate.enter", skip_all, fields(lines = lines.len()))]
+async fn take(
+    state: &AppState,
+    scope: &str,
+    key: &IdempotencyKey,
+    location_id: &str,
+    lines: &[(String, i64)],
+) -> ApiResult<Hold> {
     let counters: Vec<(String, String)> = lines
         .iter()
         .map(|(sku, _)| (sku.clone(), counter_key(location_id, sku)))
