@@ -3,9 +3,9 @@
 //! the order insert in a loop at the same concurrency. SQLite with `synchronous=FULL`, PostgreSQL
 //! with `fsync=on`, `synchronous_commit=on`.
 //!
-//! The HTTP run is made twice, each in a fresh child process of this binary (the tracing
-//! subscriber is process-wide): untraced (logs only, as Central runs without
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`) and traced at 100 % sampling, with `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! The HTTP run is made twice, each in a fresh child process of this binary with Central's own
+//! log and trace set-up (the tracing subscriber is process-wide): untraced (logs only, as Central
+//! runs without `OTEL_EXPORTER_OTLP_ENDPOINT`, its INFO spans made for the logs) and traced at 100 % sampling, with `OTEL_EXPORTER_OTLP_ENDPOINT`
 //! pointing at an OTLP/HTTP receiver in this process.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

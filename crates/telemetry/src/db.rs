@@ -43,11 +43,12 @@ pub(crate) fn wanted(meta: &Metadata<'_>, exported: fn(&Metadata<'_>) -> bool) -
 
 pub(crate) struct DbSpans {
     tracer: Tracer,
+    registered: crate::Registered,
 }
 
 impl DbSpans {
-    pub(crate) fn new(tracer: Tracer) -> Self {
-        Self { tracer }
+    pub(crate) fn new(tracer: Tracer, registered: crate::Registered) -> Self {
+        Self { tracer, registered }
     }
 
     fn send(&self, pending: Pending) {
@@ -180,6 +181,10 @@ impl<S> Layer<S> for DbSpans
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.registered.set(subscriber);
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         if event.metadata().target() != TARGET {
             return;
@@ -217,9 +222,7 @@ where
         // The span's OpenTelemetry context, started now if it was not yet (contexts are not
         // activated on enter: that would cost on every poll of every future). An unsampled
         // trace (OTEL_TRACES_SAMPLER_ARG below 1) gets no database spans.
-        let Some(parent) = tracing::dispatcher::get_default(|dispatch| {
-            tracing_opentelemetry::get_otel_context(&mut extensions, dispatch)
-        }) else {
+        let Some(parent) = self.registered.otel_context(&mut extensions) else {
             return;
         };
         if !parent.has_active_span() || !parent.span().span_context().is_sampled() {

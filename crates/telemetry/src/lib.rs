@@ -13,12 +13,17 @@ pub mod propagation;
 #[cfg(feature = "receiver")]
 pub mod receiver;
 
+use std::sync::{Arc, OnceLock};
+
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::dispatcher::WeakDispatch;
+use tracing::Dispatch;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Registry;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use propagation::{extract, inject, set_parent_from_headers, HeaderCarrier};
@@ -100,8 +105,39 @@ pub fn init_once(options: &Options) -> Option<Telemetry> {
     made
 }
 
-/// The subscriber [`init`] installs, with logs going to `writer`.
-pub type Subscriber = Box<dyn tracing::Subscriber + Send + Sync + 'static>;
+/// The subscriber [`init`] installs: the registry with Kassa's layers (one boxed stack, so the
+/// layers hear which dispatch they were registered as).
+pub type Subscriber = tracing_subscriber::layer::Layered<Layers, Registry>;
+
+/// The logs, and the database and OpenTelemetry layers when exporting.
+pub type Layers = Box<dyn Layer<Registry> + Send + Sync + 'static>;
+
+/// The dispatch the subscriber was registered as, for what needs the whole subscriber to start a
+/// span's OpenTelemetry context (database spans, log lines' ids). Inside a subscriber's callback
+/// `tracing::dispatcher::get_default` does not name it when the subscriber is a scoped default
+/// (it answers "none" while a dispatch is under way), so the database layer keeps it here when
+/// it is registered.
+#[derive(Clone, Default)]
+pub(crate) struct Registered(Arc<OnceLock<WeakDispatch>>);
+
+impl Registered {
+    /// The span's OpenTelemetry context, started now if it was not yet (contexts are not
+    /// activated on enter: that would cost on every poll of every future). `None` for a span the
+    /// OpenTelemetry layer does not follow.
+    pub(crate) fn otel_context(
+        &self,
+        extensions: &mut tracing_subscriber::registry::ExtensionsMut<'_>,
+    ) -> Option<opentelemetry::Context> {
+        let dispatch = self.0.get()?.upgrade()?;
+        tracing_opentelemetry::get_otel_context(extensions, &dispatch)
+    }
+}
+
+impl Registered {
+    fn set(&self, dispatch: &Dispatch) {
+        let _ = self.0.set(dispatch.downgrade());
+    }
+}
 
 /// The subscriber and its exporter guard, not installed (for `tracing::subscriber::set_default`
 /// in tests, or logs written somewhere else than stdout).
@@ -112,13 +148,14 @@ where
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
+    let registered = Registered::default();
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(options.default_filter));
-    let fmt = if options.json {
+    let fmt: Layers = if options.json {
         tracing_subscriber::fmt::layer()
             .with_writer(writer)
             .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .event_format(logs::JsonWithTrace)
+            .event_format(logs::JsonWithTrace(registered.clone()))
             .with_filter(filter)
             .boxed()
     } else {
@@ -127,35 +164,37 @@ where
             .with_filter(filter)
             .boxed()
     };
-    let registry = tracing_subscriber::registry().with(fmt);
     let Some(provider) = tracer_provider(options)? else {
-        return Ok((Telemetry::default(), Box::new(registry)));
+        return Ok((
+            Telemetry::default(),
+            tracing_subscriber::registry().with(fmt),
+        ));
     };
     let tracer = provider.tracer("kassa");
     // Spans at INFO and above (warnings and errors as their events), from every crate but the
     // HTTP and database internals, whose work shows as Kassa's own client spans and as the
     // database spans below. No code locations, thread names or busy/idle timings per span:
-    // each costs on every span or every poll, and the span names say where they are.
+    // each costs on every span or every poll, and the span names say where they are. No context
+    // activation on enter either (it would attach and detach the span's context on every poll of
+    // every future): what needs a span's context starts it when it needs it (an outgoing
+    // `traceparent`, the database spans, a log line's ids).
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer.clone())
         .with_location(false)
         .with_threads(false)
         .with_tracked_inactivity(false)
         .with_context_activation(false)
-        .with_filter(filter_fn(exported).with_max_level_hint(tracing::Level::INFO));
-    // The hints keep the process's most verbose level at DEBUG (sqlx's statement events), so
-    // TRACE call sites and the `log` crate's records below it stay off without being asked.
-    let db = db::DbSpans::new(tracer).with_filter(
-        filter_fn(|meta| db::wanted(meta, exported)).with_max_level_hint(tracing::Level::DEBUG),
-    );
+        .with_filter(filter_fn(exported));
+    let db = db::DbSpans::new(tracer, registered.clone())
+        .with_filter(filter_fn(|meta| db::wanted(meta, exported)));
     // The database layer inside the OpenTelemetry one: when a span closes, its database spans
     // are sent before it ends, so whoever sees the span also sees them.
-    let subscriber = registry.with(db).with(otel);
+    let layers: Layers = fmt.and_then(db).and_then(otel).boxed();
     Ok((
         Telemetry {
             provider: Some(provider),
         },
-        Box::new(subscriber),
+        tracing_subscriber::registry().with(layers),
     ))
 }
 

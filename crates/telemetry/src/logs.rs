@@ -11,8 +11,8 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 /// The JSON event format with the OpenTelemetry ids of the innermost traced span.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct JsonWithTrace;
+#[derive(Clone)]
+pub(crate) struct JsonWithTrace(pub(crate) crate::Registered);
 
 struct Fields(Map<String, Value>);
 
@@ -66,7 +66,7 @@ where
         if let Some(scope) = ctx.event_scope() {
             for span in scope {
                 if ids.is_none() {
-                    ids = trace_ids(&span);
+                    ids = trace_ids(&self.0, &span);
                 }
                 let ext = span.extensions();
                 let mut entry = match ext
@@ -93,17 +93,13 @@ where
     }
 }
 
-/// The trace and span id of a span the OpenTelemetry layer follows, its OpenTelemetry span
-/// started now if it was not yet (contexts are started when first needed, not on enter).
+/// The trace and span id of a span the OpenTelemetry layer follows.
 fn trace_ids<'a, R: LookupSpan<'a>>(
+    registered: &crate::Registered,
     span: &SpanRef<'a, R>,
 ) -> Option<(opentelemetry::TraceId, opentelemetry::SpanId)> {
     use opentelemetry::trace::TraceContextExt as _;
-    let mut extensions = span.extensions_mut();
-    extensions.get_mut::<tracing_opentelemetry::OtelData>()?;
-    let cx = tracing::dispatcher::get_default(|dispatch| {
-        tracing_opentelemetry::get_otel_context(&mut extensions, dispatch)
-    })?;
+    let cx = registered.otel_context(&mut span.extensions_mut())?;
     let span = cx.span();
     let context = span.span_context();
     context
