@@ -131,7 +131,8 @@ fn statement(summary: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_spans_are_made_when_their_span_closes_one_per_run_of_an_operation() {
+async fn database_spans_are_made_when_their_span_closes_one_per_run_of_an_operation_and_none_for_savepoints(
+) {
     let receiver = Receiver::start().await.unwrap();
     let (telemetry, subscriber) =
         kassa_telemetry::build(&options(Some(receiver.traces_url.clone())), std::io::sink).unwrap();
@@ -153,12 +154,14 @@ async fn database_spans_are_made_when_their_span_closes_one_per_run_of_an_operat
     tracing::subscriber::with_default(subscriber, || {
         let order = tracing::info_span!("create order");
         order.in_scope(|| {
+            statement("SAVEPOINT order_1");
             statement("select id from orders where id = $1");
             for _ in 0..3 {
                 statement("INSERT INTO order_lines (order_id, sku) VALUES …");
             }
             statement("UPDATE stock SET reserved = reserved + $1 …");
             statement("insert into events (id, type) VALUES …");
+            statement("RELEASE SAVEPOINT order_1");
         });
         telemetry.flush();
         assert_eq!(
