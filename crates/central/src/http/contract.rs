@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use axum::http::StatusCode;
 use kassa_domain::{IdempotencyKey, Sku, Username};
 
+use crate::http::codes;
 use crate::http::extract::CART_TOKEN_CHARS_MAX;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
@@ -67,6 +68,8 @@ const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 const READ_AFTER: &str = "Kassa-Read-After";
 const IF_MATCH: &str = "If-Match";
 const IF_NONE_MATCH: &str = "If-None-Match";
+/// Longer lists of tags than a cache keeps are not worth declaring.
+const IF_NONE_MATCH_CHARS_MAX: usize = 1024;
 const STRIPE_SIGNATURE: &str = "Stripe-Signature";
 const CART_TOKEN: &str = "X-Cart-Token";
 
@@ -128,10 +131,28 @@ fn complete_operation(method: &str, path: &str, op: &mut Operation) {
         );
     }
     for status in error_statuses(path, op) {
+        let reason =
+            StatusCode::from_u16(status).map_or("", |s| s.canonical_reason().unwrap_or(""));
+        // What the handler says of this answer, else what the status means; then its codes.
+        let declared = op
+            .responses
+            .responses
+            .get(&status.to_string())
+            .and_then(|r| match r {
+                RefOr::T(r) => Some(r.description.clone()),
+                RefOr::Ref(_) => None,
+            })
+            .filter(|d| !d.is_empty() && d != reason);
+        let description = match codes::of(status) {
+            Some(c) => format!(
+                "{}. Codes: {}.",
+                declared.unwrap_or_else(|| format!("{reason}: {}", c.when)),
+                codes::listed(c.codes)
+            ),
+            None => declared.unwrap_or_else(|| reason.to_owned()),
+        };
         let answer = ResponseBuilder::new()
-            .description(
-                StatusCode::from_u16(status).map_or("", |s| s.canonical_reason().unwrap_or("")),
-            )
+            .description(description)
             .content(
                 "application/json",
                 ContentBuilder::new()
@@ -146,7 +167,7 @@ fn complete_operation(method: &str, path: &str, op: &mut Operation) {
 }
 
 /// Every error status `op` at `path` can answer: what it declares itself, plus what the shared
-/// extractors and middleware answer (see `error.rs` for each status's codes).
+/// extractors and middleware answer (`codes.rs` says what each means and its codes).
 fn error_statuses(path: &str, op: &Operation) -> BTreeSet<u16> {
     let mut statuses: BTreeSet<u16> = op
         .responses
@@ -222,6 +243,10 @@ fn header_schema(name: &str) -> Schema {
             .pattern(Some("^[ -~]*[!-~][ -~]*$")),
         // An ETag, quoted, as the catalog and carts send it (`"3"`; a weak `W/"3"` too).
         IF_MATCH => text.pattern(Some(r#"^(W/)?"[0-9]{1,18}"$"#)),
+        // `*` or a list of entity tags, `"a", W/"b"`, as `http/cache.rs` compares them.
+        IF_NONE_MATCH => text
+            .max_length(Some(IF_NONE_MATCH_CHARS_MAX))
+            .pattern(Some(r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#)),
         // `t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]`: the processor's signature.
         STRIPE_SIGNATURE => text.pattern(Some("^t=[0-9]{1,12}(,v1=[0-9a-f]{64})+$")),
         // PostgreSQL's LSN notation, `16/B374D848` (anything else reads the primary).
@@ -268,6 +293,65 @@ fn add_parameter(op: &mut Operation, name: &str, at: ParameterIn, required: bool
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
+
+    /// docs/api.md's "What each route answers" is the served document's: every operation, its
+    /// success and error statuses and the headers it reads.
+    #[test]
+    fn the_docs_list_what_each_route_answers() {
+        let doc = serde_json::to_value(super::super::openapi()).unwrap();
+        let mut table = String::from(
+            "| route | success | errors | headers read |\n| --- | --- | --- | --- |\n",
+        );
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "put", "post", "delete", "patch"] {
+                let Some(op) = item.get(method) else {
+                    continue;
+                };
+                let statuses: Vec<u16> = op["responses"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .filter_map(|s| s.parse().ok())
+                    .collect();
+                let join = |errors: bool| {
+                    let mut picked: Vec<u16> = statuses
+                        .iter()
+                        .copied()
+                        .filter(|s| (*s >= 400) == errors)
+                        .collect();
+                    picked.sort_unstable();
+                    picked
+                        .iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let headers: Vec<String> = op["parameters"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| p["in"] == "header")
+                    .map(|p| {
+                        let optional = if p["required"] == true {
+                            ""
+                        } else {
+                            " (optional)"
+                        };
+                        format!("`{}`{optional}", p["name"].as_str().unwrap())
+                    })
+                    .collect();
+                table.push_str(&format!(
+                    "| `{} {path}` | {} | {} | {} |\n",
+                    method.to_uppercase(),
+                    join(false),
+                    join(true),
+                    headers.join(", ")
+                ));
+            }
+        }
+        crate::http::codes::tests::docs_block("routes", &table);
+    }
 
     /// The limits written into the schemas (utoipa takes only literals) are the ones the
     /// handlers check: a changed constant fails here until the spec says the same.

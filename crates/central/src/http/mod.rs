@@ -2,6 +2,7 @@
 //! logs, metrics, timeouts, body limits) and serving with graceful shutdown.
 
 pub mod cache;
+pub mod codes;
 pub mod contract;
 pub mod error;
 pub mod extract;
