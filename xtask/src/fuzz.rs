@@ -190,7 +190,11 @@ fn serve_and_fuzz(venv: &Path, dir: &Path, db_url: &str, with_client: bool) -> a
     ] {
         let mut args = select.to_vec();
         args.extend(["--max-time", max_time]);
-        counts.add(&run_schemathesis(venv, &spec, &url, session, &args)?);
+        let run = run_schemathesis(venv, &spec, &url, session, &args)?;
+        if run.operations == 0 {
+            bail!("schemathesis tested no operation with {select:?}: was one renamed?");
+        }
+        counts.add(&run);
     }
     println!(
         "fuzz summary: {} operations tested, {} cases generated, {} failures, {} errors",
@@ -422,4 +426,63 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str().context("path is not UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_counts;
+
+    /// Schemathesis 4's summary as the pinned version prints it (a clean run).
+    const CLEAN: &str = "
+=================================== SUMMARY ====================================
+
+API Operations:
+  Selected: 54/60
+  Tested: 54
+
+Test Phases:
+  ✅ Examples
+  ✅ Coverage
+
+Warnings:
+  ⚠️ Authentication failed: 2 operations returned only 401/403 responses
+  ⚠️ Schema validation mismatch: 16 operations mostly rejected generated data
+
+Test cases:
+  3854 generated, 3854 passed
+
+Seed: 1
+";
+
+    /// A run with failures and errors.
+    const FOUND: &str = "
+API Operations:
+  Selected: 3/60
+  Tested: 3
+
+Test cases:
+  412 generated, 409 passed, 3 found 2 unique failures
+
+Failures:
+  ❌ ST101 Server error: 2
+  ❌ Response violates schema: 1
+
+Errors:
+  🚫 Runtime Error: 1
+";
+
+    #[test]
+    fn the_summary_gives_operations_cases_failures_and_errors() {
+        let clean = parse_counts(CLEAN);
+        assert_eq!(
+            (clean.operations, clean.cases, clean.failures, clean.errors),
+            (54, 3854, 0, 0),
+            "warnings are not failures"
+        );
+        let found = parse_counts(FOUND);
+        assert_eq!(
+            (found.operations, found.cases, found.failures, found.errors),
+            (3, 412, 3, 1)
+        );
+    }
 }
