@@ -137,6 +137,11 @@ impl Registered {
     fn set(&self, dispatch: &Dispatch) {
         let _ = self.0.set(dispatch.downgrade());
     }
+
+    /// Is anything traced (the database layer, installed with the exporter, was registered)?
+    pub(crate) fn tracing(&self) -> bool {
+        self.0.get().is_some()
+    }
 }
 
 /// The subscriber and its exporter guard, not installed (for `tracing::subscriber::set_default`

@@ -99,6 +99,9 @@ fn trace_ids<'a, R: LookupSpan<'a>>(
     span: &SpanRef<'a, R>,
 ) -> Option<(opentelemetry::TraceId, opentelemetry::SpanId)> {
     use opentelemetry::trace::TraceContextExt as _;
+    if !registered.tracing() {
+        return None;
+    }
     let cx = registered.otel_context(&mut span.extensions_mut())?;
     let span = cx.span();
     let context = span.span_context();
