@@ -1,8 +1,9 @@
 //! Money never goes astray (issue 10): refused refunds stay refused, transient processor errors
 //! leave payments and refunds pending until the retry or the reconciler settles them, refunds
 //! split over several card payments (never touching an orphan), no cancelled order holds money,
-//! zero-total sales, one order per client-chosen id, late successes, and idempotency claims
-//! that only their owner completes.
+//! zero-total sales, one order per client-chosen id, late successes (attached, or refunded as
+//! orphans when the order can no longer take them), idempotency claims that only their owner
+//! completes, and payments, cancels, syncs and the sweeper on the same SKUs without a deadlock.
 
 use std::time::Duration;
 
