@@ -4,9 +4,10 @@
 //! offline sale that already happened stands and is flagged for the manager.
 
 use hmac::{Hmac, Mac};
+use kassa_domain::api::Order;
 use kassa_domain::api::RegisterCreated;
 use kassa_domain::approval::{offline_approval_message, GrantedApproval, SaleSettings};
-use kassa_domain::Role;
+use kassa_domain::{OrderStatus, Role};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -20,10 +21,12 @@ story!(
     a_discount_above_the_limit_needs_an_approval_granted_at_that_till,
     the_discount_limit_is_a_central_setting,
     offline_sales_with_approvals_that_do_not_hold_up_stand_and_are_flagged,
+    an_approval_past_its_validity_is_refused_as_expired,
+    an_approved_full_discount_sold_online_completes_with_nothing_to_pay,
 );
 
 /// A paired register and its credential.
-async fn pair(app: &TestApp, admin: &str, name: &str) -> RegisterCreated {
+pub async fn pair(app: &TestApp, admin: &str, name: &str) -> RegisterCreated {
     let created = app
         .post(
             "/v1/registers",
@@ -324,4 +327,120 @@ async fn offline_sales_with_approvals_that_do_not_hold_up_stand_and_are_flagged(
         "forbidden",
     )
     .await;
+}
+
+async fn an_approval_past_its_validity_is_refused_as_expired(app: TestApp) {
+    let admin = seed(&app, 100).await;
+    let till = pair(&app, &admin, "Till 1").await;
+    let (_, cashier) = sign_in_at(&app, &till, Role::Cashier).await;
+    let (manager_name, manager) = sign_in_at(&app, &till, Role::Manager).await;
+    let granted: GrantedApproval = grant(&app, &manager).await.json().await.unwrap();
+    // The customer hesitated past the approval's validity.
+    let past = chrono::Utc::now().timestamp_millis() - 1;
+    sqlx::query(&format!(
+        "UPDATE approvals SET expires_at = {past} WHERE id = '{}'",
+        granted.id
+    ))
+    .execute(app.state.db.pool())
+    .await
+    .unwrap();
+    let body = discounted(
+        "5.00",
+        Some(json!({ "id": granted.id })),
+        Some(&manager_name),
+    );
+    error_body(
+        order(&app, &cashier, &Uuid::new_v4().to_string(), &body).await,
+        422,
+        "approval_expired",
+    )
+    .await;
+    assert_eq!(
+        count(
+            &app,
+            &format!(
+                "SELECT COUNT(*) FROM approvals WHERE id = '{}' AND used_at IS NULL",
+                granted.id
+            )
+        )
+        .await,
+        1,
+        "a refused approval is not used up"
+    );
+    // A fresh one from the same manager is taken.
+    let fresh: GrantedApproval = grant(&app, &manager).await.json().await.unwrap();
+    let body = discounted("5.00", Some(json!({ "id": fresh.id })), Some(&manager_name));
+    assert_eq!(
+        order(&app, &cashier, &Uuid::new_v4().to_string(), &body)
+            .await
+            .status(),
+        201
+    );
+}
+
+async fn an_approved_full_discount_sold_online_completes_with_nothing_to_pay(app: TestApp) {
+    let admin = seed(&app, 100).await;
+    let till = pair(&app, &admin, "Till 1").await;
+    let (_, cashier) = sign_in_at(&app, &till, Role::Cashier).await;
+    let (manager_name, manager) = sign_in_at(&app, &till, Role::Manager).await;
+    for method in ["cash", "card"] {
+        let granted: GrantedApproval = grant(&app, &manager).await.json().await.unwrap();
+        // 100 % off the four units (10.00).
+        let body = discounted(
+            "10.00",
+            Some(json!({ "id": granted.id })),
+            Some(&manager_name),
+        );
+        let created = order(&app, &cashier, &Uuid::new_v4().to_string(), &body).await;
+        assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+        let created: Order = created.json().await.unwrap();
+        assert_eq!(created.totals.total.to_string(), "0.00 EUR");
+        let zero = json!({ "amount": "0.00", "currency": "EUR" });
+        let nothing = match method {
+            "cash" => json!({ "method": "cash", "amount": zero, "tendered": zero }),
+            _ => json!({ "method": "card", "amount": zero, "payment_method": "pm_card_visa" }),
+        };
+        let paid = app
+            .client
+            .post(app.url(&format!("/v1/orders/{}/payments", created.id)))
+            .bearer_auth(&cashier)
+            .header("idempotency-key", format!("free-{method}"))
+            .json(&nothing)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            paid.status(),
+            201,
+            "{method}: {}",
+            paid.text().await.unwrap()
+        );
+        let after: Order = app
+            .get(&format!("/v1/orders/{}", created.id), &cashier)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(after.status, OrderStatus::Paid, "{method}");
+        assert!(
+            app.sim
+                .as_ref()
+                .unwrap()
+                .intents_of_order(&created.id.to_string())
+                .is_empty(),
+            "nothing to charge"
+        );
+    }
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM payments").await, 0);
+    let level: kassa_domain::api::StockLevel = app
+        .get("/v1/stock/SKU-1?location=STORE-1", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (level.on_hand, level.reserved),
+        (92, 0),
+        "both sales took their stock"
+    );
 }

@@ -33,3 +33,4 @@ mod staff;
 mod stock_pages;
 mod sync;
 mod telemetry;
+mod till_retries;

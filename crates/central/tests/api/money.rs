@@ -1,8 +1,9 @@
 //! Money never goes astray (issue 10): refused refunds stay refused, transient processor errors
 //! leave payments and refunds pending until the retry or the reconciler settles them, refunds
 //! split over several card payments (never touching an orphan), no cancelled order holds money,
-//! zero-total sales, one order per client-chosen id, late successes, and idempotency claims
-//! that only their owner completes.
+//! zero-total sales, one order per client-chosen id, late successes (attached, or refunded as
+//! orphans when the order can no longer take them), idempotency claims that only their owner
+//! completes, and payments, cancels, syncs and the sweeper on the same SKUs without a deadlock.
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::payments::{
     reserved_order, signed,
 };
 use crate::sync::{offline_order, register_session, sign_in_at, sync};
+use crate::till_retries::events_of;
 use crate::{story, story_with};
 
 story!(
@@ -39,6 +41,9 @@ story!(
     a_zero_total_offline_sale_is_accepted,
     concurrent_sync_groups_checkouts_and_cancels_never_deadlock,
     a_retry_by_another_cashier_at_the_same_till_is_the_same_request,
+    the_owner_cancelling_a_partly_paid_order_gets_the_card_part_back,
+    a_late_success_for_an_order_paid_another_way_is_refunded_as_an_orphan,
+    a_late_success_for_a_cancelled_order_is_refunded_as_an_orphan,
 );
 story_with!(
     reconcile_at_once: a_rate_limited_refund_stays_pending_until_the_reconciler_settles_it,
@@ -49,6 +54,7 @@ story_with!(
 );
 story_with!(reconcile_and_give_up_at_once: a_card_payment_never_answered_is_given_up_and_another_card_pays);
 story_with!(short_reservations: an_expired_order_gives_back_its_card_money_but_waits_for_a_payment_in_flight);
+story_with!(reservations_of_half_a_second: payments_cancels_syncs_and_the_sweeper_on_the_same_skus_never_deadlock);
 
 fn reconcile_at_once(c: &mut Config) {
     c.reconcile_after = Duration::ZERO;
@@ -62,6 +68,10 @@ fn reconcile_and_give_up_at_once(c: &mut Config) {
 
 fn short_reservations(c: &mut Config) {
     c.reservation_ttl = Duration::from_millis(300);
+}
+
+fn reservations_of_half_a_second(c: &mut Config) {
+    c.reservation_ttl = Duration::from_millis(500);
 }
 
 /// A client of the simulator, to act at the processor as a shop's dashboard would.
@@ -889,4 +899,324 @@ async fn the_reconciler_runs_at_start_up_and_then_on_its_schedule(app: TestApp) 
     })
     .await;
     reconciler.abort();
+}
+
+async fn the_owner_cancelling_a_partly_paid_order_gets_the_card_part_back(app: TestApp) {
+    let manager = seed(&app, 10).await;
+    let customer = app.user(Role::Customer).await;
+    let o = reserved_order(&app, customer.token(), 2).await;
+    let intent = card_paid(&app, customer.token(), o.id, "2.00")
+        .await
+        .processor_ref
+        .unwrap();
+    // The shopper, not staff, changes their mind with 2.00 of 5.00 paid.
+    let response = app
+        .post(
+            &format!("/v1/orders/{}/cancel", o.id),
+            customer.token(),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let cancelled: Order = response.json().await.unwrap();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(
+        (cancelled.paid.to_string(), cancelled.refunded.to_string()),
+        ("2.00 EUR".into(), "2.00 EUR".into()),
+        "no cancelled order holds money"
+    );
+    assert_eq!(
+        refunded_at_processor(&app, &intent),
+        200,
+        "given back by card"
+    );
+    let refunds = refunds_of(&app, &manager, o.id).await;
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(
+        (refunds[0].status, refunds[0].card.to_string()),
+        (PaymentStatus::Succeeded, "2.00 EUR".into())
+    );
+    let level = stock(&app, &manager, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved), (10, 0));
+    assert_ledger_balanced(&app, &manager, "SKU-1").await;
+}
+
+/// A 2.50 card payment of `id` the processor declined: its intent.
+async fn declined_card(app: &TestApp, token: &str, id: Uuid) -> String {
+    let declined = pay(
+        app,
+        token,
+        id,
+        "declined",
+        &card("2.50", "pm_card_chargeDeclined"),
+    )
+    .await;
+    assert_eq!(declined.status(), 402);
+    let intents = app.sim.as_ref().unwrap().intents_of_order(&id.to_string());
+    assert_eq!(intents.len(), 1);
+    intents[0].id.clone()
+}
+
+/// The processor takes the money on `intent` after all (confirmed again with a good card, as
+/// its dashboard can): it then sends `payment_intent.succeeded` for a payment Kassa recorded as
+/// failed.
+async fn succeeds_at_processor_after_all(app: &TestApp, intent: &str) {
+    let sim = app.sim.as_ref().unwrap();
+    let response = app
+        .client
+        .post(format!(
+            "{}/v1/payment_intents/{intent}/confirm",
+            sim.base_url
+        ))
+        .bearer_auth("sk_test_kassa")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("payment_method=pm_card_visa")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+}
+
+/// The late success of `intent` on order `id` is given back as an orphan: refunded at the
+/// processor once, never counted on the order.
+async fn assert_given_back_as_orphan(app: &TestApp, token: &str, id: Uuid, intent: &str) {
+    eventually("the late success is refunded as an orphan", || async {
+        refunded_at_processor(app, intent) == 250
+    })
+    .await;
+    let held: i64 = app
+        .sim
+        .as_ref()
+        .unwrap()
+        .intents_of_order(&id.to_string())
+        .iter()
+        .map(|i| i.held_minor())
+        .sum();
+    assert_eq!(held, 0, "the processor holds nothing for the order");
+    assert_eq!(events_of(app, "payment.revived", id).await, 1);
+    assert_eq!(events_of(app, "payment.orphaned", id).await, 1);
+    let payments: Vec<Payment> = app
+        .get(&format!("/v1/orders/{id}/payments"), token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let revived: Vec<_> = payments
+        .iter()
+        .filter(|p| p.processor_ref.as_deref() == Some(intent))
+        .collect();
+    assert_eq!(revived.len(), 1);
+    assert_eq!(
+        revived[0].status,
+        PaymentStatus::Succeeded,
+        "kept, not dropped"
+    );
+}
+
+async fn a_late_success_for_an_order_paid_another_way_is_refunded_as_an_orphan(app: TestApp) {
+    let manager = seed(&app, 10).await;
+    let cashier = app.user(Role::Cashier).await;
+    let o = reserved_order(&app, cashier.token(), 1).await;
+    let intent = declined_card(&app, cashier.token(), o.id).await;
+    let cash = json!({ "method": "cash", "amount": money("2.50"), "tendered": money("5.00") });
+    assert_eq!(
+        pay(&app, cashier.token(), o.id, "cash", &cash)
+            .await
+            .status(),
+        201
+    );
+    succeeds_at_processor_after_all(&app, &intent).await;
+    assert_given_back_as_orphan(&app, &manager, o.id, &intent).await;
+    let after = get_order(&app, &manager, o.id).await;
+    assert_eq!(
+        (
+            after.status,
+            after.paid.to_string(),
+            after.refunded.to_string()
+        ),
+        (OrderStatus::Paid, "2.50 EUR".into(), "0.00 EUR".into()),
+        "never counted as paid"
+    );
+    // Nothing of the orphan can be refunded again: only the cash is there to give back.
+    let r: Refund = refund(&app, &manager, o.id, "all", &amount("2.50"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.card.to_string(), r.cash.to_string()),
+        ("0.00 EUR".into(), "2.50 EUR".into())
+    );
+    assert_eq!(refunded_at_processor(&app, &intent), 250);
+}
+
+async fn a_late_success_for_a_cancelled_order_is_refunded_as_an_orphan(app: TestApp) {
+    let manager = seed(&app, 10).await;
+    let customer = app.user(Role::Customer).await;
+    let o = reserved_order(&app, customer.token(), 1).await;
+    let intent = declined_card(&app, customer.token(), o.id).await;
+    let cancelled = app
+        .post(
+            &format!("/v1/orders/{}/cancel", o.id),
+            customer.token(),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    succeeds_at_processor_after_all(&app, &intent).await;
+    assert_given_back_as_orphan(&app, &manager, o.id, &intent).await;
+    let after = get_order(&app, &manager, o.id).await;
+    assert_eq!(
+        (after.status, after.paid.to_string()),
+        (OrderStatus::Cancelled, "0.00 EUR".into()),
+        "a cancelled order holds no money"
+    );
+    let level = stock(&app, &manager, "SKU-1").await;
+    assert_eq!((level.on_hand, level.reserved), (10, 0));
+}
+
+/// What one checkout of the contention story did: (status of each call, body of the last).
+type Outcome = (Vec<u16>, String);
+
+/// One checkout of SKU-2 then SKU-1 (6.50) paid by `how` (`cash`, `card`, `cancel`: cancelled
+/// unpaid, `abandon`: left for the sweeper): the statuses it saw and the order's id.
+async fn checkout_then(
+    app: &TestApp,
+    token: &str,
+    key: &str,
+    how: &str,
+) -> (Outcome, Option<Uuid>) {
+    let both = json!({ "location": "STORE-1",
+        "lines": [{ "sku": "SKU-2", "qty": 1 }, { "sku": "SKU-1", "qty": 1 }] });
+    let created = order(app, token, key, &both).await;
+    let status = created.status().as_u16();
+    if status != 201 {
+        return ((vec![status], created.text().await.unwrap()), None);
+    }
+    let o: Order = created.json().await.unwrap();
+    let pay_key = format!("{key}-pay");
+    let next = match how {
+        "cash" => {
+            let cash =
+                json!({ "method": "cash", "amount": money("6.50"), "tendered": money("10.00") });
+            pay(app, token, o.id, &pay_key, &cash).await
+        }
+        "card" => pay(app, token, o.id, &pay_key, &card("6.50", "pm_card_visa")).await,
+        "cancel" => {
+            app.post(&format!("/v1/orders/{}/cancel", o.id), token, &json!({}))
+                .await
+        }
+        _ => return ((vec![status], String::new()), Some(o.id)),
+    };
+    let second = next.status().as_u16();
+    (
+        (vec![status, second], next.text().await.unwrap()),
+        Some(o.id),
+    )
+}
+
+async fn payments_cancels_syncs_and_the_sweeper_on_the_same_skus_never_deadlock(app: TestApp) {
+    let admin = seed(&app, 500).await;
+    receive(&app, &admin, "SKU-2", 500).await;
+    let (a, _) = register_session(&app, &admin).await;
+    let (b, _) = register_session(&app, &admin).await;
+    let cashier = app.user(Role::Cashier).await.tokens.access_token;
+    let app = std::sync::Arc::new(app);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The reservation sweeper runs all along, expiring the abandoned orders as the rest goes on.
+    let sweeper = {
+        let (app, done) = (app.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut sweeps = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                kassa_central::stock::sweep_expired(&app.state)
+                    .await
+                    .expect("the sweeper never fails");
+                sweeps += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            sweeps
+        })
+    };
+    let mut syncs = Vec::new();
+    let mut checkouts = Vec::new();
+    for round in 0..6 {
+        for (till, first, second) in [(&a, "SKU-2", "SKU-1"), (&b, "SKU-1", "SKU-2")] {
+            let (app, till) = (app.clone(), till.clone());
+            let group = vec![
+                offline_order(Uuid::now_v7(), &[(first, 1, "1.00")], "1.00"),
+                offline_order(Uuid::now_v7(), &[(second, 1, "1.00")], "1.00"),
+            ];
+            syncs.push(tokio::spawn(async move {
+                let (status, body) = sync(&app, &till, &group).await;
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }));
+        }
+        for how in ["cash", "card", "cancel", "abandon"] {
+            let (app, cashier) = (app.clone(), cashier.clone());
+            checkouts.push(tokio::spawn(async move {
+                let key = format!("{how}-{round}");
+                let (outcome, id) = checkout_then(&app, &cashier, &key, how).await;
+                (how, outcome, id)
+            }));
+        }
+    }
+    for t in syncs {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(!body.contains("\"rejected\""), "{body}");
+    }
+    let mut ids = Vec::new();
+    for t in checkouts {
+        let (how, (statuses, body), id) = t.await.unwrap();
+        // A pay or cancel that lost the race with expiry is 409 `illegal_transition`; never
+        // a 5xx, never a deadlock.
+        let fine = statuses[0] == 201
+            && statuses[1..].iter().all(|s| {
+                [200, 201].contains(s) || (*s == 409 && body.contains("illegal_transition"))
+            });
+        assert!(fine, "{how}: {statuses:?} {body}");
+        ids.push((how, id.unwrap()));
+    }
+    // Whatever was left reserved expires now.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(sweeper.await.unwrap() > 0);
+    kassa_central::stock::sweep_expired(&app.state)
+        .await
+        .unwrap();
+    // The books: each order either paid in full (and the card part at the processor) or
+    // cancelled holding nothing; stock sold = paid orders + offline sales, nothing reserved.
+    let mut paid_orders: i64 = 0;
+    for (how, id) in ids {
+        let o = get_order(&app, &admin, id).await;
+        let held: i64 = app
+            .sim
+            .as_ref()
+            .unwrap()
+            .intents_of_order(&id.to_string())
+            .iter()
+            .map(|i| i.held_minor())
+            .sum();
+        match o.status {
+            OrderStatus::Paid => {
+                assert_eq!(o.paid, o.totals.total, "{o:?}");
+                paid_orders += 1;
+                let card_part = if how == "card" { 650 } else { 0 };
+                assert_eq!(held, card_part, "{how}: {o:?}");
+            }
+            OrderStatus::Cancelled => {
+                assert_eq!(o.refunded, o.paid, "no cancelled order holds money: {o:?}");
+                assert_eq!(held, 0, "{o:?}");
+            }
+            other => panic!("order left {other:?}: {o:?}"),
+        }
+    }
+    assert!(paid_orders > 0);
+    for sku in ["SKU-1", "SKU-2"] {
+        assert_ledger_balanced(&app, &admin, sku).await;
+        let level = stock(&app, &admin, sku).await;
+        assert_eq!(level.reserved, 0, "{sku}");
+        assert_eq!(level.on_hand, 500 - 12 - paid_orders, "{sku}");
+    }
 }
