@@ -343,6 +343,8 @@ struct Seed {
     refund_keys: BTreeMap<String, (Uuid, BTreeSet<Uuid>)>,
     /// Refund keys Central answered `refund_rejected`.
     refused_keys: BTreeSet<String>,
+    /// Refund keys Central answered 201: money that moved.
+    refunded_keys: BTreeSet<String>,
     /// Orders the processor may refuse a refund of: told to refuse one, or refunded outside.
     refusable: BTreeSet<Uuid>,
     /// Intents refunded outside Kassa: intent → (minor units, refunds).
@@ -434,6 +436,7 @@ async fn run_seed(world: &mut World, seed: u64, backend: &'static str) {
         card_keys: BTreeMap::new(),
         refund_keys: BTreeMap::new(),
         refused_keys: BTreeSet::new(),
+        refunded_keys: BTreeSet::new(),
         refusable: BTreeSet::new(),
         outside: BTreeMap::new(),
         sent: Vec::new(),
@@ -611,6 +614,9 @@ fn note_refund(
     let refused = status == 422 && error_code(text) == "refund_rejected";
     if refused {
         s.refused_keys.insert(key.to_owned());
+    }
+    if status == 201 {
+        s.refunded_keys.insert(key.to_owned());
     }
     refused
 }
@@ -1580,7 +1586,8 @@ fn check_intents_settled(
 
 /// Each idempotency key had one effect: one order per create key, one payment row per payment
 /// key, one refund row per refund key however often it was retried (the refunds a cancellation
-/// makes have no key of the model's), and a refund refused once is failed for good. Returns
+/// makes have no key of the model's), a refund refused once is failed for good, and one
+/// answered 201 succeeded (never a 201 for money that did not move). Returns
 /// the seed's refund rows.
 fn check_keys(s: &Seed, books: &Books) -> u64 {
     let seed = s.trail.seed;
@@ -1632,17 +1639,29 @@ fn check_keys(s: &Seed, books: &Books) -> u64 {
         );
         refund_rows += refunds.len() as u64;
     }
-    for key in &s.refused_keys {
+    let status_of = |key: &String| {
         let id = s.refund_keys[key].1.first().map(Uuid::to_string);
         let status = books
             .refunds
             .iter()
             .find(|r| Some(&r.id) == id.as_ref())
-            .map(|r| r.status.as_str());
+            .map(|r| r.status.clone());
+        (id, status)
+    };
+    for key in &s.refused_keys {
+        let (id, status) = status_of(key);
         assert_eq!(
-            status,
+            status.as_deref(),
             Some("failed"),
             "seed {seed}: refund key {key} was refused, its refund {id:?} must stay failed"
+        );
+    }
+    for key in &s.refunded_keys {
+        let (id, status) = status_of(key);
+        assert_eq!(
+            status.as_deref(),
+            Some("succeeded"),
+            "seed {seed}: refund key {key} answered 201, its refund {id:?} must have succeeded"
         );
     }
     refund_rows
