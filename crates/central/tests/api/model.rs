@@ -1,7 +1,10 @@
 //! The money model test (issue 10): seeded, replayable random sequences of orders, cash and card
 //! payments (partial or full; approved, declined, processing, timed out, the processor failing
 //! with 500, 429 or 409), cancels by staff, reservation expiries, refunds (by amount or lines,
-//! split over card payments, two at once), retries of earlier requests with their key, webhooks
+//! split over card payments, two at once; the processor failing with 500, 429 or 409 and the
+//! refund retried with its key; the processor refusing one, at once or after it was left
+//! pending; money given back at the processor outside Kassa, so that the processor refuses
+//! what Central still counts as held), retries of earlier requests with their key, webhooks
 //! duplicated and out of order (the simulator's token suffixes), reconciler runs and Central
 //! restarts. After every step a checker compares Central's books with themselves and with the
 //! processor simulator's; at the end of each seed everything is settled and the books must agree
@@ -16,9 +19,15 @@
 //! at most what the processor holds for the order's intents, and equal (intent by intent,
 //! amounts and number of refunds) once nothing of the order is pending; a processor intent per
 //! payment at most. Per seed: one order per create key that answered 201, one payment row per
-//! payment key that got that far, the no-refused-refund rule (Central never answers
-//! `refund_rejected`: its books never ask the processor for money it does not hold), and per
-//! SKU the ledger sums to on_hand and reserved is the active reservations' units.
+//! payment key that got that far, one refund row per refund key that got that far (however
+//! often it was retried), a refund refused once failed for good, and per SKU the ledger sums
+//! to on_hand and reserved is the active reservations' units. Central answers
+//! `refund_rejected` only for an order the processor was made to refuse (its books never ask
+//! the processor for money it does not hold otherwise); what was refunded outside Kassa is
+//! counted apart when Central's books are compared with the processor's. Right after a
+//! refusal: the refund is failed, the order's refunded amount and returned lines are as before
+//! it, the retry with its key is refused again, and (nothing refunded outside Kassa) the same
+//! refund with a new key goes through.
 //!
 //! A **restart** builds a new `AppState` on the same database with `kassa_central::build_state`
 //! (a new pool, migrations checked, signing secret and processor client rebuilt), serves it on
@@ -31,6 +40,11 @@
 //! One Central per backend runs the seeds one after another; each seed makes its own SKUs and
 //! orders and the checker looks only at those, so seeds do not interfere. A seed ends settled
 //! (nothing pending), so the next one starts from quiet books.
+//!
+//! Each seed's walk is bounded: a few steps, bounded settling, and [`SEED_TIME_MAX`] for the
+//! whole seed. The test prints the seeds run, the total time, the slowest seed and what the
+//! walk did (refusals, retries, refunds outside Kassa), and with 100 seeds or more fails if it
+//! never refused a refund, retried one after a fault or refunded outside Kassa.
 //!
 //! `KASSA_MODEL_SEED=N` runs only seed N; `KASSA_MODEL_SEEDS=M` runs seeds 0..M (default 200).
 //! `./x test --model-seed N` runs one seed on both backends. A failure prints its seed and the
@@ -64,8 +78,8 @@ fn model_config(c: &mut Config) {
 
 const SEEDS_DEFAULT: u64 = 200;
 /// Steps per seed: between these two.
-const STEPS_MIN: u64 = 8;
-const STEPS_MAX: u64 = 14;
+const STEPS_MIN: u64 = 10;
+const STEPS_MAX: u64 = 18;
 /// How long a `pm_sim_processing` intent stays processing.
 const PROCESSING_MS: u64 = 60;
 /// Settling at the end of a seed: reconciler passes at most, 50 ms apart.
@@ -145,6 +159,11 @@ const CARDS: &[&str] = &[
 
 /// Processor failures injected before a card payment or refund.
 const FAULTS: &[u16] = &[500, 429, 409];
+/// What the simulator answers to a refund it refuses for good when told to (`fail_next_posts`):
+/// a 4xx that is neither 409 nor 429, so Central takes it as final.
+const REFUSAL: u16 = 400;
+/// One seed's walk and settling at most: a seed that takes longer fails with its number.
+const SEED_TIME_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
@@ -181,6 +200,26 @@ struct World {
     location: String,
     /// A processor failure was injected and may not have been used yet.
     faults_armed: std::cell::Cell<bool>,
+    /// What the seeds did that the checks are about, summed over seeds (printed at the end, and
+    /// checked to be more than nothing so the walk cannot pass vacuously).
+    stats: std::cell::RefCell<Stats>,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    /// Refunds Central answered `refund_rejected` (a fresh refusal, not a retry's).
+    refused: u64,
+    /// Retries with the key of a refused refund (each answered the refusal again).
+    refused_retried: u64,
+    /// Refused refunds whose amount was then refunded with a new key.
+    refused_then_refunded: u64,
+    /// Refunds retried with their key after the processor failed (500, 429, 409).
+    retried_after_fault: u64,
+    /// Refunds made at the processor outside Kassa (a dashboard), which Central then cannot make.
+    outside: u64,
+    /// Refund keys sent, and refund rows they made.
+    refund_keys: u64,
+    refund_rows: u64,
 }
 
 impl World {
@@ -229,16 +268,24 @@ impl World {
         kassa_central::stock::sweep_expired(state).await.unwrap();
     }
 
+    /// The next processor POSTs fail with `faults` (one each, in order).
+    fn arm(&self, faults: &[u16]) {
+        if !faults.is_empty() {
+            self.sim().fail_next_posts(faults);
+            self.faults_armed.set(true);
+        }
+    }
+
     /// Consumes injected processor failures no request used (a step refused before it reached
     /// the processor), so they never hit a later, unrelated call: a POST with no parameters
-    /// answers 400 when no failure is queued.
+    /// answers the injected failure while one is queued, else a 400 of its own.
     async fn drain_faults(&self) {
         if !self.faults_armed.replace(false) {
             return;
         }
         let client = reqwest::Client::new();
-        for _ in 0..FAULTS.len() {
-            let status = client
+        for _ in 0..=FAULTS.len() + 1 {
+            let text = client
                 .post(format!("{}/v1/refunds", self.sim().base_url))
                 .bearer_auth("sk_test_kassa")
                 .header("idempotency-key", format!("drain-{}", Uuid::new_v4()))
@@ -246,9 +293,10 @@ impl World {
                 .send()
                 .await
                 .unwrap()
-                .status()
-                .as_u16();
-            if status == 400 {
+                .text()
+                .await
+                .unwrap();
+            if !text.contains("injected failure") {
                 return;
             }
         }
@@ -291,6 +339,16 @@ struct Seed {
     /// Payment keys whose request wrote a payment row: (order, cash or card) → keys.
     cash_keys: BTreeMap<Uuid, BTreeSet<String>>,
     card_keys: BTreeMap<Uuid, BTreeSet<String>>,
+    /// Refund keys → (their order, the refund ids their answers named): one at most each.
+    refund_keys: BTreeMap<String, (Uuid, BTreeSet<Uuid>)>,
+    /// Refund keys Central answered `refund_rejected`.
+    refused_keys: BTreeSet<String>,
+    /// Refund keys Central answered 201: money that moved.
+    refunded_keys: BTreeSet<String>,
+    /// Orders the processor may refuse a refund of: told to refuse one, or refunded outside.
+    refusable: BTreeSet<Uuid>,
+    /// Intents refunded outside Kassa: intent → (minor units, refunds).
+    outside: BTreeMap<String, (i64, u32)>,
     sent: Vec<Sent>,
     trail: Trail,
 }
@@ -330,16 +388,42 @@ async fn a_random_walk_of_money_keeps_the_books_equal_to_the_processor(app: Test
         manager,
         location,
         faults_armed: std::cell::Cell::new(false),
+        stats: std::cell::RefCell::new(Stats::default()),
     };
     let seeds = seeds();
+    let mut slowest = (0, Duration::ZERO);
     for &seed in &seeds {
-        run_seed(&mut world, seed, backend).await;
+        let began = std::time::Instant::now();
+        let walk = run_seed(&mut world, seed, backend);
+        if tokio::time::timeout(SEED_TIME_MAX, walk).await.is_err() {
+            panic!(
+                "model seed {seed} on {backend} took more than {SEED_TIME_MAX:?} \
+                 (rerun: ./x test --model-seed {seed})"
+            );
+        }
+        let took = began.elapsed();
+        if took > slowest.1 {
+            slowest = (seed, took);
+        }
     }
-    println!(
-        "money model: {} seeds on {backend} in {:.1} s",
+    let stats = world.stats.borrow();
+    eprintln!(
+        "money model: {} seeds on {backend} in {:.1} s (slowest: seed {} in {:.1} s); {stats:?}",
         seeds.len(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        slowest.0,
+        slowest.1.as_secs_f64(),
     );
+    if seeds.len() >= 100 {
+        assert!(
+            stats.refused > 0 && stats.refused_retried > 0 && stats.refused_then_refunded > 0,
+            "the walk never had a refund refused, retried and given back: {stats:?}"
+        );
+        assert!(
+            stats.outside > 0 && stats.retried_after_fault > 0,
+            "the walk never refunded outside Kassa or retried a refund after a fault: {stats:?}"
+        );
+    }
 }
 
 async fn run_seed(world: &mut World, seed: u64, backend: &'static str) {
@@ -350,6 +434,11 @@ async fn run_seed(world: &mut World, seed: u64, backend: &'static str) {
         created: BTreeMap::new(),
         cash_keys: BTreeMap::new(),
         card_keys: BTreeMap::new(),
+        refund_keys: BTreeMap::new(),
+        refused_keys: BTreeSet::new(),
+        refunded_keys: BTreeSet::new(),
+        refusable: BTreeSet::new(),
+        outside: BTreeMap::new(),
         sent: Vec::new(),
         trail: Trail {
             seed,
@@ -423,7 +512,8 @@ async fn step(world: &mut World, s: &mut Seed) {
         53..=56 => expire(world, s).await,
         57..=72 => refund(world, s).await,
         73..=78 => concurrent_refunds(world, s).await,
-        79..=88 => retry(world, s).await,
+        79..=85 => retry(world, s).await,
+        86..=88 => refund_outside(world, s).await,
         89..=93 => {
             let done = reconcile::run_once(&world.central().state).await.unwrap();
             format!("reconcile: {done:?}")
@@ -446,15 +536,19 @@ fn pick_order(s: &mut Seed) -> Tracked {
 }
 
 /// Any `status` the model accepts from Central; a 500, or a refusal that means the books and
-/// the processor disagree, fails the seed.
-fn assert_acceptable(s: &Seed, what: &str, status: u16, text: &str) {
-    let code = serde_json::from_str::<Value>(text)
-        .ok()
-        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
-        .unwrap_or_default();
+/// the processor disagree, fails the seed. `refund_rejected` is fine only for a refund (at
+/// `path`) of an order the processor was told to refuse, or whose money was partly given back
+/// outside Kassa.
+fn assert_acceptable(s: &Seed, what: &str, path: &str, status: u16, text: &str) {
+    let code = error_code(text);
+    let refusable = refund_order(path).is_some_and(|id| s.refusable.contains(&id));
     let fine = match status {
         200 | 201 | 202 | 402 | 409 => true,
-        422 => !matches!(code.as_str(), "refund_rejected" | "payment_rejected"),
+        422 => match code.as_str() {
+            "payment_rejected" => false,
+            "refund_rejected" => refusable,
+            _ => true,
+        },
         502 => code == "processor_unavailable",
         _ => false,
     };
@@ -463,6 +557,68 @@ fn assert_acceptable(s: &Seed, what: &str, status: u16, text: &str) {
         "seed {}: {what} answered {status} {text}",
         s.trail.seed
     );
+}
+
+fn error_code(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The order of a refund request's path.
+fn refund_order(path: &str) -> Option<Uuid> {
+    path.strip_prefix("/v1/orders/")?
+        .strip_suffix("/refunds")?
+        .parse()
+        .ok()
+}
+
+/// The refund an answer names: a 201's body, a refusal's details, a pending refund's message.
+fn refund_named(status: u16, text: &str) -> Option<Uuid> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    match status {
+        201 => v["id"].as_str()?.parse().ok(),
+        422 => v["error"]["details"]["refund_id"].as_str()?.parse().ok(),
+        502 => v["error"]["message"]
+            .as_str()?
+            .split_whitespace()
+            .skip_while(|w| *w != "refund")
+            .nth(1)?
+            .parse()
+            .ok(),
+        _ => None,
+    }
+}
+
+/// Notes what the answer to a refund request at `path` with `key` says: the refund it named,
+/// and whether it was a refusal (returned).
+fn note_refund(
+    world: &World,
+    s: &mut Seed,
+    path: &str,
+    key: &str,
+    status: u16,
+    text: &str,
+) -> bool {
+    let order = refund_order(path).unwrap();
+    if !s.refund_keys.contains_key(key) {
+        world.stats.borrow_mut().refund_keys += 1;
+    }
+    let named = &mut s
+        .refund_keys
+        .entry(key.to_owned())
+        .or_insert_with(|| (order, BTreeSet::new()))
+        .1;
+    named.extend(refund_named(status, text));
+    let refused = status == 422 && error_code(text) == "refund_rejected";
+    if refused {
+        s.refused_keys.insert(key.to_owned());
+    }
+    if status == 201 {
+        s.refunded_keys.insert(key.to_owned());
+    }
+    refused
 }
 
 async fn new_order(world: &World, s: &mut Seed) -> String {
@@ -478,7 +634,7 @@ async fn new_order(world: &World, s: &mut Seed) -> String {
     let (status, text) = world
         .send(Who::Cashier, "/v1/orders", Some(&key), &body)
         .await;
-    assert_acceptable(s, "creating an order", status, &text);
+    assert_acceptable(s, "creating an order", "/v1/orders", status, &text);
     let mut what = format!("order {lines:?} key {key}: {status}");
     if status == 201 {
         let order: Value = serde_json::from_str(&text).unwrap();
@@ -522,7 +678,7 @@ async fn pay_cash(world: &World, s: &mut Seed) -> String {
     let key = s.rng.key("cash");
     let path = format!("/v1/orders/{}/payments", o.id);
     let (status, text) = world.send(Who::Cashier, &path, Some(&key), &body).await;
-    assert_acceptable(s, "a cash payment", status, &text);
+    assert_acceptable(s, "a cash payment", &path, status, &text);
     if status == 201 {
         s.cash_keys.entry(o.id).or_default().insert(key.clone());
     }
@@ -562,15 +718,12 @@ async fn pay_card(world: &World, s: &mut Seed) -> String {
     // answer never comes back (and with __none no webhook either): this walk found that the
     // reconciler used to give such a payment up as failed while the processor had charged it.
     // It now gives up only on the processor's own saved failure and reads the rest back.
-    if let Some(fault) = fault {
-        world.sim().fail_next_posts(&[fault]);
-        world.faults_armed.set(true);
-    }
+    world.arm(fault.as_slice());
     let body = json!({ "method": "card", "amount": amount(minor), "payment_method": token });
     let key = s.rng.key("card");
     let path = format!("/v1/orders/{}/payments", o.id);
     let (status, text) = world.send(Who::Cashier, &path, Some(&key), &body).await;
-    assert_acceptable(s, "a card payment", status, &text);
+    assert_acceptable(s, "a card payment", &path, status, &text);
     if status == 402 {
         assert!(
             token.starts_with("pm_card_chargeDeclined"),
@@ -602,7 +755,7 @@ async fn cancel(world: &World, s: &mut Seed) -> String {
     };
     let path = format!("/v1/orders/{}/cancel", o.id);
     let (status, text) = world.send(Who::Cashier, &path, None, &json!({})).await;
-    assert_acceptable(s, "a cancel", status, &text);
+    assert_acceptable(s, "a cancel", &path, status, &text);
     format!("cancel {}: {status}", o.id)
 }
 
@@ -678,20 +831,44 @@ async fn refund(world: &World, s: &mut Seed) -> String {
         return pay_cash(world, s).await;
     };
     let row = order_row(world, o.id).await;
+    let returned = returned_units(world, o.id).await;
     let body = refund_body(s, &o, &row);
-    let fault = s.rng.chance(20).then(|| *s.rng.pick(FAULTS));
-    if let Some(fault) = fault {
-        world.sim().fail_next_posts(&[fault]);
-        world.faults_armed.set(true);
+    let faults = refund_faults(world, s).await;
+    if faults.contains(&REFUSAL) {
+        s.refusable.insert(o.id);
     }
+    world.arm(&faults);
     let key = s.rng.key("refund");
     let path = format!("/v1/orders/{}/refunds", o.id);
-    let (status, text) = world.send(Who::Manager, &path, Some(&key), &body).await;
-    assert_acceptable(s, "a refund", status, &text);
-    let what = format!(
-        "refund {body} (fault {fault:?}) of {} ({} paid {} refunded {}) key {key}: {status}",
+    let (mut status, mut text) = world.send(Who::Manager, &path, Some(&key), &body).await;
+    assert_acceptable(s, "a refund", &path, status, &text);
+    let mut refused = note_refund(world, s, &path, &key, status, &text);
+    let mut what = format!(
+        "refund {body} (faults {faults:?}) of {} ({} paid {} refunded {}) key {key}: {status}",
         o.id, row.status, row.paid, row.refunded
     );
+    // The till retries a refund the processor did not answer, with its key (now and then after
+    // the reconciler had a go, or failing again).
+    if status == 502 && s.rng.chance(70) {
+        if s.rng.chance(40) {
+            let done = reconcile::run_once(&world.central().state).await.unwrap();
+            what = format!("{what}; reconcile: {done:?}");
+        } else if s.rng.chance(25) {
+            let again = *s.rng.pick(FAULTS);
+            world.arm(&[again]);
+            what = format!("{what}; fault {again}");
+        }
+        (status, text) = world.send(Who::Manager, &path, Some(&key), &body).await;
+        assert_acceptable(s, "a refund's retry", &path, status, &text);
+        refused |= note_refund(world, s, &path, &key, status, &text);
+        world.stats.borrow_mut().retried_after_fault += 1;
+        what = format!("{what}; retried: {status}");
+    }
+    if refused {
+        world.drain_faults().await;
+        let after = after_refusal(world, s, &o, &row, returned, (&path, &key, &body), &text).await;
+        what = format!("{what}; {after}");
+    }
     s.sent.push(Sent {
         who: Who::Manager,
         path,
@@ -701,6 +878,161 @@ async fn refund(world: &World, s: &mut Seed) -> String {
         text,
     });
     what
+}
+
+/// Processor failures to inject before a refund: a transient one (500, 429, 409) now and then,
+/// and while nothing of the seed is in motion (no webhook or replay can take it instead) a
+/// refusal, alone or after a transient failure (the refund pending, then refused).
+async fn refund_faults(world: &World, s: &mut Seed) -> Vec<u16> {
+    let roll = s.rng.below(100);
+    if roll < 20 {
+        return vec![*s.rng.pick(FAULTS)];
+    }
+    if roll >= 38 || pending(world, s).await {
+        return Vec::new();
+    }
+    if roll < 30 {
+        vec![REFUSAL]
+    } else {
+        vec![*s.rng.pick(FAULTS), REFUSAL]
+    }
+}
+
+/// Units of the order marked returned.
+async fn returned_units(world: &World, id: Uuid) -> i64 {
+    sqlx::query_scalar(&format!(
+        "SELECT CAST(COALESCE(SUM(returned_qty), 0) AS BIGINT) FROM order_lines WHERE order_id = '{id}'"
+    ))
+    .fetch_one(world.central().state.db.pool())
+    .await
+    .unwrap()
+}
+
+/// After Central refused a refund (`refusal`, its answer) of `o` (`before`: the order, and
+/// `returned` its returned units, before the refund was asked): the refund is failed and counts
+/// for nothing, its amount and lines can be refunded again, the retry with its key is refused
+/// again, and where the processor still holds all Central counts (nothing refunded outside
+/// Kassa) the same refund with a new key goes through.
+async fn after_refusal(
+    world: &World,
+    s: &mut Seed,
+    o: &Tracked,
+    before: &OrderRow,
+    returned: i64,
+    (path, key, body): (&str, &str, &Value),
+    refusal: &str,
+) -> String {
+    let at = format!("seed {}, refund key {key} of {}", s.trail.seed, o.id);
+    world.stats.borrow_mut().refused += 1;
+    let id = refund_named(422, refusal).unwrap_or_else(|| panic!("{at}: {refusal}"));
+    let books = Books::load(world, s).await;
+    let status = books
+        .refunds_of(o.id)
+        .find(|r| r.id == id.to_string())
+        .map(|r| r.status.clone());
+    assert_eq!(
+        status.as_deref(),
+        Some("failed"),
+        "{at}: refused refund {id}"
+    );
+    assert_eq!(
+        books.orders[&o.id].refunded, before.refunded,
+        "{at}: a refused refund gives its amount back to what can be refunded"
+    );
+    assert_eq!(
+        returned_units(world, o.id).await,
+        returned,
+        "{at}: a refused refund's lines can be returned again"
+    );
+    let (status, again) = world.send(Who::Manager, path, Some(key), body).await;
+    assert_eq!(
+        (status, error_code(&again), refund_named(status, &again)),
+        (422, "refund_rejected".to_owned(), Some(id)),
+        "{at}: the retry of a refused refund is refused again: {again}"
+    );
+    world.stats.borrow_mut().refused_retried += 1;
+    if s.outside.keys().any(|i| intent_of(world, o.id, i)) {
+        return format!("refused ({id}), refused again on retry");
+    }
+    let fresh = s.rng.key("refund");
+    let (status, text) = world.send(Who::Manager, path, Some(&fresh), body).await;
+    assert_eq!(
+        status, 201,
+        "{at}: the same refund with a new key, once the processor takes it again: {text}"
+    );
+    note_refund(world, s, path, &fresh, status, &text);
+    world.stats.borrow_mut().refused_then_refunded += 1;
+    s.sent.push(Sent {
+        who: Who::Manager,
+        path: path.to_owned(),
+        key: fresh.clone(),
+        body: body.clone(),
+        status,
+        text,
+    });
+    format!("refused ({id}), refused again on retry, then refunded with key {fresh}: 201")
+}
+
+/// Whether `intent` is one of order `id`'s at the processor.
+fn intent_of(world: &World, id: Uuid, intent: &str) -> bool {
+    world
+        .sim()
+        .intents_of_order(&id.to_string())
+        .iter()
+        .any(|i| i.id == intent)
+}
+
+/// The shop gives money back at the processor's dashboard, outside Kassa: Central still counts
+/// it as held, so the processor refuses a later refund of it (all of it, or what goes beyond
+/// what is left). The checker counts these refunds apart.
+async fn refund_outside(world: &World, s: &mut Seed) -> String {
+    let Some(o) = pick_in(world, s, "PAID").await else {
+        return refund(world, s).await;
+    };
+    let books = Books::load(world, s).await;
+    let intents = world.sim().intents_of_order(&o.id.to_string());
+    let held: Vec<_> = intents
+        .iter()
+        .filter(|i| {
+            i.status == IntentStatus::Succeeded
+                && i.held_minor() > 0
+                && books.payments_of(o.id).any(|p| {
+                    Some(&p.id) == i.payment_id.as_ref()
+                        && p.status == "succeeded"
+                        && p.orphan.is_none()
+                })
+        })
+        .collect();
+    if held.is_empty() {
+        return refund(world, s).await;
+    }
+    let i = *s.rng.pick(&held);
+    let minor = if s.rng.chance(50) {
+        i.held_minor()
+    } else {
+        s.rng.between(1, i.held_minor())
+    };
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/refunds", world.sim().base_url))
+        .bearer_auth("sk_test_kassa")
+        .header("idempotency-key", s.rng.key("dashboard"))
+        .form(&[
+            ("payment_intent", i.id.clone()),
+            ("amount", minor.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let entry = s.outside.entry(i.id.clone()).or_default();
+    entry.0 += minor;
+    entry.1 += 1;
+    s.refusable.insert(o.id);
+    world.stats.borrow_mut().outside += 1;
+    format!(
+        "refund {minor} of {} ({}) at the processor, outside Kassa",
+        i.id, o.id
+    )
 }
 
 async fn concurrent_refunds(world: &World, s: &mut Seed) -> String {
@@ -734,7 +1066,10 @@ async fn concurrent_refunds(world: &World, s: &mut Seed) -> String {
     );
     for (task, (key, body)) in tasks.into_iter().zip(requests) {
         let (status, text) = task.await.unwrap();
-        assert_acceptable(s, "a concurrent refund", status, &text);
+        assert_acceptable(s, "a concurrent refund", &path, status, &text);
+        if note_refund(world, s, &path, &key, status, &text) {
+            world.stats.borrow_mut().refused += 1;
+        }
         what = format!("{what} [{body} key {key}: {status}]");
         s.sent.push(Sent {
             who: Who::Manager,
@@ -759,7 +1094,23 @@ async fn retry(world: &World, s: &mut Seed) -> String {
     let (status, text) = world
         .send(first.who, &first.path, Some(&first.key), &first.body)
         .await;
-    assert_acceptable(s, "a retry", status, &text);
+    assert_acceptable(s, "a retry", &first.path, status, &text);
+    if refund_order(&first.path).is_some() {
+        let refused_before = s.refused_keys.contains(&first.key);
+        let refused = note_refund(world, s, &first.path, &first.key, status, &text);
+        assert!(
+            refused || !refused_before,
+            "seed {}: the retry of refused refund key {} answered {status} {text}",
+            s.trail.seed,
+            first.key
+        );
+        let mut stats = world.stats.borrow_mut();
+        match (refused_before, refused) {
+            (true, _) => stats.refused_retried += 1,
+            (false, true) => stats.refused += 1,
+            _ => {}
+        }
+    }
     if [201, 202, 402].contains(&first.status) {
         assert_eq!(
             (status, &text),
@@ -785,6 +1136,10 @@ async fn retry(world: &World, s: &mut Seed) -> String {
         if let Some(keys) = keys {
             keys.entry(id).or_default().insert(first.key.clone());
         }
+    }
+    if first.status == 502 && [201, 402].contains(&status) {
+        // The answer the key keeps from now on.
+        (s.sent[i].status, s.sent[i].text) = (status, text);
     }
     format!(
         "retry {} key {} (first {}): {status}",
@@ -843,6 +1198,7 @@ struct RefundRow {
     amount: i64,
     card: i64,
     cash: i64,
+    processor_key: String,
 }
 
 #[derive(Debug, Clone)]
@@ -932,7 +1288,7 @@ impl Books {
         let refunds = rows(
             &mut tx,
             &format!(
-                "SELECT id, order_id, status, amount_minor, card_minor, cash_minor FROM refunds \
+                "SELECT id, order_id, status, amount_minor, card_minor, cash_minor, processor_key FROM refunds \
              WHERE order_id IN ({ids})"
             ),
         )
@@ -949,6 +1305,7 @@ impl Books {
             amount: row.try_get("amount_minor").unwrap(),
             card: row.try_get("card_minor").unwrap(),
             cash: row.try_get("cash_minor").unwrap(),
+            processor_key: row.try_get("processor_key").unwrap(),
         })
         .collect();
         let parts = rows(
@@ -1008,7 +1365,10 @@ async fn check(world: &World, s: &Seed, settled: bool) {
     for o in &s.orders {
         check_order(s, &books, o.id, &intents[&o.id], settled);
     }
-    check_keys(s, &books);
+    let refund_rows = check_keys(s, &books);
+    if settled {
+        world.stats.borrow_mut().refund_rows += refund_rows;
+    }
     check_stock(world, s).await;
 }
 
@@ -1134,9 +1494,16 @@ fn check_order(
         }
     }
     let sim_holds: i64 = intents.iter().map(|i| i.held_minor()).sum();
+    // What was given back outside Kassa Central cannot know of: it still counts it as held.
+    let outside: i64 = intents
+        .iter()
+        .filter_map(|i| s.outside.get(&i.id))
+        .map(|(minor, _)| minor)
+        .sum();
+    let kassa_holds = kassa_holds - outside;
     assert!(
         kassa_holds <= sim_holds,
-        "{at}: Central says its cards hold {kassa_holds}, the processor holds {sim_holds}: {intents:?}"
+        "{at}: Central says its cards hold {kassa_holds} (less {outside} refunded outside Kassa), the processor holds {sim_holds}: {intents:?}"
     );
     let mut per_payment = BTreeMap::new();
     for i in intents {
@@ -1158,7 +1525,7 @@ fn check_order(
             kassa_holds, sim_holds,
             "{at}: nothing pending, yet Central's cards hold {kassa_holds} and the processor's {sim_holds}: {intents:?}"
         );
-        check_intents_settled(books, id, intents, &at);
+        check_intents_settled(books, id, intents, &s.outside, &at);
     }
 }
 
@@ -1180,9 +1547,11 @@ fn check_intents_settled(
     books: &Books,
     id: Uuid,
     intents: &[kassa_processor_sim::IntentSummary],
+    outside: &BTreeMap<String, (i64, u32)>,
     at: &str,
 ) {
     for i in intents {
+        let (outside_minor, outside_refunds) = outside.get(&i.id).copied().unwrap_or_default();
         let payment = books
             .payments_of(id)
             .find(|p| Some(&p.id) == i.payment_id.as_ref())
@@ -1195,8 +1564,9 @@ fn check_intents_settled(
         );
         if succeeded {
             assert_eq!(
-                payment.refunded, i.refunded_minor,
-                "{at}: payment {payment:?} and its intent {i:?} gave back different amounts"
+                payment.refunded + outside_minor,
+                i.refunded_minor,
+                "{at}: payment {payment:?} (and {outside_minor} outside Kassa) and its intent {i:?} gave back different amounts"
             );
             let sent_parts = books
                 .parts
@@ -1205,9 +1575,9 @@ fn check_intents_settled(
                 .count();
             let orphan = usize::from(payment.orphan.is_some());
             assert_eq!(
-                usize::try_from(i.refunds).unwrap(),
+                usize::try_from(i.refunds - outside_refunds).unwrap(),
                 sent_parts + orphan,
-                "{at}: the processor made {} refunds of {payment:?}, Central counts {sent_parts} parts and {orphan} orphan refund",
+                "{at}: the processor made {} refunds of {payment:?} ({outside_refunds} outside Kassa), Central counts {sent_parts} parts and {orphan} orphan refund",
                 i.refunds
             );
         }
@@ -1215,8 +1585,11 @@ fn check_intents_settled(
 }
 
 /// Each idempotency key had one effect: one order per create key, one payment row per payment
-/// key.
-fn check_keys(s: &Seed, books: &Books) {
+/// key, one refund row per refund key however often it was retried (the refunds a cancellation
+/// makes have no key of the model's), a refund refused once is failed for good, and one
+/// answered 201 succeeded (never a 201 for money that did not move). Returns
+/// the seed's refund rows.
+fn check_keys(s: &Seed, books: &Books) -> u64 {
     let seed = s.trail.seed;
     let distinct: BTreeSet<&Uuid> = s.created.values().collect();
     assert_eq!(
@@ -1224,6 +1597,7 @@ fn check_keys(s: &Seed, books: &Books) {
         s.created.len(),
         "seed {seed}: two create keys gave one order"
     );
+    let mut refund_rows = 0;
     for o in &s.orders {
         let rows = |method: &str| {
             books
@@ -1244,7 +1618,53 @@ fn check_keys(s: &Seed, books: &Books) {
             "seed {seed}, order {}: card payment rows vs keys that reached the processor",
             o.id
         );
+        let refunds: BTreeSet<String> = books
+            .refunds_of(o.id)
+            .filter(|r| !r.processor_key.starts_with("kassa-cancel-"))
+            .map(|r| r.id.clone())
+            .collect();
+        let mut named = BTreeSet::new();
+        for (key, (_, ids)) in s.refund_keys.iter().filter(|(_, (id, _))| *id == o.id) {
+            assert!(
+                ids.len() <= 1,
+                "seed {seed}, order {}: refund key {key} made refunds {ids:?}",
+                o.id
+            );
+            named.extend(ids.iter().map(Uuid::to_string));
+        }
+        assert_eq!(
+            refunds, named,
+            "seed {seed}, order {}: refund rows vs the refunds the refund keys' answers named",
+            o.id
+        );
+        refund_rows += refunds.len() as u64;
     }
+    let status_of = |key: &String| {
+        let id = s.refund_keys[key].1.first().map(Uuid::to_string);
+        let status = books
+            .refunds
+            .iter()
+            .find(|r| Some(&r.id) == id.as_ref())
+            .map(|r| r.status.clone());
+        (id, status)
+    };
+    for key in &s.refused_keys {
+        let (id, status) = status_of(key);
+        assert_eq!(
+            status.as_deref(),
+            Some("failed"),
+            "seed {seed}: refund key {key} was refused, its refund {id:?} must stay failed"
+        );
+    }
+    for key in &s.refunded_keys {
+        let (id, status) = status_of(key);
+        assert_eq!(
+            status.as_deref(),
+            Some("succeeded"),
+            "seed {seed}: refund key {key} answered 201, its refund {id:?} must have succeeded"
+        );
+    }
+    refund_rows
 }
 
 /// The ledger sums to on_hand and the reserved units are the active reservations', per SKU.

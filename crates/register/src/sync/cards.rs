@@ -121,11 +121,12 @@ impl Engine {
             Charged::Paid { order, reference } => {
                 card::complete(&self.db, card, &reference, &order).await?;
             }
-            Charged::Refused(err) | Charged::NotSent(err) => {
+            Charged::NotSent(err) => {
                 tracing::info!(order = %card.order_id, %err, "card payment not taken; the cart is back");
                 card::release(&self.db, card.order_id, &err.to_string()).await?;
                 self.cancel_at_central(card).await?;
             }
+            Charged::Refused(err) => return self.cancel_before_release(card, err).await,
             Charged::Unknown(err) => {
                 card::note_error(&self.db, card.order_id, &err.to_string()).await?;
                 if matches!(err, Error::Unreachable { .. }) {
@@ -134,6 +135,49 @@ impl Engine {
                 return Ok(false);
             }
         }
+        Ok(true)
+    }
+
+    /// A record whose order Central holds unpaid: the payment the till sent before it gave up
+    /// may still land (its row not yet written when the till looked), so the order is cancelled
+    /// at Central before the cart comes back. Central refusing the cancel means a payment is in
+    /// flight (the record waits, the cart stays held) or landed (the sale completes); never is
+    /// the cart given back to be charged again while the first charge can still go through.
+    async fn cancel_before_release(&self, card: &CardSale, why: Error) -> Result<bool> {
+        let cancelled = self
+            .sessions
+            .authed(|t| async move { self.client().cancel_order(t.expose(), card.order_id).await })
+            .await;
+        match cancelled {
+            Ok(_) | Err(Error::Api { status: 404, .. }) => {}
+            Err(Error::Api { status: 409, .. }) => {
+                let order = self.fetch(card.order_id).await?;
+                match order.status {
+                    OrderStatus::Paid | OrderStatus::Fulfilled => {
+                        return match self.paid(card.order_id).await {
+                            Charged::Paid { order, reference } => {
+                                card::complete(&self.db, card, &reference, &order).await?;
+                                Ok(true)
+                            }
+                            _ => Ok(false),
+                        };
+                    }
+                    OrderStatus::Cancelled => {}
+                    _ => {
+                        tracing::info!(order = %card.order_id, "a card payment is in flight; the cart stays held");
+                        card::note_error(&self.db, card.order_id, "a card payment is in flight")
+                            .await?;
+                        return Ok(false);
+                    }
+                }
+            }
+            Err(err) => {
+                card::note_error(&self.db, card.order_id, &err.to_string()).await?;
+                return Err(err);
+            }
+        }
+        tracing::info!(order = %card.order_id, %why, "card payment not taken; the cart is back");
+        card::forget(&self.db, card.order_id).await?;
         Ok(true)
     }
 
