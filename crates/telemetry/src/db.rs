@@ -77,16 +77,26 @@ impl DbSpans {
     }
 }
 
-#[derive(Default)]
+/// What an event says of its statement: the operation (read from its summary without copying
+/// it: the event comes on SQLite's writer thread) and how long it took.
 struct Query {
-    summary: String,
+    operation: &'static str,
     elapsed_secs: f64,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Self {
+            operation: operation(""),
+            elapsed_secs: 0.0,
+        }
+    }
 }
 
 impl Visit for Query {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "summary" {
-            value.clone_into(&mut self.summary);
+            self.operation = operation(value);
         }
     }
 
@@ -199,7 +209,7 @@ where
         let end = SystemTime::now();
         let elapsed = Duration::try_from_secs_f64(query.elapsed_secs).unwrap_or_default();
         let start = end.checked_sub(elapsed).unwrap_or(end);
-        let operation = operation(&query.summary);
+        let operation = query.operation;
         if BOOKKEEPING.contains(&operation) {
             return;
         }
