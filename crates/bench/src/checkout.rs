@@ -5,8 +5,9 @@
 //!
 //! The HTTP run is made twice, each in a fresh child process of this binary with Central's own
 //! log and trace set-up (the tracing subscriber is process-wide): untraced (logs only, as Central
-//! runs without `OTEL_EXPORTER_OTLP_ENDPOINT`, its INFO spans made for the logs) and traced at 100 % sampling, with `OTEL_EXPORTER_OTLP_ENDPOINT`
-//! pointing at an OTLP/HTTP receiver in this process.
+//! runs without `OTEL_EXPORTER_OTLP_ENDPOINT`, its INFO spans made for the logs) and traced at
+//! 100 % sampling, with `OTEL_EXPORTER_OTLP_ENDPOINT` pointing at an OTLP/HTTP receiver in this
+//! process.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

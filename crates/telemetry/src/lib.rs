@@ -131,9 +131,7 @@ impl Registered {
         let dispatch = self.0.get()?.upgrade()?;
         tracing_opentelemetry::get_otel_context(extensions, &dispatch)
     }
-}
 
-impl Registered {
     fn set(&self, dispatch: &Dispatch) {
         let _ = self.0.set(dispatch.downgrade());
     }
